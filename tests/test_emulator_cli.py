@@ -1,0 +1,155 @@
+"""`python -m wxauth_middleware.emulator`: argument handling, and one real server run."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+import pytest
+
+from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_PERSONAS
+from wxauth_middleware.emulator.__main__ import build_emulator, build_parser, main
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_non_loopback_host_needs_allow_remote(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--host", "0.0.0.0"])  # noqa: S104
+    assert exit_info.value.code == 2
+    assert "--allow-remote" in capsys.readouterr().err
+
+
+def test_negative_latency_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--latency", "-1"])
+    assert "--latency" in capsys.readouterr().err
+
+
+def test_bad_domain_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--domain", "localhost:8000"])
+    assert "port" in capsys.readouterr().err
+
+
+def test_options_build_the_emulator() -> None:
+    args = build_parser().parse_args(
+        [
+            "--auto-approve",
+            "--app-id",
+            "wxabc",
+            "--app-secret",
+            "s3cret",
+            "--domain",
+            "demo.test",
+            "--domain",
+            "Other.Test",
+            "--persona",
+            "lily",
+            "--allow-remote",
+        ]
+    )
+    emulator = build_emulator(args)
+    assert emulator.app_id == "wxabc"
+    assert emulator.domains == ("demo.test", "other.test")
+    assert emulator.auto_approve is True
+    assert emulator.default_persona == "lily"
+    assert emulator.allow_remote is True
+
+
+def test_defaults() -> None:
+    emulator = build_emulator(build_parser().parse_args([]))
+    assert emulator.app_id == DEFAULT_APP_ID
+    assert emulator.domains == ("127.0.0.1", "localhost")
+    assert emulator.auto_approve is False
+    assert emulator.default_persona == DEFAULT_PERSONAS[0].key
+    assert emulator.allow_remote is False
+
+
+@pytest.mark.anyio
+async def test_latency_option_slows_every_api_call() -> None:
+    emulator = build_emulator(build_parser().parse_args(["--latency", "0.05"]))
+    transport = httpx.ASGITransport(app=emulator)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        for path in ("/sns/auth", "/sns/userinfo", "/sns/auth"):
+            started = time.monotonic()
+            await client.get(path)
+            assert time.monotonic() - started >= 0.05
+        started = time.monotonic()
+        await client.get("/")  # pages are not API calls
+        assert time.monotonic() - started < 0.05
+
+
+def wait_until_up(base: str, process: subprocess.Popen[str], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the emulator exited early with {process.returncode}")
+        try:
+            if httpx.get(base + "/", timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("the emulator did not start within the deadline")
+
+
+def test_serves_over_http_with_auto_approve() -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    # The package may not be installed: make the checkout importable in the child.
+    path = [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    # Our own interpreter and fixed arguments: nothing untrusted reaches the command line.
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "wxauth_middleware.emulator", "--port", str(port), "--auto-approve"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until_up(base, process, time.monotonic() + 15)
+        redirect_uri = quote("http://localhost:8000/wxauth/callback", safe="")
+        authorize = httpx.get(
+            f"{base}/connect/oauth2/authorize?appid={DEFAULT_APP_ID}&redirect_uri={redirect_uri}"
+            "&response_type=code&scope=snsapi_userinfo&state=cli1",
+            timeout=5,
+        )
+        assert authorize.status_code == 302
+        query = parse_qs(urlsplit(authorize.headers["location"]).query)
+        assert query["state"] == ["cli1"]
+        token = httpx.get(
+            f"{base}/sns/oauth2/access_token",
+            params={
+                "appid": DEFAULT_APP_ID,
+                "secret": DEFAULT_APP_SECRET,
+                "code": query["code"][0],
+                "grant_type": "authorization_code",
+            },
+            timeout=5,
+        )
+        assert token.headers["content-type"] == "text/plain"
+        assert token.json()["openid"] == DEFAULT_PERSONAS[0].openid_for(DEFAULT_APP_ID)
+    finally:
+        process.terminate()
+        try:
+            output, _ = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate(timeout=5)
+    assert f"authorize_url={base}/connect/oauth2/authorize" in output
+    assert f"api_base_url={base}" in output
+    assert DEFAULT_APP_SECRET in output

@@ -1,0 +1,144 @@
+"""``python -m wxauth_middleware.emulator``: serve the WeChat emulator over HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from collections.abc import Sequence
+
+from .app import DEFAULT_APP_ID, DEFAULT_APP_SECRET, WeChatEmulator
+from .personas import DEFAULT_PERSONAS
+
+_DEFAULT_DOMAINS = ("127.0.0.1", "localhost")
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m wxauth_middleware.emulator",
+        description=(
+            "Serve a local emulator of WeChat's web-page authorization (the authorize page and "
+            "the /sns/* APIs) for offline development and tests. It is not the real WeChat."
+        ),
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default: %(default)s); a non-loopback one needs --allow-remote",
+    )
+    parser.add_argument("--port", type=int, default=8400, help="port (default: %(default)s)")
+    parser.add_argument(
+        "--auto-approve",
+        action="store_true",
+        help="approve every authorization at once as the default persona (for scripts), "
+        "instead of showing the consent page",
+    )
+    parser.add_argument(
+        "--app-id",
+        default=DEFAULT_APP_ID,
+        help="the one registered AppID (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--app-secret",
+        default=DEFAULT_APP_SECRET,
+        help="its AppSecret (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--domain",
+        action="append",
+        metavar="HOST",
+        help="a registered web authorization domain: the hostname redirect_uri must use, "
+        "port ignored; repeat for several (default: 127.0.0.1 and localhost)",
+    )
+    parser.add_argument(
+        "--persona",
+        choices=[p.key for p in DEFAULT_PERSONAS],
+        default=DEFAULT_PERSONAS[0].key,
+        help="the default persona: used by --auto-approve and preselected on the consent page "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="delay every API answer by this many seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="answer clients on other machines, and allow binding a non-loopback --host; "
+        "only on a trusted network",
+    )
+    return parser
+
+
+def build_emulator(args: argparse.Namespace) -> WeChatEmulator:
+    """The emulator the parsed command line describes."""
+    emulator = WeChatEmulator(
+        app_id=args.app_id,
+        app_secret=args.app_secret,
+        domains=tuple(args.domain or _DEFAULT_DOMAINS),
+        auto_approve=args.auto_approve,
+        default_persona=args.persona,
+        allow_remote=args.allow_remote,
+    )
+    if args.latency:
+        emulator.inject("*", latency=args.latency, times=None)
+    return emulator
+
+
+def banner(emulator: WeChatEmulator, host: str, port: int, app_secret: str) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{port}"
+    mode = "auto-approve" if emulator.auto_approve else "consent page"
+    return "\n".join(
+        [
+            f"WeChat emulator (not the real WeChat) on {base}/  [{mode}]",
+            f"  appid:  {emulator.app_id}",
+            f"  secret: {app_secret}",
+            "  middleware options:",
+            f"    authorize_url={base}/connect/oauth2/authorize",
+            f"    api_base_url={base}",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not _is_loopback_host(args.host) and not args.allow_remote:
+        parser.error(
+            f"--host {args.host} is reachable from other machines; the emulator hands out "
+            "logins to anyone who asks, so add --allow-remote if you really mean it"
+        )
+    if args.latency < 0:
+        parser.error("--latency must be >= 0")
+    try:
+        emulator = build_emulator(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        import uvicorn
+    except ImportError:
+        print(
+            'The emulator server needs uvicorn: pip install "wxauth-middleware[demo]"',
+            file=sys.stderr,
+        )
+        return 1
+    print(banner(emulator, args.host, args.port, args.app_secret), flush=True)
+    uvicorn.run(emulator, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Validation of the authorize link, done on the raw query string as WeChat does.
+
+WeChat regex-matches the link, so parameter order and encoding matter, not just values.
+Pure functions: no I/O, so the GET page and the consent POST validate identically.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
+
+__all__ = [
+    "SCOPES",
+    "AuthorizeRejection",
+    "AuthorizeRequest",
+    "callback_url",
+    "parse_authorize_query",
+]
+
+SCOPES = ("snsapi_base", "snsapi_userinfo")
+_ORDER = ("appid", "redirect_uri", "response_type", "scope")
+# Reserved characters that must arrive percent-encoded inside redirect_uri. Sub-delimiters
+# such as "!*'()" are allowed raw because encodeURIComponent leaves them alone.
+_RAW_RESERVED = re.compile(r"[:/?#\[\]@=\s]|%(?![0-9A-Fa-f]{2})")
+_STATE_RE = re.compile(r"[A-Za-z0-9]{0,128}")
+
+
+@dataclass(frozen=True)
+class AuthorizeRequest:
+    """A link WeChat would accept. `query` is the raw query string, kept for the consent form."""
+
+    app_id: str
+    redirect_uri: str
+    scope: str
+    state: str
+    force_popup: bool
+    query: str
+
+    @property
+    def redirect_host(self) -> str:
+        return urlsplit(self.redirect_uri).netloc
+
+
+@dataclass(frozen=True)
+class AuthorizeRejection:
+    """A link WeChat would refuse on its own page.
+
+    `marker` goes into ``<meta name="wechat-error">``: WeChat's numeric code where it has one,
+    otherwise a stable slug.
+    """
+
+    marker: str
+    title: str
+    detail: str
+
+
+def _reject(marker: str, title: str, detail: str) -> AuthorizeRejection:
+    return AuthorizeRejection(marker, title, detail)
+
+
+def parse_authorize_query(
+    raw_query: str, *, app_id: str, domains: Collection[str]
+) -> AuthorizeRequest | AuthorizeRejection:
+    """Check an authorize query string the way WeChat does, in WeChat's order of checks.
+
+    `domains` are lower-case hostnames. The redirect_uri's port is ignored (WeChat only allows
+    80/443): a deliberate divergence so local development on any port works.
+    """
+    pairs = [segment.partition("=")[::2] for segment in raw_query.split("&")]
+    names = [name for name, _ in pairs]
+    raw = dict(reversed(pairs))  # the first occurrence wins
+    has_state = "state" in names
+    order_ok = tuple(names[:4]) == _ORDER and (not has_state or names[4:5] == ["state"])
+    duplicated = any(names.count(name) > 1 for name in (*_ORDER, "state"))
+    if not order_ok or duplicated:
+        return _reject(
+            "link-unavailable",
+            "该链接无法访问 / This link cannot be opened",
+            "Parameters must come in this order: appid, redirect_uri, response_type, scope, "
+            "state (optional), then any others; each once.",
+        )
+
+    value = {name: unquote_plus(raw_value) for name, raw_value in raw.items()}
+    if not value["appid"]:
+        return _reject("10012", "10012: appid 参数为空 / appid is empty", "Pass appid.")
+    if value["appid"] != app_id:
+        return _reject(
+            "40013",
+            "appid 无效 (40013) / invalid appid",
+            f"This emulator only knows the appid {app_id}.",
+        )
+    if not raw["redirect_uri"]:
+        return _reject(
+            "10011", "10011: redirect_uri 参数为空 / redirect_uri is empty", "Pass redirect_uri."
+        )
+    if _RAW_RESERVED.search(raw["redirect_uri"]):
+        return _reject(
+            "redirect-uri-invalid",
+            "redirect_uri 参数错误 / redirect_uri is not percent-encoded",
+            "Encode the whole URL, '/' and ':' included, like quote(uri, safe='').",
+        )
+    redirect_uri = value["redirect_uri"]
+    parts = urlsplit(redirect_uri)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in ("http", "https") or not host:
+        return _reject(
+            "redirect-uri-invalid",
+            "redirect_uri 参数错误 / redirect_uri is not an http(s) URL",
+            "redirect_uri must be an absolute http:// or https:// URL.",
+        )
+    if host not in domains:
+        return _reject(
+            "10003",
+            "10003: redirect_uri 域名与后台配置不一致 / redirect_uri domain mismatch",
+            f"The host {host!r} is not a registered web authorization domain "
+            f"({', '.join(sorted(domains))}).",
+        )
+    if value["response_type"] != "code":
+        return _reject(
+            "response-type-invalid",
+            "response_type 参数错误 / response_type must be code",
+            "Pass response_type=code.",
+        )
+    scope = value["scope"]
+    if not scope:
+        return _reject("10010", "10010: scope 参数为空 / scope is empty", "Pass scope.")
+    if scope not in SCOPES:
+        return _reject(
+            "10005",
+            "10005: 此公众号并没有这些scope的权限 / the account lacks this scope",
+            f"scope must be one of {', '.join(SCOPES)}.",
+        )
+    # Checked raw: a percent-escape is already outside [A-Za-z0-9].
+    state = raw.get("state", "")
+    if not _STATE_RE.fullmatch(state):
+        return _reject(
+            "state-invalid",
+            "state 参数错误 / invalid state",
+            "state is at most 128 characters of a-z, A-Z, 0-9.",
+        )
+    return AuthorizeRequest(
+        app_id=value["appid"],
+        redirect_uri=redirect_uri,
+        scope=scope,
+        state=state,
+        force_popup=value.get("forcePopup", "").lower() == "true",
+        query=raw_query,
+    )
+
+
+def callback_url(redirect_uri: str, params: list[tuple[str, str]]) -> str:
+    """Append `params` to redirect_uri's query ('?' or '&'), keeping any fragment."""
+    parts = urlsplit(redirect_uri)
+    extra = urlencode(params)
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit(parts._replace(query=query))
