@@ -1,0 +1,188 @@
+"""Test helpers: a WeChat "phone" (an httpx client that follows the login across the app and
+the emulator), user agents, and a small app to put behind the middleware."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from html import unescape
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from wxauth_middleware import WeChatAuthMiddleware, WeChatUser, get_wechat_user
+from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET, WeChatEmulator
+
+WECHAT_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.42(0x18002a2d) NetType/WIFI "
+    "Language/zh_CN"
+)
+CHROME_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+WECOM_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Mobile/15E148 wxwork/4.1.22 MicroMessenger/7.0.1 Language/zh ColorScheme/Light"
+)
+SECRET_KEY = "test-signing-key-0123456789abcdef"
+APP_ORIGIN = "http://localhost:8000"
+WECHAT_ORIGIN = "http://open.weixin.test"
+AUTHORIZE_URL = f"{WECHAT_ORIGIN}/connect/oauth2/authorize"
+
+
+def user_json(user: WeChatUser | None) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {
+        "openid": user.openid,
+        "unionid": user.unionid,
+        "nickname": user.nickname,
+        "scope": user.scope,
+        "snapshot": user.is_snapshot_user,
+    }
+
+
+async def _whoami(request: Request) -> Response:
+    return JSONResponse(
+        {"user": user_json(get_wechat_user(request)), "path": request.url.path},
+        headers={"x-app": "reached"},
+    )
+
+
+async def _plain(request: Request) -> Response:
+    return PlainTextResponse("plain")
+
+
+async def _ws(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_json({"user": user_json(websocket.scope.get("wechat_user"))})
+    await websocket.close()
+
+
+def inner_app() -> Starlette:
+    """The site behind the middleware: every page answers who is logged in, as JSON."""
+    return Starlette(
+        routes=[
+            Route("/plain", _plain),
+            WebSocketRoute("/ws", _ws),
+            Route("/{path:path}", _whoami, methods=["GET", "HEAD", "POST"]),
+        ]
+    )
+
+
+def make_emulator(**options: Any) -> WeChatEmulator:
+    options.setdefault("domains", ("localhost", "example.com"))
+    return WeChatEmulator(**options)
+
+
+def make_middleware(emulator: WeChatEmulator, **options: Any) -> WeChatAuthMiddleware:
+    options.setdefault("app_id", DEFAULT_APP_ID)
+    options.setdefault("app_secret", DEFAULT_APP_SECRET)
+    options.setdefault("secret_key", SECRET_KEY)
+    options.setdefault("authorize_url", AUTHORIZE_URL)
+    options.setdefault("api_base_url", WECHAT_ORIGIN)
+    options.setdefault("transport", httpx.ASGITransport(app=emulator))
+    return WeChatAuthMiddleware(inner_app(), **options)
+
+
+@asynccontextmanager
+async def phone(
+    middleware: Any,
+    emulator: WeChatEmulator,
+    *,
+    user_agent: str = WECHAT_UA,
+    origin: str = APP_ORIGIN,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser: the app at `origin`, the emulator at WECHAT_ORIGIN, cookies kept per host."""
+    mounts = {
+        f"{origin}": httpx.ASGITransport(app=middleware),
+        WECHAT_ORIGIN: httpx.ASGITransport(app=emulator),
+    }
+    async with httpx.AsyncClient(
+        mounts=mounts,
+        base_url=origin,
+        headers={"user-agent": user_agent, "accept": "text/html,*/*;q=0.8"},
+    ) as client:
+        yield client
+
+
+def location(response: httpx.Response) -> str:
+    assert response.status_code in (301, 302, 303, 307), response.text
+    return response.headers["location"]
+
+
+async def approve_consent(
+    client: httpx.AsyncClient, consent: httpx.Response, *, persona: str, allow: bool = True
+) -> httpx.Response:
+    """Fill in the emulator's consent page as a user would, and submit it."""
+    form = re.search(r'<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>', consent.text, re.S)
+    assert form is not None, consent.text
+    fields = {
+        unescape(name): unescape(value)
+        for name, value in re.findall(
+            r'<input type="hidden" name="([^"]*)" value="([^"]*)"', form.group(2)
+        )
+    }
+    button_id = "allow" if allow else "refuse"
+    button = re.search(rf'<button[^>]*id="{button_id}"[^>]*>', form.group(2))
+    assert button is not None
+    name = re.search(r'name="([^"]*)"', button.group(0))
+    value = re.search(r'value="([^"]*)"', button.group(0))
+    assert name is not None
+    assert value is not None
+    fields[name.group(1)] = value.group(1)
+    fields["persona"] = persona
+    return await client.post(str(consent.url.join(unescape(form.group(1)))), data=fields)
+
+
+async def login(
+    client: httpx.AsyncClient, path: str = "/page", *, persona: str | None = None
+) -> httpx.Response:
+    """Visit `path`, follow the whole login, and return the final response from the app."""
+    start = await client.get(path)
+    authorize = await client.get(location(start))
+    if authorize.status_code == 200 and persona is not None:
+        authorize = await approve_consent(client, authorize, persona=persona)
+    callback = await client.get(location(authorize))
+    back = location(callback)
+    assert urlsplit(back).netloc == "", back
+    return await client.get(back)
+
+
+@dataclass
+class EmulatorServer:
+    emulator: WeChatEmulator
+    url: str
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free 127.0.0.1 port in a thread; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

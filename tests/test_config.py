@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from wxauth_middleware import ConfigurationError, WeChatAuthMiddleware
+from wxauth_middleware.config import Config
+
+VALID: dict[str, Any] = {
+    "app_id": "wx8e6a2d5c0b1f4a37",
+    "app_secret": "3f2a9c0e5b7d41a68e0c2f9b4d1a7e63",
+    "secret_key": "a-long-enough-signing-key-0123456789",
+}
+
+
+async def _app(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("not called")
+
+
+def test_valid_options_normalise() -> None:
+    config = Config(**VALID, public_url="https://Example.com:443/", api_base_url="http://x:1/")
+    assert config.public_url == "https://example.com:443"
+    assert config.api_base_url == "http://x:1"
+    assert config.secret_keys == (b"a-long-enough-signing-key-0123456789",)
+
+
+def test_key_rotation_list_keeps_order() -> None:
+    config = Config(**{**VALID, "secret_key": ["old-key-0123456789abc", b"new-key-0123456789abc"]})
+    assert config.secret_keys == (b"old-key-0123456789abc", b"new-key-0123456789abc")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("app_id", "", "app_id is required"),
+        ("app_id", "wx 123", "is not an AppID"),
+        ("app_secret", "", "app_secret is required"),
+        ("app_secret", "abc def", "white space"),
+        ("secret_key", "", "non-empty"),
+        ("secret_key", [], "secret_key is required"),
+        ("secret_key", 42, "secret_key must be a string"),
+        ("scope", "snsapi_login", "scope must be"),
+        ("callback_path", "wxauth/callback", "callback_path must be a URL path"),
+        ("callback_path", "/cb?x=1", "callback_path must be a URL path"),
+        ("public_url", "example.com", "absolute http"),
+        ("public_url", "https://example.com/app", "without a path"),
+        ("public_url", "https://example.com?x=1", "no query"),
+        ("public_url", "ftp://example.com", "absolute http"),
+        ("authorize_url", "/connect/oauth2/authorize", "absolute http"),
+        ("api_base_url", "https://user:pw@api.weixin.qq.com", "credentials"),
+        ("session_cookie", "bad name", "not a valid cookie name"),
+        ("max_age", 0, "max_age must be"),
+        ("max_age", True, "max_age must be"),
+        ("login_max_age", 10, "login_max_age must be"),
+        ("cookie_domain", "exa mple.com", "not a domain"),
+        ("lang", "fr", "lang must be one of"),
+        ("http_timeout", 0, "http_timeout must be"),
+        ("on_error", "not callable", "on_error must be a callable"),
+    ],
+)
+def test_invalid_option_raises_value_error_naming_it(option: str, value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        WeChatAuthMiddleware(_app, **{**VALID, option: value})
+    assert isinstance(info.value, ConfigurationError)
+
+
+def test_required_options_are_required() -> None:
+    with pytest.raises(TypeError):
+        WeChatAuthMiddleware(_app, app_id="wx8e6a2d5c0b1f4a37")  # type: ignore[call-arg]
+
+
+def test_short_secret_key_warns() -> None:
+    with pytest.warns(UserWarning, match="shorter than 16"):
+        Config(**{**VALID, "secret_key": "short"})
+
+
+def test_sync_transport_is_refused_by_the_asgi_middleware() -> None:
+    transport = httpx.HTTPTransport()
+    with pytest.raises(ConfigurationError, match="AsyncBaseTransport"):
+        WeChatAuthMiddleware(_app, **VALID, transport=transport)
+
+
+def test_secrets_never_in_repr() -> None:
+    middleware = WeChatAuthMiddleware(_app, **VALID)
+    for text in (repr(middleware), repr(middleware.config), str(middleware.config)):
+        assert VALID["app_secret"] not in text
+        assert VALID["secret_key"] not in text
+        assert VALID["app_id"] in text

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+
+from wxauth_middleware import WeChatUser
+from wxauth_middleware.cookies import LoginState, LoginStateCodec, SessionCodec
+
+OLD = b"old-signing-key-0123456789"
+NEW = b"new-signing-key-0123456789"
+USER = WeChatUser(
+    openid="oLVPpjqs9BhvzwPj5A-vTYAX3GLc",
+    unionid="o6_bmasdasdsad6_2sgVt7hMZOPfL",
+    nickname="小明🐼\x07",
+    headimgurl="https://thirdwx.qlogo.cn/mmopen/vi_32/x/132",
+    sex=0,
+    province="",
+    city="",
+    country="",
+    privilege=("chinaunicom",),
+    scope="snsapi_userinfo",
+)
+
+
+def test_session_round_trips_every_field() -> None:
+    codec = SessionCodec((NEW,), max_age=3600)
+    assert codec.decode(codec.encode(USER)) == USER
+    base = WeChatUser(openid="o1")
+    assert codec.decode(codec.encode(base)) == base
+
+
+def test_key_rotation_old_cookies_still_verify_new_ones_use_newest_key() -> None:
+    old_cookie = SessionCodec((OLD,), 3600).encode(USER)
+    rotated = SessionCodec((OLD, NEW), 3600)
+    assert rotated.decode(old_cookie) == USER
+    new_cookie = rotated.encode(USER)
+    assert SessionCodec((NEW,), 3600).decode(new_cookie) == USER
+    assert SessionCodec((OLD,), 3600).decode(new_cookie) is None
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda v: v[:-1],
+        lambda v: v[: len(v) // 2],
+        lambda v: v + "x",
+        lambda v: "x" + v[1:],
+        lambda v: v.replace(".", "!"),
+        lambda v: "",
+        lambda v: "garbage",
+        lambda v: "." * 3,
+        lambda v: "a" * 5000,
+        lambda v: "\u00e9\u00e9.\u00e9",
+    ],
+)
+def test_tampered_or_garbage_session_is_no_session(mutate: object) -> None:
+    codec = SessionCodec((NEW,), 3600)
+    value = mutate(codec.encode(USER))  # type: ignore[operator]
+    assert codec.decode(value) is None
+
+
+def test_expired_session_is_no_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    codec = SessionCodec((NEW,), max_age=60)
+    value = codec.encode(USER)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 61)
+    assert codec.decode(value) is None
+
+
+def test_login_state_cookie_cannot_pass_for_a_session_or_the_reverse() -> None:
+    login = LoginState("abc", "/page", "snsapi_base")
+    state_value = LoginStateCodec((NEW,), 600).encode(login)
+    assert SessionCodec((NEW,), 3600).decode(state_value) is None
+    session_value = SessionCodec((NEW,), 3600).encode(USER)
+    assert LoginStateCodec((NEW,), 600).decode(session_value, "abc") is None
+
+
+def test_login_state_is_bound_to_its_state() -> None:
+    codec = LoginStateCodec((NEW,), 600)
+    value = codec.encode(LoginState("abc", "/page", "snsapi_base", attempt=1, done=False))
+    assert codec.decode(value, "abc") == LoginState("abc", "/page", "snsapi_base", 1, False)
+    assert codec.decode(value, "abd") is None
+
+
+def test_signed_payload_of_the_wrong_shape_is_no_session() -> None:
+    # Signed with the right key and salt, but not a layout we wrote: still never an error.
+    forger = URLSafeTimedSerializer([NEW], salt="wxauth_middleware.session")
+    codec = SessionCodec((NEW,), 3600)
+    for payload in ({"openid": "o"}, [1, "", None], [2] + [None] * 11, "x", None, [1] * 12):
+        assert codec.decode(forger.dumps(payload)) is None

@@ -1,0 +1,682 @@
+"""The login, end to end through the ASGI middleware against the WeChat emulator.
+
+Each test builds a fresh emulator and middleware. Numbers in the names refer to the points of
+the HTTP behaviour the project promises (CONTRACT: pass-through, session, redirect, 401,
+callback, state, errors, secrets, lifespan).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pytest
+
+from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
+
+from .support import (
+    APP_ORIGIN,
+    AUTHORIZE_URL,
+    CHROME_UA,
+    WECOM_UA,
+    EmulatorServer,
+    approve_consent,
+    location,
+    login,
+    make_emulator,
+    make_middleware,
+    phone,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+def _query(url: str) -> list[tuple[str, str]]:
+    return parse_qsl(urlsplit(url).query, keep_blank_values=True)
+
+
+def _set_cookies(response: httpx.Response) -> list[str]:
+    return response.headers.get_list("set-cookie")
+
+
+# -- 1. other browsers pass through ------------------------------------------------------
+
+
+@pytest.mark.parametrize("user_agent", [CHROME_UA, WECOM_UA, "", "curl/8.5.0"])
+async def test_1_non_wechat_browser_passes_untouched(user_agent: str) -> None:
+    emulator = make_emulator()
+    async with phone(make_middleware(emulator), emulator, user_agent=user_agent) as client:
+        response = await client.get("/page?x=1")
+    assert response.status_code == 200
+    assert response.headers["x-app"] == "reached"
+    assert response.json() == {"user": None, "path": "/page"}
+    assert "set-cookie" not in response.headers
+    assert emulator.calls == []
+
+
+# -- 2, 3, 5. the whole login -------------------------------------------------------------
+
+
+async def test_3_wechat_page_visit_redirects_to_the_exact_authorize_url() -> None:
+    emulator = make_emulator()
+    async with phone(make_middleware(emulator, scope="snsapi_userinfo"), emulator) as client:
+        response = await client.get("/page?x=1")
+    assert response.status_code == 302
+    url = location(response)
+    assert url.startswith(AUTHORIZE_URL + "?appid=")
+    assert url.endswith("#wechat_redirect")
+    query = _query(url)
+    assert [name for name, _ in query] == [
+        "appid",
+        "redirect_uri",
+        "response_type",
+        "scope",
+        "state",
+    ]
+    params = dict(query)
+    assert params["appid"] == DEFAULT_APP_ID
+    assert params["redirect_uri"] == f"{APP_ORIGIN}/wxauth/callback"
+    assert "redirect_uri=http%3A%2F%2Flocalhost%3A8000%2Fwxauth%2Fcallback&" in url
+    assert params["response_type"] == "code"
+    assert params["scope"] == "snsapi_userinfo"
+    assert re.fullmatch(r"[A-Za-z0-9]{1,128}", params["state"])
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers.get("x-app") is None
+
+
+async def test_3_public_url_wins_over_the_host_header() -> None:
+    emulator = make_emulator()
+    middleware = make_middleware(emulator, public_url="https://example.com")
+    async with phone(middleware, emulator) as client:
+        response = await client.get("/page", headers={"host": "evil.com"})
+    assert dict(_query(location(response)))["redirect_uri"] == "https://example.com/wxauth/callback"
+    state_cookie = _set_cookies(response)[0]
+    assert "Secure" in state_cookie  # the public site is https, whatever the hop to us was
+
+
+async def test_3_malformed_host_header_is_refused_with_a_page() -> None:
+    emulator = make_emulator()
+    async with phone(make_middleware(emulator), emulator) as client:
+        response = await client.get("/page", headers={"host": "evil.com/x@y"})
+    assert response.status_code == 400
+    assert "public_url" in response.text
+    assert "location" not in response.headers
+
+
+async def test_5_base_login_returns_to_the_page_with_the_user() -> None:
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator), emulator) as client:
+        start = await client.get("/deep/page?tab=2&q=%E4%B8%AD")
+        authorize = await client.get(location(start))
+        callback_url = location(authorize)
+        assert callback_url.startswith(f"{APP_ORIGIN}/wxauth/callback?code=")
+        callback = await client.get(callback_url)
+        assert callback.status_code == 302
+        assert location(callback) == "/deep/page?tab=2&q=%E4%B8%AD"
+        page = await client.get(location(callback))
+    assert page.status_code == 200
+    user = page.json()["user"]
+    persona = emulator.personas[0]
+    assert user == {
+        "openid": persona.openid_for(DEFAULT_APP_ID),
+        "unionid": None,
+        "nickname": None,
+        "scope": "snsapi_base",
+        "snapshot": False,
+    }
+    # Exactly one call, code -> token, with WeChat's parameters in WeChat's order.
+    assert [call.path for call in emulator.calls] == ["/sns/oauth2/access_token"]
+    params = emulator.calls[0].params
+    assert [name for name, _ in params] == ["appid", "secret", "code", "grant_type"]
+    assert dict(params)["secret"] == DEFAULT_APP_SECRET
+    assert dict(params)["grant_type"] == "authorization_code"
+    assert dict(params)["code"] == dict(_query(callback_url))["code"]
+
+
+@pytest.mark.parametrize(
+    ("persona", "nickname", "has_unionid"),
+    [("xiaoming", "小明🐼", True), ("lily", "Lily 🌸 李", False), ("ctrl", "控制\x07字符", True)],
+)
+async def test_5_userinfo_login_carries_the_profile(
+    persona: str, nickname: str, has_unionid: bool
+) -> None:
+    emulator = make_emulator()
+    async with phone(make_middleware(emulator, scope="snsapi_userinfo"), emulator) as client:
+        page = await login(client, "/page", persona=persona)
+        again = await client.get("/other")
+    user = page.json()["user"]
+    assert user["nickname"] == nickname
+    assert user["scope"] == "snsapi_userinfo"
+    assert (user["unionid"] is not None) is has_unionid
+    assert again.json()["user"] == user  # the session carries it to every page
+    assert [call.path for call in emulator.calls] == [
+        "/sns/oauth2/access_token",
+        "/sns/userinfo",
+    ]
+    userinfo = emulator.calls[1].params
+    assert [name for name, _ in userinfo] == ["access_token", "openid", "lang"]
+    assert dict(userinfo)["lang"] == "zh_CN"
+
+
+async def test_5_session_cookie_attributes() -> None:
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator), emulator) as client:
+        start = await client.get("/page")
+        callback = await client.get(location(await client.get(location(start))))
+    session = next(c for c in _set_cookies(callback) if c.startswith("wxauth_session="))
+    attributes = {part.strip().split("=")[0].lower() for part in session.split(";")[1:]}
+    assert {"httponly", "samesite", "path", "max-age"} <= attributes
+    assert "samesite=lax" in session.lower()
+    assert "secure" not in attributes  # plain http here; see the https test
+    assert "Max-Age=1209600" in session
+
+
+async def test_5_https_requests_get_secure_cookies() -> None:
+    emulator = make_emulator(auto_approve=True, domains=("example.com",))
+    middleware = make_middleware(emulator)
+    async with phone(middleware, emulator, origin="https://example.com") as client:
+        start = await client.get("/page")
+        assert all("Secure" in c for c in _set_cookies(start))
+        callback = await client.get(location(await client.get(location(start))))
+        assert callback.status_code == 302
+        assert all("Secure" in c for c in _set_cookies(callback))
+        page = await client.get(location(callback))
+    assert page.json()["user"] is not None
+
+
+async def test_5_https_only_marks_cookies_secure_on_http() -> None:
+    emulator = make_emulator()
+    async with phone(make_middleware(emulator, https_only=True), emulator) as client:
+        start = await client.get("/page")
+    assert all("Secure" in c for c in _set_cookies(start))
+
+
+async def test_2_valid_session_passes_whatever_the_user_agent() -> None:
+    emulator = make_emulator(auto_approve=True)
+    middleware = make_middleware(emulator)
+    async with phone(middleware, emulator) as client:
+        await login(client)
+        session = client.cookies["wxauth_session"]
+    async with phone(middleware, emulator, user_agent=CHROME_UA) as desktop:
+        desktop.cookies.set("wxauth_session", session)
+        response = await desktop.get("/anything", headers={"accept": "application/json"})
+    assert response.status_code == 200
+    assert response.json()["user"]["openid"].startswith("o")
+    assert "set-cookie" not in response.headers  # a valid session is never re-written
+
+
+async def test_snapshot_user_is_flagged_and_gets_a_browser_session_cookie() -> None:
+    emulator = make_emulator()
+    async with phone(make_middleware(emulator, scope="snsapi_userinfo"), emulator) as client:
+        start = await client.get("/page")
+        consent = await client.get(location(start))
+        approved = await approve_consent(client, consent, persona="snapshot")
+        callback = await client.get(location(approved))
+        page = await client.get(location(callback))
+    assert page.json()["user"]["snapshot"] is True
+    session = next(c for c in _set_cookies(callback) if c.startswith("wxauth_session="))
+    assert "Max-Age" not in session
+
+
+async def test_account_switch_replaces_the_session() -> None:
+    emulator = make_emulator()
+    async with phone(make_middleware(emulator, scope="snsapi_userinfo"), emulator) as client:
+        first = await login(client, persona="xiaoming")
+        client.cookies.delete("wxauth_session")
+        second = await login(client, persona="lily")
+    assert first.json()["user"]["nickname"] == "小明🐼"
+    assert second.json()["user"]["nickname"] == "Lily 🌸 李"
+
+
+async def test_two_tabs_logging_in_at_once_both_succeed() -> None:
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator), emulator) as client:
+        tab_a = await client.get("/a")
+        tab_b = await client.get("/b")
+        callback_a = location(await client.get(location(tab_a)))
+        callback_b = location(await client.get(location(tab_b)))
+        back_b = await client.get(callback_b)
+        back_a = await client.get(callback_a)
+    assert (location(back_a), location(back_b)) == ("/a", "/b")
+
+
+async def test_replayed_callback_keeps_the_session_and_spends_no_code() -> None:
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator), emulator) as client:
+        start = await client.get("/page?x=1")
+        callback_url = location(await client.get(location(start)))
+        first = await client.get(callback_url)
+        session = client.cookies["wxauth_session"]
+        replay = await client.get(callback_url)  # back button / refresh
+        assert replay.status_code == 302
+        assert location(replay) == "/page?x=1"
+        assert client.cookies["wxauth_session"] == session
+        page = await client.get("/page")
+    assert first.status_code == 302
+    assert page.json()["user"] is not None
+    assert len(emulator.calls) == 1
+
+
+# -- 4. API calls get a 401, never a redirect -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("GET", {"accept": "application/json"}),
+        ("GET", {"accept": "application/json, text/plain, */*"}),
+        ("GET", {"x-requested-with": "XMLHttpRequest"}),
+        ("GET", {"sec-fetch-mode": "cors", "sec-fetch-dest": "empty"}),
+        ("GET", {"sec-fetch-dest": "image", "accept": "image/webp,*/*"}),
+        ("POST", {"accept": "text/html"}),
+        ("PUT", {}),
+        ("DELETE", {"accept": "*/*"}),
+    ],
+)
+async def test_4_wechat_api_calls_get_401_json(method: str, headers: dict[str, str]) -> None:
+    emulator = make_emulator()
+    async with phone(make_middleware(emulator), emulator) as client:
+        response = await client.request(
+            method, "/api/me", headers={"referer": f"{APP_ORIGIN}/spa?tab=1", **headers}
+        )
+    assert response.status_code == 401
+    assert "location" not in response.headers
+    body = response.json()
+    assert body["error"] == "login_required"
+    assert body["authorize_url"].startswith(AUTHORIZE_URL + "?appid=")
+    assert body["authorize_url"].endswith("#wechat_redirect")
+
+
+async def test_4_front_end_can_follow_authorize_url_back_to_its_page() -> None:
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator), emulator) as client:
+        api = await client.get(
+            "/api/me",
+            headers={"accept": "application/json", "referer": f"{APP_ORIGIN}/spa?tab=1"},
+        )
+        callback = await client.get(location(await client.get(api.json()["authorize_url"])))
+    assert location(callback) == "/spa?tab=1"
+
+
+async def test_4_foreign_referer_returns_to_the_site_root() -> None:
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator), emulator) as client:
+        api = await client.get(
+            "/api/me", headers={"accept": "application/json", "referer": "https://evil.com/x"}
+        )
+        callback = await client.get(location(await client.get(api.json()["authorize_url"])))
+    assert location(callback) == "/"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"accept": "text/html,application/xhtml+xml"},
+        {"accept": "*/*"},
+        {"sec-fetch-mode": "navigate", "sec-fetch-dest": "document"},
+        {"x-requested-with": "com.tencent.mm"},  # Android WebViews send their package
+        {"accept": "text/html", "sec-fetch-dest": "iframe"},
+    ],
+)
+async def test_3_page_navigations_are_redirected(headers: dict[str, str]) -> None:
+    emulator = make_emulator()
+    async with phone(make_middleware(emulator), emulator) as client:
+        response = await client.get("/page", headers=headers)
+        head = await client.head("/page", headers=headers)
+    assert response.status_code == 302
+    assert head.status_code == 302
+    assert head.content == b""
+
+
+# -- 6. state, and callbacks without a code ----------------------------------------------------
+
+
+async def _started(client: httpx.AsyncClient) -> tuple[str, str]:
+    """Start a login and let the emulator approve it: the callback URL and its state."""
+    start = await client.get("/page")
+    callback_url = location(await client.get(location(start)))
+    return callback_url, dict(_query(callback_url))["state"]
+
+
+async def _assert_not_logged_in(client: httpx.AsyncClient, response: httpx.Response) -> None:
+    assert response.status_code == 400
+    assert not any(c.startswith("wxauth_session=") for c in _set_cookies(response))
+    assert "location" not in response.headers
+    page = await client.get("/page", headers={"accept": "application/json"})
+    assert page.status_code == 401
+
+
+async def test_6_unknown_state_logs_nobody_in() -> None:
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator), emulator) as client:
+        callback_url, state = await _started(client)
+        code = dict(_query(callback_url))["code"]
+        forged = f"{APP_ORIGIN}/wxauth/callback?code={code}&state=A{state[1:]}"
+        await _assert_not_logged_in(client, await client.get(forged))
+        missing = f"{APP_ORIGIN}/wxauth/callback?code={code}"
+        await _assert_not_logged_in(client, await client.get(missing))
+        bad = f"{APP_ORIGIN}/wxauth/callback?code={code}&state=a.b-c"
+        await _assert_not_logged_in(client, await client.get(bad))
+    assert emulator.calls == []
+
+
+async def test_6_state_from_another_browser_logs_nobody_in() -> None:
+    emulator = make_emulator(auto_approve=True)
+    middleware = make_middleware(emulator)
+    async with phone(middleware, emulator) as victim:
+        callback_url, _ = await _started(victim)
+    async with phone(middleware, emulator) as attacker:
+        await _assert_not_logged_in(attacker, await attacker.get(callback_url))
+    assert emulator.calls == []
+
+
+async def test_6_tampered_state_cookie_logs_nobody_in() -> None:
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator), emulator) as client:
+        callback_url, state = await _started(client)
+        name = f"wxauth_session_state_{state}"
+        value = client.cookies[name]
+        client.cookies.delete(name)
+        client.cookies.set(name, value[:-2] + "xx", path="/wxauth/callback")
+        await _assert_not_logged_in(client, await client.get(callback_url))
+
+
+async def test_6_expired_state_logs_nobody_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    emulator = make_emulator(auto_approve=True, clock=time.time)
+    async with phone(make_middleware(emulator, login_max_age=60), emulator) as client:
+        callback_url, _ = await _started(client)
+        now = time.time()
+        monkeypatch.setattr(time, "time", lambda: now + 61)
+        await _assert_not_logged_in(client, await client.get(callback_url))
+
+
+async def test_6_refusal_ends_on_a_page_not_in_a_loop() -> None:
+    emulator = make_emulator()
+    async with phone(make_middleware(emulator, scope="snsapi_userinfo"), emulator) as client:
+        start = await client.get("/page")
+        consent = await client.get(location(start))
+        refused = await approve_consent(client, consent, persona="xiaoming", allow=False)
+        callback_url = location(refused)
+        assert "code=" not in callback_url
+        callback = await client.get(callback_url)
+        assert callback.status_code == 403
+        assert "location" not in callback.headers
+        assert "declined" in callback.text
+        assert 'href="/page"' in callback.text  # the way back is offered, not forced
+        again = await client.get(callback_url)  # and a reload does not loop either
+    assert again.status_code == 400
+    assert emulator.calls == []
+
+
+# -- 7. WeChat errors, faults ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "text"),
+    [
+        ({"errcode": 40001}, 500, "40001"),
+        ({"errcode": 40013}, 500, "40013"),
+        ({"errcode": -1}, 503, "busy"),
+        ({"errcode": 45011}, 503, "45011"),
+        ({"errcode": 48001}, 500, "48001"),
+        ({"http_status": 500}, 502, "could not be reached"),
+        ({"body": b"<html>502 Bad Gateway</html>"}, 502, "could not be reached"),
+        ({"body": b'{"access_token": "x", "openid": '}, 502, "could not be reached"),
+        ({"body": b'{"access_token": 5, "openid": "o"}'}, 502, "could not be reached"),
+    ],
+)
+async def test_7_wechat_errors_give_a_clear_page(
+    fault: dict[str, object], status: int, text: str
+) -> None:
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator), emulator) as client:
+        callback_url, _ = await _started(client)
+        emulator.inject("access_token", **fault)  # type: ignore[arg-type]
+        response = await client.get(callback_url)
+        json_response = None
+        if status != 502 or "errcode" not in fault:
+            emulator.inject("access_token", **fault)  # type: ignore[arg-type]
+            json_response = await client.get(callback_url, headers={"accept": "application/json"})
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/html")
+    assert text in response.text or text in response.text.lower()
+    assert "Traceback" not in response.text
+    assert not any(c.startswith("wxauth_session=") for c in _set_cookies(response))
+    if json_response is not None:
+        assert json_response.status_code == status
+        assert json_response.json()["error"]
+
+
+async def test_7_errcode_page_shows_wechats_rid_and_a_hint() -> None:
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator), emulator) as client:
+        callback_url, _ = await _started(client)
+        emulator.inject("access_token", errcode=40001)
+        response = await client.get(callback_url, headers={"accept": "application/json"})
+    body = response.json()
+    assert body["errcode"] == 40001
+    assert re.fullmatch(r"[0-9a-f-]+", body["rid"])
+    assert "app_secret" in body["detail"]
+
+
+async def test_7_wrong_secret_is_a_configuration_error_page() -> None:
+    emulator = make_emulator(auto_approve=True)
+    middleware = make_middleware(emulator, app_secret="wrong-secret")
+    async with phone(middleware, emulator) as client:
+        callback_url, _ = await _started(client)
+        response = await client.get(callback_url)
+    assert response.status_code == 500
+    assert "40001" in response.text
+    assert "wrong-secret" not in response.text
+
+
+async def test_7_upstream_timeout_gives_504(emulator_server: EmulatorServer) -> None:
+    emulator = emulator_server.emulator
+    middleware = make_middleware(
+        emulator, api_base_url=emulator_server.url, transport=None, http_timeout=0.3
+    )
+    async with phone(middleware, emulator) as client:
+        callback_url, _ = await _started(client)
+        emulator.inject("access_token", latency=3.0)
+        response = await client.get(callback_url)
+    assert response.status_code == 504
+    assert "too long" in response.text
+
+
+async def test_7_connection_refused_gives_502() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # Nothing listens on `port` now: the real network stack refuses the connection.
+    emulator = make_emulator(auto_approve=True)
+    middleware = make_middleware(
+        emulator, api_base_url=f"http://127.0.0.1:{port}", transport=None, http_timeout=2
+    )
+    async with phone(middleware, emulator) as client:
+        callback_url, _ = await _started(client)
+        response = await client.get(callback_url)
+    assert response.status_code == 502
+    assert "could not connect" in response.text
+
+
+@pytest.mark.parametrize("errcode", [40029, 40163, 42003])
+async def test_7_invalid_code_restarts_the_login_once(errcode: int) -> None:
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator), emulator) as client:
+        callback_url, _ = await _started(client)
+        emulator.inject("access_token", errcode=errcode, times=2)
+        restart = await client.get(callback_url)
+        assert restart.status_code == 302
+        assert location(restart).startswith(AUTHORIZE_URL)  # once...
+        second_callback = location(await client.get(location(restart)))
+        final = await client.get(second_callback)
+        assert final.status_code == 400  # ...and never again
+        assert "location" not in final.headers
+        # After the page, a fresh visit starts a fresh login that works.
+        page = await login(client, "/page")
+    assert page.json()["user"] is not None
+
+
+async def test_7_restarted_login_succeeds_when_the_new_code_works() -> None:
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator), emulator) as client:
+        callback_url, _ = await _started(client)
+        first = await client.get(callback_url)
+        assert first.status_code == 302
+        replay_other_browser = location(first)  # not used: same browser continues
+        client.cookies.delete("wxauth_session")
+        emulator.inject("access_token", errcode=40163)
+        restart = await client.get(callback_url.replace("code=", "code=x"))
+    assert replay_other_browser == "/page"
+    # The state is done, the session gone: a stale callback is refused, not re-run.
+    assert restart.status_code == 400
+
+
+async def test_7_on_error_hook_renders_errors() -> None:
+    from wxauth_middleware import HTTPRequest, HTTPResponse, WeChatAuthError
+
+    seen: list[WeChatAuthError] = []
+
+    def on_error(error: WeChatAuthError, request: HTTPRequest) -> HTTPResponse:
+        seen.append(error)
+        return HTTPResponse(418, (("content-type", "text/plain"),), f"custom {error.code}".encode())
+
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator, on_error=on_error), emulator) as client:
+        callback_url, _ = await _started(client)
+        emulator.inject("access_token", errcode=40001)
+        response = await client.get(callback_url)
+    assert (response.status_code, response.text) == (418, "custom wechat_error")
+    assert len(seen) == 1
+
+
+async def test_7_failing_on_error_hook_falls_back_to_the_default_page() -> None:
+    def on_error(error: object, request: object) -> None:
+        raise RuntimeError("hook bug")
+
+    emulator = make_emulator(auto_approve=True)
+    async with phone(make_middleware(emulator, on_error=on_error), emulator) as client:
+        callback_url, _ = await _started(client)
+        emulator.inject("access_token", errcode=-1)
+        response = await client.get(callback_url)
+    assert response.status_code == 503
+
+
+# -- 8. secrets never reach the browser ------------------------------------------------------
+
+
+async def test_8_no_secret_or_token_in_anything_sent_to_the_browser() -> None:
+    emulator = make_emulator(auto_approve=True)
+    middleware = make_middleware(emulator, scope="snsapi_userinfo")
+    seen: list[str] = []
+
+    async def record(response: httpx.Response) -> None:
+        await response.aread()
+        seen.append(str(response.headers) + response.text)
+
+    async with phone(middleware, emulator) as client:
+        client.event_hooks["response"] = [record]
+        page = await login(client)
+        assert page.json()["user"]["nickname"] == "小明🐼"
+        client.cookies.delete("wxauth_session")
+        callback_url, _ = await _started(client)
+        emulator.inject("access_token", errcode=40001)
+        await client.get(callback_url)
+        await client.get("/api", headers={"accept": "application/json"})
+    tokens = {DEFAULT_APP_SECRET, "test-signing-key"}
+    for call in emulator.calls:
+        tokens.update(v for k, v in call.params if k in ("access_token", "refresh_token"))
+    app_responses = [text for text in seen if "wxauth" in text or "x-app" in text]
+    assert app_responses
+    for text in app_responses:
+        for token in tokens:
+            assert token not in text
+
+
+# -- 9. lifespan and websockets ----------------------------------------------------------------
+
+
+async def _websocket_user(middleware: object, cookie: str = "") -> object:
+    """Open a WebSocket through the middleware, as a server would, and read what the app saw."""
+    headers = [(b"cookie", cookie.encode())] if cookie else []
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "server": ("localhost", 8000),
+        "client": ("127.0.0.1", 5000),
+        "subprotocols": [],
+    }
+    incoming = iter([{"type": "websocket.connect"}, {"type": "websocket.disconnect"}])
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> object:
+        return next(incoming)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await middleware(scope, receive, send)  # type: ignore[operator]
+    assert sent[0]["type"] == "websocket.accept"
+    return json.loads(str(sent[1]["text"]))["user"]
+
+
+async def test_9_websocket_passes_through_with_the_session_user() -> None:
+    emulator = make_emulator(auto_approve=True)
+    middleware = make_middleware(emulator)
+    assert await _websocket_user(middleware) is None
+    assert await _websocket_user(middleware, "wxauth_session=garbage") is None
+    async with phone(middleware, emulator) as client:
+        await login(client)
+        session = client.cookies["wxauth_session"]
+    user = await _websocket_user(middleware, f"other=1; wxauth_session={session}")
+    assert isinstance(user, dict)
+    assert user["scope"] == "snsapi_base"
+
+
+async def test_9_http_client_is_reused_and_closed_at_lifespan_shutdown() -> None:
+    emulator = make_emulator(auto_approve=True)
+    middleware = make_middleware(emulator)
+    async with phone(middleware, emulator) as client:
+        await login(client)
+        first = middleware._client
+        client.cookies.clear()
+        await login(client)
+        assert middleware._client is first is not None
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[str] = []
+
+    async def receive() -> dict[str, str]:
+        return next(messages)
+
+    async def send(message: dict[str, str]) -> None:
+        sent.append(message["type"])
+
+    lifespan = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    await middleware(lifespan, receive, send)  # type: ignore[arg-type]
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert middleware._client is None
+    assert first is not None
+    assert first.is_closed
+
+
+async def test_garbage_session_cookie_is_no_session_never_an_error() -> None:
+    emulator = make_emulator()
+    async with phone(make_middleware(emulator), emulator) as client:
+        client.cookies.set("wxauth_session", "garbage.x.y")
+        wechat = await client.get("/page")
+        desktop = await client.get("/page", headers={"user-agent": CHROME_UA})
+    assert wechat.status_code == 302
+    assert desktop.status_code == 200
+    assert desktop.json()["user"] is None

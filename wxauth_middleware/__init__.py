@@ -1,0 +1,48 @@
+"""Log in with WeChat (web-page authorization) for any ASGI or WSGI application.
+
+from wxauth_middleware import WeChatAuthMiddleware
+
+app = WeChatAuthMiddleware(app, app_id="wx...", app_secret="...", secret_key="...")
+"""
+
+from .asgi import WeChatAuthMiddleware
+from .errors import (
+    ConfigurationError,
+    InvalidRequest,
+    LoginDeclined,
+    LoginStateError,
+    UpstreamError,
+    UpstreamResponseError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    WeChatAPIError,
+    WeChatAuthError,
+)
+from .http import HTTPRequest, HTTPResponse
+from .pages import default_error_response
+from .user import WeChatUser, get_wechat_user
+from .useragent import ClientKind, classify_user_agent, is_wechat_browser
+
+__all__ = [
+    "ClientKind",
+    "ConfigurationError",
+    "HTTPRequest",
+    "HTTPResponse",
+    "InvalidRequest",
+    "LoginDeclined",
+    "LoginStateError",
+    "UpstreamError",
+    "UpstreamResponseError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+    "WeChatAPIError",
+    "WeChatAuthError",
+    "WeChatAuthMiddleware",
+    "WeChatUser",
+    "classify_user_agent",
+    "default_error_response",
+    "get_wechat_user",
+    "is_wechat_browser",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,129 @@
+"""The ASGI middleware: a thin driver around the decision core."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import quote
+
+import httpx
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .core import Forward
+from .http import HTTPRequest, HTTPResponse
+from .options import MiddlewareOptions
+from .wechat import drive_async
+
+__all__ = ["WeChatAuthMiddleware"]
+
+# Characters a request path may carry unencoded (RFC 3986 pchar and '/').
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
+    """Log WeChat users in, for any ASGI application.
+
+    Puts the user (a `WeChatUser`, or None) at `scope["wechat_user"]` of every HTTP and
+    WebSocket scope; answers the login callback itself; redirects WeChat-browser page visits
+    without a session to WeChat. Lifespan scopes pass through; the outbound HTTP client is
+    closed at lifespan shutdown when the server sends one.
+    """
+
+    _transport_type = httpx.AsyncBaseTransport
+    _client: httpx.AsyncClient | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            cookie = _headers(scope["headers"]).get("cookie", "")
+            user = self.core.session_user(cookie_parser(cookie)) if cookie else None
+            scope["wechat_user"] = user
+            await self.app(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.app(scope, receive, self._lifespan_send(send))
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        decision = self.core.handle(_request(scope))
+        if isinstance(decision, Forward):
+            scope["wechat_user"] = decision.user
+            await self.app(scope, receive, send)
+            return
+        if not isinstance(decision, HTTPResponse):
+            decision = await drive_async(decision, self._http_client())
+        await _send_response(decision, send, head=scope["method"] == "HEAD")
+
+    def _http_client(self) -> httpx.AsyncClient:
+        # Created on first use, in the running event loop, and reused for every login.
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=self.config.http_timeout,
+                transport=self.config.transport,  # type: ignore[arg-type]
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the outbound HTTP client (done at lifespan shutdown)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def _lifespan_send(self, send: Send) -> Send:
+        async def lifespan_send(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.aclose()
+            await send(message)
+
+        return lifespan_send
+
+
+def _headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw_headers:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        if name in headers:
+            value = headers[name] + ("; " if name == "cookie" else ", ") + value
+        headers[name] = value
+    return headers
+
+
+def _request(scope: Scope) -> HTTPRequest:
+    # Paths as the browser sees them: servers put the mount prefix (root_path) in `path`
+    # nowadays; older ones did not.
+    root_path = scope.get("root_path", "")
+    path = scope["path"]
+    if root_path and not path.startswith(root_path):
+        path = root_path + path
+    raw_path = scope.get("raw_path")
+    if raw_path is not None and not root_path:
+        target = raw_path.decode("latin-1")
+    else:
+        target = quote(path, safe=_PATH_SAFE)
+    query = scope["query_string"].decode("latin-1")
+    return HTTPRequest(
+        method=scope["method"],
+        scheme=scope.get("scheme", "http"),
+        path=path,
+        target=f"{target}?{query}" if query else target,
+        query_string=query,
+        headers=_headers(scope["headers"]),
+    )
+
+
+async def _send_response(response: HTTPResponse, send: Send, *, head: bool) -> None:
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers.append((b"content-length", str(len(response.body)).encode("latin-1")))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": headers,
+            "trailers": False,
+        }
+    )
+    await send(
+        {"type": "http.response.body", "body": b"" if head else response.body, "more_body": False}
+    )

@@ -1,0 +1,198 @@
+"""The middleware's options, validated once at construction into a frozen object."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .errors import WeChatAuthError
+    from .http import HTTPRequest, HTTPResponse
+
+__all__ = ["SCOPES", "Config", "ErrorHandler"]
+
+Scope = Literal["snsapi_base", "snsapi_userinfo"]
+SCOPES: tuple[str, ...] = ("snsapi_base", "snsapi_userinfo")
+LANGS: tuple[str, ...] = ("zh_CN", "zh_TW", "en")
+
+ErrorHandler = Callable[["WeChatAuthError", "HTTPRequest"], "HTTPResponse | None"]
+
+# RFC 6265 cookie-name token characters.
+_COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
+_APP_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Validated options shared by the ASGI and WSGI middleware.
+
+    Raises `ConfigurationError` (a `ValueError`) saying what to fix.
+    """
+
+    app_id: str
+    app_secret: str = field(repr=False)
+    secret_key: str | bytes | Sequence[str | bytes] = field(repr=False)
+    scope: str = "snsapi_base"
+    callback_path: str = "/wxauth/callback"
+    public_url: str | None = None
+    authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    api_base_url: str = "https://api.weixin.qq.com"
+    session_cookie: str = "wxauth_session"
+    max_age: int | None = 14 * 24 * 3600
+    cookie_domain: str | None = None
+    cookie_path: str = "/"
+    https_only: bool = False
+    login_max_age: int = 600
+    lang: str = "zh_CN"
+    http_timeout: float = 10.0
+    on_error: ErrorHandler | None = field(default=None, repr=False)
+    transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = field(
+        default=None, repr=False
+    )
+    # Derived, normalised forms.
+    secret_keys: tuple[bytes, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _require_str("app_id", self.app_id)
+        if not _APP_ID.match(self.app_id):
+            raise ConfigurationError(
+                f"app_id {self.app_id!r} is not an AppID: use the Official Account's AppID "
+                "(it looks like 'wx1234567890abcdef')."
+            )
+        _require_str("app_secret", self.app_secret)
+        if any(c.isspace() for c in self.app_secret):
+            raise ConfigurationError("app_secret contains white space: check for a stray copy.")
+        object.__setattr__(self, "secret_keys", _secret_keys(self.secret_key))
+        if self.scope not in SCOPES:
+            raise ConfigurationError(
+                f"scope must be 'snsapi_base' or 'snsapi_userinfo', not {self.scope!r}."
+            )
+        _require_path("callback_path", self.callback_path)
+        _require_path("cookie_path", self.cookie_path)
+        if self.public_url is not None:
+            object.__setattr__(self, "public_url", _origin("public_url", self.public_url))
+        _require_url("authorize_url", self.authorize_url)
+        object.__setattr__(
+            self, "api_base_url", _require_url("api_base_url", self.api_base_url).rstrip("/")
+        )
+        if not isinstance(self.session_cookie, str) or not _COOKIE_NAME.match(self.session_cookie):
+            raise ConfigurationError(
+                f"session_cookie {self.session_cookie!r} is not a valid cookie name "
+                "(letters, digits and !#$%&'*+-.^_`|~, at most 64)."
+            )
+        if self.max_age is not None and (not _is_int(self.max_age) or self.max_age <= 0):
+            raise ConfigurationError(
+                f"max_age must be a positive number of seconds or None, not {self.max_age!r}."
+            )
+        if not _is_int(self.login_max_age) or not 60 <= self.login_max_age <= 3600:
+            raise ConfigurationError(
+                f"login_max_age must be 60 to 3600 seconds, not {self.login_max_age!r}."
+            )
+        if self.cookie_domain is not None and (
+            not isinstance(self.cookie_domain, str)
+            or not re.fullmatch(r"\.?[A-Za-z0-9.-]+", self.cookie_domain)
+        ):
+            raise ConfigurationError(f"cookie_domain {self.cookie_domain!r} is not a domain.")
+        if self.lang not in LANGS:
+            raise ConfigurationError(f"lang must be one of {', '.join(LANGS)}, not {self.lang!r}.")
+        if (
+            isinstance(self.http_timeout, bool)
+            or not isinstance(self.http_timeout, (int, float))
+            or not 0 < self.http_timeout <= 120
+        ):
+            raise ConfigurationError(
+                f"http_timeout must be more than 0 and at most 120 seconds, "
+                f"not {self.http_timeout!r}."
+            )
+        if self.on_error is not None and not callable(self.on_error):
+            raise ConfigurationError("on_error must be a callable (error, request) -> response.")
+
+    @property
+    def state_cookie_prefix(self) -> str:
+        return f"{self.session_cookie}_state_"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _require_str(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name} is required and must be a non-empty string.")
+
+
+def _require_path(name: str, value: object) -> None:
+    if not isinstance(value, str) or not _PATH.match(value):
+        raise ConfigurationError(
+            f"{name} must be a URL path starting with '/', without query or fragment, "
+            f"not {value!r}."
+        )
+
+
+def _require_url(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a string URL, not {value!r}.")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"{name} must be an absolute http(s) URL, not {value!r}.")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError(f"{name} must have no query, fragment or credentials: {value!r}.")
+    return value
+
+
+def _origin(name: str, value: object) -> str:
+    url = _require_url(name, value)
+    parts = urlsplit(url)
+    if parts.path not in ("", "/"):
+        raise ConfigurationError(
+            f"{name} must be an origin such as 'https://example.com', without a path: {url!r}."
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} has an invalid port: {url!r}.") from exc
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def _secret_keys(value: object) -> tuple[bytes, ...]:
+    if isinstance(value, (str, bytes)):
+        keys: list[object] = [value]
+    elif isinstance(value, Sequence):
+        keys = list(value)
+    else:
+        raise ConfigurationError(
+            "secret_key must be a string, bytes, or a list of them (newest last), "
+            f"not {type(value).__name__}."
+        )
+    if not keys:
+        raise ConfigurationError(
+            "secret_key is required: a long random string (or a list, newest last, to rotate)."
+        )
+    out: list[bytes] = []
+    for key in keys:
+        if isinstance(key, str):
+            key = key.encode("utf-8")
+        if not isinstance(key, bytes) or not key:
+            raise ConfigurationError("each secret_key must be a non-empty str or bytes.")
+        if len(key) < 16:
+            warnings.warn(
+                "secret_key is shorter than 16 characters: cookies signed with it can be "
+                "forged by brute force. Make one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe())'`.",
+                UserWarning,
+                stacklevel=4,
+            )
+        out.append(key)
+    return tuple(out)

@@ -1,0 +1,166 @@
+"""Signed cookie payloads: the session, and the state of a login in progress.
+
+Both are signed with itsdangerous using the configured `secret_key` (a list rotates keys: the
+newest, last, signs; every key verifies) and a salt of their own, so one kind of cookie can
+never be replayed as the other. Anything that fails to verify or decode is treated as absent:
+a tampered, expired, truncated or foreign cookie never raises.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+from .user import WeChatUser
+
+__all__ = ["LoginState", "LoginStateCodec", "SessionCodec"]
+
+SESSION_SALT = "wxauth_middleware.session"
+LOGIN_STATE_SALT = "wxauth_middleware.login-state"
+
+# Version tag of the session payload layout, so a future layout can reject old cookies cleanly.
+_SESSION_V = 1
+
+
+class _CompactJSON:
+    """itsdangerous serializer: compact JSON, non-ASCII kept as UTF-8 (nicknames stay short)."""
+
+    @staticmethod
+    def dumps(obj: Any) -> str:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+    @staticmethod
+    def loads(data: str | bytes) -> Any:
+        return json.loads(data)
+
+
+def _serializer(secret_keys: tuple[bytes, ...], salt: str) -> URLSafeTimedSerializer:
+    # itsdangerous signs with the LAST key of a list and verifies with all of them.
+    return URLSafeTimedSerializer(list(secret_keys), salt=salt, serializer=_CompactJSON)
+
+
+class SessionCodec:
+    """Encodes the logged-in user's identity fields (never tokens) into a signed cookie value."""
+
+    def __init__(self, secret_keys: tuple[bytes, ...], max_age: int | None) -> None:
+        self._serializer = _serializer(secret_keys, SESSION_SALT)
+        self._max_age = max_age
+
+    def encode(self, user: WeChatUser) -> str:
+        payload = [
+            _SESSION_V,
+            user.openid,
+            user.unionid,
+            user.nickname,
+            user.headimgurl,
+            user.sex,
+            user.province,
+            user.city,
+            user.country,
+            list(user.privilege),
+            user.scope,
+            user.is_snapshot_user,
+        ]
+        return self._serializer.dumps(payload)
+
+    def decode(self, value: str) -> WeChatUser | None:
+        try:
+            payload = self._serializer.loads(value, max_age=self._max_age)
+        except (BadData, ValueError, UnicodeDecodeError):
+            return None
+        return _user_from_payload(payload)
+
+
+def _user_from_payload(payload: Any) -> WeChatUser | None:
+    # The signature proves we wrote it, but a payload from an older layout or another
+    # deployment sharing the key must still not crash the request: check every field.
+    if not isinstance(payload, list) or len(payload) != 12 or payload[0] != _SESSION_V:
+        return None
+    (
+        _,
+        openid,
+        unionid,
+        nickname,
+        headimgurl,
+        sex,
+        province,
+        city,
+        country,
+        privilege,
+        scope,
+        snapshot,
+    ) = payload
+    if not isinstance(openid, str) or not openid:
+        return None
+    if not all(_opt_str(v) for v in (unionid, nickname, headimgurl, province, city, country)):
+        return None
+    if sex is not None and (not isinstance(sex, int) or isinstance(sex, bool)):
+        return None
+    if not isinstance(privilege, list) or not all(isinstance(p, str) for p in privilege):
+        return None
+    if not isinstance(scope, str) or not isinstance(snapshot, bool):
+        return None
+    return WeChatUser(
+        openid=openid,
+        unionid=unionid,
+        nickname=nickname,
+        headimgurl=headimgurl,
+        sex=sex,
+        province=province,
+        city=city,
+        country=country,
+        privilege=tuple(privilege),
+        scope=scope,
+        is_snapshot_user=snapshot,
+    )
+
+
+def _opt_str(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginState:
+    """What a `state` handle stands for, kept in a short-lived signed cookie of its own.
+
+    `attempt` counts restarts after an invalid code, so a restart happens at most once even
+    across the round trip through WeChat. `done` marks a login already completed, so a
+    replayed callback (back button, refresh, WeChat's double redirect) lands on the page
+    again instead of spending another code.
+    """
+
+    state: str
+    return_to: str
+    scope: str
+    attempt: int = 0
+    done: bool = False
+
+
+class LoginStateCodec:
+    def __init__(self, secret_keys: tuple[bytes, ...], max_age: int) -> None:
+        self._serializer = _serializer(secret_keys, LOGIN_STATE_SALT)
+        self._max_age = max_age
+
+    def encode(self, login: LoginState) -> str:
+        return self._serializer.dumps(
+            [login.state, login.return_to, login.scope, login.attempt, login.done]
+        )
+
+    def decode(self, value: str, state: str) -> LoginState | None:
+        """The login for `state`, if `value` is a valid, unexpired cookie issued for it."""
+        try:
+            payload = self._serializer.loads(value, max_age=self._max_age)
+        except (BadData, ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(payload, list) or len(payload) != 5:
+            return None
+        issued_state, return_to, scope, attempt, done = payload
+        # The cookie's name carries the state too, but only the signed payload is trusted.
+        if issued_state != state or not isinstance(return_to, str) or not isinstance(scope, str):
+            return None
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or not isinstance(done, bool):
+            return None
+        return LoginState(state, return_to, scope, attempt, done)

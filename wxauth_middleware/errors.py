@@ -1,0 +1,185 @@
+"""The exceptions of wxauth_middleware.
+
+Every failure the middleware can meet while logging someone in is a `WeChatAuthError`. Each
+carries an HTTP `status` hint and a short `hint` for the site owner, so one hook (`on_error`)
+can render all of them. Bad configuration is a `ConfigurationError`, a `ValueError`, raised at
+construction.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "InvalidRequest",
+    "LoginDeclined",
+    "LoginStateError",
+    "UpstreamError",
+    "UpstreamResponseError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+    "WeChatAPIError",
+    "WeChatAuthError",
+]
+
+
+class WeChatAuthError(Exception):
+    """Base class: a login could not be completed.
+
+    `status` is the HTTP status the default error page uses; `title` is what the visitor reads;
+    `hint` is what the site owner can check.
+    """
+
+    status: int = 500
+    code: str = "wxauth_error"
+    title: str = "WeChat login failed"
+    hint: str = ""
+    # The page to offer the visitor to go back to, when the login knows it.
+    return_to: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+
+class ConfigurationError(WeChatAuthError, ValueError):
+    """The middleware was given options it cannot work with."""
+
+    code = "configuration_error"
+    title = "WeChat login is not configured correctly"
+
+
+class InvalidRequest(WeChatAuthError):
+    """A request the middleware cannot start a login from (e.g. a malformed Host header)."""
+
+    status = 400
+    code = "invalid_request"
+    title = "This request cannot start a WeChat login"
+
+
+class LoginStateError(WeChatAuthError):
+    """A callback whose `state` is missing, unknown, expired, tampered or from another browser."""
+
+    status = 400
+    code = "invalid_state"
+    title = "This login link is no longer valid"
+    hint = (
+        "The login was started in another browser, took longer than allowed, or the link was "
+        "opened twice. Open the page again to log in."
+    )
+
+
+class LoginDeclined(WeChatAuthError):
+    """The callback came back without a `code`: the user refused to authorize."""
+
+    status = 403
+    code = "login_declined"
+    title = "WeChat login was declined"
+    hint = "You chose not to log in with WeChat. Open the page again if you change your mind."
+
+
+class WeChatAPIError(WeChatAuthError):
+    """WeChat answered with a nonzero `errcode` (in an HTTP 200 response, as it always does)."""
+
+    status = 502
+    code = "wechat_error"
+    title = "WeChat refused the login"
+
+    def __init__(
+        self, errcode: int, errmsg: str, *, endpoint: str, hint: str | None = None
+    ) -> None:
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.endpoint = endpoint
+        self.rid = _rid_of(errmsg)
+        status, known_hint = _ERRCODES.get(errcode, (502, "See WeChat's error code reference."))
+        self.status = status
+        super().__init__(
+            f"WeChat {endpoint} answered errcode {errcode}: {errmsg}",
+            hint=known_hint if hint is None else hint,
+        )
+
+    @property
+    def is_invalid_code(self) -> bool:
+        """True for a code that is unknown, already used or expired: restart the login."""
+        return self.errcode in INVALID_CODE_ERRCODES
+
+
+class UpstreamError(WeChatAuthError):
+    """WeChat's API could not be used: network failure or an answer that makes no sense."""
+
+    status = 502
+    code = "upstream_error"
+    title = "WeChat could not be reached"
+    hint = "WeChat's API did not answer properly. Try again in a moment."
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The connection to WeChat's API failed."""
+
+    code = "upstream_unavailable"
+    hint = (
+        "The server could not connect to WeChat's API. Check the server's outbound network "
+        "access and the api_base_url option."
+    )
+
+
+class UpstreamTimeout(UpstreamError):
+    """WeChat's API did not answer in time."""
+
+    status = 504
+    code = "upstream_timeout"
+    title = "WeChat took too long to answer"
+    hint = "WeChat's API did not answer in time. Try again in a moment."
+
+
+class UpstreamResponseError(UpstreamError):
+    """WeChat's API answered with something that is not a usable JSON body."""
+
+    code = "upstream_bad_response"
+
+
+# Codes that mean "this code can't be exchanged": restart the login (once).
+INVALID_CODE_ERRCODES = frozenset({40029, 40163, 42003})
+
+# errcode -> (HTTP status for the error page, what the site owner should check).
+_ERRCODES: dict[int, tuple[int, str]] = {
+    -1: (503, "WeChat is busy (errcode -1). Try again in a moment."),
+    40001: (
+        500,
+        "WeChat rejected the AppSecret (errcode 40001). Check app_secret against the Official "
+        "Account's settings, and that the secret was not reset.",
+    ),
+    40002: (500, "WeChat rejected the grant_type (errcode 40002)."),
+    40003: (502, "WeChat says the openid is invalid (errcode 40003)."),
+    40013: (
+        500,
+        "WeChat does not know this AppID (errcode 40013). Check app_id: it starts with 'wx'.",
+    ),
+    40029: (400, "The login code was invalid or already used (errcode 40029). Log in again."),
+    40030: (400, "The refresh_token is invalid (errcode 40030). Log in again."),
+    40163: (400, "The login code was already used (errcode 40163). Log in again."),
+    41008: (400, "The callback carried no code (errcode 41008)."),
+    42001: (400, "The access_token expired (errcode 42001). Log in again."),
+    42002: (400, "The refresh_token expired (errcode 42002). Log in again."),
+    42003: (400, "The login code expired (errcode 42003). Log in again."),
+    45009: (503, "The daily API quota is used up (errcode 45009). Try again later."),
+    45011: (503, "The API is called too often (errcode 45011). Try again in a minute."),
+    48001: (
+        500,
+        "The account may not call this API (errcode 48001): userinfo needs the snsapi_userinfo "
+        "scope, which a verified Service Account has.",
+    ),
+    50001: (403, "The user has not authorized this API (errcode 50001)."),
+}
+
+
+def _rid_of(errmsg: str) -> str | None:
+    # WeChat ends errmsg with ", rid: <id>"; the rid is what WeChat support asks for.
+    marker = "rid:"
+    at = errmsg.rfind(marker)
+    if at < 0:
+        return None
+    rid = errmsg[at + len(marker) :].strip()
+    return rid or None

@@ -1,0 +1,82 @@
+"""URL building and checking: WeChat's authorize URL, the site's origin, safe return paths."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, urlsplit
+
+__all__ = [
+    "authorize_url",
+    "is_valid_state",
+    "request_origin",
+    "safe_return_path",
+]
+
+# WeChat accepts a state of at most 128 characters from this alphabet, nothing else.
+_STATE = re.compile(r"[A-Za-z0-9]{1,128}")
+# A Host header we are willing to put into a URL: a DNS name or IPv4 address, or a bracketed
+# IPv6 address, with an optional port. Anything else (spaces, slashes, '@', CR/LF) is refused.
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
+)
+# A return path we will redirect to: it must start with a single '/', and hold only the
+# printable ASCII a browser sends in a request target, without a backslash (browsers read
+# '\' as '/', which turns '/\evil.com' into the off-site '//evil.com').
+_RETURN_PATH = re.compile(r"/(?![/\\])[!#-\[\]-~]*")
+MAX_RETURN_PATH = 1024
+
+
+def authorize_url(base: str, app_id: str, redirect_uri: str, scope: str, state: str) -> str:
+    """WeChat's authorize URL with its parameters in the order WeChat enforces.
+
+    WeChat regex-matches the link: appid, redirect_uri, response_type, scope, state in this
+    order, redirect_uri percent-encoded in full (':' and '/' too), and the '#wechat_redirect'
+    fragment, which a browser keeps across the 302.
+    """
+    return (
+        f"{base}?appid={quote(app_id, safe='')}"
+        f"&redirect_uri={quote(redirect_uri, safe='')}"
+        f"&response_type=code&scope={scope}&state={state}#wechat_redirect"
+    )
+
+
+def is_valid_state(state: str) -> bool:
+    return _STATE.fullmatch(state) is not None
+
+
+def request_origin(scheme: str, host: str) -> str | None:
+    """The origin a request was made to, from its scheme and Host header, or None if the Host
+    header is not a plain host[:port] (it is attacker-controlled: never copy it blindly)."""
+    if scheme not in ("http", "https") or not _HOST.fullmatch(host):
+        return None
+    host = host.lower()
+    default_port = ":443" if scheme == "https" else ":80"
+    if host.endswith(default_port):
+        host = host[: -len(default_port)]
+    return f"{scheme}://{host}"
+
+
+def safe_return_path(target: str | None) -> str | None:
+    """`target` if it is a path on this site that is safe to redirect to, else None.
+
+    Accepted: '/' followed by printable ASCII, no backslash, not '//' (scheme-relative), at
+    most MAX_RETURN_PATH characters. Refused: absolute URLs, 'javascript:' and other schemes
+    (they don't start with '/'), CR/LF and other control characters, non-ASCII look-alikes.
+    """
+    if not target or len(target) > MAX_RETURN_PATH or not _RETURN_PATH.fullmatch(target):
+        return None
+    return target
+
+
+def same_origin_path(url: str, origin: str) -> str | None:
+    """The path and query of `url` when it is on `origin` (e.g. a Referer), else None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if f"{parts.scheme}://{parts.netloc}".lower() != origin:
+        return None
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return safe_return_path(target)

@@ -1,0 +1,67 @@
+"""The logged-in WeChat user, and how an application finds it on a request."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["USER_KEY", "WeChatUser", "get_wechat_user"]
+
+# The key under which the middleware puts the user, in the ASGI scope and in the WSGI environ.
+USER_KEY = "wechat_user"
+
+
+@dataclass(frozen=True, slots=True)
+class WeChatUser:
+    """Who the visitor is, as WeChat told us.
+
+    `openid` identifies the user within one Official Account; `unionid` (when the account is
+    bound to an Open Platform account and the scope was snsapi_userinfo) identifies them across
+    all of the company's apps. Profile fields are None with the silent snsapi_base scope. Since
+    October 2021 WeChat returns sex 0 and empty region fields for everyone: keep them, don't rely
+    on them. `is_snapshot_user` marks the virtual identity of WeChat's "snapshot" page mode: it is
+    not a real account and must not be persisted or linked.
+    """
+
+    openid: str
+    unionid: str | None = None
+    nickname: str | None = None
+    headimgurl: str | None = None
+    sex: int | None = None
+    province: str | None = None
+    city: str | None = None
+    country: str | None = None
+    privilege: tuple[str, ...] = field(default=())
+    scope: str = "snsapi_base"
+    is_snapshot_user: bool = False
+
+
+def get_wechat_user(request: Any) -> WeChatUser | None:
+    """The `WeChatUser` the middleware attached to `request`, or None when there is none.
+
+    `request` may be an ASGI scope, a WSGI environ, or a Starlette/FastAPI, Django or Flask
+    request object. Anything else raises TypeError: a silent None there would hide a bug.
+    """
+    if isinstance(request, Mapping):
+        return _from_mapping(request)
+    # Starlette/FastAPI requests and Django's ASGIRequest carry the ASGI scope.
+    scope = getattr(request, "scope", None)
+    if isinstance(scope, Mapping):
+        return _from_mapping(scope)
+    # Flask/Werkzeug requests carry the WSGI environ; Django's WSGIRequest too.
+    environ = getattr(request, "environ", None)
+    if isinstance(environ, Mapping):
+        return _from_mapping(environ)
+    meta = getattr(request, "META", None)
+    if isinstance(meta, Mapping):
+        return _from_mapping(meta)
+    raise TypeError(
+        "get_wechat_user() takes an ASGI scope, a WSGI environ, or a Starlette, Django or "
+        f"Flask request, not {type(request).__name__}"
+    )
+
+
+def _from_mapping(mapping: Mapping[str, Any]) -> WeChatUser | None:
+    user = mapping.get(USER_KEY)
+    return user if isinstance(user, WeChatUser) else None

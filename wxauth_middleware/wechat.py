@@ -1,0 +1,216 @@
+"""WeChat's web-authorization API, as one sans-I/O flow: code -> token -> (userinfo) -> user.
+
+`fetch_user` is a generator that yields the `UpstreamRequest`s to make and is sent back the
+`UpstreamResponse`s. It is written once; `drive_sync` and `drive_async` run it with an httpx
+client, the way httpx runs an `Auth.auth_flow`. Network failures are thrown into the
+generator as `UpstreamError`s, so the flow is the one place that decides about them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from .errors import (
+    UpstreamError,
+    UpstreamResponseError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    WeChatAPIError,
+)
+from .http import UpstreamRequest, UpstreamResponse
+from .user import WeChatUser
+
+__all__ = ["Flow", "TokenGrant", "drive_async", "drive_sync", "fetch_user"]
+
+T = TypeVar("T")
+Flow = Generator[UpstreamRequest, UpstreamResponse, T]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant:
+    """The answer of /sns/oauth2/access_token. The tokens stay on the server, in memory."""
+
+    openid: str
+    scope: str
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    unionid: str | None
+    is_snapshot_user: bool
+
+    def __repr__(self) -> str:
+        # Tokens are credentials: keep them out of reprs, tracebacks and logs.
+        return f"TokenGrant(openid={self.openid!r}, scope={self.scope!r}, ...)"
+
+
+def fetch_user(
+    api_base_url: str, app_id: str, app_secret: str, code: str, lang: str
+) -> Flow[WeChatUser]:
+    """Exchange `code` for the user: the token call, then userinfo when the scope allows."""
+    grant = yield from exchange_code(api_base_url, app_id, app_secret, code)
+    if "snsapi_userinfo" not in grant.scope.split(","):
+        return WeChatUser(
+            openid=grant.openid,
+            unionid=grant.unionid,
+            scope="snsapi_base",
+            is_snapshot_user=grant.is_snapshot_user,
+        )
+    body = yield from _call(
+        UpstreamRequest(
+            url=f"{api_base_url}/sns/userinfo",
+            params=(
+                ("access_token", grant.access_token),
+                ("openid", grant.openid),
+                ("lang", lang),
+            ),
+            endpoint="sns/userinfo",
+        )
+    )
+    endpoint = "sns/userinfo"
+    openid = _str(body, "openid", endpoint)
+    if openid != grant.openid:
+        raise UpstreamResponseError(f"WeChat {endpoint} answered for another openid")
+    privilege = body.get("privilege") or []
+    if not isinstance(privilege, list):
+        raise UpstreamResponseError(f"WeChat {endpoint}: privilege is not a list")
+    return WeChatUser(
+        openid=openid,
+        unionid=_opt_str(body, "unionid", endpoint) or grant.unionid,
+        nickname=_opt_str(body, "nickname", endpoint),
+        headimgurl=_opt_str(body, "headimgurl", endpoint),
+        sex=_opt_int(body, "sex", endpoint),
+        province=_opt_str(body, "province", endpoint),
+        city=_opt_str(body, "city", endpoint),
+        country=_opt_str(body, "country", endpoint),
+        privilege=tuple(str(p) for p in privilege),
+        scope="snsapi_userinfo",
+        is_snapshot_user=grant.is_snapshot_user,
+    )
+
+
+def exchange_code(api_base_url: str, app_id: str, app_secret: str, code: str) -> Flow[TokenGrant]:
+    endpoint = "sns/oauth2/access_token"
+    body = yield from _call(
+        UpstreamRequest(
+            url=f"{api_base_url}/{endpoint}",
+            params=(
+                ("appid", app_id),
+                ("secret", app_secret),
+                ("code", code),
+                ("grant_type", "authorization_code"),
+            ),
+            endpoint=endpoint,
+        )
+    )
+    expires_in = _opt_int(body, "expires_in", endpoint)
+    return TokenGrant(
+        openid=_str(body, "openid", endpoint),
+        scope=_opt_str(body, "scope", endpoint) or "snsapi_base",
+        access_token=_str(body, "access_token", endpoint),
+        refresh_token=_opt_str(body, "refresh_token", endpoint) or "",
+        expires_in=7200 if expires_in is None else expires_in,
+        unionid=_opt_str(body, "unionid", endpoint) or None,
+        is_snapshot_user=body.get("is_snapshotuser") in (1, "1", True),
+    )
+
+
+def _call(request: UpstreamRequest) -> Flow[dict[str, Any]]:
+    response = yield request
+    return parse_body(response, request.endpoint)
+
+
+def parse_body(response: UpstreamResponse, endpoint: str) -> dict[str, Any]:
+    """A WeChat API answer as a dict, or the error it stands for.
+
+    WeChat answers errors with HTTP 200 and a nonzero errcode, so the status is not success.
+    Bodies come as text/plain or with a bogus charset parameter: decode the bytes as UTF-8
+    ourselves, and tolerate the raw control characters nicknames can carry.
+    """
+    if response.status != 200:
+        raise UpstreamResponseError(f"WeChat {endpoint} answered HTTP {response.status}")
+    try:
+        body = json.loads(response.body.decode("utf-8", "replace"), strict=False)
+    except ValueError:
+        raise UpstreamResponseError(
+            f"WeChat {endpoint} answered a body that is not JSON ({len(response.body)} bytes)"
+        ) from None
+    if not isinstance(body, dict):
+        raise UpstreamResponseError(f"WeChat {endpoint} answered JSON that is not an object")
+    errcode = body.get("errcode", 0)
+    if errcode != 0:
+        if not isinstance(errcode, int) or isinstance(errcode, bool):
+            raise UpstreamResponseError(f"WeChat {endpoint} answered errcode {errcode!r}")
+        errmsg = body.get("errmsg")
+        raise WeChatAPIError(errcode, errmsg if isinstance(errmsg, str) else "", endpoint=endpoint)
+    return body
+
+
+def _str(body: dict[str, Any], key: str, endpoint: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise UpstreamResponseError(f"WeChat {endpoint} answered without a valid {key!r}")
+    return value
+
+
+def _opt_str(body: dict[str, Any], key: str, endpoint: str) -> str | None:
+    value = body.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise UpstreamResponseError(f"WeChat {endpoint}: {key!r} is not a string")
+
+
+def _opt_int(body: dict[str, Any], key: str, endpoint: str) -> int | None:
+    value = body.get(key)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise UpstreamResponseError(f"WeChat {endpoint}: {key!r} is not an integer")
+
+
+def _upstream_error(exc: httpx.HTTPError, request: UpstreamRequest) -> UpstreamError:
+    # The message names the endpoint only: the query holds the AppSecret and tokens.
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamTimeout(f"WeChat {request.endpoint} timed out ({type(exc).__name__})")
+    return UpstreamUnavailable(
+        f"WeChat {request.endpoint} could not be reached ({type(exc).__name__})"
+    )
+
+
+def drive_sync(flow: Flow[T], client: httpx.Client) -> T:
+    """Run `flow` to completion with a synchronous httpx client."""
+    try:
+        request = next(flow)
+        while True:
+            try:
+                r = client.get(request.url, params=request.params)
+            except httpx.HTTPError as exc:
+                request = flow.throw(_upstream_error(exc, request))
+            else:
+                request = flow.send(_response(r))
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+async def drive_async(flow: Flow[T], client: httpx.AsyncClient) -> T:
+    """Run `flow` to completion with an asynchronous httpx client."""
+    try:
+        request = next(flow)
+        while True:
+            try:
+                r = await client.get(request.url, params=request.params)
+            except httpx.HTTPError as exc:
+                request = flow.throw(_upstream_error(exc, request))
+            else:
+                request = flow.send(_response(r))
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
+
+
+def _response(r: httpx.Response) -> UpstreamResponse:
+    return UpstreamResponse(r.status_code, r.content, r.headers.get("content-type", ""))
