@@ -1,0 +1,392 @@
+"""The demo site: the whole login in-process, the demo-only UA switch, and the real command."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import httpx
+import pytest
+from starlette.types import Message, Receive, Scope, Send
+
+from wxauth_middleware.demo import (
+    AS_WECHAT_COOKIE,
+    WECHAT_IOS_UA,
+    BrowseAsWeChatMiddleware,
+    create_demo_app,
+)
+from wxauth_middleware.demo.__main__ import main
+from wxauth_middleware.demo.pages import home_page, profile_page
+from wxauth_middleware.emulator import DEFAULT_APP_ID
+from wxauth_middleware.user import WeChatUser
+
+ORIGIN = "http://127.0.0.1:8000"
+AUTHORIZE = f"{ORIGIN}/_wechat/connect/oauth2/authorize"
+CHROME_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+ANDROID_WECHAT_UA = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Version/4.0 Chrome/116.0.0.0 Mobile Safari/537.36 XWEB/1160065 MMWEBSDK/20231202 "
+    "MMWEBID/1234 MicroMessenger/8.0.42.2460(0x28002A35) WeChat/arm64 Weixin NetType/WIFI "
+    "Language/zh_CN ABI/arm64"
+)
+PAGE = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+XIAOMING = "小明🐼"
+AUTHORIZE_RE = re.compile(
+    re.escape(AUTHORIZE)
+    + r"\?appid=(?P<appid>[^&]+)&redirect_uri=(?P<redirect_uri>[^&]+)&response_type=code"
+    r"&scope=snsapi_userinfo&state=(?P<state>[A-Za-z0-9]{1,128})#wechat_redirect"
+)
+
+
+class _Elements(HTMLParser):
+    """Collects forms (action + inputs) and the text of elements that carry an id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[tuple[str, list[dict[str, str]]]] = []
+        self.text_by_id: dict[str, str] = {}
+        self.attrs_by_id: dict[str, dict[str, str]] = {}
+        self._open: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append((values.get("action", ""), []))
+        elif tag in ("input", "button") and self.forms:
+            self.forms[-1][1].append({"tag": tag, **values})
+        if "id" in values:
+            self.attrs_by_id[values["id"]] = values
+            self.text_by_id.setdefault(values["id"], "")
+        if tag not in ("input", "meta", "br", "img", "link"):
+            self._open.append((tag, values.get("id")))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            open_tag, _ = self._open.pop()
+            if open_tag == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        for _, element_id in self._open:
+            if element_id is not None:
+                self.text_by_id[element_id] += data
+
+
+def parse(html: str) -> _Elements:
+    parser = _Elements()
+    parser.feed(html)
+    parser.close()
+    return parser
+
+
+def demo_client(*, auto_approve: bool = False) -> httpx.AsyncClient:
+    app = create_demo_app(public_url=ORIGIN, auto_approve=auto_approve)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ORIGIN)
+
+
+def assert_authorize_redirect(response: httpx.Response) -> str:
+    assert response.status_code == 302
+    location = response.headers["location"]
+    match = AUTHORIZE_RE.fullmatch(location)
+    assert match is not None, location
+    assert match["appid"] == DEFAULT_APP_ID
+    assert match["redirect_uri"] == quote(f"{ORIGIN}/wxauth/callback", safe="")
+    return location
+
+
+async def approve(client: httpx.AsyncClient, location: str, persona: str) -> httpx.Response:
+    """Open the consent page, choose `persona` and press Allow; returns the emulator's answer."""
+    consent = await client.get(location, headers=PAGE)
+    assert consent.status_code == 200
+    assert consent.headers["content-type"].startswith("text/html")
+    action, fields = parse(consent.text).forms[0]
+    assert action == "/_wechat/connect/oauth2/authorize/confirm"
+    personas = {f["value"] for f in fields if f.get("name") == "persona"}
+    assert {"xiaoming", "lily", "snapshot", "ctrl"} <= personas
+    query = next(f["value"] for f in fields if f.get("name") == "query")
+    return await client.post(
+        action, data={"query": query, "persona": persona, "decision": "allow"}, headers=PAGE
+    )
+
+
+@pytest.mark.anyio
+async def test_desktop_browser_to_wechat_login_and_logout() -> None:
+    async with demo_client() as client:
+        client.headers["user-agent"] = CHROME_UA
+        home = await client.get("/", headers=PAGE)
+        assert home.status_code == 200
+        assert home.headers["content-type"] == "text/html; charset=utf-8"
+        page = parse(home.text)
+        assert page.attrs_by_id["login-status"]["data-logged-in"] == "false"
+        assert "Not logged in" in page.text_by_id["login-status"]
+        assert "nickname" not in page.attrs_by_id
+        assert "Browsing as WeChat" not in home.text
+        toggle = page.attrs_by_id["as-wechat"]
+        assert (toggle["name"], toggle["value"]) == ("as_wechat", "on")
+
+        switched = await client.post("/_demo/as-wechat", data={"as_wechat": "on", "next": "/"})
+        assert switched.status_code == 303
+        assert switched.headers["location"] == "/"
+        assert client.cookies[AS_WECHAT_COOKIE] == "1"
+
+        # Still Chrome's UA: the demo cookie alone makes the middleware see WeChat.
+        location = assert_authorize_redirect(await client.get("/", headers=PAGE))
+
+        allowed = await approve(client, location, "xiaoming")
+        assert allowed.status_code == 302
+        callback = urlsplit(allowed.headers["location"])
+        assert (callback.scheme, callback.netloc, callback.path) == (
+            "http",
+            "127.0.0.1:8000",
+            "/wxauth/callback",
+        )
+        assert "code=" in callback.query
+
+        back = await client.get(allowed.headers["location"], headers=PAGE)
+        assert back.status_code == 302
+        assert back.headers["location"] == "/"
+        assert "wxauth_session" in client.cookies
+
+        home = await client.get("/", headers=PAGE)
+        assert home.status_code == 200
+        page = parse(home.text)
+        assert page.text_by_id["nickname"] == XIAOMING
+        assert XIAOMING.encode("utf-8") in home.content
+        assert page.attrs_by_id["login-status"]["data-logged-in"] == "true"
+        assert page.text_by_id["scope"] == "snsapi_userinfo"
+        assert page.text_by_id["openid"].startswith("o")
+        assert page.text_by_id["unionid"].startswith("o")
+        assert "Browsing as WeChat (demo only)" in page.text_by_id["banner"]
+        assert page.attrs_by_id["as-wechat"]["value"] == "off"
+
+        me = await client.get("/api/me", headers={"accept": "application/json"})
+        assert me.status_code == 200
+        body = me.json()
+        assert body["logged_in"] is True
+        assert body["user"]["openid"] == page.text_by_id["openid"]
+        assert body["user"]["nickname"] == XIAOMING
+        assert body["user"]["is_snapshot_user"] is False
+
+        profile = await client.get("/profile", headers=PAGE)
+        fields = parse(profile.text).text_by_id
+        assert fields["field-openid"] == page.text_by_id["openid"]
+        assert fields["field-nickname"] == XIAOMING
+        assert fields["field-scope"] == "snsapi_userinfo"
+        assert fields["field-is_snapshot_user"] == "False"
+
+        # Switching WeChat off keeps the session: a valid session works whatever the UA.
+        await client.post("/_demo/as-wechat", data={"as_wechat": "off", "next": "/"})
+        assert AS_WECHAT_COOKIE not in client.cookies
+        home = await client.get("/", headers=PAGE)
+        assert parse(home.text).text_by_id["nickname"] == XIAOMING
+        assert "Browsing as WeChat" not in home.text
+
+        logout = await client.post("/logout")
+        assert logout.status_code == 303
+        assert logout.headers["location"] == "/"
+        assert "wxauth_session" not in client.cookies
+        home = await client.get("/", headers=PAGE)
+        assert parse(home.text).attrs_by_id["login-status"]["data-logged-in"] == "false"
+
+
+@pytest.mark.anyio
+async def test_real_wechat_ua_needs_no_cookie_and_api_gets_401_json() -> None:
+    async with demo_client() as client:
+        client.headers["user-agent"] = ANDROID_WECHAT_UA
+        assert_authorize_redirect(await client.get("/profile", headers=PAGE))
+        api = await client.get("/api/me", headers={"accept": "application/json"})
+        assert api.status_code == 401
+        assert AUTHORIZE_RE.fullmatch(api.json()["authorize_url"])
+
+        client.headers["user-agent"] = CHROME_UA
+        anonymous = await client.get("/api/me", headers={"accept": "application/json"})
+        assert anonymous.status_code == 401
+        assert anonymous.json()["logged_in"] is False
+        assert "authorize_url" not in anonymous.json()
+
+
+@pytest.mark.anyio
+async def test_snapshot_persona_and_return_to_profile() -> None:
+    async with demo_client() as client:
+        client.headers["user-agent"] = WECHAT_IOS_UA
+        location = assert_authorize_redirect(await client.get("/profile", headers=PAGE))
+        allowed = await approve(client, location, "snapshot")
+        back = await client.get(allowed.headers["location"], headers=PAGE)
+        assert back.headers["location"] == "/profile"
+        profile = await client.get("/profile", headers=PAGE)
+        page = parse(profile.text)
+        assert page.text_by_id["field-is_snapshot_user"] == "True"
+        assert "snapshot-note" in page.attrs_by_id
+        # A real WeChat UA without the demo cookie: no "demo only" banner, no switch.
+        assert "demo only" not in profile.text
+        home = parse((await client.get("/", headers=PAGE)).text)
+        assert "as-wechat" not in home.attrs_by_id
+        assert "Opened in the WeChat browser" in home.text_by_id["banner"]
+
+
+@pytest.mark.anyio
+async def test_refusing_consent_offers_a_way_out_of_wechat_mode() -> None:
+    async with demo_client() as client:
+        client.headers["user-agent"] = CHROME_UA
+        client.cookies.set(AS_WECHAT_COOKIE, "1")
+        location = assert_authorize_redirect(await client.get("/", headers=PAGE))
+        consent = await client.get(location, headers=PAGE)
+        action, fields = parse(consent.text).forms[0]
+        query = next(f["value"] for f in fields if f.get("name") == "query")
+        refused = await client.post(action, data={"query": query, "decision": "refuse"})
+        declined = await client.get(refused.headers["location"], headers=PAGE)
+        assert declined.status_code == 403
+        page = parse(declined.text)
+        assert page.text_by_id["error-code"] == "login_declined"
+        assert page.attrs_by_id["as-wechat"]["value"] == "off"
+        form_action = next(a for a, f in page.forms if any(x.get("id") == "as-wechat" for x in f))
+        assert form_action == "/_demo/as-wechat"
+
+
+@pytest.mark.anyio
+async def test_auto_approve_follows_through_in_one_go() -> None:
+    async with demo_client(auto_approve=True) as client:
+        client.headers["user-agent"] = WECHAT_IOS_UA
+        final = await client.get("/", headers=PAGE, follow_redirects=True)
+        assert final.status_code == 200
+        assert parse(final.text).text_by_id["nickname"] == XIAOMING
+
+
+@pytest.mark.anyio
+async def test_demo_controls_reject_bad_input() -> None:
+    async with demo_client() as client:
+        bad = await client.post("/_demo/as-wechat", data={"as_wechat": "maybe"})
+        assert bad.status_code == 400
+        offsite = await client.post(
+            "/_demo/as-wechat", data={"as_wechat": "on", "next": "//evil.example/"}
+        )
+        assert offsite.headers["location"] == "/"
+        cross = await client.post(
+            "/logout", headers={"sec-fetch-site": "cross-site", "cookie": "wxauth_session=x"}
+        )
+        assert cross.status_code == 403
+        # Logging out takes a POST: a GET (a prefetch, a link) leaves the session alone.
+        client.cookies.delete(AS_WECHAT_COOKIE)
+        client.cookies.set("wxauth_session", "kept")
+        assert (await client.get("/logout")).status_code in (404, 405)
+        assert client.cookies["wxauth_session"] == "kept"
+
+
+def test_pages_escape_nicknames_and_control_characters() -> None:
+    user = WeChatUser(
+        openid="o<x>",
+        nickname='<script>alert("1")</script>控制\x07',
+        scope="snsapi_userinfo",
+    )
+    for html in (
+        home_page(user, as_wechat=False, in_wechat=False, public_url=ORIGIN),
+        profile_page(user, as_wechat=False, in_wechat=False),
+    ):
+        assert "<script>" not in html
+        assert "\x07" not in html
+        page = parse(html)
+        assert page.text_by_id["nickname"] == '<script>alert("1")</script>控制\u2407'
+
+
+@pytest.mark.anyio
+async def test_browse_as_wechat_middleware_rewrites_only_with_the_cookie() -> None:
+    seen: list[Scope] = []
+
+    async def record(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope)
+
+    async def nothing() -> Message:
+        return {}
+
+    async def ignore(message: Message) -> None:
+        return None
+
+    middleware = BrowseAsWeChatMiddleware(record)
+    base = {"type": "http", "method": "GET", "path": "/"}
+    with_cookie = [(b"user-agent", CHROME_UA.encode()), (b"cookie", b"a=b; demo_as_wechat=1")]
+    other_cookie = [(b"user-agent", CHROME_UA.encode()), (b"cookie", b"demo_as_wechat=0")]
+    await middleware({**base, "headers": with_cookie}, nothing, ignore)
+    await middleware({**base, "headers": other_cookie}, nothing, ignore)
+    await middleware({"type": "lifespan"}, nothing, ignore)
+    rewritten, untouched, lifespan = seen
+    assert dict(rewritten["headers"])[b"user-agent"] == WECHAT_IOS_UA.encode()
+    assert [k for k, _ in rewritten["headers"]].count(b"user-agent") == 1
+    assert untouched["headers"] == other_cookie
+    assert lifespan == {"type": "lifespan"}
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "example.com"])  # noqa: S104
+def test_cli_refuses_non_loopback_hosts(host: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--host", host])
+    assert exited.value.code == 2
+    assert "--allow-remote" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_command_serves_the_login_over_real_sockets(tmp_path: Path) -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (tmp_path / "demo.log").open("w+b")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "wxauth_middleware.demo", "--port", str(port), "--auto-approve"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        with httpx.Client(base_url=base, timeout=5.0) as client:
+            deadline = time.monotonic() + 20
+            while True:
+                if process.poll() is not None:
+                    log.seek(0)
+                    pytest.fail(f"the demo exited early:\n{log.read().decode('utf-8', 'replace')}")
+                try:
+                    if client.get("/_wechat/").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail("the demo did not answer within 20 s")
+                time.sleep(0.1)
+
+            client.headers["user-agent"] = WECHAT_IOS_UA
+            final = client.get("/", headers=PAGE, follow_redirects=True)
+            assert final.status_code == 200
+            # (A browser keeps "#wechat_redirect" across the redirects back, as httpx does.)
+            assert (final.url.host, final.url.port, final.url.path) == ("127.0.0.1", port, "/")
+            assert [r.status_code for r in final.history] == [302, 302, 302]
+            page = parse(final.text)
+            assert page.text_by_id["nickname"] == XIAOMING
+            me = client.get("/api/me", headers={"accept": "application/json"})
+            assert json.loads(me.content.decode("utf-8"))["user"]["nickname"] == XIAOMING
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.seek(0)
+        output = log.read().decode("utf-8", "replace")
+        log.close()
+    assert f"http://127.0.0.1:{port}/" in output
+    assert "Browse as WeChat" in output

@@ -1,0 +1,130 @@
+"""``python -m wxauth_middleware.demo``: serve the demo site, emulator included, with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from collections.abc import Sequence
+
+from .app import EMULATOR_PREFIX, create_demo_app
+
+# Addresses that bind every interface: the browser must use a real address to come back.
+_UNSPECIFIED = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin(host: str, port: int) -> str:
+    host = _UNSPECIFIED.get(host.strip("[]"), host.strip("[]"))
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def _log_logins() -> None:
+    # Show the middleware's own log lines (login ok / failed), formatted like uvicorn's.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)-9s %(message)s"))
+    logger = logging.getLogger("wxauth_middleware")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m wxauth_middleware.demo",
+        description=(
+            "Serve a small demo site behind WeChatAuthMiddleware, with a WeChat emulator "
+            "(not the real WeChat) embedded, so the whole WeChat login works in a desktop "
+            "browser, offline, without a WeChat account."
+        ),
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default: %(default)s); a non-loopback one needs --allow-remote",
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    parser.add_argument(
+        "--auto-approve",
+        action="store_true",
+        help="log in at once as the default persona instead of showing the consent page",
+    )
+    parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the origin browsers use to reach the demo (default: http://HOST:PORT); needed "
+        "with --allow-remote, e.g. http://192.168.1.20:8000",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host and let the embedded emulator answer other machines; "
+        "it logs in anyone who asks, so only on a trusted network",
+    )
+    return parser
+
+
+def banner(public_url: str, *, auto_approve: bool) -> str:
+    mode = (
+        "auto-approve: logins succeed at once as the default persona (xiaoming)"
+        if auto_approve
+        else "consent page: choose a persona, then press Allow"
+    )
+    # ASCII only: the terminal's encoding is unknown.
+    return "\n".join(
+        [
+            "wxauth-middleware demo: a site behind WeChatAuthMiddleware, WeChat emulated inside",
+            f'  Open {public_url}/ in your browser and press "Browse as WeChat".',
+            f"  WeChat emulator (not the real WeChat): {public_url}{EMULATOR_PREFIX}/  [{mode}]",
+            "  The middleware logs each login below; its warning that it is not talking to",
+            "  WeChat itself is expected here: it talks to the embedded emulator.",
+            "  Press Ctrl+C to stop.",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        parser.error("--port must be between 1 and 65535")
+    if not _is_loopback_host(args.host) and not args.allow_remote:
+        parser.error(
+            f"--host {args.host} is reachable from other machines. The demo's embedded WeChat "
+            "emulator answers only this machine (loopback) and logs in anyone who asks; add "
+            "--allow-remote (and --public-url) if you really mean to serve other machines"
+        )
+    try:
+        import uvicorn
+    except ImportError:
+        print(
+            'The demo server needs uvicorn: pip install "wxauth-middleware[demo]"',
+            file=sys.stderr,
+        )
+        return 1
+    public_url = args.public_url or _origin(args.host, args.port)
+    _log_logins()
+    try:
+        app = create_demo_app(
+            public_url=public_url,
+            auto_approve=args.auto_approve,
+            allow_remote=args.allow_remote,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(banner(public_url.rstrip("/"), auto_approve=args.auto_approve), flush=True)
+    uvicorn.run(app, host=args.host.strip("[]"), port=args.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""The demo site: a few pages behind `WeChatAuthMiddleware`, with the WeChat emulator inside.
+
+Layout of the one Starlette app `create_demo_app` returns::
+
+    BrowseAsWeChatMiddleware         demo only: the "Browse as WeChat" cookie rewrites the UA
+    ├── /_wechat/...                 the WeChat emulator (WeChat's own pages: no middleware)
+    ├── POST /logout                 deletes the session cookie
+    ├── POST /_demo/as-wechat        switches "Browse as WeChat" on or off
+    └── everything else              WeChatAuthMiddleware
+        ├── /wxauth/callback         answered by the middleware
+        ├── /                        home
+        ├── /profile                 every WeChatUser field
+        └── /api/me                  the user as JSON
+
+The middleware reaches the emulator's API in-process through `httpx.ASGITransport`, so the demo
+needs one port and no network at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request, cookie_parser
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from starlette.responses import Response as StarletteResponse
+from starlette.routing import Mount, Route, Router
+
+from wxauth_middleware import (
+    HTTPRequest,
+    HTTPResponse,
+    WeChatAuthError,
+    WeChatAuthMiddleware,
+    get_wechat_user,
+    is_wechat_browser,
+)
+from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET, WeChatEmulator
+from wxauth_middleware.pages import wants_json
+
+from .as_wechat import AS_WECHAT_COOKIE, BrowseAsWeChatMiddleware, is_browsing_as_wechat
+from .pages import error_page, home_page, profile_page
+
+__all__ = ["EMULATOR_PREFIX", "SESSION_COOKIE", "create_demo_app"]
+
+#: Where the emulator is mounted: the browser sees WeChat's pages under this prefix.
+EMULATOR_PREFIX = "/_wechat"
+#: The middleware's session cookie (its default name), deleted by the demo's log-out button.
+SESSION_COOKIE = "wxauth_session"
+# The host the middleware's API client uses for the in-process emulator; never resolved.
+_EMULATOR_API_BASE = "http://wechat-emulator"
+
+
+def create_demo_app(
+    *, public_url: str, auto_approve: bool = False, allow_remote: bool = False
+) -> Starlette:
+    """The demo site with the emulator embedded, served at `public_url` (the browser's origin,
+    e.g. "http://127.0.0.1:8000").
+
+    `auto_approve` makes the emulator log in as the default persona without a consent page.
+    `allow_remote` lets the emulator answer clients on other machines (it answers loopback
+    clients only otherwise).
+    """
+    parts = urlsplit(public_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"public_url must be an origin such as 'http://127.0.0.1:8000', not {public_url!r}"
+        )
+    public_url = public_url.rstrip("/")
+    emulator = WeChatEmulator(
+        app_id=DEFAULT_APP_ID,
+        app_secret=DEFAULT_APP_SECRET,
+        # WeChat only sends users back to a registered domain: register the demo's own host.
+        domains=(parts.hostname,),
+        auto_approve=auto_approve,
+        allow_remote=allow_remote,
+    )
+    site = Router(
+        routes=[
+            Route("/", _home, methods=["GET"]),
+            Route("/profile", _profile, methods=["GET"]),
+            Route("/api/me", _api_me, methods=["GET"]),
+        ]
+    )
+    auth = WeChatAuthMiddleware(
+        site,
+        app_id=DEFAULT_APP_ID,
+        app_secret=DEFAULT_APP_SECRET,
+        # A fresh key per start: restarting the demo logs everyone out, which is fine here.
+        secret_key=secrets.token_urlsafe(),
+        scope="snsapi_userinfo",
+        public_url=public_url,
+        authorize_url=f"{public_url}{EMULATOR_PREFIX}/connect/oauth2/authorize",
+        api_base_url=_EMULATOR_API_BASE,
+        session_cookie=SESSION_COOKIE,
+        on_error=_error_response,
+        transport=httpx.ASGITransport(app=emulator),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Mounted apps get no lifespan events: close the middleware's API client here.
+        yield
+        await auth.aclose()
+
+    app = Starlette(
+        routes=[
+            Mount(EMULATOR_PREFIX, app=emulator),
+            Route("/logout", _logout, methods=["POST"]),
+            Route("/_demo/as-wechat", _as_wechat, methods=["POST"]),
+            Mount("", app=auth),
+        ],
+        middleware=[Middleware(BrowseAsWeChatMiddleware)],
+        lifespan=lifespan,
+    )
+    app.state.public_url = public_url
+    app.state.emulator = emulator
+    return app
+
+
+# -- the pages behind the middleware ---------------------------------------------------------
+
+
+def _in_wechat(request: Request) -> bool:
+    return is_wechat_browser(request.headers.get("user-agent", ""))
+
+
+async def _home(request: Request) -> StarletteResponse:
+    page = home_page(
+        get_wechat_user(request),
+        as_wechat=is_browsing_as_wechat(request.cookies),
+        in_wechat=_in_wechat(request),
+        public_url=request.app.state.public_url,
+    )
+    return HTMLResponse(page, headers={"cache-control": "no-store"})
+
+
+async def _profile(request: Request) -> StarletteResponse:
+    page = profile_page(
+        get_wechat_user(request),
+        as_wechat=is_browsing_as_wechat(request.cookies),
+        in_wechat=_in_wechat(request),
+    )
+    return HTMLResponse(page, headers={"cache-control": "no-store"})
+
+
+async def _api_me(request: Request) -> StarletteResponse:
+    user = get_wechat_user(request)
+    if user is None:
+        # Only non-WeChat clients get here anonymous: the middleware answers WeChat's itself.
+        return JSONResponse(
+            {
+                "logged_in": False,
+                "error": "not_logged_in",
+                "message": "No WeChat user: this client is not the WeChat browser, so the "
+                "middleware let it through without one.",
+            },
+            status_code=401,
+            headers={"cache-control": "no-store"},
+        )
+    return JSONResponse(
+        {"logged_in": True, "user": dataclasses.asdict(user)},
+        headers={"cache-control": "no-store"},
+    )
+
+
+def _error_response(error: WeChatAuthError, request: HTTPRequest) -> HTTPResponse | None:
+    # The middleware's errors (a refused consent above all) as a demo page that offers a way
+    # out of "Browse as WeChat"; JSON clients keep the middleware's default JSON.
+    if wants_json(request):
+        return None
+    as_wechat = is_browsing_as_wechat(cookie_parser(request.header("cookie")))
+    body = error_page(error, as_wechat=as_wechat).encode("utf-8")
+    return HTTPResponse(
+        error.status,
+        (("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store")),
+        body,
+    )
+
+
+# -- the demo's own controls (not behind the middleware) ---------------------------------------
+
+
+async def _form(request: Request) -> dict[str, str]:
+    values: dict[str, str] = {}
+    body = (await request.body()).decode("utf-8", "replace")
+    for key, value in parse_qsl(body, keep_blank_values=True):
+        values.setdefault(key, value)
+    return values
+
+
+def _local_path(value: str) -> str:
+    # Only a path on this site: never an absolute URL or a scheme-relative "//host".
+    if value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    return "/"
+
+
+def _cross_site(request: Request) -> bool:
+    # Browsers say where a form post comes from; refuse other sites' forms (cheap CSRF guard).
+    return request.headers.get("sec-fetch-site", "") == "cross-site"
+
+
+def _forbidden() -> StarletteResponse:
+    return PlainTextResponse("Forbidden: cross-site form post.", status_code=403)
+
+
+async def _logout(request: Request) -> StarletteResponse:
+    if _cross_site(request):
+        return _forbidden()
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    return response
+
+
+async def _as_wechat(request: Request) -> StarletteResponse:
+    if _cross_site(request):
+        return _forbidden()
+    form = await _form(request)
+    choice = form.get("as_wechat", "")
+    if choice not in ("on", "off"):
+        return PlainTextResponse("as_wechat must be 'on' or 'off'.", status_code=400)
+    response = RedirectResponse(_local_path(form.get("next", "/")), status_code=303)
+    if choice == "on":
+        # A browser-session cookie: closing the browser ends "Browse as WeChat".
+        response.set_cookie(AS_WECHAT_COOKIE, "1", path="/", httponly=True, samesite="lax")
+    else:
+        response.delete_cookie(AS_WECHAT_COOKIE, path="/", httponly=True, samesite="lax")
+    return response
