@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .support import EmulatorServer, make_emulator, serve
+from .support import Stack, Switchboard, serve
 
 
 @pytest.fixture
@@ -13,9 +13,22 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session")
+def wechat_server() -> Iterator[tuple[Switchboard, str]]:
+    """One real uvicorn server on 127.0.0.1 for the session; each test plugs in its emulator."""
+    switchboard = Switchboard()
+    with serve(switchboard) as url:
+        yield switchboard, url
+
+
+@pytest.fixture(params=["asgi", "wsgi"])
+def stack(request: pytest.FixtureRequest, wechat_server: tuple[Switchboard, str]) -> Stack:
+    """The site behind the ASGI or the WSGI middleware: every scenario runs through both."""
+    switchboard, url = wechat_server
+    return Stack(request.param, switchboard, url)
+
+
 @pytest.fixture
-def emulator_server() -> Iterator[EmulatorServer]:
-    """A fresh auto-approving emulator served by a real uvicorn server on 127.0.0.1."""
-    emulator = make_emulator(auto_approve=True)
-    with serve(emulator) as url:
-        yield EmulatorServer(emulator, url)
+def asgi_stack(wechat_server: tuple[Switchboard, str]) -> Stack:
+    switchboard, url = wechat_server
+    return Stack("asgi", switchboard, url)

@@ -3,6 +3,7 @@ the emulator), user agents, and a small app to put behind the middleware."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -12,7 +13,9 @@ from dataclasses import dataclass
 from html import unescape
 from typing import Any
 from urllib.parse import urlsplit
+from wsgiref.validate import validator
 
+import anyio
 import httpx
 import uvicorn
 from starlette.applications import Starlette
@@ -21,7 +24,12 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from wxauth_middleware import WeChatAuthMiddleware, WeChatUser, get_wechat_user
+from wxauth_middleware import (
+    WeChatAuthMiddleware,
+    WeChatAuthWSGIMiddleware,
+    WeChatUser,
+    get_wechat_user,
+)
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET, WeChatEmulator
 
 WECHAT_UA = (
@@ -39,8 +47,6 @@ WECOM_UA = (
 )
 SECRET_KEY = "test-signing-key-0123456789abcdef"
 APP_ORIGIN = "http://localhost:8000"
-WECHAT_ORIGIN = "http://open.weixin.test"
-AUTHORIZE_URL = f"{WECHAT_ORIGIN}/connect/oauth2/authorize"
 
 
 def user_json(user: WeChatUser | None) -> dict[str, Any] | None:
@@ -88,35 +94,106 @@ def make_emulator(**options: Any) -> WeChatEmulator:
     return WeChatEmulator(**options)
 
 
-def make_middleware(emulator: WeChatEmulator, **options: Any) -> WeChatAuthMiddleware:
-    options.setdefault("app_id", DEFAULT_APP_ID)
-    options.setdefault("app_secret", DEFAULT_APP_SECRET)
-    options.setdefault("secret_key", SECRET_KEY)
-    options.setdefault("authorize_url", AUTHORIZE_URL)
-    options.setdefault("api_base_url", WECHAT_ORIGIN)
-    options.setdefault("transport", httpx.ASGITransport(app=emulator))
-    return WeChatAuthMiddleware(inner_app(), **options)
+def inner_wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The same site as `inner_app`, in WSGI."""
+    path = environ["PATH_INFO"]
+    if path == "/plain":
+        start_response("200 OK", [("content-type", "text/plain")])
+        return [b"plain"]
+    body = json.dumps(
+        {"user": user_json(get_wechat_user(environ)), "path": path}, ensure_ascii=False
+    ).encode()
+    start_response(
+        "200 OK",
+        [("content-type", "application/json"), ("x-app", "reached")],
+    )
+    return [body]
 
 
-@asynccontextmanager
-async def phone(
-    middleware: Any,
-    emulator: WeChatEmulator,
-    *,
-    user_agent: str = WECHAT_UA,
-    origin: str = APP_ORIGIN,
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser: the app at `origin`, the emulator at WECHAT_ORIGIN, cookies kept per host."""
-    mounts = {
-        f"{origin}": httpx.ASGITransport(app=middleware),
-        WECHAT_ORIGIN: httpx.ASGITransport(app=emulator),
-    }
-    async with httpx.AsyncClient(
-        mounts=mounts,
-        base_url=origin,
-        headers={"user-agent": user_agent, "accept": "text/html,*/*;q=0.8"},
-    ) as client:
-        yield client
+class ThreadedWSGITransport(httpx.AsyncBaseTransport):
+    """Lets an async client call a WSGI app the way a threaded WSGI server would: httpx's
+    WSGI transport (which closes the app's iterable, as PEP 3333 asks) in a worker thread."""
+
+    def __init__(self, app: Any) -> None:
+        self._transport = httpx.WSGITransport(app=app)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        sync_request = httpx.Request(
+            request.method, request.url, headers=request.headers, content=body
+        )
+
+        def exchange() -> tuple[int, httpx.Headers, bytes]:
+            response = self._transport.handle_request(sync_request)
+            try:
+                return response.status_code, response.headers, response.read()
+            finally:
+                response.close()
+
+        status, headers, content = await anyio.to_thread.run_sync(exchange)
+        return httpx.Response(status, headers=headers, content=content)
+
+
+class Switchboard:
+    """An ASGI app that forwards to the current test's emulator, so one real server serves a
+    fresh emulator to every test."""
+
+    emulator: WeChatEmulator | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert self.emulator is not None, "no emulator for this test"
+        await self.emulator(scope, receive, send)
+
+
+Middleware = WeChatAuthMiddleware | WeChatAuthWSGIMiddleware
+
+
+@dataclass
+class Stack:
+    """One way of serving the site: the ASGI or the WSGI middleware, against an emulator served
+    over real HTTP on 127.0.0.1, so both adapters make real calls to "WeChat"."""
+
+    kind: str
+    switchboard: Switchboard
+    wechat_url: str
+
+    @property
+    def authorize_url(self) -> str:
+        return f"{self.wechat_url}/connect/oauth2/authorize"
+
+    def emulator(self, **options: Any) -> WeChatEmulator:
+        """A fresh emulator, from now on the one the server answers with."""
+        emulator = make_emulator(**options)
+        self.switchboard.emulator = emulator
+        return emulator
+
+    def middleware(self, **options: Any) -> Middleware:
+        options.setdefault("app_id", DEFAULT_APP_ID)
+        options.setdefault("app_secret", DEFAULT_APP_SECRET)
+        options.setdefault("secret_key", SECRET_KEY)
+        options.setdefault("authorize_url", self.authorize_url)
+        options.setdefault("api_base_url", self.wechat_url)
+        if self.kind == "asgi":
+            return WeChatAuthMiddleware(inner_app(), **options)
+        return WeChatAuthWSGIMiddleware(inner_wsgi_app, **options)
+
+    @asynccontextmanager
+    async def phone(
+        self, middleware: Middleware, *, user_agent: str = WECHAT_UA, origin: str = APP_ORIGIN
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        """A browser: the site at `origin` in-process, WeChat over the network."""
+        transport: httpx.AsyncBaseTransport
+        if isinstance(middleware, WeChatAuthWSGIMiddleware):
+            # wsgiref's validator checks every exchange against PEP 3333.
+            transport = ThreadedWSGITransport(validator(middleware))
+        else:
+            transport = httpx.ASGITransport(app=middleware)
+        async with httpx.AsyncClient(
+            mounts={origin: transport},
+            base_url=origin,
+            headers={"user-agent": user_agent, "accept": "text/html,*/*;q=0.8"},
+        ) as client:
+            yield client
 
 
 def location(response: httpx.Response) -> str:
@@ -160,12 +237,6 @@ async def login(
     back = location(callback)
     assert urlsplit(back).netloc == "", back
     return await client.get(back)
-
-
-@dataclass
-class EmulatorServer:
-    emulator: WeChatEmulator
-    url: str
 
 
 @contextmanager

@@ -7,7 +7,6 @@ callback, state, errors, secrets, lifespan).
 
 from __future__ import annotations
 
-import json
 import re
 from urllib.parse import parse_qsl, urlsplit
 
@@ -18,16 +17,12 @@ from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 
 from .support import (
     APP_ORIGIN,
-    AUTHORIZE_URL,
     CHROME_UA,
     WECOM_UA,
-    EmulatorServer,
+    Stack,
     approve_consent,
     location,
     login,
-    make_emulator,
-    make_middleware,
-    phone,
 )
 
 pytestmark = pytest.mark.anyio
@@ -45,9 +40,9 @@ def _set_cookies(response: httpx.Response) -> list[str]:
 
 
 @pytest.mark.parametrize("user_agent", [CHROME_UA, WECOM_UA, "", "curl/8.5.0"])
-async def test_1_non_wechat_browser_passes_untouched(user_agent: str) -> None:
-    emulator = make_emulator()
-    async with phone(make_middleware(emulator), emulator, user_agent=user_agent) as client:
+async def test_1_non_wechat_browser_passes_untouched(user_agent: str, stack: Stack) -> None:
+    emulator = stack.emulator()
+    async with stack.phone(stack.middleware(), user_agent=user_agent) as client:
         response = await client.get("/page?x=1")
     assert response.status_code == 200
     assert response.headers["x-app"] == "reached"
@@ -59,13 +54,13 @@ async def test_1_non_wechat_browser_passes_untouched(user_agent: str) -> None:
 # -- 2, 3, 5. the whole login -------------------------------------------------------------
 
 
-async def test_3_wechat_page_visit_redirects_to_the_exact_authorize_url() -> None:
-    emulator = make_emulator()
-    async with phone(make_middleware(emulator, scope="snsapi_userinfo"), emulator) as client:
+async def test_3_wechat_page_visit_redirects_to_the_exact_authorize_url(stack: Stack) -> None:
+    stack.emulator()
+    async with stack.phone(stack.middleware(scope="snsapi_userinfo")) as client:
         response = await client.get("/page?x=1")
     assert response.status_code == 302
     url = location(response)
-    assert url.startswith(AUTHORIZE_URL + "?appid=")
+    assert url.startswith(stack.authorize_url + "?appid=")
     assert url.endswith("#wechat_redirect")
     query = _query(url)
     assert [name for name, _ in query] == [
@@ -86,28 +81,28 @@ async def test_3_wechat_page_visit_redirects_to_the_exact_authorize_url() -> Non
     assert response.headers.get("x-app") is None
 
 
-async def test_3_public_url_wins_over_the_host_header() -> None:
-    emulator = make_emulator()
-    middleware = make_middleware(emulator, public_url="https://example.com")
-    async with phone(middleware, emulator) as client:
+async def test_3_public_url_wins_over_the_host_header(stack: Stack) -> None:
+    stack.emulator()
+    middleware = stack.middleware(public_url="https://example.com")
+    async with stack.phone(middleware) as client:
         response = await client.get("/page", headers={"host": "evil.com"})
     assert dict(_query(location(response)))["redirect_uri"] == "https://example.com/wxauth/callback"
     state_cookie = _set_cookies(response)[0]
     assert "Secure" in state_cookie  # the public site is https, whatever the hop to us was
 
 
-async def test_3_malformed_host_header_is_refused_with_a_page() -> None:
-    emulator = make_emulator()
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_3_malformed_host_header_is_refused_with_a_page(stack: Stack) -> None:
+    stack.emulator()
+    async with stack.phone(stack.middleware()) as client:
         response = await client.get("/page", headers={"host": "evil.com/x@y"})
     assert response.status_code == 400
     assert "public_url" in response.text
     assert "location" not in response.headers
 
 
-async def test_5_base_login_returns_to_the_page_with_the_user() -> None:
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_5_base_login_returns_to_the_page_with_the_user(stack: Stack) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
         start = await client.get("/deep/page?tab=2&q=%E4%B8%AD")
         authorize = await client.get(location(start))
         callback_url = location(authorize)
@@ -140,10 +135,10 @@ async def test_5_base_login_returns_to_the_page_with_the_user() -> None:
     [("xiaoming", "小明🐼", True), ("lily", "Lily 🌸 李", False), ("ctrl", "控制\x07字符", True)],
 )
 async def test_5_userinfo_login_carries_the_profile(
-    persona: str, nickname: str, has_unionid: bool
+    persona: str, nickname: str, has_unionid: bool, stack: Stack
 ) -> None:
-    emulator = make_emulator()
-    async with phone(make_middleware(emulator, scope="snsapi_userinfo"), emulator) as client:
+    emulator = stack.emulator()
+    async with stack.phone(stack.middleware(scope="snsapi_userinfo")) as client:
         page = await login(client, "/page", persona=persona)
         again = await client.get("/other")
     user = page.json()["user"]
@@ -160,9 +155,9 @@ async def test_5_userinfo_login_carries_the_profile(
     assert dict(userinfo)["lang"] == "zh_CN"
 
 
-async def test_5_session_cookie_attributes() -> None:
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_5_session_cookie_attributes(stack: Stack) -> None:
+    stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
         start = await client.get("/page")
         callback = await client.get(location(await client.get(location(start))))
     session = next(c for c in _set_cookies(callback) if c.startswith("wxauth_session="))
@@ -173,10 +168,10 @@ async def test_5_session_cookie_attributes() -> None:
     assert "Max-Age=1209600" in session
 
 
-async def test_5_https_requests_get_secure_cookies() -> None:
-    emulator = make_emulator(auto_approve=True, domains=("example.com",))
-    middleware = make_middleware(emulator)
-    async with phone(middleware, emulator, origin="https://example.com") as client:
+async def test_5_https_requests_get_secure_cookies(stack: Stack) -> None:
+    stack.emulator(auto_approve=True, domains=("example.com",))
+    middleware = stack.middleware()
+    async with stack.phone(middleware, origin="https://example.com") as client:
         start = await client.get("/page")
         assert all("Secure" in c for c in _set_cookies(start))
         callback = await client.get(location(await client.get(location(start))))
@@ -186,20 +181,20 @@ async def test_5_https_requests_get_secure_cookies() -> None:
     assert page.json()["user"] is not None
 
 
-async def test_5_https_only_marks_cookies_secure_on_http() -> None:
-    emulator = make_emulator()
-    async with phone(make_middleware(emulator, https_only=True), emulator) as client:
+async def test_5_https_only_marks_cookies_secure_on_http(stack: Stack) -> None:
+    stack.emulator()
+    async with stack.phone(stack.middleware(https_only=True)) as client:
         start = await client.get("/page")
     assert all("Secure" in c for c in _set_cookies(start))
 
 
-async def test_2_valid_session_passes_whatever_the_user_agent() -> None:
-    emulator = make_emulator(auto_approve=True)
-    middleware = make_middleware(emulator)
-    async with phone(middleware, emulator) as client:
+async def test_2_valid_session_passes_whatever_the_user_agent(stack: Stack) -> None:
+    stack.emulator(auto_approve=True)
+    middleware = stack.middleware()
+    async with stack.phone(middleware) as client:
         await login(client)
         session = client.cookies["wxauth_session"]
-    async with phone(middleware, emulator, user_agent=CHROME_UA) as desktop:
+    async with stack.phone(middleware, user_agent=CHROME_UA) as desktop:
         desktop.cookies.set("wxauth_session", session)
         response = await desktop.get("/anything", headers={"accept": "application/json"})
     assert response.status_code == 200
@@ -207,9 +202,9 @@ async def test_2_valid_session_passes_whatever_the_user_agent() -> None:
     assert "set-cookie" not in response.headers  # a valid session is never re-written
 
 
-async def test_snapshot_user_is_flagged_and_gets_a_browser_session_cookie() -> None:
-    emulator = make_emulator()
-    async with phone(make_middleware(emulator, scope="snsapi_userinfo"), emulator) as client:
+async def test_snapshot_user_is_flagged_and_gets_a_browser_session_cookie(stack: Stack) -> None:
+    stack.emulator()
+    async with stack.phone(stack.middleware(scope="snsapi_userinfo")) as client:
         start = await client.get("/page")
         consent = await client.get(location(start))
         approved = await approve_consent(client, consent, persona="snapshot")
@@ -220,9 +215,9 @@ async def test_snapshot_user_is_flagged_and_gets_a_browser_session_cookie() -> N
     assert "Max-Age" not in session
 
 
-async def test_account_switch_replaces_the_session() -> None:
-    emulator = make_emulator()
-    async with phone(make_middleware(emulator, scope="snsapi_userinfo"), emulator) as client:
+async def test_account_switch_replaces_the_session(stack: Stack) -> None:
+    stack.emulator()
+    async with stack.phone(stack.middleware(scope="snsapi_userinfo")) as client:
         first = await login(client, persona="xiaoming")
         client.cookies.delete("wxauth_session")
         second = await login(client, persona="lily")
@@ -230,9 +225,9 @@ async def test_account_switch_replaces_the_session() -> None:
     assert second.json()["user"]["nickname"] == "Lily 🌸 李"
 
 
-async def test_two_tabs_logging_in_at_once_both_succeed() -> None:
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_two_tabs_logging_in_at_once_both_succeed(stack: Stack) -> None:
+    stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
         tab_a = await client.get("/a")
         tab_b = await client.get("/b")
         callback_a = location(await client.get(location(tab_a)))
@@ -242,9 +237,9 @@ async def test_two_tabs_logging_in_at_once_both_succeed() -> None:
     assert (location(back_a), location(back_b)) == ("/a", "/b")
 
 
-async def test_replayed_callback_keeps_the_session_and_spends_no_code() -> None:
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_replayed_callback_keeps_the_session_and_spends_no_code(stack: Stack) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
         start = await client.get("/page?x=1")
         callback_url = location(await client.get(location(start)))
         first = await client.get(callback_url)
@@ -275,9 +270,11 @@ async def test_replayed_callback_keeps_the_session_and_spends_no_code() -> None:
         ("DELETE", {"accept": "*/*"}),
     ],
 )
-async def test_4_wechat_api_calls_get_401_json(method: str, headers: dict[str, str]) -> None:
-    emulator = make_emulator()
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_4_wechat_api_calls_get_401_json(
+    method: str, headers: dict[str, str], stack: Stack
+) -> None:
+    stack.emulator()
+    async with stack.phone(stack.middleware()) as client:
         response = await client.request(
             method, "/api/me", headers={"referer": f"{APP_ORIGIN}/spa?tab=1", **headers}
         )
@@ -285,13 +282,13 @@ async def test_4_wechat_api_calls_get_401_json(method: str, headers: dict[str, s
     assert "location" not in response.headers
     body = response.json()
     assert body["error"] == "login_required"
-    assert body["authorize_url"].startswith(AUTHORIZE_URL + "?appid=")
+    assert body["authorize_url"].startswith(stack.authorize_url + "?appid=")
     assert body["authorize_url"].endswith("#wechat_redirect")
 
 
-async def test_4_front_end_can_follow_authorize_url_back_to_its_page() -> None:
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_4_front_end_can_follow_authorize_url_back_to_its_page(stack: Stack) -> None:
+    stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
         api = await client.get(
             "/api/me",
             headers={"accept": "application/json", "referer": f"{APP_ORIGIN}/spa?tab=1"},
@@ -300,9 +297,9 @@ async def test_4_front_end_can_follow_authorize_url_back_to_its_page() -> None:
     assert location(callback) == "/spa?tab=1"
 
 
-async def test_4_foreign_referer_returns_to_the_site_root() -> None:
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_4_foreign_referer_returns_to_the_site_root(stack: Stack) -> None:
+    stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
         api = await client.get(
             "/api/me", headers={"accept": "application/json", "referer": "https://evil.com/x"}
         )
@@ -320,9 +317,9 @@ async def test_4_foreign_referer_returns_to_the_site_root() -> None:
         {"accept": "text/html", "sec-fetch-dest": "iframe"},
     ],
 )
-async def test_3_page_navigations_are_redirected(headers: dict[str, str]) -> None:
-    emulator = make_emulator()
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_3_page_navigations_are_redirected(headers: dict[str, str], stack: Stack) -> None:
+    stack.emulator()
+    async with stack.phone(stack.middleware()) as client:
         response = await client.get("/page", headers=headers)
         head = await client.head("/page", headers=headers)
     assert response.status_code == 302
@@ -348,9 +345,9 @@ async def _assert_not_logged_in(client: httpx.AsyncClient, response: httpx.Respo
     assert page.status_code == 401
 
 
-async def test_6_unknown_state_logs_nobody_in() -> None:
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_6_unknown_state_logs_nobody_in(stack: Stack) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
         callback_url, state = await _started(client)
         code = dict(_query(callback_url))["code"]
         forged = f"{APP_ORIGIN}/wxauth/callback?code={code}&state=A{state[1:]}"
@@ -362,19 +359,19 @@ async def test_6_unknown_state_logs_nobody_in() -> None:
     assert emulator.calls == []
 
 
-async def test_6_state_from_another_browser_logs_nobody_in() -> None:
-    emulator = make_emulator(auto_approve=True)
-    middleware = make_middleware(emulator)
-    async with phone(middleware, emulator) as victim:
+async def test_6_state_from_another_browser_logs_nobody_in(stack: Stack) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    middleware = stack.middleware()
+    async with stack.phone(middleware) as victim:
         callback_url, _ = await _started(victim)
-    async with phone(middleware, emulator) as attacker:
+    async with stack.phone(middleware) as attacker:
         await _assert_not_logged_in(attacker, await attacker.get(callback_url))
     assert emulator.calls == []
 
 
-async def test_6_tampered_state_cookie_logs_nobody_in() -> None:
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_6_tampered_state_cookie_logs_nobody_in(stack: Stack) -> None:
+    stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
         callback_url, state = await _started(client)
         name = f"wxauth_session_state_{state}"
         value = client.cookies[name]
@@ -383,20 +380,22 @@ async def test_6_tampered_state_cookie_logs_nobody_in() -> None:
         await _assert_not_logged_in(client, await client.get(callback_url))
 
 
-async def test_6_expired_state_logs_nobody_in(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_6_expired_state_logs_nobody_in(
+    monkeypatch: pytest.MonkeyPatch, stack: Stack
+) -> None:
     import time
 
-    emulator = make_emulator(auto_approve=True, clock=time.time)
-    async with phone(make_middleware(emulator, login_max_age=60), emulator) as client:
+    stack.emulator(auto_approve=True, clock=time.time)
+    async with stack.phone(stack.middleware(login_max_age=60)) as client:
         callback_url, _ = await _started(client)
         now = time.time()
         monkeypatch.setattr(time, "time", lambda: now + 61)
         await _assert_not_logged_in(client, await client.get(callback_url))
 
 
-async def test_6_refusal_ends_on_a_page_not_in_a_loop() -> None:
-    emulator = make_emulator()
-    async with phone(make_middleware(emulator, scope="snsapi_userinfo"), emulator) as client:
+async def test_6_refusal_ends_on_a_page_not_in_a_loop(stack: Stack) -> None:
+    emulator = stack.emulator()
+    async with stack.phone(stack.middleware(scope="snsapi_userinfo")) as client:
         start = await client.get("/page")
         consent = await client.get(location(start))
         refused = await approve_consent(client, consent, persona="xiaoming", allow=False)
@@ -430,10 +429,10 @@ async def test_6_refusal_ends_on_a_page_not_in_a_loop() -> None:
     ],
 )
 async def test_7_wechat_errors_give_a_clear_page(
-    fault: dict[str, object], status: int, text: str
+    fault: dict[str, object], status: int, text: str, stack: Stack
 ) -> None:
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator), emulator) as client:
+    emulator = stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", **fault)  # type: ignore[arg-type]
         response = await client.get(callback_url)
@@ -451,9 +450,9 @@ async def test_7_wechat_errors_give_a_clear_page(
         assert json_response.json()["error"]
 
 
-async def test_7_errcode_page_shows_wechats_rid_and_a_hint() -> None:
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_7_errcode_page_shows_wechats_rid_and_a_hint(stack: Stack) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", errcode=40001)
         response = await client.get(callback_url, headers={"accept": "application/json"})
@@ -463,10 +462,10 @@ async def test_7_errcode_page_shows_wechats_rid_and_a_hint() -> None:
     assert "app_secret" in body["detail"]
 
 
-async def test_7_wrong_secret_is_a_configuration_error_page() -> None:
-    emulator = make_emulator(auto_approve=True)
-    middleware = make_middleware(emulator, app_secret="wrong-secret")
-    async with phone(middleware, emulator) as client:
+async def test_7_wrong_secret_is_a_configuration_error_page(stack: Stack) -> None:
+    stack.emulator(auto_approve=True)
+    middleware = stack.middleware(app_secret="wrong-secret")
+    async with stack.phone(middleware) as client:
         callback_url, _ = await _started(client)
         response = await client.get(callback_url)
     assert response.status_code == 500
@@ -474,12 +473,10 @@ async def test_7_wrong_secret_is_a_configuration_error_page() -> None:
     assert "wrong-secret" not in response.text
 
 
-async def test_7_upstream_timeout_gives_504(emulator_server: EmulatorServer) -> None:
-    emulator = emulator_server.emulator
-    middleware = make_middleware(
-        emulator, api_base_url=emulator_server.url, transport=None, http_timeout=0.3
-    )
-    async with phone(middleware, emulator) as client:
+async def test_7_upstream_timeout_gives_504(stack: Stack) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    middleware = stack.middleware(http_timeout=0.3)
+    async with stack.phone(middleware) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", latency=3.0)
         response = await client.get(callback_url)
@@ -487,18 +484,16 @@ async def test_7_upstream_timeout_gives_504(emulator_server: EmulatorServer) -> 
     assert "too long" in response.text
 
 
-async def test_7_connection_refused_gives_502() -> None:
+async def test_7_connection_refused_gives_502(stack: Stack) -> None:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     # Nothing listens on `port` now: the real network stack refuses the connection.
-    emulator = make_emulator(auto_approve=True)
-    middleware = make_middleware(
-        emulator, api_base_url=f"http://127.0.0.1:{port}", transport=None, http_timeout=2
-    )
-    async with phone(middleware, emulator) as client:
+    stack.emulator(auto_approve=True)
+    middleware = stack.middleware(api_base_url=f"http://127.0.0.1:{port}", http_timeout=2)
+    async with stack.phone(middleware) as client:
         callback_url, _ = await _started(client)
         response = await client.get(callback_url)
     assert response.status_code == 502
@@ -506,14 +501,14 @@ async def test_7_connection_refused_gives_502() -> None:
 
 
 @pytest.mark.parametrize("errcode", [40029, 40163, 42003])
-async def test_7_invalid_code_restarts_the_login_once(errcode: int) -> None:
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_7_invalid_code_restarts_the_login_once(errcode: int, stack: Stack) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", errcode=errcode, times=2)
         restart = await client.get(callback_url)
         assert restart.status_code == 302
-        assert location(restart).startswith(AUTHORIZE_URL)  # once...
+        assert location(restart).startswith(stack.authorize_url)  # once...
         second_callback = location(await client.get(location(restart)))
         final = await client.get(second_callback)
         assert final.status_code == 400  # ...and never again
@@ -523,9 +518,9 @@ async def test_7_invalid_code_restarts_the_login_once(errcode: int) -> None:
     assert page.json()["user"] is not None
 
 
-async def test_7_restarted_login_succeeds_when_the_new_code_works() -> None:
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_7_restarted_login_succeeds_when_the_new_code_works(stack: Stack) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
         callback_url, _ = await _started(client)
         first = await client.get(callback_url)
         assert first.status_code == 302
@@ -538,7 +533,7 @@ async def test_7_restarted_login_succeeds_when_the_new_code_works() -> None:
     assert restart.status_code == 400
 
 
-async def test_7_on_error_hook_renders_errors() -> None:
+async def test_7_on_error_hook_renders_errors(stack: Stack) -> None:
     from wxauth_middleware import HTTPRequest, HTTPResponse, WeChatAuthError
 
     seen: list[WeChatAuthError] = []
@@ -547,8 +542,8 @@ async def test_7_on_error_hook_renders_errors() -> None:
         seen.append(error)
         return HTTPResponse(418, (("content-type", "text/plain"),), f"custom {error.code}".encode())
 
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator, on_error=on_error), emulator) as client:
+    emulator = stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware(on_error=on_error)) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", errcode=40001)
         response = await client.get(callback_url)
@@ -556,12 +551,12 @@ async def test_7_on_error_hook_renders_errors() -> None:
     assert len(seen) == 1
 
 
-async def test_7_failing_on_error_hook_falls_back_to_the_default_page() -> None:
+async def test_7_failing_on_error_hook_falls_back_to_the_default_page(stack: Stack) -> None:
     def on_error(error: object, request: object) -> None:
         raise RuntimeError("hook bug")
 
-    emulator = make_emulator(auto_approve=True)
-    async with phone(make_middleware(emulator, on_error=on_error), emulator) as client:
+    emulator = stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware(on_error=on_error)) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", errcode=-1)
         response = await client.get(callback_url)
@@ -571,16 +566,16 @@ async def test_7_failing_on_error_hook_falls_back_to_the_default_page() -> None:
 # -- 8. secrets never reach the browser ------------------------------------------------------
 
 
-async def test_8_no_secret_or_token_in_anything_sent_to_the_browser() -> None:
-    emulator = make_emulator(auto_approve=True)
-    middleware = make_middleware(emulator, scope="snsapi_userinfo")
+async def test_8_no_secret_or_token_in_anything_sent_to_the_browser(stack: Stack) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    middleware = stack.middleware(scope="snsapi_userinfo")
     seen: list[str] = []
 
     async def record(response: httpx.Response) -> None:
         await response.aread()
         seen.append(str(response.headers) + response.text)
 
-    async with phone(middleware, emulator) as client:
+    async with stack.phone(middleware) as client:
         client.event_hooks["response"] = [record]
         page = await login(client)
         assert page.json()["user"]["nickname"] == "小明🐼"
@@ -599,81 +594,9 @@ async def test_8_no_secret_or_token_in_anything_sent_to_the_browser() -> None:
             assert token not in text
 
 
-# -- 9. lifespan and websockets ----------------------------------------------------------------
-
-
-async def _websocket_user(middleware: object, cookie: str = "") -> object:
-    """Open a WebSocket through the middleware, as a server would, and read what the app saw."""
-    headers = [(b"cookie", cookie.encode())] if cookie else []
-    scope = {
-        "type": "websocket",
-        "asgi": {"version": "3.0"},
-        "scheme": "ws",
-        "path": "/ws",
-        "raw_path": b"/ws",
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "server": ("localhost", 8000),
-        "client": ("127.0.0.1", 5000),
-        "subprotocols": [],
-    }
-    incoming = iter([{"type": "websocket.connect"}, {"type": "websocket.disconnect"}])
-    sent: list[dict[str, object]] = []
-
-    async def receive() -> object:
-        return next(incoming)
-
-    async def send(message: dict[str, object]) -> None:
-        sent.append(message)
-
-    await middleware(scope, receive, send)  # type: ignore[operator]
-    assert sent[0]["type"] == "websocket.accept"
-    return json.loads(str(sent[1]["text"]))["user"]
-
-
-async def test_9_websocket_passes_through_with_the_session_user() -> None:
-    emulator = make_emulator(auto_approve=True)
-    middleware = make_middleware(emulator)
-    assert await _websocket_user(middleware) is None
-    assert await _websocket_user(middleware, "wxauth_session=garbage") is None
-    async with phone(middleware, emulator) as client:
-        await login(client)
-        session = client.cookies["wxauth_session"]
-    user = await _websocket_user(middleware, f"other=1; wxauth_session={session}")
-    assert isinstance(user, dict)
-    assert user["scope"] == "snsapi_base"
-
-
-async def test_9_http_client_is_reused_and_closed_at_lifespan_shutdown() -> None:
-    emulator = make_emulator(auto_approve=True)
-    middleware = make_middleware(emulator)
-    async with phone(middleware, emulator) as client:
-        await login(client)
-        first = middleware._client
-        client.cookies.clear()
-        await login(client)
-        assert middleware._client is first is not None
-    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
-    sent: list[str] = []
-
-    async def receive() -> dict[str, str]:
-        return next(messages)
-
-    async def send(message: dict[str, str]) -> None:
-        sent.append(message["type"])
-
-    lifespan = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
-    await middleware(lifespan, receive, send)  # type: ignore[arg-type]
-    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
-    assert middleware._client is None
-    assert first is not None
-    assert first.is_closed
-
-
-async def test_garbage_session_cookie_is_no_session_never_an_error() -> None:
-    emulator = make_emulator()
-    async with phone(make_middleware(emulator), emulator) as client:
+async def test_garbage_session_cookie_is_no_session_never_an_error(stack: Stack) -> None:
+    stack.emulator()
+    async with stack.phone(stack.middleware()) as client:
         client.cookies.set("wxauth_session", "garbage.x.y")
         wechat = await client.get("/page")
         desktop = await client.get("/page", headers={"user-agent": CHROME_UA})

@@ -22,6 +22,7 @@ from .http import HTTPRequest, HTTPResponse
 from .pages import default_error_response
 from .user import WeChatUser, get_wechat_user
 from .useragent import ClientKind, classify_user_agent, is_wechat_browser
+from .wsgi import WeChatAuthWSGIMiddleware
 
 __all__ = [
     "ClientKind",
@@ -38,6 +39,7 @@ __all__ = [
     "WeChatAPIError",
     "WeChatAuthError",
     "WeChatAuthMiddleware",
+    "WeChatAuthWSGIMiddleware",
     "WeChatUser",
     "classify_user_agent",
     "default_error_response",

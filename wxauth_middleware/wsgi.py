@@ -1,0 +1,97 @@
+"""The WSGI middleware: the same core and login flow as the ASGI one, driven synchronously.
+
+No event loop and no async bridge: the login flow's two calls to WeChat are made with a
+synchronous httpx client, shared by all of the server's threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from .core import Forward
+from .http import HTTPRequest, HTTPResponse
+from .options import MiddlewareOptions
+from .wechat import drive_sync
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+else:
+    StartResponse = WSGIApplication = WSGIEnvironment = Any
+
+__all__ = ["WeChatAuthWSGIMiddleware"]
+
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
+    """Log WeChat users in, for any WSGI application (Flask, Django, ...).
+
+    Puts the user (a `WeChatUser`, or None) at `environ["wechat_user"]`; answers the login
+    callback itself; redirects WeChat-browser page visits without a session to WeChat. Takes
+    the same options as `WeChatAuthMiddleware`; `transport` must be a synchronous httpx one.
+    """
+
+    _transport_type = httpx.BaseTransport
+    _client: httpx.Client | None = None
+    _client_lock = threading.Lock()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        decision = self.core.handle(_request(environ))
+        if isinstance(decision, Forward):
+            environ["wechat_user"] = decision.user
+            return self.app(environ, start_response)
+        if not isinstance(decision, HTTPResponse):
+            decision = drive_sync(decision, self._http_client())
+        headers = [*decision.headers, ("content-length", str(len(decision.body)))]
+        start_response(f"{decision.status} {HTTPStatus(decision.status).phrase}", headers)
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [decision.body]
+
+    def _http_client(self) -> httpx.Client:
+        # Created on first use and shared by the server's threads (httpx.Client is thread-safe).
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = httpx.Client(
+                        timeout=self.config.http_timeout,
+                        transport=self.config.transport,  # type: ignore[arg-type]
+                    )
+        return self._client
+
+    def close(self) -> None:
+        """Close the outbound HTTP client (WSGI has no shutdown event: call it if you need to)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+def _request(environ: WSGIEnvironment) -> HTTPRequest:
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers[key[5:].replace("_", "-").lower()] = value
+    if "CONTENT_TYPE" in environ:
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    if "host" not in headers:
+        port = environ.get("SERVER_PORT", "")
+        name = environ.get("SERVER_NAME", "")
+        default = "443" if environ.get("wsgi.url_scheme") == "https" else "80"
+        headers["host"] = name if port in ("", default) else f"{name}:{port}"
+    # PEP 3333: environ strings are the request's bytes decoded as latin-1. The path as the
+    # browser sees it includes the mount prefix (SCRIPT_NAME).
+    raw_path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
+    query = environ.get("QUERY_STRING", "")
+    target = quote(raw_path, safe=_PATH_SAFE) or "/"
+    return HTTPRequest(
+        method=environ.get("REQUEST_METHOD", "GET"),
+        scheme=environ.get("wsgi.url_scheme", "http"),
+        path=raw_path.decode("utf-8", "replace") or "/",
+        target=f"{target}?{query}" if query else target,
+        query_string=query,
+        headers=headers,
+    )
