@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import sys
 from collections.abc import Sequence
 
+from ..emulator.app import is_loopback_host
 from .app import EMULATOR_PREFIX, create_demo_app
 
 # Addresses that bind every interface: the browser must use a real address to come back.
 _UNSPECIFIED = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
-
-
-def _is_loopback_host(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _origin(host: str, port: int) -> str:
@@ -97,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error("--port must be between 1 and 65535")
-    if not _is_loopback_host(args.host) and not args.allow_remote:
+    if not is_loopback_host(args.host) and not args.allow_remote:
         parser.error(
             f"--host {args.host} is reachable from other machines. The demo's embedded WeChat "
             "emulator answers only this machine (loopback) and logs in anyone who asks; add "

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 from collections.abc import Sequence
 
-from .app import DEFAULT_APP_ID, DEFAULT_APP_SECRET, WeChatEmulator
+from .app import DEFAULT_APP_ID, DEFAULT_APP_SECRET, WeChatEmulator, is_loopback_host
 from .personas import DEFAULT_PERSONAS
 
 _DEFAULT_DOMAINS = ("127.0.0.1", "localhost")
-
-
-def _is_loopback_host(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +106,7 @@ def banner(emulator: WeChatEmulator, host: str, port: int, app_secret: str) -> s
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not _is_loopback_host(args.host) and not args.allow_remote:
+    if not is_loopback_host(args.host) and not args.allow_remote:
         parser.error(
             f"--host {args.host} is reachable from other machines; the emulator hands out "
             "logins to anyone who asks, so add --allow-remote if you really mean it"

@@ -66,20 +66,25 @@ class RecordedCall:
         return next((v for k, v in self.params if k == name), None)
 
 
-def _is_loopback(client: Any) -> bool:
-    if client is None:
-        return True  # some test transports give no client at all
-    host = str(client[0])
-    # Starlette's TestClient says "testclient"; a network server always reports an address.
-    if host == "testclient":
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` (an address, bracketed or not, or "localhost") is this machine only."""
+    if host.lower() == "localhost":
         return True
     try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
+        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return address.is_loopback
+
+
+def _is_loopback(client: Any) -> bool:
+    if client is None:
+        return True  # some test transports give no client at all
+    host = str(client[0])
+    # Starlette's TestClient says "testclient"; a network server always reports an address.
+    return host == "testclient" or (host != "localhost" and is_loopback_host(host))
 
 
 def _first_values(params: Sequence[tuple[str, str]]) -> Params:
