@@ -7,6 +7,7 @@ callback, state, errors, secrets, lifespan).
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import parse_qsl, urlsplit
 
@@ -566,7 +567,10 @@ async def test_7_failing_on_error_hook_falls_back_to_the_default_page(stack: Sta
 # -- 8. secrets never reach the browser ------------------------------------------------------
 
 
-async def test_8_no_secret_or_token_in_anything_sent_to_the_browser(stack: Stack) -> None:
+async def test_8_no_secret_or_token_in_responses_or_logs(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     emulator = stack.emulator(auto_approve=True)
     middleware = stack.middleware(scope="snsapi_userinfo")
     seen: list[str] = []
@@ -592,6 +596,12 @@ async def test_8_no_secret_or_token_in_anything_sent_to_the_browser(stack: Stack
     for text in app_responses:
         for token in tokens:
             assert token not in text
+    records = [f"{r.name} {r.getMessage()}" for r in caplog.records]
+    assert any("HTTP Request: GET" in r for r in records)  # httpx did log the calls...
+    assert any("errcode=40001" in r for r in records)  # ...and we logged the failure
+    for record in records:
+        for token in tokens:
+            assert token not in record, record
 
 
 async def test_garbage_session_cookie_is_no_session_never_an_error(stack: Stack) -> None:

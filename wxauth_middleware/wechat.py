@@ -9,6 +9,7 @@ generator as `UpstreamError`s, so the flow is the one place that decides about t
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -169,6 +170,37 @@ def _opt_int(body: dict[str, Any], key: str, endpoint: str) -> int | None:
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     raise UpstreamResponseError(f"WeChat {endpoint}: {key!r} is not an integer")
+
+
+# Query parameters that are credentials: the AppSecret, WeChat's tokens, the one-time code.
+_SECRET_PARAMS = frozenset({"secret", "access_token", "refresh_token", "code"})
+
+
+class _RedactCredentials(logging.Filter):
+    """Masks credentials in the URLs httpx logs ("HTTP Request: GET <url> ..." at INFO).
+
+    WeChat's API takes the AppSecret and tokens as query parameters, so httpx's request log
+    line would otherwise write them to the application's logs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(arg, httpx.URL) for arg in record.args
+        ):
+            record.args = tuple(
+                _redacted(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args
+            )
+        return True
+
+
+def _redacted(url: httpx.URL) -> httpx.URL:
+    if not any(key in _SECRET_PARAMS for key in url.params):
+        return url
+    params = [(k, "redacted" if k in _SECRET_PARAMS else v) for k, v in url.params.multi_items()]
+    return url.copy_with(params=params)
+
+
+logging.getLogger("httpx").addFilter(_RedactCredentials())
 
 
 def _upstream_error(exc: httpx.HTTPError, request: UpstreamRequest) -> UpstreamError:
