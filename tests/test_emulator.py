@@ -566,7 +566,8 @@ def test_issue_code_validates_its_arguments(emu: WeChatEmulator) -> None:
     with pytest.raises(ValueError, match="unknown persona"):
         emu.issue_code("nobody")
     with pytest.raises(ValueError, match="scope"):
-        emu.issue_code(scope="snsapi_login")
+        emu.issue_code(scope="snsapi_privateinfo")
+    # snsapi_login codes are the website app's: tests/test_emulator_qrconnect.py.
 
 
 # -- refresh ------------------------------------------------------------------------------

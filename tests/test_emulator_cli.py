@@ -13,8 +13,14 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import pytest
 
-from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET, DEFAULT_PERSONAS
-from wxauth_middleware.emulator.__main__ import build_emulator, build_parser, main
+from wxauth_middleware.emulator import (
+    DEFAULT_APP_ID,
+    DEFAULT_APP_SECRET,
+    DEFAULT_PERSONAS,
+    DEFAULT_WEBSITE_APP_ID,
+    DEFAULT_WEBSITE_APP_SECRET,
+)
+from wxauth_middleware.emulator.__main__ import banner, build_emulator, build_parser, main
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -60,10 +66,17 @@ def test_options_build_the_emulator() -> None:
             "--persona",
             "lily",
             "--allow-remote",
+            "--website-app-id",
+            "wxweb",
+            "--website-app-secret",
+            "webs3cret",
         ]
     )
     emulator = build_emulator(args)
     assert emulator.app_id == "wxabc"
+    assert emulator.app_secret == "s3cret"
+    assert emulator.website_app_id == "wxweb"
+    assert emulator.website_app_secret == "webs3cret"
     assert emulator.domains == ("demo.test", "other.test")
     assert emulator.auto_approve is True
     assert emulator.default_persona == "lily"
@@ -73,10 +86,34 @@ def test_options_build_the_emulator() -> None:
 def test_defaults() -> None:
     emulator = build_emulator(build_parser().parse_args([]))
     assert emulator.app_id == DEFAULT_APP_ID
+    assert emulator.website_app_id == DEFAULT_WEBSITE_APP_ID
+    assert emulator.website_app_secret == DEFAULT_WEBSITE_APP_SECRET
     assert emulator.domains == ("127.0.0.1", "localhost")
     assert emulator.auto_approve is False
     assert emulator.default_persona == DEFAULT_PERSONAS[0].key
     assert emulator.allow_remote is False
+
+
+def test_no_website_app_option() -> None:
+    emulator = build_emulator(build_parser().parse_args(["--no-website-app"]))
+    assert emulator.website_app_id is None
+    text = banner(emulator, "127.0.0.1", 8400, DEFAULT_APP_SECRET)
+    assert "website QR-code login: disabled" in text
+    assert "qrconnect_url" not in text
+
+
+def test_website_app_id_equal_to_app_id_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--website-app-id", DEFAULT_APP_ID])
+    assert "website_app_id must differ" in capsys.readouterr().err
+
+
+def test_banner_lists_the_website_app() -> None:
+    emulator = build_emulator(build_parser().parse_args([]))
+    text = banner(emulator, "::1", 8400, DEFAULT_APP_SECRET, DEFAULT_WEBSITE_APP_SECRET)
+    assert f"website_app_id={DEFAULT_WEBSITE_APP_ID}" in text
+    assert f"website_app_secret={DEFAULT_WEBSITE_APP_SECRET}" in text
+    assert "qrconnect_url=http://[::1]:8400/connect/qrconnect" in text
 
 
 @pytest.mark.anyio
@@ -143,6 +180,13 @@ def test_serves_over_http_with_auto_approve() -> None:
         )
         assert token.headers["content-type"] == "text/plain"
         assert token.json()["openid"] == DEFAULT_PERSONAS[0].openid_for(DEFAULT_APP_ID)
+        scanned = httpx.get(
+            f"{base}/connect/qrconnect?appid={DEFAULT_WEBSITE_APP_ID}&redirect_uri={redirect_uri}"
+            "&response_type=code&scope=snsapi_login&state=cli2",
+            timeout=5,
+        )
+        assert scanned.status_code == 302
+        assert parse_qs(urlsplit(scanned.headers["location"]).query)["state"] == ["cli2"]
     finally:
         process.terminate()
         try:
@@ -153,3 +197,5 @@ def test_serves_over_http_with_auto_approve() -> None:
     assert f"authorize_url={base}/connect/oauth2/authorize" in output
     assert f"api_base_url={base}" in output
     assert DEFAULT_APP_SECRET in output
+    assert f"qrconnect_url={base}/connect/qrconnect" in output
+    assert DEFAULT_WEBSITE_APP_SECRET in output

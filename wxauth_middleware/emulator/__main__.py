@@ -6,7 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .app import DEFAULT_APP_ID, DEFAULT_APP_SECRET, WeChatEmulator, is_loopback_host
+from .app import (
+    DEFAULT_APP_ID,
+    DEFAULT_APP_SECRET,
+    DEFAULT_WEBSITE_APP_ID,
+    DEFAULT_WEBSITE_APP_SECRET,
+    WeChatEmulator,
+    is_loopback_host,
+)
 from .personas import DEFAULT_PERSONAS
 
 _DEFAULT_DOMAINS = ("127.0.0.1", "localhost")
@@ -16,8 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m wxauth_middleware.emulator",
         description=(
-            "Serve a local emulator of WeChat's web-page authorization (the authorize page and "
-            "the /sns/* APIs) for offline development and tests. It is not the real WeChat."
+            "Serve a local emulator of WeChat's web-page authorization (the authorize page, the "
+            "website QR-code login page and the /sns/* APIs) for offline development and "
+            "tests. It is not the real WeChat."
         ),
     )
     parser.add_argument(
@@ -29,18 +37,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--auto-approve",
         action="store_true",
-        help="approve every authorization at once as the default persona (for scripts), "
-        "instead of showing the consent page",
+        help="approve every authorization and QR-code login at once as the default persona "
+        "(for scripts), instead of showing the consent or QR-code page",
     )
     parser.add_argument(
         "--app-id",
         default=DEFAULT_APP_ID,
-        help="the one registered AppID (default: %(default)s)",
+        help="the Official Account's AppID (default: %(default)s)",
     )
     parser.add_argument(
         "--app-secret",
         default=DEFAULT_APP_SECRET,
         help="its AppSecret (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--website-app-id",
+        default=DEFAULT_WEBSITE_APP_ID,
+        help="the Open-Platform website app's AppID, for QR-code login at /connect/qrconnect "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--website-app-secret",
+        default=DEFAULT_WEBSITE_APP_SECRET,
+        help="the website app's AppSecret (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-website-app",
+        action="store_true",
+        help="run without a website app: /connect/qrconnect refuses every appid",
     )
     parser.add_argument(
         "--domain",
@@ -53,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--persona",
         choices=[p.key for p in DEFAULT_PERSONAS],
         default=DEFAULT_PERSONAS[0].key,
-        help="the default persona: used by --auto-approve and preselected on the consent page "
-        "(default: %(default)s)",
+        help="the default persona: used by --auto-approve and preselected on the consent and "
+        "QR-code pages (default: %(default)s)",
     )
     parser.add_argument(
         "--latency",
@@ -81,26 +105,42 @@ def build_emulator(args: argparse.Namespace) -> WeChatEmulator:
         auto_approve=args.auto_approve,
         default_persona=args.persona,
         allow_remote=args.allow_remote,
+        website_app_id=None if args.no_website_app else args.website_app_id,
+        website_app_secret=None if args.no_website_app else args.website_app_secret,
     )
     if args.latency:
         emulator.inject("*", latency=args.latency, times=None)
     return emulator
 
 
-def banner(emulator: WeChatEmulator, host: str, port: int, app_secret: str) -> str:
+def banner(
+    emulator: WeChatEmulator,
+    host: str,
+    port: int,
+    app_secret: str,
+    website_app_secret: str | None = None,
+) -> str:
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     mode = "auto-approve" if emulator.auto_approve else "consent page"
-    return "\n".join(
-        [
-            f"WeChat emulator (not the real WeChat) on {base}/  [{mode}]",
-            f"  appid:  {emulator.app_id}",
-            f"  secret: {app_secret}",
-            "  middleware options:",
-            f"    authorize_url={base}/connect/oauth2/authorize",
-            f"    api_base_url={base}",
+    lines = [
+        f"WeChat emulator (not the real WeChat) on {base}/  [{mode}]",
+        f"  appid:  {emulator.app_id}",
+        f"  secret: {app_secret}",
+        "  middleware options:",
+        f"    authorize_url={base}/connect/oauth2/authorize",
+        f"    api_base_url={base}",
+    ]
+    if emulator.website_app_id is None:
+        lines.append("  website QR-code login: disabled (--no-website-app)")
+    else:
+        lines += [
+            "  website app (QR-code login for desktop browsers):",
+            f"    website_app_id={emulator.website_app_id}",
+            f"    website_app_secret={website_app_secret}",
+            f"    qrconnect_url={base}/connect/qrconnect",
         ]
-    )
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,7 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    print(banner(emulator, args.host, args.port, args.app_secret), flush=True)
+    print(
+        banner(emulator, args.host, args.port, args.app_secret, emulator.website_app_secret),
+        flush=True,
+    )
     uvicorn.run(emulator, host=args.host, port=args.port, log_level="info")
     return 0
 

@@ -1,4 +1,5 @@
-"""The emulator as an ASGI app: WeChat's authorize page and its four user-token APIs."""
+"""The emulator as an ASGI app: WeChat's authorize page, its website QR-code login page, and
+the four user-token APIs."""
 
 from __future__ import annotations
 
@@ -20,21 +21,25 @@ from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from .authorize import (
+    QRCONNECT_SCOPE,
     SCOPES,
     AuthorizeRejection,
     AuthorizeRequest,
     callback_url,
     parse_authorize_query,
+    parse_qrconnect_query,
 )
 from .faults import FaultPlan, fault_kwargs_from_json
-from .grants import ACCESS_TOKEN_TTL, GrantError, GrantStore
-from .pages import consent_page, error_page, fault_page, index_page
+from .grants import ACCESS_TOKEN_TTL, AccessGrant, GrantError, GrantStore
+from .pages import consent_page, error_page, fault_page, index_page, qrconnect_page
 from .personas import DEFAULT_PERSONAS, Persona
 from .protocol import API_CONTENT_TYPE, USERINFO_CONTENT_TYPE, JSONValue, error_payload, wechat_json
 
 __all__ = [
     "DEFAULT_APP_ID",
     "DEFAULT_APP_SECRET",
+    "DEFAULT_WEBSITE_APP_ID",
+    "DEFAULT_WEBSITE_APP_SECRET",
     "PERSONA_COOKIE",
     "RecordedCall",
     "WeChatEmulator",
@@ -43,6 +48,11 @@ __all__ = [
 DEFAULT_APP_ID = "wx8e6a2d5c0b1f4a37"
 # A published, made-up secret for the emulator only: it unlocks nothing real.
 DEFAULT_APP_SECRET = "3f2a9c0e5b7d41a68e0c2f9b4d1a7e63"  # noqa: S105
+#: The Open Platform "website app" (网站应用) for QR-code login: another appid, another secret.
+DEFAULT_WEBSITE_APP_ID = "wxb7c3f1e9d2a4605e"
+DEFAULT_WEBSITE_APP_SECRET = "9d41c7e2a05b38f6d1e8a4c0b7f2653e"  # noqa: S105
+#: Scopes whose tokens may call /sns/userinfo.
+_USERINFO_SCOPES = ("snsapi_userinfo", QRCONNECT_SCOPE)
 
 #: Remembers which persona is "logged in to this WeChat" (scoped to the authorize paths).
 PERSONA_COOKIE = "wxemu_persona"
@@ -99,7 +109,10 @@ class WeChatEmulator:
     """WeChat's web-page authorization servers, played locally, quirks included.
 
     One registered Official Account (`app_id` / `app_secret`) with its web authorization
-    `domains`; any other appid or secret gets WeChat's error answers. It answers loopback
+    `domains`, and one Open-Platform website app (`website_app_id` / `website_app_secret`;
+    None disables it) for QR-code login at ``/connect/qrconnect``, bound to the same Open
+    Platform account: a persona's unionid is the same for both, its openids differ. Both apps
+    share `domains`. Any other appid or secret gets WeChat's error answers. It answers loopback
     clients only unless `allow_remote` is true. `clock` is injectable so tests can expire
     codes and tokens instantly.
     """
@@ -114,9 +127,22 @@ class WeChatEmulator:
         default_persona: str | None = None,
         clock: Callable[[], float] = time.time,
         allow_remote: bool = False,
+        website_app_id: str | None = DEFAULT_WEBSITE_APP_ID,
+        website_app_secret: str | None = DEFAULT_WEBSITE_APP_SECRET,
     ) -> None:
         if not app_id or not app_secret:
             raise ValueError("app_id and app_secret must be non-empty strings")
+        if website_app_id is not None:
+            if not website_app_id or not website_app_secret:
+                raise ValueError(
+                    "website_app_id and website_app_secret must be non-empty strings "
+                    "(website_app_id=None disables the website app)"
+                )
+            if website_app_id == app_id:
+                raise ValueError(
+                    "website_app_id must differ from app_id: WeChat gives the website app "
+                    "its own appid"
+                )
         if isinstance(domains, str):
             raise ValueError("domains must be a sequence of hostnames, e.g. ('localhost',)")
         self.domains = tuple(_normalise_domain(d) for d in domains)
@@ -134,9 +160,15 @@ class WeChatEmulator:
                 f"default_persona {default_persona!r} is not one of {', '.join(self._personas)}"
             )
         self.app_id = app_id
-        self._app_secret = app_secret
+        self.website_app_id = website_app_id
+        # appid -> AppSecret, for every app the token APIs answer.
+        self._secrets = {app_id: app_secret}
+        if website_app_id is not None and website_app_secret is not None:
+            self._secrets[website_app_id] = website_app_secret
         self.auto_approve = auto_approve
         self.personas: tuple[Persona, ...] = tuple(personas)
+        # Snapshot-mode users exist only inside WeChat's in-app browser: they never scan.
+        self._scanners = {p.key: p for p in personas if not p.snapshot}
         self.default_persona = default_persona
         self.allow_remote = allow_remote
         self._clock = clock
@@ -151,6 +183,8 @@ class WeChatEmulator:
                 Route("/", self._index, methods=["GET"]),
                 Route("/connect/oauth2/authorize", self._authorize, methods=["GET"]),
                 Route("/connect/oauth2/authorize/confirm", self._confirm, methods=["POST"]),
+                Route("/connect/qrconnect", self._qrconnect, methods=["GET"]),
+                Route("/connect/qrconnect/confirm", self._qrconnect_confirm, methods=["POST"]),
                 Route("/sns/oauth2/access_token", self._access_token, methods=["GET"]),
                 Route("/sns/oauth2/refresh_token", self._refresh_token, methods=["GET"]),
                 Route("/sns/userinfo", self._userinfo, methods=["GET"]),
@@ -160,8 +194,21 @@ class WeChatEmulator:
         )
 
     def __repr__(self) -> str:
-        # The secret stays out of logs and tracebacks.
-        return f"WeChatEmulator(app_id={self.app_id!r}, domains={self.domains!r})"
+        # The secrets stay out of logs and tracebacks.
+        return (
+            f"WeChatEmulator(app_id={self.app_id!r}, website_app_id={self.website_app_id!r}, "
+            f"domains={self.domains!r})"
+        )
+
+    @property
+    def app_secret(self) -> str:
+        """The Official Account's AppSecret (a made-up one: the emulator guards nothing real)."""
+        return self._secrets[self.app_id]
+
+    @property
+    def website_app_secret(self) -> str | None:
+        """The website app's AppSecret, or None without a website app."""
+        return None if self.website_app_id is None else self._secrets[self.website_app_id]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -214,12 +261,28 @@ class WeChatEmulator:
         self._faults.clear()
 
     def issue_code(self, persona: str | None = None, scope: str = "snsapi_base") -> str:
-        """Mint a code as if `persona` (default: the default persona) had authorized `scope`."""
+        """Mint a code as if `persona` (default: the default persona) had authorized `scope`.
+
+        snsapi_base and snsapi_userinfo codes are the Official Account's; an snsapi_login code
+        is the website app's, as if the persona had scanned its QR code (not possible for a
+        snapshot-mode persona, nor without a website app: ValueError).
+        """
         key = self.default_persona if persona is None else persona
         if key not in self._personas:
             raise ValueError(f"unknown persona {key!r}; known: {', '.join(self._personas)}")
+        if scope == QRCONNECT_SCOPE:
+            if self.website_app_id is None:
+                raise ValueError(
+                    "snsapi_login codes belong to the website app, and this emulator has none "
+                    "(website_app_id=None)"
+                )
+            if key not in self._scanners:
+                raise ValueError(_SNAPSHOT_CANNOT_SCAN.format(key=key))
+            return self._grants.issue_code(self.website_app_id, key, scope)
         if scope not in SCOPES:
-            raise ValueError(f"scope must be one of {', '.join(SCOPES)}; got {scope!r}")
+            raise ValueError(
+                f"scope must be one of {', '.join((*SCOPES, QRCONNECT_SCOPE))}; got {scope!r}"
+            )
         return self._grants.issue_code(self.app_id, key, scope)
 
     # -- browser pages --------------------------------------------------------------------
@@ -238,16 +301,23 @@ class WeChatEmulator:
                 personas=self.personas,
                 default_persona=self.default_persona,
                 auto_approve=self.auto_approve,
+                website_app_id=self.website_app_id,
             )
         )
 
     def _parse(self, raw_query: str) -> AuthorizeRequest | AuthorizeRejection:
-        return parse_authorize_query(raw_query, app_id=self.app_id, domains=self.domains)
+        return parse_authorize_query(
+            raw_query,
+            app_id=self.app_id,
+            domains=self.domains,
+            website_app_id=self.website_app_id,
+        )
 
     def _login(
         self, auth: AuthorizeRequest, persona: Persona, *, remember: str | None = None
     ) -> StarletteResponse:
-        code = self._grants.issue_code(self.app_id, persona.key, auth.scope)
+        # The code belongs to the app the link named: the Official Account or the website app.
+        code = self._grants.issue_code(auth.app_id, persona.key, auth.scope)
         # WeChat appends state even when it is empty.
         url = callback_url(auth.redirect_uri, [("code", code), ("state", auth.state)])
         response = RedirectResponse(url, status_code=302)
@@ -317,6 +387,88 @@ class WeChatEmulator:
         cookie_path = request.scope.get("root_path", "") + "/connect/oauth2"
         return self._login(auth, persona, remember=cookie_path)
 
+    # -- website QR-code login -----------------------------------------------------------
+
+    def _parse_qrconnect(self, raw_query: str) -> AuthorizeRequest | AuthorizeRejection:
+        return parse_qrconnect_query(
+            raw_query,
+            website_app_id=self.website_app_id,
+            app_id=self.app_id,
+            domains=self.domains,
+        )
+
+    def _scan_page(
+        self, request: Request, auth: AuthorizeRequest, *, message: str = "", status: int = 200
+    ) -> StarletteResponse:
+        if not self._scanners:
+            detail = (
+                "Every persona is a snapshot-mode user; those exist only inside WeChat's in-app "
+                "browser and cannot scan a website's QR code. Add a persona that is not one."
+            )
+            return HTMLResponse(error_page(_no_scanner(detail)))
+        if self.default_persona in self._scanners:
+            selected = self.default_persona
+        else:
+            selected = next(iter(self._scanners))
+        root_path = request.scope.get("root_path", "")
+        page = qrconnect_page(
+            auth,
+            action=f"{root_path}/connect/qrconnect/confirm",
+            personas=tuple(self._scanners.values()),
+            selected=selected,
+            message=message,
+            check_fragment=not message,
+        )
+        return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+
+    async def _qrconnect(self, request: Request) -> StarletteResponse:
+        auth = self._parse_qrconnect(request.scope["query_string"].decode("latin-1"))
+        if isinstance(auth, AuthorizeRejection):
+            return HTMLResponse(error_page(auth))
+        if self.auto_approve:
+            persona = self._scanners.get(self.default_persona)
+            if persona is None:
+                detail = (
+                    _SNAPSHOT_CANNOT_SCAN.format(key=self.default_persona)
+                    + " Auto-approve scans as the default persona: pick one that is not a "
+                    "snapshot user (default_persona=..., CLI --persona)."
+                )
+                return HTMLResponse(error_page(_no_scanner(detail)))
+            return self._login(auth, persona)
+        # Every scan asks: the desktop browser and the phone share no "logged in" cookie.
+        return self._scan_page(request, auth)
+
+    async def _qrconnect_confirm(self, request: Request) -> StarletteResponse:
+        form = _first_values(
+            parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+        )
+        auth = self._parse_qrconnect(form.get("query", ""))
+        if isinstance(auth, AuthorizeRejection):
+            return HTMLResponse(error_page(auth))
+        decision = form.get("decision", "")
+        if decision == "refuse":
+            # Mirrors the consent page's refusal: back with state and no code.
+            return RedirectResponse(
+                callback_url(auth.redirect_uri, [("state", auth.state)]), status_code=302
+            )
+        if decision != "allow":
+            return self._scan_page(
+                request,
+                auth,
+                message="Choose 扫码并确认 / Scan and confirm or 取消登录 / Cancel.",
+                status=400,
+            )
+        key = form.get("persona", "")
+        persona = self._scanners.get(key)
+        if persona is None:
+            message = (
+                _SNAPSHOT_CANNOT_SCAN.format(key=key)
+                if key in self._personas
+                else "Choose a persona."
+            )
+            return self._scan_page(request, auth, message=message, status=400)
+        return self._login(auth, persona)
+
     # -- the APIs -------------------------------------------------------------------------
 
     def _error(self, errcode: int) -> dict[str, JSONValue]:
@@ -361,10 +513,11 @@ class WeChatEmulator:
         return StarletteResponse(wechat_json(payload), headers={"content-type": content_type})
 
     def _check_app(self, params: Params) -> str:
+        # Either app: the Official Account or the website app (same API, same rules).
         app_id = params.get("appid", "")
         if not app_id:
             raise GrantError(41002)
-        if app_id != self.app_id:
+        if app_id not in self._secrets:
             raise GrantError(40013)
         return app_id
 
@@ -385,7 +538,8 @@ class WeChatEmulator:
         secret = params.get("secret", "")
         if not secret:
             raise GrantError(41004)
-        if not hmac.compare_digest(secret.encode("utf-8"), self._app_secret.encode("utf-8")):
+        expected = self._secrets[app_id]
+        if not hmac.compare_digest(secret.encode("utf-8"), expected.encode("utf-8")):
             raise GrantError(40001)
         if params.get("grant_type") != "authorization_code":
             raise GrantError(40002)
@@ -399,7 +553,8 @@ class WeChatEmulator:
         payload = self._token_payload(access_token, access.refresh_token, openid, grant.scope)
         if persona.snapshot:
             payload["is_snapshotuser"] = 1
-        if grant.scope == "snsapi_userinfo" and persona.unionid is not None:
+        # The same unionid whichever app asks: both belong to one Open Platform account.
+        if grant.scope in _USERINFO_SCOPES and persona.unionid is not None:
             payload["unionid"] = persona.unionid
         return payload
 
@@ -413,7 +568,7 @@ class WeChatEmulator:
         access_token, access = self._grants.refresh(app_id, refresh_token)
         return self._token_payload(access_token, refresh_token, access.openid, access.scope)
 
-    def _checked_token(self, params: Params) -> tuple[Persona, str]:
+    def _checked_token(self, params: Params) -> tuple[Persona, AccessGrant]:
         access_token = params.get("access_token", "")
         if not access_token:
             raise GrantError(41001)
@@ -423,17 +578,17 @@ class WeChatEmulator:
         grant = self._grants.access_grant(access_token)
         if not hmac.compare_digest(openid.encode("utf-8"), grant.openid.encode("utf-8")):
             raise GrantError(40003)
-        return self._personas[grant.persona_key], grant.scope
+        return self._personas[grant.persona_key], grant
 
     def _handle_userinfo(self, params: Params) -> dict[str, JSONValue]:
-        persona, scope = self._checked_token(params)
-        if scope != "snsapi_userinfo":
+        persona, grant = self._checked_token(params)
+        if grant.scope not in _USERINFO_SCOPES:
             raise GrantError(48001)
         # `lang` (zh_CN, zh_TW, en) only translates the region names, and those are empty
         # for everyone since October 2021, so every lang, missing or unknown, gets the same
         # answer; WeChat itself falls back to zh_CN.
         payload: dict[str, JSONValue] = {
-            "openid": persona.openid_for(self.app_id),
+            "openid": grant.openid,  # the openid for the token's app
             "nickname": persona.nickname,
             "sex": persona.sex,
             "province": persona.province,
@@ -485,6 +640,18 @@ class WeChatEmulator:
             # json.JSONDecodeError is a ValueError too.
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
         return JSONResponse({"ok": True, "active": len(self._faults)})
+
+
+_SNAPSHOT_CANNOT_SCAN = (
+    "The persona {key!r} is a snapshot-mode user: those are virtual and exist only inside "
+    "WeChat's in-app browser, so they cannot scan a website's QR code. Choose another persona."
+)
+
+
+def _no_scanner(detail: str) -> AuthorizeRejection:
+    # An emulator-only page: real WeChat has no personas. A stable marker for tests.
+    title = "快照用户不能扫码 / a snapshot-mode persona cannot scan a QR code"
+    return AuthorizeRejection("snapshot-persona", title, detail)
 
 
 def _normalise_domain(domain: str) -> str:

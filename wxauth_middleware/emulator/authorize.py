@@ -1,25 +1,35 @@
-"""Validation of the authorize link, done on the raw query string as WeChat does.
+"""Validation of the authorize and qrconnect links, done on the raw query string as WeChat does.
 
 WeChat regex-matches the link, so parameter order and encoding matter, not just values.
 Pure functions: no I/O, so the GET page and the consent POST validate identically.
+
+Two products share the link format: the Official Account's web authorization
+(``/connect/oauth2/authorize``, scopes snsapi_base / snsapi_userinfo) and the Open Platform's
+website QR-code login (``/connect/qrconnect``, scope snsapi_login, a "website app" appid).
+Each refuses the other's appid.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
 __all__ = [
+    "QRCONNECT_SCOPE",
     "SCOPES",
     "AuthorizeRejection",
     "AuthorizeRequest",
     "callback_url",
     "parse_authorize_query",
+    "parse_qrconnect_query",
 ]
 
+#: The Official Account's web authorization scopes.
 SCOPES = ("snsapi_base", "snsapi_userinfo")
+#: The one scope of website QR-code login.
+QRCONNECT_SCOPE = "snsapi_login"
 _ORDER = ("appid", "redirect_uri", "response_type", "scope")
 # Reserved characters that must arrive percent-encoded inside redirect_uri. Sub-delimiters
 # such as "!*'()" are allowed raw because encodeURIComponent leaves them alone.
@@ -61,13 +71,105 @@ def _reject(marker: str, title: str, detail: str) -> AuthorizeRejection:
 
 
 def parse_authorize_query(
-    raw_query: str, *, app_id: str, domains: Collection[str]
+    raw_query: str,
+    *,
+    app_id: str,
+    domains: Collection[str],
+    website_app_id: str | None = None,
 ) -> AuthorizeRequest | AuthorizeRejection:
-    """Check an authorize query string the way WeChat does, in WeChat's order of checks.
+    """Check an Official-Account authorize query string the way WeChat does, in WeChat's order.
 
     `domains` are lower-case hostnames. The redirect_uri's port is ignored (WeChat only allows
-    80/443): a deliberate divergence so local development on any port works.
+    80/443): a deliberate divergence so local development on any port works. The website app's
+    appid (`website_app_id`) gets WeChat's 10016.
     """
+
+    def check_appid(appid: str) -> AuthorizeRejection | None:
+        if website_app_id is not None and appid == website_app_id:
+            return _reject(
+                "10016",
+                "10016: 不支持微信开放平台的Appid, 请使用公众号Appid / "
+                "an Open-Platform (website) appid cannot be used here",
+                f"{appid} is the website app's appid: it logs in with the QR code "
+                f"(/connect/qrconnect, scope snsapi_login). Web authorization inside WeChat "
+                f"needs the Official Account's appid {app_id}.",
+            )
+        if appid != app_id:
+            return _reject(
+                "40013",
+                "appid 无效 (40013) / invalid appid",
+                f"This emulator only knows the appid {app_id}.",
+            )
+        return None
+
+    return _parse(
+        raw_query,
+        domains=domains,
+        check_appid=check_appid,
+        scopes=SCOPES,
+        scope_rejection=_reject(
+            "10005",
+            "10005: 此公众号并没有这些scope的权限 / the account lacks this scope",
+            f"scope must be one of {', '.join(SCOPES)}.",
+        ),
+    )
+
+
+def parse_qrconnect_query(
+    raw_query: str,
+    *,
+    website_app_id: str | None,
+    app_id: str,
+    domains: Collection[str],
+) -> AuthorizeRequest | AuthorizeRejection:
+    """Check a website QR-code login (qrconnect) query string like `parse_authorize_query`.
+
+    The appid must be the website app's (`website_app_id`; None: there is none). The Official
+    Account's appid gets the page real WeChat shows for that mistake, "Scope 参数错误或没有
+    Scope 权限" (WeChat gives it no number; the marker is "not-website-app"); any other appid
+    gets 40013, and any scope but snsapi_login 10005.
+    """
+
+    def check_appid(appid: str) -> AuthorizeRejection | None:
+        if appid == app_id:
+            return _reject(
+                "not-website-app",
+                "Scope 参数错误或没有 Scope 权限 / this appid is not a website app",
+                f"{appid} is the Official Account's appid. Website QR-code login needs the "
+                "appid of a website app (网站应用) registered on the Open Platform"
+                + (f": {website_app_id}." if website_app_id is not None else "; there is none."),
+            )
+        if website_app_id is None or appid != website_app_id:
+            known = (
+                f"This emulator's website app has the appid {website_app_id}."
+                if website_app_id is not None
+                else "This emulator has no website app."
+            )
+            return _reject("40013", "appid 无效 (40013) / invalid appid", known)
+        return None
+
+    return _parse(
+        raw_query,
+        domains=domains,
+        check_appid=check_appid,
+        scopes=(QRCONNECT_SCOPE,),
+        scope_rejection=_reject(
+            "10005",
+            "10005: Scope 参数错误或没有 Scope 权限 / the website app lacks this scope",
+            f"Website QR-code login takes scope={QRCONNECT_SCOPE} only; snsapi_base and "
+            "snsapi_userinfo belong to the Official Account's authorize link.",
+        ),
+    )
+
+
+def _parse(
+    raw_query: str,
+    *,
+    domains: Collection[str],
+    check_appid: Callable[[str], AuthorizeRejection | None],
+    scopes: tuple[str, ...],
+    scope_rejection: AuthorizeRejection,
+) -> AuthorizeRequest | AuthorizeRejection:
     pairs = [segment.partition("=")[::2] for segment in raw_query.split("&")]
     names = [name for name, _ in pairs]
     raw = dict(reversed(pairs))  # the first occurrence wins
@@ -85,12 +187,9 @@ def parse_authorize_query(
     value = {name: unquote_plus(raw_value) for name, raw_value in raw.items()}
     if not value["appid"]:
         return _reject("10012", "10012: appid 参数为空 / appid is empty", "Pass appid.")
-    if value["appid"] != app_id:
-        return _reject(
-            "40013",
-            "appid 无效 (40013) / invalid appid",
-            f"This emulator only knows the appid {app_id}.",
-        )
+    appid_rejection = check_appid(value["appid"])
+    if appid_rejection is not None:
+        return appid_rejection
     if not raw["redirect_uri"]:
         return _reject(
             "10011", "10011: redirect_uri 参数为空 / redirect_uri is empty", "Pass redirect_uri."
@@ -126,12 +225,8 @@ def parse_authorize_query(
     scope = value["scope"]
     if not scope:
         return _reject("10010", "10010: scope 参数为空 / scope is empty", "Pass scope.")
-    if scope not in SCOPES:
-        return _reject(
-            "10005",
-            "10005: 此公众号并没有这些scope的权限 / the account lacks this scope",
-            f"scope must be one of {', '.join(SCOPES)}.",
-        )
+    if scope not in scopes:
+        return scope_rejection
     # Checked raw: a percent-escape is already outside [A-Za-z0-9].
     state = raw.get("state", "")
     if not _STATE_RE.fullmatch(state):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -9,7 +10,7 @@ from http import HTTPStatus
 from .authorize import AuthorizeRejection, AuthorizeRequest
 from .personas import Persona
 
-__all__ = ["consent_page", "error_page", "fault_page", "index_page"]
+__all__ = ["consent_page", "error_page", "fault_page", "index_page", "qrconnect_page"]
 
 BANNER = "WeChat emulator — not the real WeChat · 微信模拟器 · 并非真正的微信"
 
@@ -40,6 +41,9 @@ button.primary{background:#07c160;color:#fff}
 button.secondary{background:#f2f2f2;color:#07c160}
 button:disabled{opacity:.4;cursor:not-allowed}
 table{border-collapse:collapse;width:100%;font-size:14px}
+figure{margin:8px auto 16px;text-align:center}
+figure svg{display:block;margin:0 auto;width:200px;height:200px;border:1px solid #e5e5e5}
+figcaption{color:#7f7f7f;font-size:13px;margin-top:6px}
 td,th{text-align:left;padding:6px 4px;border-top:1px solid #eee;vertical-align:top}
 """
 
@@ -47,6 +51,10 @@ _SCOPE_WORDS = {
     "snsapi_base": "获取你的身份标识 (openid) / Know who you are (openid only)",
     "snsapi_userinfo": (
         "获取你的昵称、头像 / Get your nickname and profile photo (and unionid, if bound)"
+    ),
+    "snsapi_login": (
+        "使用你的微信帐号登录 / Log in with your WeChat account "
+        "(nickname, profile photo and unionid, if bound)"
     ),
 }
 
@@ -153,6 +161,92 @@ def consent_page(
     return _layout("微信授权 / WeChat authorization (emulator)", body)
 
 
+# The fake QR code: 25 x 25 modules with the three finder squares, a 4-module quiet zone.
+_QR_SIZE = 25
+_QR_QUIET = 4
+_QR_FINDERS = ((0, 0), (0, _QR_SIZE - 7), (_QR_SIZE - 7, 0))
+
+
+def _finder_module(row: int, col: int) -> bool | None:
+    """Whether a module of a finder square (or its white border) is dark; None outside them."""
+    for top, left in _QR_FINDERS:
+        dr, dc = row - top, col - left
+        if -1 <= dr <= 7 and -1 <= dc <= 7:
+            if not (0 <= dr <= 6 and 0 <= dc <= 6):
+                return False  # the separator
+            return max(abs(dr - 3), abs(dc - 3)) != 2  # ring, gap, ring, centre
+    return None
+
+
+def _fake_qr_svg(seed: str) -> str:
+    """An inline SVG that looks like a QR code and encodes nothing; the same seed, the same
+    picture. Nothing is fetched: the page must work offline."""
+    bits = hashlib.shake_256(seed.encode("utf-8")).digest(_QR_SIZE * _QR_SIZE // 8 + 1)
+    path = []
+    for row in range(_QR_SIZE):
+        for col in range(_QR_SIZE):
+            dark = _finder_module(row, col)
+            if dark is None:
+                index = row * _QR_SIZE + col
+                dark = bool(bits[index // 8] >> (index % 8) & 1)
+            if dark:
+                path.append(f"M{col + _QR_QUIET} {row + _QR_QUIET}h1v1h-1z")
+    side = _QR_SIZE + 2 * _QR_QUIET
+    return (
+        f'<svg id="qrcode" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {side} {side}" '
+        'role="img" aria-labelledby="qrcode-label" shape-rendering="crispEdges">'
+        f'<rect width="{side}" height="{side}" fill="#fff"/>'
+        f'<path fill="#000" d="{"".join(path)}"/></svg>'
+    )
+
+
+def qrconnect_page(
+    request: AuthorizeRequest,
+    *,
+    action: str,
+    personas: Sequence[Persona],
+    selected: str,
+    message: str = "",
+    check_fragment: bool = True,
+) -> str:
+    """Website QR-code login: a fake QR code; pick who scans it, then confirm or cancel.
+
+    `personas` are the ones that can scan: snapshot-mode users exist only inside WeChat's
+    in-app browser, so the caller leaves them out.
+    """
+    rows = "".join(_persona_row(p, p.key == selected) for p in personas)
+    note = f'<p class="error" id="form-error">{_e(message)}</p>' if message else ""
+    body = (
+        '<div class="card">'
+        '<p class="error" id="fragment-error" hidden>'
+        "缺少 #wechat_redirect (真正的微信会显示错误) / "
+        "The link lacks the #wechat_redirect fragment; real WeChat refuses it.</p>"
+        "<h1>微信登录 / Log in with WeChat</h1>"
+        "<figure>"
+        f"{_fake_qr_svg(request.query)}"
+        '<figcaption id="qrcode-label">WeChat emulator — scan simulation · '
+        "使用微信扫一扫登录 / Scan with WeChat to log in</figcaption>"
+        "</figure>"
+        f'<p>网站应用 / Website app: <code id="appid">{_e(request.app_id)}</code></p>'
+        f"<p>申请获取 / Requests: <strong>{_e(_SCOPE_WORDS[request.scope])}</strong> "
+        f'<code id="scope">{_e(request.scope)}</code></p>'
+        f'<p class="muted">登录后返回 / Returns to: <code>{_e(request.redirect_host)}</code></p>'
+        f"{note}"
+        f'<form method="post" action="{_e(action)}">'
+        f'<input type="hidden" name="query" value="{_e(request.query)}">'
+        f"<fieldset><legend>用哪个微信扫码 / Who scans the code</legend>{rows}</fieldset>"
+        '<div class="buttons">'
+        '<button type="submit" class="secondary" id="scan-cancel" name="decision" '
+        'value="refuse" formnovalidate>取消登录 / Cancel</button>'
+        '<button type="submit" class="primary" id="scan-confirm" name="decision" value="allow">'
+        "扫码并确认 / Scan and confirm</button>"
+        "</div></form></div>"
+    )
+    if check_fragment:
+        body += _FRAGMENT_CHECK
+    return _layout("微信登录 / WeChat QR-code login (emulator)", body)
+
+
 def index_page(
     *,
     root_path: str,
@@ -162,13 +256,19 @@ def index_page(
     personas: Sequence[Persona],
     default_persona: str,
     auto_approve: bool,
+    website_app_id: str | None = None,
 ) -> str:
     """What this server is and how to point the middleware at it."""
     endpoints = [
         ("GET", "/connect/oauth2/authorize", "the authorize page (open.weixin.qq.com)"),
+        (
+            "GET",
+            "/connect/qrconnect",
+            "website QR-code login page (snsapi_login, the website app's appid)",
+        ),
         ("GET", "/sns/oauth2/access_token", "code → access_token"),
         ("GET", "/sns/oauth2/refresh_token", "refresh an access_token"),
-        ("GET", "/sns/userinfo", "user profile (snsapi_userinfo tokens)"),
+        ("GET", "/sns/userinfo", "user profile (snsapi_userinfo and snsapi_login tokens)"),
         ("GET", "/sns/auth", "check an access_token"),
         ("POST / DELETE", "/_emulator/faults", "inject / clear faults (JSON)"),
     ]
@@ -182,6 +282,16 @@ def index_page(
         f"<td>{'unionid' if p.has_unionid else '—'}{' · snapshot' if p.snapshot else ''}</td></tr>"
         for p in personas
     )
+    if website_app_id is None:
+        website = "none (website QR-code login is disabled)"
+        qrconnect = ""
+    else:
+        website = f'<code id="website-appid">{_e(website_app_id)}</code>'
+        qrconnect = (
+            "<p>Website QR-code login (desktop browsers): "
+            f"<code>qrconnect_url={_e(base_url)}/connect/qrconnect</code> "
+            f"<code>website_app_id={_e(website_app_id)}</code></p>"
+        )
     mode = (
         "auto-approve: every authorization succeeds at once as the default persona"
         if auto_approve
@@ -192,12 +302,14 @@ def index_page(
         "<p>A local stand-in for WeChat's web-page authorization servers (公众号网页授权), "
         "with their quirks, for offline development and tests. It is not WeChat.</p>"
         f'<p>AppID: <code id="appid">{_e(app_id)}</code></p>'
+        f"<p>Website app (网站应用) AppID: {website}</p>"
         f"<p>Authorization domains: <code>{_e(', '.join(domains))}</code></p>"
         f"<p>Mode: {_e(mode)}</p></div>"
         '<div class="card"><h2>Point the middleware here</h2>'
         f"<p><code>authorize_url={_e(base_url)}/connect/oauth2/authorize</code></p>"
         f"<p><code>api_base_url={_e(base_url)}</code></p>"
-        '<p class="muted">The AppSecret is the one the emulator was started with.</p></div>'
+        f"{qrconnect}"
+        '<p class="muted">The AppSecrets are the ones the emulator was started with.</p></div>'
         f'<div class="card"><h2>Endpoints</h2><table>{endpoint_rows}</table></div>'
         f'<div class="card"><h2>Personas</h2><table>{persona_rows}</table></div>'
     )
