@@ -194,6 +194,75 @@ class Stack:
             headers={"user-agent": user_agent, "accept": "text/html,*/*;q=0.8"},
         ) as client:
             yield client
+        # No lifespan here (the middleware must work without one): close its client by hand.
+        if isinstance(middleware, WeChatAuthWSGIMiddleware):
+            middleware.close()
+        else:
+            await middleware.aclose()
+
+
+@asynccontextmanager
+async def lifespan(app: Any) -> AsyncIterator[None]:
+    """Start and stop `app` as an ASGI server does (the middleware closes its HTTP client to
+    WeChat at shutdown)."""
+    to_app, app_inbox = anyio.create_memory_object_stream[dict[str, Any]](1)
+    app_outbox, from_app = anyio.create_memory_object_stream[dict[str, Any]](1)
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+
+    async def serve() -> None:
+        await app(scope, app_inbox.receive, app_outbox.send)
+
+    async with anyio.create_task_group() as tasks, to_app, app_inbox, app_outbox, from_app:
+        tasks.start_soon(serve)
+        await to_app.send({"type": "lifespan.startup"})
+        assert (await from_app.receive())["type"] == "lifespan.startup.complete"
+        yield
+        await to_app.send({"type": "lifespan.shutdown"})
+        assert (await from_app.receive())["type"] == "lifespan.shutdown.complete"
+
+
+@asynccontextmanager
+async def browser(app: Any, user_agent: str = WECHAT_UA) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser: an ASGI site in-process (started and stopped as a server would), the
+    emulator ("WeChat") over the network."""
+    async with (
+        lifespan(app),
+        httpx.AsyncClient(
+            mounts={APP_ORIGIN: httpx.ASGITransport(app=app)},
+            base_url=APP_ORIGIN,
+            headers={"user-agent": user_agent, "accept": "text/html,*/*;q=0.8"},
+        ) as client,
+    ):
+        yield client
+
+
+async def websocket_messages(app: Any, path: str, cookie: str = "") -> list[dict[str, Any]]:
+    """Open a websocket to `app` as an ASGI server would; what the app sent, up to its close."""
+    headers = [(b"host", b"localhost:8000"), (b"cookie", cookie.encode())]
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "server": ("localhost", 8000),
+        "client": ("127.0.0.1", 50000),
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": headers if cookie else headers[:1],
+        "subprotocols": [],
+    }
+    incoming = iter([{"type": "websocket.connect"}])
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(incoming, {"type": "websocket.disconnect", "code": 1000})
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
 
 
 def location(response: httpx.Response) -> str:

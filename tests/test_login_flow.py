@@ -596,12 +596,12 @@ async def test_8_no_secret_or_token_in_responses_or_logs(
     for text in app_responses:
         for token in tokens:
             assert token not in text
-    records = [f"{r.name} {r.getMessage()}" for r in caplog.records]
-    assert any("HTTP Request: GET" in r for r in records)  # httpx did log the calls...
-    assert any("errcode=40001" in r for r in records)  # ...and we logged the failure
-    for record in records:
+    lines = [f"{r.name} {r.getMessage()}" for r in caplog.records]
+    assert any("HTTP Request: GET" in line for line in lines)  # httpx did log the calls...
+    assert any("errcode=40001" in line for line in lines)  # ...and we logged the failure
+    for line in lines:
         for token in tokens:
-            assert token not in record, record
+            assert token not in line, line
 
 
 async def test_garbage_session_cookie_is_no_session_never_an_error(stack: Stack) -> None:
