@@ -41,6 +41,7 @@ dt{color:#7f7f7f}
 dd{margin:0;word-break:break-all}
 table{border-collapse:collapse;width:100%;font-size:14px}
 td,th{text-align:left;padding:6px 4px;border-top:1px solid #eee;vertical-align:top}
+td{overflow-wrap:anywhere}
 th{color:#7f7f7f;font-weight:400;white-space:nowrap}
 .actions{display:flex;flex-wrap:wrap;gap:10px;margin-top:16px}
 .actions form{margin:0}
