@@ -4,7 +4,7 @@ Start the emulator first (it plays WeChat on http://127.0.0.1:8400):
 
     python -m wxauth_middleware.emulator
 
-Another emulator address: WECHAT_EMULATOR_URL. The real WeChat: set WXAUTH_REAL_WECHAT=1 with
+Another emulator address: WECHAT_EMULATOR_URL. The real WeChat: set EXAMPLES_REAL_WECHAT=1 with
 WXAUTH_APP_ID, WXAUTH_APP_SECRET, WXAUTH_SECRET_KEY and WXAUTH_PUBLIC_URL.
 """
 
@@ -25,6 +25,6 @@ WXAUTH_OPTIONS: dict[str, Any] = {
     "scope": "snsapi_userinfo",
     "public_url": os.environ.get("WXAUTH_PUBLIC_URL") or None,
 }
-if not os.environ.get("WXAUTH_REAL_WECHAT"):
+if not os.environ.get("EXAMPLES_REAL_WECHAT"):
     WXAUTH_OPTIONS["authorize_url"] = f"{EMULATOR_URL}/connect/oauth2/authorize"
     WXAUTH_OPTIONS["api_base_url"] = EMULATOR_URL

@@ -303,6 +303,8 @@ async def login(
     if authorize.status_code == 200 and persona is not None:
         authorize = await approve_consent(client, authorize, persona=persona)
     callback = await client.get(location(authorize))
+    if callback.status_code == 200:
+        return callback  # a snapshot user: no session, the callback answered the page itself
     back = location(callback)
     assert urlsplit(back).netloc == "", back
     return await client.get(back)

@@ -6,7 +6,7 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from wxauth_middleware import WeChatUser
-from wxauth_middleware.cookies import LoginState, LoginStateCodec, SessionCodec
+from wxauth_middleware.cookies import LoginState, LoginStateCodec, Session, SessionCodec
 
 OLD = b"old-signing-key-0123456789"
 NEW = b"new-signing-key-0123456789"
@@ -26,17 +26,17 @@ USER = WeChatUser(
 
 def test_session_round_trips_every_field() -> None:
     codec = SessionCodec((NEW,), max_age=3600)
-    assert codec.decode(codec.encode(USER)) == USER
-    base = WeChatUser(openid="o1")
+    assert codec.decode(codec.encode(Session(USER))) == Session(USER)
+    base = Session(WeChatUser(openid="o1"), profile_declined=True)
     assert codec.decode(codec.encode(base)) == base
 
 
 def test_key_rotation_old_cookies_still_verify_new_ones_use_newest_key() -> None:
-    old_cookie = SessionCodec((OLD,), 3600).encode(USER)
+    old_cookie = SessionCodec((OLD,), 3600).encode(Session(USER))
     rotated = SessionCodec((OLD, NEW), 3600)
-    assert rotated.decode(old_cookie) == USER
-    new_cookie = rotated.encode(USER)
-    assert SessionCodec((NEW,), 3600).decode(new_cookie) == USER
+    assert rotated.decode(old_cookie) == Session(USER)
+    new_cookie = rotated.encode(Session(USER))
+    assert SessionCodec((NEW,), 3600).decode(new_cookie) == Session(USER)
     assert SessionCodec((OLD,), 3600).decode(new_cookie) is None
 
 
@@ -57,13 +57,13 @@ def test_key_rotation_old_cookies_still_verify_new_ones_use_newest_key() -> None
 )
 def test_tampered_or_garbage_session_is_no_session(mutate: object) -> None:
     codec = SessionCodec((NEW,), 3600)
-    value = mutate(codec.encode(USER))  # type: ignore[operator]
+    value = mutate(codec.encode(Session(USER)))  # type: ignore[operator]
     assert codec.decode(value) is None
 
 
 def test_expired_session_is_no_session(monkeypatch: pytest.MonkeyPatch) -> None:
     codec = SessionCodec((NEW,), max_age=60)
-    value = codec.encode(USER)
+    value = codec.encode(Session(USER))
     now = time.time()
     monkeypatch.setattr(time, "time", lambda: now + 61)
     assert codec.decode(value) is None
@@ -73,7 +73,7 @@ def test_login_state_cookie_cannot_pass_for_a_session_or_the_reverse() -> None:
     login = LoginState("abc", "/page", "snsapi_base")
     state_value = LoginStateCodec((NEW,), 600).encode(login)
     assert SessionCodec((NEW,), 3600).decode(state_value) is None
-    session_value = SessionCodec((NEW,), 3600).encode(USER)
+    session_value = SessionCodec((NEW,), 3600).encode(Session(USER))
     assert LoginStateCodec((NEW,), 600).decode(session_value, "abc") is None
 
 
@@ -88,5 +88,15 @@ def test_signed_payload_of_the_wrong_shape_is_no_session() -> None:
     # Signed with the right key and salt, but not a layout we wrote: still never an error.
     forger = URLSafeTimedSerializer([NEW], salt="wxauth_middleware.session")
     codec = SessionCodec((NEW,), 3600)
-    for payload in ({"openid": "o"}, [1, "", None], [2] + [None] * 11, "x", None, [1] * 12):
+    for payload in ({"openid": "o"}, [1, "", None], [2] + [None] * 12, "x", None, [1] * 13):
         assert codec.decode(forger.dumps(payload)) is None
+
+
+def test_identity_key_is_applied_on_decode() -> None:
+    value = SessionCodec((NEW,), 3600).encode(Session(USER))
+    decoded = SessionCodec((NEW,), 3600, identity_key="unionid").decode(value)
+    assert decoded is not None
+    assert decoded.user.identity == USER.unionid
+    plain = SessionCodec((NEW,), 3600).decode(value)
+    assert plain is not None
+    assert plain.user.identity == USER.openid

@@ -30,7 +30,7 @@ NICKNAME_HTML = "你好, <b id=nickname>小明🐼</b>"
 
 # The environment dev_settings.py reads; the tests set the emulator address and nothing else.
 SETTINGS_ENV = (
-    "WXAUTH_REAL_WECHAT",
+    "EXAMPLES_REAL_WECHAT",
     "WXAUTH_APP_ID",
     "WXAUTH_APP_SECRET",
     "WXAUTH_SECRET_KEY",

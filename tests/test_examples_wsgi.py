@@ -54,7 +54,7 @@ def wechat(wechat_server: tuple[Any, str], monkeypatch: pytest.MonkeyPatch) -> I
     stack = Stack("wsgi", *wechat_server)
     stack.emulator(auto_approve=True, domains=("localhost", "127.0.0.1"))
     monkeypatch.setenv("WECHAT_EMULATOR_URL", stack.wechat_url)
-    for name in ("WXAUTH_REAL_WECHAT", "WXAUTH_APP_ID", "WXAUTH_APP_SECRET", "WXAUTH_PUBLIC_URL"):
+    for name in ("EXAMPLES_REAL_WECHAT", "WXAUTH_APP_ID", "WXAUTH_APP_SECRET", "WXAUTH_PUBLIC_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.syspath_prepend(str(EXAMPLES))
     saved = {name: module for name, module in sys.modules.items() if _is_example_module(name)}

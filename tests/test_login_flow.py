@@ -203,17 +203,35 @@ async def test_2_valid_session_passes_whatever_the_user_agent(stack: Stack) -> N
     assert "set-cookie" not in response.headers  # a valid session is never re-written
 
 
-async def test_snapshot_user_is_flagged_and_gets_a_browser_session_cookie(stack: Stack) -> None:
+async def test_snapshot_user_gets_no_session_and_the_interstitial(stack: Stack) -> None:
     stack.emulator()
     async with stack.phone(stack.middleware(scope="snsapi_userinfo")) as client:
-        start = await client.get("/page")
+        start = await client.get("/page?x=1")
         consent = await client.get(location(start))
         approved = await approve_consent(client, consent, persona="snapshot")
         callback = await client.get(location(approved))
-        page = await client.get(location(callback))
-    assert page.json()["user"]["snapshot"] is True
-    session = next(c for c in _set_cookies(callback) if c.startswith("wxauth_session="))
-    assert "Max-Age" not in session
+        again = await client.get("/page?x=1")
+    assert callback.status_code == 200
+    assert "使用完整服务" in callback.text
+    assert 'href="/page?x=1"' in callback.text
+    assert not any(c.startswith("wxauth_session=") for c in _set_cookies(callback))
+    assert again.status_code == 302  # the virtual identity was never kept
+
+
+async def test_snapshot_user_is_shown_to_the_app_for_that_request_only(stack: Stack) -> None:
+    stack.emulator()
+    middleware = stack.middleware(scope="snsapi_userinfo", snapshot_users="app")
+    async with stack.phone(middleware) as client:
+        start = await client.get("/deep/page?x=1")
+        consent = await client.get(location(start))
+        approved = await approve_consent(client, consent, persona="snapshot")
+        callback = await client.get(location(approved))
+        again = await client.get("/deep/page?x=1")
+    assert callback.status_code == 200
+    assert callback.json()["path"] == "/deep/page"
+    assert callback.json()["user"]["snapshot"] is True
+    assert not any(c.startswith("wxauth_session=") for c in _set_cookies(callback))
+    assert again.status_code == 302
 
 
 async def test_account_switch_replaces_the_session(stack: Stack) -> None:

@@ -168,7 +168,7 @@ async def test_base_login_shows_the_openid_and_lacks_the_userinfo_scope(
 
 async def test_snapshot_user_is_marked_in_the_scopes(asgi_stack: Stack) -> None:
     asgi_stack.emulator()
-    async with browser(build_app(asgi_stack)) as client:
+    async with browser(build_app(asgi_stack, snapshot_users="app")) as client:
         page = await login(client, "/private", persona="snapshot")
     assert page.json()["display_name"] == "微信用户"
     assert page.json()["scopes"] == [*USERINFO_SCOPES, "wechat_snapshot"]

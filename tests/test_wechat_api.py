@@ -12,7 +12,7 @@ from wxauth_middleware import (
     WeChatAPIError,
     WeChatUser,
 )
-from wxauth_middleware.http import UpstreamResponse
+from wxauth_middleware.http import UpstreamRequest, UpstreamResponse
 from wxauth_middleware.wechat import drive_async, drive_sync, fetch_user, parse_body
 
 API = "https://api.weixin.qq.com"
@@ -53,6 +53,7 @@ def _wechat(token: dict[str, object], info: bytes | None = None) -> httpx.MockTr
 def test_flow_requests_are_wechats_in_order() -> None:
     flow = fetch_user(API, "wxAPP", "SECRET", "CODE", "zh_CN")
     first = next(flow)
+    assert isinstance(first, UpstreamRequest)
     assert first.url == f"{API}/sns/oauth2/access_token"
     assert first.params == (
         ("appid", "wxAPP"),
@@ -61,6 +62,7 @@ def test_flow_requests_are_wechats_in_order() -> None:
         ("grant_type", "authorization_code"),
     )
     second = flow.send(UpstreamResponse(200, json.dumps(TOKEN).encode()))
+    assert isinstance(second, UpstreamRequest)
     assert second.url == f"{API}/sns/userinfo"
     assert second.params == (("access_token", "ACCESS"), ("openid", "o1"), ("lang", "zh_CN"))
 

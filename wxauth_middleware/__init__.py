@@ -11,6 +11,7 @@ from .errors import (
     InvalidRequest,
     LoginDeclined,
     LoginStateError,
+    LoginVetoed,
     UpstreamError,
     UpstreamResponseError,
     UpstreamTimeout,
@@ -20,6 +21,7 @@ from .errors import (
 )
 from .http import HTTPRequest, HTTPResponse
 from .pages import default_error_response
+from .rules import Rule
 from .user import WeChatUser, get_wechat_user
 from .useragent import ClientKind, classify_user_agent, is_wechat_browser
 from .wsgi import WeChatAuthWSGIMiddleware
@@ -32,6 +34,8 @@ __all__ = [
     "InvalidRequest",
     "LoginDeclined",
     "LoginStateError",
+    "LoginVetoed",
+    "Rule",
     "UpstreamError",
     "UpstreamResponseError",
     "UpstreamTimeout",

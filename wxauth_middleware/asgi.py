@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 from starlette.requests import cookie_parser
@@ -47,12 +47,14 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         decision = self.core.handle(_request(scope))
+        if not isinstance(decision, (Forward, HTTPResponse)):
+            decision = await drive_async(decision, self._http_client())
         if isinstance(decision, Forward):
+            if decision.target is not None:
+                scope = _retarget(scope, decision.target)
             scope["wechat_user"] = decision.user
             await self.app(scope, receive, send)
             return
-        if not isinstance(decision, HTTPResponse):
-            decision = await drive_async(decision, self._http_client())
         await _send_response(decision, send, head=scope["method"] == "HEAD")
 
     def _http_client(self) -> httpx.AsyncClient:
@@ -111,6 +113,17 @@ def _request(scope: Scope) -> HTTPRequest:
         query_string=query,
         headers=_headers(scope["headers"]),
     )
+
+
+def _retarget(scope: Scope, target: str) -> Scope:
+    """A copy of `scope` for another path and query of the same site."""
+    path, _, query = target.partition("?")
+    return {
+        **scope,
+        "path": unquote(path),
+        "raw_path": path.encode("latin-1"),
+        "query_string": query.encode("latin-1"),
+    }
 
 
 async def _send_response(response: HTTPResponse, send: Send, *, head: bool) -> None:

@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
+from .rules import OTHER_BROWSER_POLICIES, Rule, RuleSet
 
 if TYPE_CHECKING:
     import httpx
 
     from .errors import WeChatAuthError
     from .http import HTTPRequest, HTTPResponse
+    from .user import WeChatUser
 
-__all__ = ["SCOPES", "Config", "ErrorHandler"]
+__all__ = ["SCOPES", "Config", "ErrorHandler", "LoginHook"]
 
 Scope = Literal["snsapi_base", "snsapi_userinfo"]
 SCOPES: tuple[str, ...] = ("snsapi_base", "snsapi_userinfo")
 LANGS: tuple[str, ...] = ("zh_CN", "zh_TW", "en")
 
 ErrorHandler = Callable[["WeChatAuthError", "HTTPRequest"], "HTTPResponse | None"]
+# on_login(user, request): None/True accepts, False vetoes; may be async.
+LoginHook = Callable[["WeChatUser", "HTTPRequest"], object]
+IDENTITY_KEYS: tuple[str, ...] = ("openid", "unionid")
+SNAPSHOT_MODES: tuple[str, ...] = ("interstitial", "app")
+_VERIFY_FILE = re.compile(r"MP_verify_[A-Za-z0-9]{1,64}\.txt")
 
 # RFC 6265 cookie-name token characters.
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
@@ -58,8 +65,20 @@ class Config:
     transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = field(
         default=None, repr=False
     )
+    rules: Sequence[Rule] = ()
+    other_browsers: str = "pass"
+    website_app_id: str | None = None
+    website_app_secret: str | None = field(default=None, repr=False)
+    qrconnect_url: str = "https://open.weixin.qq.com/connect/qrconnect"
+    login_path: str | None = "/wxauth/login"
+    logout_path: str | None = "/wxauth/logout"
+    snapshot_users: str = "interstitial"
+    on_login: LoginHook | None = field(default=None, repr=False)
+    identity: str = "openid"
+    verify_files: Mapping[str, str] = field(default_factory=dict, repr=False)
     # Derived, normalised forms.
     secret_keys: tuple[bytes, ...] = field(init=False, repr=False)
+    rule_set: RuleSet = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         _require_str("app_id", self.app_id)
@@ -115,6 +134,68 @@ class Config:
             )
         if self.on_error is not None and not callable(self.on_error):
             raise ConfigurationError("on_error must be a callable (error, request) -> response.")
+        self._check_policies()
+        self._check_paths()
+        if self.on_login is not None and not callable(self.on_login):
+            raise ConfigurationError("on_login must be a callable (user, request), sync or async.")
+        if self.identity not in IDENTITY_KEYS:
+            raise ConfigurationError(
+                f"identity must be 'openid' or 'unionid', not {self.identity!r}."
+            )
+        if self.identity == "unionid" and self.scope != "snsapi_userinfo":
+            raise ConfigurationError(
+                "identity='unionid' needs scope='snsapi_userinfo': WeChat gives a unionid only "
+                "with the profile scope (and an Open Platform binding)."
+            )
+        if self.snapshot_users not in SNAPSHOT_MODES:
+            raise ConfigurationError(
+                f"snapshot_users must be 'interstitial' or 'app', not {self.snapshot_users!r}."
+            )
+        if not isinstance(self.verify_files, Mapping) or not all(
+            isinstance(name, str)
+            and _VERIFY_FILE.fullmatch(name)
+            and isinstance(content, str)
+            and 0 < len(content) <= 256
+            for name, content in self.verify_files.items()
+        ):
+            raise ConfigurationError(
+                "verify_files must map WeChat's file names ('MP_verify_<letters/digits>.txt') "
+                "to their content (the text WeChat's console shows, at most 256 characters)."
+            )
+
+    def _check_policies(self) -> None:
+        object.__setattr__(self, "rule_set", RuleSet(self.rules))
+        if self.other_browsers not in OTHER_BROWSER_POLICIES:
+            raise ConfigurationError(
+                f"other_browsers must be one of {', '.join(OTHER_BROWSER_POLICIES)}, "
+                f"not {self.other_browsers!r}."
+            )
+        uses_qrconnect = self.other_browsers == "qrconnect" or any(
+            rule.other_browsers == "qrconnect" for rule in self.rule_set.rules
+        )
+        if uses_qrconnect:
+            if not self.website_app_id or not self.website_app_secret:
+                raise ConfigurationError(
+                    "other_browsers='qrconnect' needs website_app_id and website_app_secret: "
+                    "the Open Platform website app (网站应用) of WeChat's QR-code login."
+                )
+            if not _APP_ID.match(self.website_app_id) or self.website_app_id == self.app_id:
+                raise ConfigurationError(
+                    f"website_app_id {self.website_app_id!r} must be the website app's AppID, "
+                    "which is not the Official Account's."
+                )
+            _require_url("qrconnect_url", self.qrconnect_url)
+
+    def _check_paths(self) -> None:
+        for name in ("login_path", "logout_path"):
+            value = getattr(self, name)
+            if value is not None:
+                _require_path(name, value)
+        own = [p for p in (self.callback_path, self.login_path, self.logout_path) if p]
+        if len(set(own)) != len(own):
+            raise ConfigurationError(
+                "callback_path, login_path and logout_path must be different paths."
+            )
 
     @property
     def state_cookie_prefix(self) -> str:

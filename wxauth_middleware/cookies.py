@@ -16,13 +16,14 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 
 from .user import WeChatUser
 
-__all__ = ["LoginState", "LoginStateCodec", "SessionCodec"]
+__all__ = ["LoginState", "LoginStateCodec", "Session", "SessionCodec"]
 
 SESSION_SALT = "wxauth_middleware.session"
 LOGIN_STATE_SALT = "wxauth_middleware.login-state"
 
 # Version tag of the session payload layout, so a future layout can reject old cookies cleanly.
 _SESSION_V = 1
+_SESSION_FIELDS = 13
 
 
 class _CompactJSON:
@@ -42,14 +43,27 @@ def _serializer(secret_keys: tuple[bytes, ...], salt: str) -> URLSafeTimedSerial
     return URLSafeTimedSerializer(list(secret_keys), salt=salt, serializer=_CompactJSON)
 
 
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What the session cookie holds: the user, and whether they declined to share their
+    profile (so a page that wants it does not ask again, and again)."""
+
+    user: WeChatUser
+    profile_declined: bool = False
+
+
 class SessionCodec:
     """Encodes the logged-in user's identity fields (never tokens) into a signed cookie value."""
 
-    def __init__(self, secret_keys: tuple[bytes, ...], max_age: int | None) -> None:
+    def __init__(
+        self, secret_keys: tuple[bytes, ...], max_age: int | None, identity_key: str = "openid"
+    ) -> None:
         self._serializer = _serializer(secret_keys, SESSION_SALT)
         self._max_age = max_age
+        self._identity_key = identity_key
 
-    def encode(self, user: WeChatUser) -> str:
+    def encode(self, session: Session) -> str:
+        user = session.user
         payload = [
             _SESSION_V,
             user.openid,
@@ -63,21 +77,22 @@ class SessionCodec:
             list(user.privilege),
             user.scope,
             user.is_snapshot_user,
+            session.profile_declined,
         ]
         return self._serializer.dumps(payload)
 
-    def decode(self, value: str) -> WeChatUser | None:
+    def decode(self, value: str) -> Session | None:
         try:
             payload = self._serializer.loads(value, max_age=self._max_age)
         except (BadData, ValueError, UnicodeDecodeError):
             return None
-        return _user_from_payload(payload)
+        return _session_from_payload(payload, self._identity_key)
 
 
-def _user_from_payload(payload: Any) -> WeChatUser | None:
+def _session_from_payload(payload: Any, identity_key: str) -> Session | None:
     # The signature proves we wrote it, but a payload from an older layout or another
     # deployment sharing the key must still not crash the request: check every field.
-    if not isinstance(payload, list) or len(payload) != 12 or payload[0] != _SESSION_V:
+    if not isinstance(payload, list) or len(payload) != _SESSION_FIELDS or payload[0] != _SESSION_V:
         return None
     (
         _,
@@ -92,6 +107,7 @@ def _user_from_payload(payload: Any) -> WeChatUser | None:
         privilege,
         scope,
         snapshot,
+        declined,
     ) = payload
     if not isinstance(openid, str) or not openid:
         return None
@@ -103,7 +119,9 @@ def _user_from_payload(payload: Any) -> WeChatUser | None:
         return None
     if not isinstance(scope, str) or not isinstance(snapshot, bool):
         return None
-    return WeChatUser(
+    if not isinstance(declined, bool):
+        return None
+    user = WeChatUser(
         openid=openid,
         unionid=unionid,
         nickname=nickname,
@@ -115,7 +133,9 @@ def _user_from_payload(payload: Any) -> WeChatUser | None:
         privilege=tuple(privilege),
         scope=scope,
         is_snapshot_user=snapshot,
+        identity_key=identity_key,
     )
+    return Session(user, declined)
 
 
 def _opt_str(value: object) -> bool:

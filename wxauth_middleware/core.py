@@ -15,27 +15,41 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import cookie_parser
 
-from .config import Config
-from .cookies import LoginState, LoginStateCodec, SessionCodec
+from .config import SCOPES, Config
+from .cookies import LoginState, LoginStateCodec, Session, SessionCodec
 from .errors import (
+    ConfigurationError,
     InvalidRequest,
     LoginDeclined,
     LoginStateError,
+    LoginVetoed,
     WeChatAPIError,
     WeChatAuthError,
 )
-from .http import HTTPRequest, HTTPResponse, delete_cookie_header, set_cookie_header
-from .pages import default_error_response, json_response, redirect
-from .urls import authorize_url, is_valid_state, request_origin, same_origin_path
+from .http import HookCall, HTTPRequest, HTTPResponse, delete_cookie_header, set_cookie_header
+from .pages import (
+    default_error_response,
+    json_response,
+    open_in_wechat_response,
+    redirect,
+    snapshot_response,
+)
+from .urls import (
+    authorize_url,
+    is_valid_state,
+    request_origin,
+    safe_return_path,
+    same_origin_path,
+)
 from .user import WeChatUser
-from .useragent import is_wechat_browser
-from .wechat import Flow, fetch_user
+from .useragent import classify_user_agent, is_wechat_browser
+from .wechat import PROFILE_SCOPES, Flow, fetch_user
 
 __all__ = ["Decision", "Forward", "LoginCore", "is_navigation"]
 
@@ -44,16 +58,23 @@ logger = logging.getLogger("wxauth_middleware")
 
 @dataclass(frozen=True, slots=True)
 class Forward:
-    """Call the application, with `user` attached to the request."""
+    """Call the application, with `user` attached to the request.
+
+    `target` (a path and query) replaces the request's own: a snapshot user's callback is
+    handed to the page the login started from, as that page.
+    """
 
     user: WeChatUser | None
+    target: str | None = None
 
 
 ANONYMOUS = Forward(None)
-Decision = Forward | HTTPResponse | Flow[HTTPResponse]
+Decision = Forward | HTTPResponse | Flow[HTTPResponse | Forward]
 
 # Sec-Fetch-Dest values of a top-level or framed page load.
 _PAGE_DESTS = frozenset({"document", "iframe", "frame"})
+# The scope of WeChat's website QR-code login (desktop browsers).
+QRCONNECT_SCOPE = "snsapi_login"
 
 
 def is_navigation(request: HTTPRequest) -> bool:
@@ -87,39 +108,87 @@ class LoginCore:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._sessions = SessionCodec(config.secret_keys, config.max_age)
+        self._sessions = SessionCodec(config.secret_keys, config.max_age, config.identity)
         self._logins = LoginStateCodec(config.secret_keys, config.login_max_age)
         self._state_prefix = config.state_cookie_prefix
         self._always_secure = config.https_only or (config.public_url or "").startswith("https:")
+        self._rules = config.rule_set
+        # The paths the middleware answers itself, whatever the browser.
+        self._own_paths: dict[str, Callable[[HTTPRequest, Mapping[str, str]], Decision]] = {
+            config.callback_path: self._callback
+        }
+        if config.login_path is not None:
+            self._own_paths[config.login_path] = self._login_endpoint
+        if config.logout_path is not None:
+            self._own_paths[config.logout_path] = self._logout_endpoint
+        for name, content in config.verify_files.items():
+            self._own_paths["/" + name] = _text_file(content)
 
     # -- the entry point -------------------------------------------------------------------
 
     def handle(self, request: HTTPRequest) -> Decision:
         cookies = cookie_parser(request.header("cookie"))
-        if request.path == self.config.callback_path:
-            return self._callback(request, cookies)
-        user = self.session_user(cookies)
-        if user is not None:
-            return Forward(user)
-        if not is_wechat_browser(request.header("user-agent")):
-            return ANONYMOUS
-        return self._require_login(request)
+        own = self._own_paths.get(request.path)
+        if own is not None:
+            return own(request, cookies)
+        session = self.session(cookies)
+        rule = self._rules.match(request.path) if self._rules else None
+        if rule is not None and rule.exempt:
+            return Forward(session.user if session else None)
+        scope = rule.scope if rule is not None and rule.scope else self.config.scope
+        if session is not None:
+            if (
+                self._needs_profile(session, scope)
+                and is_navigation(request)
+                and is_wechat_browser(request.header("user-agent"))
+            ):
+                # The page wants the profile and the session has only the silent scope: ask
+                # once; a refusal is remembered in the session.
+                return self._start_login(request, request.target, scope)
+            return Forward(session.user)
+        client = classify_user_agent(request.header("user-agent"))
+        if client.is_wechat:
+            return self._require_login(request, scope)
+        policy = rule.other_browsers if rule is not None and rule.other_browsers else None
+        return self._other_browser(request, policy or self.config.other_browsers)
 
-    def session_user(self, cookies: Mapping[str, str]) -> WeChatUser | None:
+    def session(self, cookies: Mapping[str, str]) -> Session | None:
         value = cookies.get(self.config.session_cookie)
         return self._sessions.decode(value) if value else None
 
+    def session_user(self, cookies: Mapping[str, str]) -> WeChatUser | None:
+        session = self.session(cookies)
+        return session.user if session is not None else None
+
+    @staticmethod
+    def _needs_profile(session: Session, scope: str) -> bool:
+        return (
+            scope == "snsapi_userinfo"
+            and session.user.scope not in PROFILE_SCOPES
+            and not session.profile_declined
+        )
+
     # -- starting a login ------------------------------------------------------------------
 
-    def _require_login(self, request: HTTPRequest) -> HTTPResponse:
-        scope = self.config.scope
+    def _require_login(self, request: HTTPRequest, scope: str) -> HTTPResponse:
         if is_navigation(request):
             return self._start_login(request, request.target, scope)
         # An API call can't follow a redirect to WeChat: tell the front end where to send the
         # page. After the login it comes back to the page that made the call, when known.
+        return self._start_login(request, self._referer_path(request), scope, navigation=False)
+
+    def _other_browser(self, request: HTTPRequest, policy: str) -> Decision:
+        """A browser that is not WeChat's (a desktop browser, WeCom, ...), without a session."""
+        if policy == "pass":
+            return ANONYMOUS
+        if policy == "qrconnect":
+            return self._require_login(request, QRCONNECT_SCOPE)
+        origin = self._origin(request) or ""
+        return open_in_wechat_response(request, origin + request.target)
+
+    def _referer_path(self, request: HTTPRequest) -> str:
         origin = self._origin(request)
-        return_to = (origin and same_origin_path(request.header("referer"), origin)) or "/"
-        return self._start_login(request, return_to, scope, navigation=False)
+        return (origin and same_origin_path(request.header("referer"), origin)) or "/"
 
     def _start_login(
         self,
@@ -131,6 +200,7 @@ class LoginCore:
         navigation: bool = True,
         cookies: tuple[tuple[str, str], ...] = (),
     ) -> HTTPResponse:
+        config = self.config
         origin = self._origin(request)
         if origin is None:
             return self._error(
@@ -141,36 +211,38 @@ class LoginCore:
                 ),
                 request,
             )
-        if not return_to.startswith("/") or return_to.startswith(("//", "/\\")):
-            return_to = "/"
+        return_to = safe_return_path(return_to) or "/"
         state = secrets.token_hex(16)
         login = LoginState(state, return_to, scope, attempt)
         state_cookie = set_cookie_header(
             self._state_prefix + state,
             self._logins.encode(login),
-            max_age=self.config.login_max_age,
-            path=self.config.callback_path,
-            domain=self.config.cookie_domain,
+            max_age=config.login_max_age,
+            path=config.callback_path,
+            domain=config.cookie_domain,
             secure=self._secure(request),
         )
-        url = authorize_url(
-            self.config.authorize_url,
-            self.config.app_id,
-            origin + self.config.callback_path,
-            scope,
-            state,
-        )
-        logger.debug("wxauth login start scope=%s attempt=%d", scope, attempt)
-        if not navigation:
-            return json_response(
-                401,
-                {
-                    "error": "login_required",
-                    "message": "Log in with WeChat: open authorize_url in the page.",
-                    "authorize_url": url,
-                },
-                (*cookies, state_cookie),
+        redirect_uri = origin + config.callback_path
+        if scope == QRCONNECT_SCOPE:
+            assert config.website_app_id is not None  # checked by Config
+            url = authorize_url(
+                config.qrconnect_url, config.website_app_id, redirect_uri, scope, state
             )
+        else:
+            url = authorize_url(config.authorize_url, config.app_id, redirect_uri, scope, state)
+        logger.info("wxauth login start scope=%s attempt=%d page=%s", scope, attempt, navigation)
+        if not navigation:
+            payload: dict[str, object] = {
+                "error": "login_required",
+                "message": "Log in with WeChat: open authorize_url (or login_url) in the page.",
+                "authorize_url": url,
+            }
+            if config.login_path is not None:
+                query = {"next": return_to}
+                if scope not in (config.scope, QRCONNECT_SCOPE):
+                    query["scope"] = scope  # the page's rule wants more than the site default
+                payload["login_url"] = f"{config.login_path}?{urlencode(query)}"
+            return json_response(401, payload, (*cookies, state_cookie))
         return redirect(url, (*cookies, state_cookie))
 
     def _origin(self, request: HTTPRequest) -> str | None:
@@ -183,12 +255,49 @@ class LoginCore:
         # (a TLS-terminating proxy in front) or https_only is set.
         return self._always_secure or (self.config.public_url is None and request.scheme == "https")
 
+    # -- login and logout endpoints --------------------------------------------------------
+
+    def _login_endpoint(self, request: HTTPRequest, cookies: Mapping[str, str]) -> Decision:
+        """`login_path?next=/page[&scope=snsapi_userinfo]`: start a login on purpose (a
+        single-page app's button, hash routes that never reach the server)."""
+        params = _query_params(request)
+        next_page = safe_return_path(params.get("next")) or "/"
+        rule = self._rules.match(next_page.partition("?")[0]) if self._rules else None
+        scope = params.get("scope") or (rule.scope if rule and rule.scope else self.config.scope)
+        if scope not in SCOPES:
+            scope = self.config.scope
+        session = self.session(cookies)
+        # Asked on purpose (a "share my profile" button): ask even after an earlier refusal.
+        if session is not None and (
+            scope != "snsapi_userinfo" or session.user.scope in PROFILE_SCOPES
+        ):
+            return redirect(next_page)
+        if is_wechat_browser(request.header("user-agent")):
+            return self._start_login(request, next_page, scope)
+        policy = rule.other_browsers if rule and rule.other_browsers else self.config.other_browsers
+        if policy == "qrconnect":
+            return self._start_login(request, next_page, QRCONNECT_SCOPE)
+        origin = self._origin(request) or ""
+        return open_in_wechat_response(request, origin + next_page)
+
+    def _logout_endpoint(self, request: HTTPRequest, cookies: Mapping[str, str]) -> Decision:
+        """`logout_path[?next=/page]`: forget the session, back to a page of this site."""
+        next_page = safe_return_path(_query_params(request).get("next")) or "/"
+        session = self.session(cookies)
+        if session is not None:
+            logger.info("wxauth logout openid=%s", session.user.openid)
+        clear = delete_cookie_header(
+            self.config.session_cookie,
+            path=self.config.cookie_path,
+            domain=self.config.cookie_domain,
+            secure=self._secure(request),
+        )
+        return redirect(next_page, (clear,))
+
     # -- the callback ----------------------------------------------------------------------
 
     def _callback(self, request: HTTPRequest, cookies: Mapping[str, str]) -> Decision:
-        params: dict[str, str] = {}
-        for key, value in parse_qsl(request.query_string, keep_blank_values=True):
-            params.setdefault(key, value)
+        params = _query_params(request)
         state = params.get("state", "")
         login = None
         if is_valid_state(state):
@@ -198,25 +307,53 @@ class LoginCore:
             # Unknown, forged, expired or another browser's state: never log anyone in, and
             # never restart the login from here (a browser refusing cookies would loop).
             return self._error(LoginStateError("unknown or expired login state"), request)
+        session = self.session(cookies)
         if login.done:
             # A replay of a completed callback: back button, refresh, a double redirect.
-            if self.session_user(cookies) is not None:
+            if session is not None:
                 return redirect(login.return_to)
             return self._error(LoginStateError("login state already used"), request, login)
         code = params.get("code")
         if not code:
             # The user refused (older WeChat clients come back with state and no code).
+            drop = self._drop_state(request, login)
+            if session is not None:
+                # They refused to share the profile but are logged in: keep the session,
+                # remember the refusal (so the page doesn't ask again), back to the page.
+                logger.info("wxauth profile declined openid=%s", session.user.openid)
+                declined = Session(session.user, profile_declined=True)
+                return redirect(login.return_to, (drop, self._session_cookie(request, declined)))
+            logger.info("wxauth login declined scope=%s", login.scope)
             error = LoginDeclined("the callback carried no code")
-            return self._error(error, request, login, (self._drop_state(request, login),))
+            return self._error(error, request, login, (drop,))
         return self._exchange(request, login, code)
 
-    def _exchange(self, request: HTTPRequest, login: LoginState, code: str) -> Flow[HTTPResponse]:
+    def _exchange(
+        self, request: HTTPRequest, login: LoginState, code: str
+    ) -> Flow[HTTPResponse | Forward]:
         config = self.config
         started = time.monotonic()
+        if login.scope == QRCONNECT_SCOPE:
+            app_id, app_secret = config.website_app_id, config.website_app_secret
+        else:
+            app_id, app_secret = config.app_id, config.app_secret
         try:
-            user = yield from fetch_user(
-                config.api_base_url, config.app_id, config.app_secret, code, config.lang
-            )
+            if app_id is None or app_secret is None:
+                raise ConfigurationError(
+                    "a QR-code login came back, but website_app_id/website_app_secret are not set"
+                )
+            user = yield from fetch_user(config.api_base_url, app_id, app_secret, code, config.lang)
+            user = replace(user, identity_key=config.identity)
+            if config.identity == "unionid" and not user.unionid and not user.is_snapshot_user:
+                raise ConfigurationError(
+                    f"WeChat gave no unionid for openid {user.openid}",
+                    hint="identity='unionid' needs the Official Account (and the website app) "
+                    "bound to one Open Platform account, and the snsapi_userinfo scope.",
+                )
+            if config.on_login is not None:
+                verdict = yield HookCall(config.on_login, (user, request))
+                if verdict is False:
+                    raise LoginVetoed(f"on_login refused openid {user.openid}")
         except WeChatAPIError as exc:
             _log_failure(exc, started)
             if exc.is_invalid_code and login.attempt == 0:
@@ -234,42 +371,50 @@ class LoginCore:
             _log_failure(exc, started)
             return self._error(exc, request, login)
         except Exception:
-            # A bug must not show the visitor a traceback; the log keeps it.
+            # A bug (or a failing on_login hook) must not show the visitor a traceback; the
+            # log keeps it.
             logger.exception("wxauth login failed with an unexpected error")
             return self._error(WeChatAuthError("unexpected error during login"), request, login)
         logger.info(
-            "wxauth login ok openid=%s scope=%s snapshot=%s duration_ms=%d",
+            "wxauth login ok openid=%s unionid=%s scope=%s snapshot=%d duration_ms=%d",
             user.openid,
+            user.unionid,
             user.scope,
-            int(user.is_snapshot_user),
+            user.is_snapshot_user,
             (time.monotonic() - started) * 1000,
         )
-        return redirect(login.return_to, self._login_cookies(request, login, user))
+        done = self._done_state(request, login)
+        if user.is_snapshot_user:
+            # A snapshot identity is virtual: no session at all. The visitor sees the
+            # interstitial (or the app its page, for this one request) until they tap
+            # WeChat's "use full service", which opens the page for real.
+            if config.snapshot_users == "app":
+                return Forward(user, target=login.return_to)
+            response = snapshot_response(login.return_to)
+            return HTTPResponse(response.status, (*response.headers, done), response.body)
+        # A fresh login replaces whatever session was there (another account included).
+        return redirect(login.return_to, (self._session_cookie(request, Session(user)), done))
 
-    def _login_cookies(
-        self, request: HTTPRequest, login: LoginState, user: WeChatUser
-    ) -> tuple[tuple[str, str], ...]:
+    def _session_cookie(self, request: HTTPRequest, session: Session) -> tuple[str, str]:
         config = self.config
-        secure = self._secure(request)
-        # A snapshot-mode identity is virtual: it lives only as long as the browser session.
-        max_age = None if user.is_snapshot_user else config.max_age
-        session = set_cookie_header(
+        return set_cookie_header(
             config.session_cookie,
-            self._sessions.encode(user),
-            max_age=max_age,
+            self._sessions.encode(session),
+            max_age=config.max_age,
             path=config.cookie_path,
             domain=config.cookie_domain,
-            secure=secure,
+            secure=self._secure(request),
         )
-        done = set_cookie_header(
+
+    def _done_state(self, request: HTTPRequest, login: LoginState) -> tuple[str, str]:
+        return set_cookie_header(
             self._state_prefix + login.state,
             self._logins.encode(LoginState(login.state, login.return_to, login.scope, 0, True)),
-            max_age=config.login_max_age,
-            path=config.callback_path,
-            domain=config.cookie_domain,
-            secure=secure,
+            max_age=self.config.login_max_age,
+            path=self.config.callback_path,
+            domain=self.config.cookie_domain,
+            secure=self._secure(request),
         )
-        return (session, done)
 
     def _drop_state(self, request: HTTPRequest, login: LoginState) -> tuple[str, str]:
         return delete_cookie_header(
@@ -301,6 +446,25 @@ class LoginCore:
         if cookies:
             response = HTTPResponse(response.status, (*response.headers, *cookies), response.body)
         return response
+
+
+def _query_params(request: HTTPRequest) -> dict[str, str]:
+    """The query's parameters, the first value of each."""
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(request.query_string, keep_blank_values=True):
+        params.setdefault(key, value)
+    return params
+
+
+def _text_file(content: str) -> Callable[[HTTPRequest, Mapping[str, str]], Decision]:
+    response = HTTPResponse(
+        200, (("content-type", "text/plain; charset=utf-8"),), content.encode("utf-8")
+    )
+
+    def serve(request: HTTPRequest, cookies: Mapping[str, str]) -> Decision:
+        return response
+
+    return serve
 
 
 def _log_failure(error: WeChatAuthError, started: float) -> None:

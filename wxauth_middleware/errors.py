@@ -13,6 +13,7 @@ __all__ = [
     "InvalidRequest",
     "LoginDeclined",
     "LoginStateError",
+    "LoginVetoed",
     "UpstreamError",
     "UpstreamResponseError",
     "UpstreamTimeout",
@@ -77,6 +78,15 @@ class LoginDeclined(WeChatAuthError):
     code = "login_declined"
     title = "WeChat login was declined"
     hint = "You chose not to log in with WeChat. Open the page again if you change your mind."
+
+
+class LoginVetoed(WeChatAuthError):
+    """The application's `on_login` hook refused this user."""
+
+    status = 403
+    code = "login_vetoed"
+    title = "This account may not log in here"
+    hint = "The site does not accept this WeChat account."
 
 
 class WeChatAPIError(WeChatAuthError):

@@ -7,7 +7,7 @@ touch a socket.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Literal
@@ -15,6 +15,7 @@ from typing import Literal
 __all__ = [
     "HTTPRequest",
     "HTTPResponse",
+    "HookCall",
     "UpstreamRequest",
     "UpstreamResponse",
     "delete_cookie_header",
@@ -60,6 +61,15 @@ class UpstreamRequest:
     # The name used in logs and errors, e.g. "sns/oauth2/access_token"; never the query.
     endpoint: str = field(default="")
     method: Literal["GET"] = "GET"
+
+
+@dataclass(frozen=True, slots=True)
+class HookCall:
+    """A call of an application hook (`on_login`), which may be sync or async: the driver
+    makes it the way its side of the world can (awaited, or run in a worker thread)."""
+
+    hook: Callable[..., object]
+    args: tuple[object, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Generic, TypeVar
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from .config import Config, ErrorHandler
+from .config import Config, ErrorHandler, LoginHook
 from .core import LoginCore
+from .env import ENV_PREFIX, options_from_env
 from .errors import ConfigurationError
+from .rules import Rule
 
 if TYPE_CHECKING:
     import httpx
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["MiddlewareOptions"]
 
 AppT = TypeVar("AppT")
+_M = TypeVar("_M", bound="MiddlewareOptions[Any]")
 logger = logging.getLogger("wxauth_middleware")
 
 _WECHAT_AUTHORIZE_HOST = "open.weixin.qq.com"
@@ -54,6 +58,17 @@ class MiddlewareOptions(Generic[AppT]):
         http_timeout: float = 10.0,
         on_error: ErrorHandler | None = None,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+        rules: Sequence[Rule] = (),
+        other_browsers: str = "pass",
+        website_app_id: str | None = None,
+        website_app_secret: str | None = None,
+        qrconnect_url: str = "https://open.weixin.qq.com/connect/qrconnect",
+        login_path: str | None = "/wxauth/login",
+        logout_path: str | None = "/wxauth/logout",
+        snapshot_users: str = "interstitial",
+        on_login: LoginHook | None = None,
+        identity: str = "openid",
+        verify_files: Mapping[str, str] | None = None,
     ) -> None:
         self.app = app
         self.config = Config(
@@ -75,6 +90,17 @@ class MiddlewareOptions(Generic[AppT]):
             http_timeout=http_timeout,
             on_error=on_error,
             transport=transport,
+            rules=rules,
+            other_browsers=other_browsers,
+            website_app_id=website_app_id,
+            website_app_secret=website_app_secret,
+            qrconnect_url=qrconnect_url,
+            login_path=login_path,
+            logout_path=logout_path,
+            snapshot_users=snapshot_users,
+            on_login=on_login,
+            identity=identity,
+            verify_files=dict(verify_files or {}),
         )
         if transport is not None and not isinstance(transport, self._transport_type):
             raise ConfigurationError(
@@ -93,6 +119,32 @@ class MiddlewareOptions(Generic[AppT]):
                 authorize_url,
                 api_base_url,
             )
+
+    @classmethod
+    def from_env(
+        cls: type[_M], app: Any, *, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> _M:
+        """The middleware configured from `WXAUTH_<OPTION>` environment variables
+        (`WXAUTH_APP_ID`, `WXAUTH_APP_SECRET`, `WXAUTH_SECRET_KEY`, ...); keyword arguments
+        given here win over the environment."""
+        options = options_from_env(os.environ if environ is None else environ)
+        options.update(overrides)
+        for required in ("app_id", "app_secret", "secret_key"):
+            if required not in options:
+                raise ConfigurationError(
+                    f"{required} is required: set {ENV_PREFIX}{required.upper()} or pass "
+                    f"{required}=..."
+                )
+        try:
+            return cls(app, **options)
+        except ConfigurationError as exc:
+            # Name the variable the bad value came from, not only the option.
+            culprit = next(
+                (name for name in options if name not in overrides and name in str(exc)), None
+            )
+            if culprit is None:
+                raise
+            raise ConfigurationError(f"{exc} (from {ENV_PREFIX}{culprit.upper()})") from exc
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.app!r}, config={self.config!r})"

@@ -67,19 +67,65 @@ def default_error_response(error: WeChatAuthError, request: HTTPRequest) -> HTTP
     if errcode is not None:
         details = f"<p class=code>WeChat errcode {errcode}"
         details += f" · rid {escape(rid)}</p>" if rid else "</p>"
-    back = escape(error.return_to or "/")
-    html = _PAGE.format(
-        status=error.status,
-        title=escape(error.title),
-        hint=escape(error.hint),
-        details=details,
-        back=back,
+    body = f"<p>{escape(error.hint)}</p>{details}" + _link(error.return_to or "/", "返回 · Back")
+    return html_response(error.status, error.title, body)
+
+
+def open_in_wechat_response(request: HTTPRequest, url: str) -> HTTPResponse:
+    """The "please open this page in WeChat" answer for other browsers, where the site
+    refuses them: a page with the address (and a QR code to scan with WeChat), or JSON."""
+    if not is_page_request(request):
+        return json_response(
+            403,
+            {
+                "error": "wechat_required",
+                "message": "Open this page in WeChat to log in.",
+                "url": url,
+            },
+        )
+    body = (
+        "<p>这个页面需要用微信登录, 请在微信中打开.</p>"
+        "<p>This page logs you in with WeChat: open it in WeChat.</p>"
+        f"{_qr_code(url)}<p class=code>{escape(url)}</p>"
     )
+    return html_response(403, "请在微信中打开 · Open in WeChat", body)
+
+
+def snapshot_response(return_to: str) -> HTTPResponse:
+    """The interstitial for WeChat's snapshot mode: the visitor is a virtual user until they
+    tap WeChat's "use full service" bar, which opens the page for real."""
+    body = (
+        "<p>你正在浏览页面快照。点击屏幕下方的「使用完整服务」继续。</p>"
+        "<p>You are viewing a snapshot of this page. Tap “use full service” at the bottom of "
+        "the screen to continue.</p>" + _link(return_to, "继续 · Continue")
+    )
+    return html_response(200, "页面快照 · Page snapshot", body)
+
+
+def html_response(status: int, title: str, body: str) -> HTTPResponse:
+    """A small, self-contained page: `title` is escaped here, `body` must already be HTML."""
+    html = _PAGE.format(title=escape(title), body=body)
     return HTTPResponse(
-        error.status,
-        (("content-type", "text/html; charset=utf-8"), _NO_STORE),
-        html.encode("utf-8"),
+        status, (("content-type", "text/html; charset=utf-8"), _NO_STORE), html.encode("utf-8")
     )
+
+
+def is_page_request(request: HTTPRequest) -> bool:
+    return request.method in ("GET", "HEAD") and not wants_json(request)
+
+
+def _link(href: str, text: str) -> str:
+    return f'<a href="{escape(href)}">{escape(text)}</a>'
+
+
+def _qr_code(url: str) -> str:
+    # segno (the "qrcode" extra) draws the QR code; without it the address alone is shown.
+    try:
+        import segno
+    except ImportError:
+        return ""
+    svg: str = segno.make(url, error="m").svg_inline(scale=5, border=2)
+    return f'<div class="qr">{svg}</div>'
 
 
 _PAGE = """<!doctype html>
@@ -93,16 +139,15 @@ body{{font:16px/1.6 -apple-system,"PingFang SC","Microsoft YaHei",sans-serif;mar
 background:#f2f2f2;color:#222}}
 main{{max-width:28rem;margin:12vh auto;padding:1.5rem;background:#fff;border-radius:8px}}
 h1{{font-size:1.2rem;margin:0 0 .5rem}}
-.code{{color:#888;font-size:.85rem}}
+.code{{color:#888;font-size:.85rem;overflow-wrap:anywhere}}
+.qr{{text-align:center;margin:1rem 0}}
 a{{display:inline-block;margin-top:1rem;color:#07c160}}
 </style>
 </head>
 <body>
 <main>
 <h1>{title}</h1>
-<p>{hint}</p>
-{details}
-<a href="{back}">返回 · Back</a>
+{body}
 </main>
 </body>
 </html>

@@ -21,7 +21,9 @@ class WeChatUser:
     all of the company's apps. Profile fields are None with the silent snsapi_base scope. Since
     October 2021 WeChat returns sex 0 and empty region fields for everyone: keep them, don't rely
     on them. `is_snapshot_user` marks the virtual identity of WeChat's "snapshot" page mode: it is
-    not a real account and must not be persisted or linked.
+    not a real account and must not be persisted or linked. `scope` is `snsapi_base`,
+    `snsapi_userinfo`, or `snsapi_login` for a desktop browser logged in by WeChat's website
+    QR-code login.
     """
 
     openid: str
@@ -35,6 +37,15 @@ class WeChatUser:
     privilege: tuple[str, ...] = field(default=())
     scope: str = "snsapi_base"
     is_snapshot_user: bool = False
+    # Which field identifies the user in the application: the middleware's `identity` option.
+    identity_key: str = field(default="openid", repr=False)
+
+    @property
+    def identity(self) -> str:
+        """The key to store the user under: `openid` (one per Official Account) or `unionid`
+        (one per person across the company's apps), as the `identity` option chose. With
+        `identity="unionid"` the middleware only logs in users that have a unionid."""
+        return self.unionid if self.identity_key == "unionid" and self.unionid else self.openid
 
 
 def get_wechat_user(request: Any) -> WeChatUser | None:

@@ -8,13 +8,15 @@ generator as `UpstreamError`s, so the flow is the one place that decides about t
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
-from collections.abc import Generator
+from collections.abc import Awaitable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+from asgiref.sync import async_to_sync, sync_to_async
 
 from .errors import (
     UpstreamError,
@@ -23,13 +25,17 @@ from .errors import (
     UpstreamUnavailable,
     WeChatAPIError,
 )
-from .http import UpstreamRequest, UpstreamResponse
+from .http import HookCall, UpstreamRequest, UpstreamResponse
 from .user import WeChatUser
 
 __all__ = ["Flow", "TokenGrant", "drive_async", "drive_sync", "fetch_user"]
 
 T = TypeVar("T")
-Flow = Generator[UpstreamRequest, UpstreamResponse, T]
+# A flow yields the calls to make (to WeChat's API, or to an application hook) and is sent
+# each one's result: an UpstreamResponse, or what the hook returned.
+Flow = Generator[UpstreamRequest | HookCall, Any, T]
+# Scopes whose token may call /sns/userinfo.
+PROFILE_SCOPES = frozenset({"snsapi_userinfo", "snsapi_login"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +60,8 @@ def fetch_user(
 ) -> Flow[WeChatUser]:
     """Exchange `code` for the user: the token call, then userinfo when the scope allows."""
     grant = yield from exchange_code(api_base_url, app_id, app_secret, code)
-    if "snsapi_userinfo" not in grant.scope.split(","):
+    granted = PROFILE_SCOPES.intersection(grant.scope.split(","))
+    if not granted:
         return WeChatUser(
             openid=grant.openid,
             unionid=grant.unionid,
@@ -89,7 +96,7 @@ def fetch_user(
         city=_opt_str(body, "city", endpoint),
         country=_opt_str(body, "country", endpoint),
         privilege=tuple(str(p) for p in privilege),
-        scope="snsapi_userinfo",
+        scope=min(granted),
         is_snapshot_user=grant.is_snapshot_user,
     )
 
@@ -213,35 +220,66 @@ def _upstream_error(exc: httpx.HTTPError, request: UpstreamRequest) -> UpstreamE
 
 
 def drive_sync(flow: Flow[T], client: httpx.Client) -> T:
-    """Run `flow` to completion with a synchronous httpx client."""
+    """Run `flow` to completion with a synchronous httpx client; async hooks are awaited on a
+    private event loop (only at login, never per request)."""
     try:
-        request = next(flow)
+        effect = next(flow)
         while True:
+            if isinstance(effect, HookCall):
+                try:
+                    result = effect.hook(*effect.args)
+                    if inspect.isawaitable(result):
+                        result = async_to_sync(_awaited)(result)
+                except Exception as exc:  # the flow decides what a failing hook means
+                    effect = flow.throw(exc)
+                else:
+                    effect = flow.send(result)
+                continue
             try:
-                r = client.get(request.url, params=request.params)
+                r = client.get(effect.url, params=effect.params)
             except httpx.HTTPError as exc:
-                request = flow.throw(_upstream_error(exc, request))
+                effect = flow.throw(_upstream_error(exc, effect))
             else:
-                request = flow.send(_response(r))
+                effect = flow.send(_response(r))
     except StopIteration as stop:
-        result: T = stop.value
-        return result
+        value: T = stop.value
+        return value
 
 
 async def drive_async(flow: Flow[T], client: httpx.AsyncClient) -> T:
-    """Run `flow` to completion with an asynchronous httpx client."""
+    """Run `flow` to completion with an asynchronous httpx client; sync hooks run in a worker
+    thread so a database call in them does not block the event loop."""
     try:
-        request = next(flow)
+        effect = next(flow)
         while True:
+            if isinstance(effect, HookCall):
+                try:
+                    result = await _call_hook(effect)
+                except Exception as exc:  # the flow decides what a failing hook means
+                    effect = flow.throw(exc)
+                else:
+                    effect = flow.send(result)
+                continue
             try:
-                r = await client.get(request.url, params=request.params)
+                r = await client.get(effect.url, params=effect.params)
             except httpx.HTTPError as exc:
-                request = flow.throw(_upstream_error(exc, request))
+                effect = flow.throw(_upstream_error(exc, effect))
             else:
-                request = flow.send(_response(r))
+                effect = flow.send(_response(r))
     except StopIteration as stop:
-        result: T = stop.value
-        return result
+        value: T = stop.value
+        return value
+
+
+async def _call_hook(call: HookCall) -> object:
+    if inspect.iscoroutinefunction(call.hook):
+        return await call.hook(*call.args)
+    result = await sync_to_async(call.hook, thread_sensitive=False)(*call.args)
+    return await result if inspect.isawaitable(result) else result
+
+
+async def _awaited(awaitable: Awaitable[object]) -> object:
+    return await awaitable
 
 
 def _response(r: httpx.Response) -> UpstreamResponse:

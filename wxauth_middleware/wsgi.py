@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 import httpx
 
@@ -43,11 +43,13 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         decision = self.core.handle(_request(environ))
+        if not isinstance(decision, (Forward, HTTPResponse)):
+            decision = drive_sync(decision, self._http_client())
         if isinstance(decision, Forward):
+            if decision.target is not None:
+                _retarget(environ, decision.target)
             environ["wechat_user"] = decision.user
             return self.app(environ, start_response)
-        if not isinstance(decision, HTTPResponse):
-            decision = drive_sync(decision, self._http_client())
         headers = [*decision.headers, ("content-length", str(len(decision.body)))]
         start_response(f"{decision.status} {HTTPStatus(decision.status).phrase}", headers)
         return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [decision.body]
@@ -68,6 +70,18 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _retarget(environ: WSGIEnvironment, target: str) -> None:
+    """Point `environ` at another path and query of the same application."""
+    path, _, query = target.partition("?")
+    # PEP 3333: PATH_INFO holds the decoded path's bytes as latin-1, below SCRIPT_NAME.
+    full = unquote_to_bytes(path).decode("latin-1")
+    script_name = environ.get("SCRIPT_NAME", "")
+    if script_name and full.startswith(script_name):
+        full = full[len(script_name) :]
+    environ["PATH_INFO"] = full
+    environ["QUERY_STRING"] = query
 
 
 def _request(environ: WSGIEnvironment) -> HTTPRequest:

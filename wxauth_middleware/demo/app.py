@@ -94,6 +94,8 @@ def create_demo_app(
         # A fresh key per start: restarting the demo logs everyone out, which is fine here.
         secret_key=secrets.token_urlsafe(),
         scope="snsapi_userinfo",
+        # Snapshot-mode visitors get no session; the demo shows them its own page, flagged.
+        snapshot_users="app",
         public_url=public_url,
         authorize_url=f"{public_url}{EMULATOR_PREFIX}/connect/oauth2/authorize",
         api_base_url=_EMULATOR_API_BASE,
