@@ -278,6 +278,26 @@ async def test_refused_profile_upgrade_keeps_the_base_session_without_a_loop(
     assert [c.path for c in emulator.calls] == ["/sns/oauth2/access_token"]
 
 
+async def test_after_a_refusal_only_an_explicit_login_asks_for_the_profile_again(
+    stack: Stack,
+) -> None:
+    stack.emulator()
+    rules = [Rule("/profile/**", scope="snsapi_userinfo")]
+    async with stack.phone(stack.middleware(rules=rules)) as client:
+        await login(client, "/", persona="xiaoming")
+        consent = await client.get(location(await client.get("/profile/me")))
+        refused = await approve_consent(client, consent, persona="xiaoming", allow=False)
+        await client.get(location(refused))
+        assert (await client.get("/profile/me")).status_code == 200  # not asked again...
+        asked = await client.get("/wxauth/login?scope=snsapi_userinfo&next=/profile/me")
+        consent = await client.get(location(asked))  # ...unless the user asks for it
+        approved = await approve_consent(client, consent, persona="xiaoming")
+        back = await client.get(location(approved))
+        profile = await client.get(location(back))
+    assert dict(parse_qsl(urlsplit(location(asked)).query))["scope"] == "snsapi_userinfo"
+    assert profile.json()["user"]["nickname"] == "小明🐼"
+
+
 async def test_api_calls_on_a_profile_route_are_not_redirected(stack: Stack) -> None:
     stack.emulator(auto_approve=True)
     rules = [Rule("/profile/**", scope="snsapi_userinfo")]
