@@ -47,6 +47,9 @@ EVERY_OPTION = {
     "WXAUTH_LOGIN_MAX_AGE": "120",
     "WXAUTH_LANG": "en",
     "WXAUTH_HTTP_TIMEOUT": "2.5",
+    "WXAUTH_LOGIN_TIMEOUT": "7.5",
+    "WXAUTH_RETRIES": "1",
+    "WXAUTH_MAX_CONNECTIONS": "8",
     "WXAUTH_OTHER_BROWSERS": "qrconnect",
     "WXAUTH_WEBSITE_APP_ID": DEFAULT_WEBSITE_APP_ID,
     "WXAUTH_WEBSITE_APP_SECRET": DEFAULT_WEBSITE_APP_SECRET,
@@ -94,6 +97,9 @@ def test_every_plain_option_is_read_and_parsed(kind: str) -> None:
     assert type(config.login_max_age) is int
     assert config.lang == "en"
     assert config.http_timeout == 2.5
+    assert config.login_timeout == 7.5
+    assert config.retries == 1
+    assert config.max_connections == 8
     assert config.other_browsers == "qrconnect"
     assert config.website_app_id == DEFAULT_WEBSITE_APP_ID
     assert config.website_app_secret == DEFAULT_WEBSITE_APP_SECRET

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -402,7 +403,6 @@ async def test_6_tampered_state_cookie_logs_nobody_in(stack: Stack) -> None:
 async def test_6_expired_state_logs_nobody_in(
     monkeypatch: pytest.MonkeyPatch, stack: Stack
 ) -> None:
-    import time
 
     stack.emulator(auto_approve=True, clock=time.time)
     async with stack.phone(stack.middleware(login_max_age=60)) as client:
@@ -453,11 +453,11 @@ async def test_7_wechat_errors_give_a_clear_page(
     emulator = stack.emulator(auto_approve=True)
     async with stack.phone(stack.middleware()) as client:
         callback_url, _ = await _started(client)
-        emulator.inject("access_token", **fault)  # type: ignore[arg-type]
+        # Until cleared: errcode -1 is retried, and must still fail after the retries.
+        emulator.inject("access_token", **fault, times=None)  # type: ignore[arg-type]
         response = await client.get(callback_url)
         json_response = None
         if status != 502 or "errcode" not in fault:
-            emulator.inject("access_token", **fault)  # type: ignore[arg-type]
             json_response = await client.get(callback_url, headers={"accept": "application/json"})
     assert response.status_code == status
     assert response.headers["content-type"].startswith("text/html")
@@ -467,6 +467,50 @@ async def test_7_wechat_errors_give_a_clear_page(
     if json_response is not None:
         assert json_response.status_code == status
         assert json_response.json()["error"]
+
+
+async def test_7_system_busy_is_retried_and_the_login_succeeds(stack: Stack) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
+        callback_url, _ = await _started(client)
+        emulator.inject("access_token", errcode=-1, times=2)
+        response = await client.get(callback_url)
+    assert response.status_code == 302
+    assert [c.path for c in emulator.calls] == ["/sns/oauth2/access_token"] * 3
+
+
+async def test_7_retries_are_bounded(stack: Stack) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware(retries=1)) as client:
+        callback_url, _ = await _started(client)
+        emulator.inject("access_token", errcode=-1, times=None)
+        response = await client.get(callback_url)
+    assert response.status_code == 503
+    assert len(emulator.calls) == 2
+
+
+async def test_7_a_spent_code_or_a_slow_answer_is_never_retried(stack: Stack) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    middleware = stack.middleware(http_timeout=0.3, login_timeout=5)
+    async with stack.phone(middleware) as client:
+        callback_url, _ = await _started(client)
+        emulator.inject("access_token", latency=1.0)
+        timed_out = await client.get(callback_url)
+    assert timed_out.status_code == 504
+    assert len(emulator.calls) <= 1  # the slow call may or may not have been recorded yet
+
+
+async def test_7_the_login_deadline_bounds_latency_and_retries(stack: Stack) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    middleware = stack.middleware(http_timeout=5, login_timeout=0.6, retries=5)
+    async with stack.phone(middleware) as client:
+        callback_url, _ = await _started(client)
+        emulator.inject("access_token", errcode=-1, latency=0.25, times=None)
+        response = await client.get(callback_url)
+    assert response.status_code in (503, 504)
+    # 0.25 s answers with 0.2 s, 0.4 s... between them: the 0.6 s deadline leaves room for
+    # two or three attempts of the six that retries=5 would allow.
+    assert 1 < len(emulator.calls) <= 3
 
 
 async def test_7_errcode_page_shows_wechats_rid_and_a_hint(stack: Stack) -> None:
@@ -577,7 +621,7 @@ async def test_7_failing_on_error_hook_falls_back_to_the_default_page(stack: Sta
     emulator = stack.emulator(auto_approve=True)
     async with stack.phone(stack.middleware(on_error=on_error)) as client:
         callback_url, _ = await _started(client)
-        emulator.inject("access_token", errcode=-1)
+        emulator.inject("access_token", errcode=45011)
         response = await client.get(callback_url)
     assert response.status_code == 503
 

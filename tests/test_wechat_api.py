@@ -13,7 +13,7 @@ from wxauth_middleware import (
     WeChatUser,
 )
 from wxauth_middleware.http import UpstreamRequest, UpstreamResponse
-from wxauth_middleware.wechat import drive_async, drive_sync, fetch_user, parse_body
+from wxauth_middleware.wechat import CallPolicy, drive_async, drive_sync, fetch_user, parse_body
 
 API = "https://api.weixin.qq.com"
 TOKEN = {
@@ -93,7 +93,7 @@ async def test_async_driver_gives_the_same_user() -> None:
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
-        (httpx.ConnectTimeout("t"), UpstreamTimeout),
+        (httpx.ConnectTimeout("t"), UpstreamUnavailable),
         (httpx.ReadTimeout("t"), UpstreamTimeout),
         (httpx.ConnectError("refused"), UpstreamUnavailable),
         (httpx.RemoteProtocolError("eof"), UpstreamUnavailable),
@@ -156,3 +156,66 @@ def test_userinfo_for_another_openid_is_refused() -> None:
     client = httpx.Client(transport=_wechat(TOKEN, json.dumps({**INFO, "openid": "o2"}).encode()))
     with pytest.raises(UpstreamResponseError, match="another openid"):
         drive_sync(fetch_user(API, "wxAPP", "S", "C", "zh_CN"), client)
+
+
+def _counting(fail_times: int, exc: Exception) -> tuple[httpx.MockTransport, list[str]]:
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if len(seen) <= fail_times:
+            raise exc
+        body = json.dumps({**TOKEN, "scope": "snsapi_base"}).encode()
+        return httpx.Response(200, content=body)
+
+    return httpx.MockTransport(handle), seen
+
+
+def test_refused_connections_are_retried_with_backoff() -> None:
+    transport, seen = _counting(2, httpx.ConnectError("refused"))
+    policy = CallPolicy(timeout=1, retries=2, backoff=0.01)
+    user = drive_sync(
+        fetch_user(API, "wxAPP", "S", "C", "zh_CN", policy), httpx.Client(transport=transport)
+    )
+    assert user.openid == "o1"
+    assert len(seen) == 3
+
+
+@pytest.mark.parametrize("exc", [httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("eof")])
+def test_calls_that_may_have_reached_wechat_are_not_retried(exc: Exception) -> None:
+    transport, seen = _counting(1, exc)
+    policy = CallPolicy(timeout=1, retries=2, backoff=0.01)
+    with pytest.raises((UpstreamTimeout, UpstreamUnavailable)):
+        drive_sync(
+            fetch_user(API, "wxAPP", "S", "C", "zh_CN", policy), httpx.Client(transport=transport)
+        )
+    assert len(seen) == 1
+
+
+@pytest.mark.anyio
+async def test_async_driver_retries_the_same_way() -> None:
+    seen: list[str] = []
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if len(seen) == 1:
+            raise httpx.ConnectError("refused")
+        return httpx.Response(200, content=json.dumps({**TOKEN, "scope": "snsapi_base"}).encode())
+
+    policy = CallPolicy(timeout=1, retries=1, backoff=0.01)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
+        user = await drive_async(fetch_user(API, "wxAPP", "S", "C", "zh_CN", policy), client)
+    assert user.openid == "o1"
+    assert len(seen) == 2
+
+
+def test_a_passed_deadline_stops_before_calling() -> None:
+    import time
+
+    transport, seen = _counting(0, httpx.ConnectError("unused"))
+    policy = CallPolicy(deadline=time.monotonic() - 1)
+    with pytest.raises(UpstreamTimeout, match="deadline"):
+        drive_sync(
+            fetch_user(API, "wxAPP", "S", "C", "zh_CN", policy), httpx.Client(transport=transport)
+        )
+    assert seen == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from urllib.parse import quote, unquote
 
@@ -31,6 +32,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
 
     _transport_type = httpx.AsyncBaseTransport
     _client: httpx.AsyncClient | None = None
+    _client_loop: object = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -58,12 +60,17 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         await _send_response(decision, send, head=scope["method"] == "HEAD")
 
     def _http_client(self) -> httpx.AsyncClient:
-        # Created on first use, in the running event loop, and reused for every login.
-        if self._client is None:
+        # Created on first use, in the running event loop, and reused for every login. Its
+        # pooled connections belong to that loop: a server that runs the app on another loop
+        # later (without a lifespan to close it) gets a new client rather than a broken one.
+        loop = _running_loop()
+        if self._client is None or self._client_loop is not loop:
             self._client = httpx.AsyncClient(
                 timeout=self.config.http_timeout,
+                limits=self._limits,
                 transport=self.config.transport,  # type: ignore[arg-type]
             )
+            self._client_loop = loop
         return self._client
 
     async def aclose(self) -> None:
@@ -79,6 +86,13 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             await send(message)
 
         return lifespan_send
+
+
+def _running_loop() -> object:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # another async library (trio): one client for the process
+        return None
 
 
 def _headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -61,6 +61,9 @@ class Config:
     login_max_age: int = 600
     lang: str = "zh_CN"
     http_timeout: float = 10.0
+    login_timeout: float = 20.0
+    retries: int = 2
+    max_connections: int = 20
     on_error: ErrorHandler | None = field(default=None, repr=False)
     transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = field(
         default=None, repr=False
@@ -131,6 +134,21 @@ class Config:
             raise ConfigurationError(
                 f"http_timeout must be more than 0 and at most 120 seconds, "
                 f"not {self.http_timeout!r}."
+            )
+        if (
+            isinstance(self.login_timeout, bool)
+            or not isinstance(self.login_timeout, (int, float))
+            or not 0 < self.login_timeout <= 300
+        ):
+            raise ConfigurationError(
+                "login_timeout (the deadline of a whole login, calls and retries included) "
+                f"must be more than 0 and at most 300 seconds, not {self.login_timeout!r}."
+            )
+        if not _is_int(self.retries) or not 0 <= self.retries <= 5:
+            raise ConfigurationError(f"retries must be 0 to 5, not {self.retries!r}.")
+        if not _is_int(self.max_connections) or not 1 <= self.max_connections <= 1000:
+            raise ConfigurationError(
+                f"max_connections must be 1 to 1000, not {self.max_connections!r}."
             )
         if self.on_error is not None and not callable(self.on_error):
             raise ConfigurationError("on_error must be a callable (error, request) -> response.")

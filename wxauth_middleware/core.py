@@ -49,7 +49,7 @@ from .urls import (
 )
 from .user import WeChatUser
 from .useragent import classify_user_agent, is_wechat_browser
-from .wechat import PROFILE_SCOPES, Flow, fetch_user
+from .wechat import PROFILE_SCOPES, CallPolicy, Flow, fetch_user
 
 __all__ = ["Decision", "Forward", "LoginCore", "is_navigation"]
 
@@ -342,7 +342,14 @@ class LoginCore:
                 raise ConfigurationError(
                     "a QR-code login came back, but website_app_id/website_app_secret are not set"
                 )
-            user = yield from fetch_user(config.api_base_url, app_id, app_secret, code, config.lang)
+            policy = CallPolicy(
+                timeout=config.http_timeout,
+                retries=config.retries,
+                deadline=started + config.login_timeout,
+            )
+            user = yield from fetch_user(
+                config.api_base_url, app_id, app_secret, code, config.lang, policy
+            )
             user = replace(user, identity_key=config.identity)
             if config.identity == "unionid" and not user.unionid and not user.is_snapshot_user:
                 raise ConfigurationError(

@@ -134,6 +134,12 @@ class UpstreamUnavailable(UpstreamError):
         "access and the api_base_url option."
     )
 
+    def __init__(self, message: str, *, transient: bool = False, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        # True when nothing reached WeChat (the connection was refused or never opened), so
+        # the call may be repeated without spending the code.
+        self.transient = transient
+
 
 class UpstreamTimeout(UpstreamError):
     """WeChat's API did not answer in time."""

@@ -16,6 +16,7 @@ __all__ = [
     "HTTPRequest",
     "HTTPResponse",
     "HookCall",
+    "Sleep",
     "UpstreamRequest",
     "UpstreamResponse",
     "delete_cookie_header",
@@ -60,7 +61,16 @@ class UpstreamRequest:
     params: tuple[tuple[str, str], ...]
     # The name used in logs and errors, e.g. "sns/oauth2/access_token"; never the query.
     endpoint: str = field(default="")
+    # Seconds this call may take; None leaves it to the client's default.
+    timeout: float | None = None
     method: Literal["GET"] = "GET"
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait before the next attempt (a retry's backoff): the driver sleeps its own way."""
+
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)

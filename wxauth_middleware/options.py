@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
+
+import httpx
 
 from .config import Config, ErrorHandler, LoginHook
 from .core import LoginCore
 from .env import ENV_PREFIX, options_from_env
 from .errors import ConfigurationError
 from .rules import Rule
-
-if TYPE_CHECKING:
-    import httpx
 
 __all__ = ["MiddlewareOptions"]
 
@@ -56,6 +55,9 @@ class MiddlewareOptions(Generic[AppT]):
         login_max_age: int = 600,
         lang: str = "zh_CN",
         http_timeout: float = 10.0,
+        login_timeout: float = 20.0,
+        retries: int = 2,
+        max_connections: int = 20,
         on_error: ErrorHandler | None = None,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
         rules: Sequence[Rule] = (),
@@ -88,6 +90,9 @@ class MiddlewareOptions(Generic[AppT]):
             login_max_age=login_max_age,
             lang=lang,
             http_timeout=http_timeout,
+            login_timeout=login_timeout,
+            retries=retries,
+            max_connections=max_connections,
             on_error=on_error,
             transport=transport,
             rules=rules,
@@ -109,6 +114,11 @@ class MiddlewareOptions(Generic[AppT]):
                 f"not {type(transport).__name__}."
             )
         self.core = LoginCore(self.config)
+        # The outbound client's pool: bounded, so a burst of logins queues for a connection
+        # (within the call's timeout) instead of opening sockets without limit.
+        self._limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
         if (
             urlsplit(authorize_url).hostname != _WECHAT_AUTHORIZE_HOST
             or urlsplit(api_base_url).hostname != _WECHAT_API_HOST

@@ -11,10 +11,13 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
+import time
 from collections.abc import Awaitable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+import anyio
 import httpx
 from asgiref.sync import async_to_sync, sync_to_async
 
@@ -25,17 +28,34 @@ from .errors import (
     UpstreamUnavailable,
     WeChatAPIError,
 )
-from .http import HookCall, UpstreamRequest, UpstreamResponse
+from .http import HookCall, Sleep, UpstreamRequest, UpstreamResponse
 from .user import WeChatUser
 
-__all__ = ["Flow", "TokenGrant", "drive_async", "drive_sync", "fetch_user"]
+__all__ = ["CallPolicy", "Flow", "TokenGrant", "drive_async", "drive_sync", "fetch_user"]
 
+logger = logging.getLogger("wxauth_middleware")
 T = TypeVar("T")
 # A flow yields the calls to make (to WeChat's API, or to an application hook) and is sent
 # each one's result: an UpstreamResponse, or what the hook returned.
-Flow = Generator[UpstreamRequest | HookCall, Any, T]
+Flow = Generator[UpstreamRequest | HookCall | Sleep, Any, T]
 # Scopes whose token may call /sns/userinfo.
 PROFILE_SCOPES = frozenset({"snsapi_userinfo", "snsapi_login"})
+
+
+@dataclass(frozen=True, slots=True)
+class CallPolicy:
+    """How the flow calls WeChat's API.
+
+    `timeout` bounds each call; `retries` more attempts, `backoff` seconds apart (doubling),
+    are made only for failures that spent nothing: errcode -1 ("system busy") and connections
+    that could not be opened. A timed-out or answered call is never repeated, since the code
+    may be spent. `deadline` (a `time.monotonic()` value) bounds the whole login.
+    """
+
+    timeout: float = 10.0
+    retries: int = 2
+    backoff: float = 0.2
+    deadline: float = math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +76,15 @@ class TokenGrant:
 
 
 def fetch_user(
-    api_base_url: str, app_id: str, app_secret: str, code: str, lang: str
+    api_base_url: str,
+    app_id: str,
+    app_secret: str,
+    code: str,
+    lang: str,
+    policy: CallPolicy = CallPolicy(),
 ) -> Flow[WeChatUser]:
     """Exchange `code` for the user: the token call, then userinfo when the scope allows."""
-    grant = yield from exchange_code(api_base_url, app_id, app_secret, code)
+    grant = yield from exchange_code(api_base_url, app_id, app_secret, code, policy)
     granted = PROFILE_SCOPES.intersection(grant.scope.split(","))
     if not granted:
         return WeChatUser(
@@ -77,7 +102,8 @@ def fetch_user(
                 ("lang", lang),
             ),
             endpoint="sns/userinfo",
-        )
+        ),
+        policy,
     )
     endpoint = "sns/userinfo"
     openid = _str(body, "openid", endpoint)
@@ -101,7 +127,13 @@ def fetch_user(
     )
 
 
-def exchange_code(api_base_url: str, app_id: str, app_secret: str, code: str) -> Flow[TokenGrant]:
+def exchange_code(
+    api_base_url: str,
+    app_id: str,
+    app_secret: str,
+    code: str,
+    policy: CallPolicy = CallPolicy(),
+) -> Flow[TokenGrant]:
     endpoint = "sns/oauth2/access_token"
     body = yield from _call(
         UpstreamRequest(
@@ -113,7 +145,8 @@ def exchange_code(api_base_url: str, app_id: str, app_secret: str, code: str) ->
                 ("grant_type", "authorization_code"),
             ),
             endpoint=endpoint,
-        )
+        ),
+        policy,
     )
     expires_in = _opt_int(body, "expires_in", endpoint)
     return TokenGrant(
@@ -127,9 +160,31 @@ def exchange_code(api_base_url: str, app_id: str, app_secret: str, code: str) ->
     )
 
 
-def _call(request: UpstreamRequest) -> Flow[dict[str, Any]]:
-    response = yield request
-    return parse_body(response, request.endpoint)
+def _call(request: UpstreamRequest, policy: CallPolicy) -> Flow[dict[str, Any]]:
+    attempt = 0
+    while True:
+        remaining = policy.deadline - time.monotonic()
+        if remaining <= 0:
+            raise UpstreamTimeout(f"the login's deadline passed before WeChat {request.endpoint}")
+        try:
+            response = yield replace(request, timeout=min(policy.timeout, remaining))
+            return parse_body(response, request.endpoint)
+        except (WeChatAPIError, UpstreamUnavailable) as exc:
+            transient = exc.errcode == -1 if isinstance(exc, WeChatAPIError) else exc.transient
+            if not transient or attempt >= policy.retries:
+                raise
+            delay = policy.backoff * 2**attempt
+            if time.monotonic() + delay >= policy.deadline:
+                raise
+            attempt += 1
+            logger.info(
+                "wxauth retrying WeChat %s in %.2fs (attempt %d): %s",
+                request.endpoint,
+                delay,
+                attempt + 1,
+                exc.code,
+            )
+            yield Sleep(delay)
 
 
 def parse_body(response: UpstreamResponse, endpoint: str) -> dict[str, Any]:
@@ -210,12 +265,20 @@ def _redacted(url: httpx.URL) -> httpx.URL:
 logging.getLogger("httpx").addFilter(_RedactCredentials())
 
 
-def _upstream_error(exc: httpx.HTTPError, request: UpstreamRequest) -> UpstreamError:
+def _upstream_error(exc: Exception, request: UpstreamRequest) -> UpstreamError:
     # The message names the endpoint only: the query holds the AppSecret and tokens.
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamTimeout(f"WeChat {request.endpoint} timed out ({type(exc).__name__})")
+    name = type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout):
+        # Nothing was sent: as transient as a refused connection.
+        return UpstreamUnavailable(
+            f"WeChat {request.endpoint} could not be connected to in time ({name})",
+            transient=True,
+        )
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        return UpstreamTimeout(f"WeChat {request.endpoint} timed out ({name})")
     return UpstreamUnavailable(
-        f"WeChat {request.endpoint} could not be reached ({type(exc).__name__})"
+        f"WeChat {request.endpoint} could not be reached ({name})",
+        transient=isinstance(exc, httpx.ConnectError),
     )
 
 
@@ -235,8 +298,12 @@ def drive_sync(flow: Flow[T], client: httpx.Client) -> T:
                 else:
                     effect = flow.send(result)
                 continue
+            if isinstance(effect, Sleep):
+                time.sleep(effect.seconds)
+                effect = flow.send(None)
+                continue
             try:
-                r = client.get(effect.url, params=effect.params)
+                r = client.get(effect.url, params=effect.params, timeout=effect.timeout)
             except httpx.HTTPError as exc:
                 effect = flow.throw(_upstream_error(exc, effect))
             else:
@@ -260,9 +327,15 @@ async def drive_async(flow: Flow[T], client: httpx.AsyncClient) -> T:
                 else:
                     effect = flow.send(result)
                 continue
+            if isinstance(effect, Sleep):
+                await anyio.sleep(effect.seconds)
+                effect = flow.send(None)
+                continue
             try:
-                r = await client.get(effect.url, params=effect.params)
-            except httpx.HTTPError as exc:
+                # httpx's timeouts bound each phase; this bounds the whole call.
+                with anyio.fail_after(effect.timeout or math.inf):
+                    r = await client.get(effect.url, params=effect.params, timeout=effect.timeout)
+            except (httpx.HTTPError, TimeoutError) as exc:
                 effect = flow.throw(_upstream_error(exc, effect))
             else:
                 effect = flow.send(_response(r))

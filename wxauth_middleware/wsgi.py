@@ -61,6 +61,7 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
                 if self._client is None:
                     self._client = httpx.Client(
                         timeout=self.config.http_timeout,
+                        limits=self._limits,
                         transport=self.config.transport,  # type: ignore[arg-type]
                     )
         return self._client
