@@ -675,3 +675,36 @@ async def test_garbage_session_cookie_is_no_session_never_an_error(stack: Stack)
     assert wechat.status_code == 302
     assert desktop.status_code == 200
     assert desktop.json()["user"] is None
+
+
+# Every errcode of the protocol's table, at each of the two calls: its defined outcome.
+ERRCODE_OUTCOMES = {
+    -1: 503,
+    40001: 500,
+    40003: 502,
+    40013: 500,
+    40030: 400,
+    41008: 400,
+    42001: 400,
+    42002: 400,
+    45009: 503,
+    45011: 503,
+    48001: 500,
+    50001: 403,
+    99999: 502,  # one WeChat may add tomorrow
+}
+
+
+@pytest.mark.parametrize("endpoint", ["access_token", "userinfo"])
+@pytest.mark.parametrize(("errcode", "status"), sorted(ERRCODE_OUTCOMES.items()))
+async def test_7_every_errcode_has_its_outcome(
+    errcode: int, status: int, endpoint: str, stack: Stack
+) -> None:
+    emulator = stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware(scope="snsapi_userinfo")) as client:
+        callback_url, _ = await _started(client)
+        emulator.inject(endpoint, errcode=errcode, times=None)
+        response = await client.get(callback_url, headers={"accept": "application/json"})
+    assert response.status_code == status
+    assert response.json()["errcode"] == errcode
+    assert "set-cookie" not in response.headers
