@@ -100,3 +100,22 @@ def test_identity_key_is_applied_on_decode() -> None:
     plain = SessionCodec((NEW,), 3600).decode(value)
     assert plain is not None
     assert plain.user.identity == USER.openid
+
+
+def test_remembered_session_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    codec = SessionCodec((NEW,), max_age=60)
+    value = codec.encode(Session(USER))
+    assert codec.decode(value) == Session(USER)  # verified, and remembered
+    assert codec.decode(value) == Session(USER)  # from memory
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 61)
+    assert codec.decode(value) is None
+
+
+def test_remembered_sessions_are_bounded() -> None:
+    codec = SessionCodec((NEW,), max_age=None)
+    values = [codec.encode(Session(WeChatUser(openid=f"o{i}"))) for i in range(1100)]
+    for value in values:
+        assert codec.decode(value) is not None
+    assert len(codec._verified) <= 1024
+    assert codec.decode(values[0]) == Session(WeChatUser(openid="o0"))  # evicted: verified again

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from urllib.parse import quote, unquote
 
 import httpx
-from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .core import Forward
@@ -39,8 +38,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             await self._http(scope, receive, send)
         elif scope["type"] == "websocket":
             cookie = _headers(scope["headers"]).get("cookie", "")
-            user = self.core.session_user(cookie_parser(cookie)) if cookie else None
-            scope["wechat_user"] = user
+            scope["wechat_user"] = self.core.session_user(cookie)
             await self.app(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.app(scope, receive, self._lifespan_send(send))
@@ -48,7 +46,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        decision = self.core.handle(_request(scope))
+        decision = self._quick(scope) or self.core.handle(_request(scope))
         if not isinstance(decision, (Forward, HTTPResponse)):
             decision = await drive_async(decision, self._http_client())
         if isinstance(decision, Forward):
@@ -58,6 +56,19 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             await self.app(scope, receive, send)
             return
         await _send_response(decision, send, head=scope["method"] == "HEAD")
+
+    def _quick(self, scope: Scope) -> Forward | None:
+        # Most requests are another browser without a session, or a logged-in user: decided
+        # from two raw headers, without decoding the rest.
+        user_agent = cookie = b""
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                user_agent = value
+            elif name == b"cookie":
+                cookie = value if not cookie else cookie + b"; " + value
+        return self.core.quick_forward(
+            _full_path(scope), user_agent.decode("latin-1"), cookie.decode("latin-1")
+        )
 
     def _http_client(self) -> httpx.AsyncClient:
         # Created on first use, in the running event loop, and reused for every login. Its
@@ -95,6 +106,16 @@ def _running_loop() -> object:
         return None
 
 
+def _full_path(scope: Scope) -> str:
+    # Paths as the browser sees them: servers put the mount prefix (root_path) in `path`
+    # nowadays; older ones did not.
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if root_path and not path.startswith(root_path):
+        return root_path + path
+    return path
+
+
 def _headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for raw_name, raw_value in raw_headers:
@@ -107,12 +128,8 @@ def _headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 def _request(scope: Scope) -> HTTPRequest:
-    # Paths as the browser sees them: servers put the mount prefix (root_path) in `path`
-    # nowadays; older ones did not.
     root_path = scope.get("root_path", "")
-    path = scope["path"]
-    if root_path and not path.startswith(root_path):
-        path = root_path + path
+    path = _full_path(scope)
     raw_path = scope.get("raw_path")
     if raw_path is not None and not root_path:
         target = raw_path.decode("latin-1")

@@ -8,7 +8,10 @@ a tampered, expired, truncated or foreign cookie never raises.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +27,8 @@ LOGIN_STATE_SALT = "wxauth_middleware.login-state"
 # Version tag of the session payload layout, so a future layout can reject old cookies cleanly.
 _SESSION_V = 1
 _SESSION_FIELDS = 13
+# How many verified session cookies a codec remembers (a few hundred KB at most).
+_VERIFIED_CACHE_SIZE = 1024
 
 
 class _CompactJSON:
@@ -61,6 +66,7 @@ class SessionCodec:
         self._serializer = _serializer(secret_keys, SESSION_SALT)
         self._max_age = max_age
         self._identity_key = identity_key
+        self._verified: dict[str, tuple[Session, float]] = {}
 
     def encode(self, session: Session) -> str:
         user = session.user
@@ -82,11 +88,31 @@ class SessionCodec:
         return self._serializer.dumps(payload)
 
     def decode(self, value: str) -> Session | None:
+        # Logged-in visitors send the same cookie on every request: remember what verified,
+        # until the signature's own expiry, instead of checking the HMAC and parsing the JSON
+        # again. Bounded; only values that verified are kept.
+        cached = self._verified.get(value)
+        if cached is not None and time.time() < cached[1]:
+            return cached[0]
         try:
-            payload = self._serializer.loads(value, max_age=self._max_age)
+            payload, signed_at = self._serializer.loads(
+                value, max_age=self._max_age, return_timestamp=True
+            )
         except (BadData, ValueError, UnicodeDecodeError):
             return None
-        return _session_from_payload(payload, self._identity_key)
+        decoded = _session_from_payload(payload, self._identity_key)
+        if decoded is not None:
+            expires = math.inf if self._max_age is None else signed_at.timestamp() + self._max_age
+            self._remember(value, decoded, expires)
+        return decoded
+
+    def _remember(self, value: str, session: Session, expires: float) -> None:
+        verified = self._verified
+        if len(verified) >= _VERIFIED_CACHE_SIZE:
+            # Oldest first (dicts keep insertion order); another thread may have evicted it.
+            with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+                del verified[next(iter(verified))]
+        verified[value] = (session, expires)
 
 
 def _session_from_payload(payload: Any, identity_key: str) -> Session | None:

@@ -113,6 +113,14 @@ class LoginCore:
         self._state_prefix = config.state_cookie_prefix
         self._always_secure = config.https_only or (config.public_url or "").startswith("https:")
         self._rules = config.rule_set
+        # What quick_forward needs to know about the configuration, derived once.
+        self._session_cookie_eq = config.session_cookie + "="
+        self._upgrades = config.scope == "snsapi_userinfo" or any(
+            rule.scope == "snsapi_userinfo" for rule in config.rule_set.rules
+        )
+        self._others_pass = config.other_browsers == "pass" and all(
+            rule.other_browsers in (None, "pass") for rule in config.rule_set.rules
+        )
         # The paths the middleware answers itself, whatever the browser.
         self._own_paths: dict[str, Callable[[HTTPRequest, Mapping[str, str]], Decision]] = {
             config.callback_path: self._callback
@@ -126,12 +134,27 @@ class LoginCore:
 
     # -- the entry point -------------------------------------------------------------------
 
+    def quick_forward(self, path: str, user_agent: str, cookie_header: str) -> Forward | None:
+        """The two common cases, decided from three strings without building an HTTPRequest:
+        a valid session whose page needs nothing more, and another browser without a session
+        where other browsers pass. None means "ask `handle`", which decides the same way."""
+        if path in self._own_paths:
+            return None
+        if cookie_header:
+            session = self.session(cookie_header)
+            if session is not None:
+                if self._upgrades and self._needs_profile(session, "snsapi_userinfo"):
+                    return None
+                return Forward(session.user)
+        if self._others_pass and not is_wechat_browser(user_agent):
+            return ANONYMOUS
+        return None
+
     def handle(self, request: HTTPRequest) -> Decision:
-        cookies = cookie_parser(request.header("cookie"))
         own = self._own_paths.get(request.path)
         if own is not None:
-            return own(request, cookies)
-        session = self.session(cookies)
+            return own(request, cookie_parser(request.header("cookie")))
+        session = self.session(request.header("cookie"))
         rule = self._rules.match(request.path) if self._rules else None
         if rule is not None and rule.exempt:
             return Forward(session.user if session else None)
@@ -152,12 +175,13 @@ class LoginCore:
         policy = rule.other_browsers if rule is not None and rule.other_browsers else None
         return self._other_browser(request, policy or self.config.other_browsers)
 
-    def session(self, cookies: Mapping[str, str]) -> Session | None:
-        value = cookies.get(self.config.session_cookie)
+    def session(self, cookie_header: str) -> Session | None:
+        """The session the request's Cookie header carries, if any valid one."""
+        value = _cookie_value(cookie_header, self._session_cookie_eq) if cookie_header else ""
         return self._sessions.decode(value) if value else None
 
-    def session_user(self, cookies: Mapping[str, str]) -> WeChatUser | None:
-        session = self.session(cookies)
+    def session_user(self, cookie_header: str) -> WeChatUser | None:
+        session = self.session(cookie_header)
         return session.user if session is not None else None
 
     @staticmethod
@@ -266,7 +290,7 @@ class LoginCore:
         scope = params.get("scope") or (rule.scope if rule and rule.scope else self.config.scope)
         if scope not in SCOPES:
             scope = self.config.scope
-        session = self.session(cookies)
+        session = self.session(request.header("cookie"))
         # Asked on purpose (a "share my profile" button): ask even after an earlier refusal.
         if session is not None and (
             scope != "snsapi_userinfo" or session.user.scope in PROFILE_SCOPES
@@ -283,7 +307,7 @@ class LoginCore:
     def _logout_endpoint(self, request: HTTPRequest, cookies: Mapping[str, str]) -> Decision:
         """`logout_path[?next=/page]`: forget the session, back to a page of this site."""
         next_page = safe_return_path(_query_params(request).get("next")) or "/"
-        session = self.session(cookies)
+        session = self.session(request.header("cookie"))
         if session is not None:
             logger.info("wxauth logout openid=%s", session.user.openid)
         clear = delete_cookie_header(
@@ -307,7 +331,7 @@ class LoginCore:
             # Unknown, forged, expired or another browser's state: never log anyone in, and
             # never restart the login from here (a browser refusing cookies would loop).
             return self._error(LoginStateError("unknown or expired login state"), request)
-        session = self.session(cookies)
+        session = self.session(request.header("cookie"))
         if login.done:
             # A replay of a completed callback: back button, refresh, a double redirect.
             if session is not None:
@@ -453,6 +477,20 @@ class LoginCore:
         if cookies:
             response = HTTPResponse(response.status, (*response.headers, *cookies), response.body)
         return response
+
+
+def _cookie_value(header: str, name_eq: str) -> str:
+    """The value of the cookie `name_eq` ("name=") in a Cookie header, or "" (the first one,
+    as cookie_parser would give; names are matched whole, not as a suffix of another)."""
+    start = 0
+    while True:
+        at = header.find(name_eq, start)
+        if at < 0:
+            return ""
+        if at == 0 or header[at - 1] in " ;":
+            end = header.find(";", at)
+            return header[at + len(name_eq) : end if end >= 0 else None].strip()
+        start = at + 1
 
 
 def _query_params(request: HTTPRequest) -> dict[str, str]:

@@ -124,7 +124,10 @@ def _qr_code(url: str) -> str:
         import segno
     except ImportError:
         return ""
-    svg: str = segno.make(url, error="m").svg_inline(scale=5, border=2)
+    try:
+        svg: str = segno.make(url, error="m").svg_inline(scale=5, border=2)
+    except ValueError:  # longer than a QR code holds: the address alone is shown
+        return ""
     return f'<div class="qr">{svg}</div>'
 
 

@@ -42,7 +42,13 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
     _client_lock = threading.Lock()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        decision = self.core.handle(_request(environ))
+        # Most requests are another browser without a session, or a logged-in user: decided
+        # from two environ entries. (Own paths are ASCII, so the latin-1 path compares right.)
+        decision = self.core.quick_forward(
+            environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+            environ.get("HTTP_USER_AGENT", ""),
+            environ.get("HTTP_COOKIE", ""),
+        ) or self.core.handle(_request(environ))
         if not isinstance(decision, (Forward, HTTPResponse)):
             decision = drive_sync(decision, self._http_client())
         if isinstance(decision, Forward):

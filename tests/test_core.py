@@ -1,0 +1,96 @@
+"""The decision core without any adapter: the quick path agrees with the full one."""
+
+from __future__ import annotations
+
+import pytest
+
+from wxauth_middleware import Rule, WeChatUser
+from wxauth_middleware.config import Config
+from wxauth_middleware.cookies import Session
+from wxauth_middleware.core import Forward, LoginCore, _cookie_value
+from wxauth_middleware.http import HTTPRequest
+
+from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("wxauth_session=abc", "abc"),
+        ("a=1; wxauth_session=abc; b=2", "abc"),
+        ("a=1;wxauth_session=abc", "abc"),
+        ("xwxauth_session=evil; wxauth_session=abc", "abc"),
+        ("xwxauth_session=evil", ""),
+        ("wxauth_session_state_x=1", ""),
+        ("wxauth_session=first; wxauth_session=second", "first"),
+        ("wxauth_session=", ""),
+        ("", ""),
+        ("wxauth_session= abc ;", "abc"),
+    ],
+)
+def test_cookie_value_matches_whole_names(header: str, value: str) -> None:
+    assert _cookie_value(header, "wxauth_session=") == value
+
+
+def _core(**options: object) -> LoginCore:
+    return LoginCore(
+        Config(app_id="wx8e6a2d5c0b1f4a37", app_secret="s", secret_key=SECRET_KEY, **options)  # type: ignore[arg-type]
+    )
+
+
+def _request(path: str, user_agent: str, cookie: str) -> HTTPRequest:
+    headers = {"user-agent": user_agent, "host": "example.com", "accept": "text/html"}
+    if cookie:
+        headers["cookie"] = cookie
+    return HTTPRequest("GET", "https", path, path, "", headers)
+
+
+CONFIGS = [
+    {},
+    {"scope": "snsapi_userinfo"},
+    {"rules": [Rule("/profile/**", scope="snsapi_userinfo"), Rule("/static/**", exempt=True)]},
+    {"other_browsers": "refuse"},
+    {"rules": [Rule("/members/**", other_browsers="refuse")]},
+]
+
+
+@pytest.mark.parametrize("options", CONFIGS)
+@pytest.mark.parametrize(
+    "path", ["/", "/profile/me", "/static/a.js", "/members/x", "/wxauth/callback"]
+)
+@pytest.mark.parametrize("user_agent", [WECHAT_UA, CHROME_UA, WECOM_UA, ""])
+@pytest.mark.parametrize("session", ["none", "base", "userinfo", "declined", "garbage"])
+def test_quick_forward_agrees_with_handle(
+    options: dict[str, object], path: str, user_agent: str, session: str
+) -> None:
+    core = _core(**options)
+    user = WeChatUser(
+        openid="o1", scope="snsapi_userinfo" if session == "userinfo" else "snsapi_base"
+    )
+    cookie = {
+        "none": "",
+        "base": core._sessions.encode(Session(user)),
+        "userinfo": core._sessions.encode(Session(user)),
+        "declined": core._sessions.encode(Session(user, profile_declined=True)),
+        "garbage": "x.y.z",
+    }[session]
+    header = f"wxauth_session={cookie}" if cookie else ""
+    quick = core.quick_forward(path, user_agent, header)
+    full = core.handle(_request(path, user_agent, header))
+    if quick is not None:
+        assert isinstance(full, Forward)
+        assert quick.user == full.user
+        assert quick.target is None
+
+
+def test_quick_forward_takes_the_common_cases() -> None:
+    core = _core()
+    cookie = "wxauth_session=" + core._sessions.encode(Session(WeChatUser(openid="o1")))
+    assert core.quick_forward("/", CHROME_UA, "") == Forward(None)
+    assert core.quick_forward("/", WECOM_UA, "a=1") == Forward(None)
+    assert core.quick_forward("/", WECHAT_UA, cookie) == Forward(WeChatUser(openid="o1"))
+    assert core.quick_forward("/", CHROME_UA, cookie) == Forward(WeChatUser(openid="o1"))
+    # Left to handle(): WeChat without a session, own paths, a session that may be upgraded.
+    assert core.quick_forward("/", WECHAT_UA, "") is None
+    assert core.quick_forward("/wxauth/callback", CHROME_UA, "") is None
+    assert _core(scope="snsapi_userinfo").quick_forward("/", WECHAT_UA, cookie) is None
