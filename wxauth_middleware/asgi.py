@@ -35,7 +35,13 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._http(scope, receive, send)
+            # The common requests (another browser, a logged-in user) straight to the app.
+            quick = self._quick(scope)
+            if quick is not None:
+                scope["wechat_user"] = quick.user
+                await self.app(scope, receive, send)
+            else:
+                await self._http(scope, receive, send)
         elif scope["type"] == "websocket":
             cookie = _headers(scope["headers"]).get("cookie", "")
             scope["wechat_user"] = self.core.session_user(cookie)
@@ -46,7 +52,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        decision = self._quick(scope) or self.core.handle(_request(scope))
+        decision = self.core.handle(_request(scope))
         if not isinstance(decision, (Forward, HTTPResponse)):
             decision = await drive_async(decision, self._http_client())
         if isinstance(decision, Forward):
@@ -60,14 +66,17 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
     def _quick(self, scope: Scope) -> Forward | None:
         # Most requests are another browser without a session, or a logged-in user: decided
         # from two raw headers, without decoding the rest.
-        user_agent = cookie = b""
-        for name, value in scope["headers"]:
-            if name == b"user-agent":
-                user_agent = value
-            elif name == b"cookie":
-                cookie = value if not cookie else cookie + b"; " + value
+        headers = dict(scope["headers"])
+        cookie = headers.get(b"cookie", b"")
+        if cookie:
+            # HTTP/2 may split the Cookie header in several: join them all.
+            cookie = b"; ".join(value for name, value in scope["headers"] if name == b"cookie")
+        path: str = scope["path"]
+        root_path = scope.get("root_path")
+        if root_path and not path.startswith(root_path):
+            path = root_path + path
         return self.core.quick_forward(
-            _full_path(scope), user_agent.decode("latin-1"), cookie.decode("latin-1")
+            path, headers.get(b"user-agent", b"").decode("latin-1"), cookie.decode("latin-1")
         )
 
     def _http_client(self) -> httpx.AsyncClient:
