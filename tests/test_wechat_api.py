@@ -219,3 +219,42 @@ def test_a_passed_deadline_stops_before_calling() -> None:
             fetch_user(API, "wxAPP", "S", "C", "zh_CN", policy), httpx.Client(transport=transport)
         )
     assert seen == []
+
+
+def test_sync_limiter_bounds_calls_and_times_out_when_full() -> None:
+    import threading
+
+    limiter = threading.BoundedSemaphore(1)
+    transport, seen = _counting(0, httpx.ConnectError("unused"))
+    client = httpx.Client(transport=transport)
+    policy = CallPolicy(timeout=0.05, retries=0)
+    assert drive_sync(fetch_user(API, "wxAPP", "S", "C", "zh_CN", policy), client, limiter).openid
+    limiter.acquire()  # every slot taken: the next call waits its timeout, then gives up
+    with pytest.raises(UpstreamTimeout):
+        drive_sync(fetch_user(API, "wxAPP", "S", "C", "zh_CN", policy), client, limiter)
+    assert len(seen) == 1
+
+
+@pytest.mark.anyio
+async def test_async_limiter_lets_no_more_than_its_size_through() -> None:
+    import anyio
+
+    active = peak = 0
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await anyio.sleep(0.01)
+        active -= 1
+        return httpx.Response(200, content=json.dumps({**TOKEN, "scope": "snsapi_base"}).encode())
+
+    limiter = anyio.Semaphore(2)
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client,
+        anyio.create_task_group() as tasks,
+    ):
+        for _ in range(10):
+            flow = fetch_user(API, "wxAPP", "S", "C", "zh_CN", CallPolicy(timeout=5))
+            tasks.start_soon(drive_async, flow, client, limiter)
+    assert peak == 2

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterable
 from urllib.parse import quote, unquote
 
+import anyio
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,6 +33,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
     _transport_type = httpx.AsyncBaseTransport
     _client: httpx.AsyncClient | None = None
     _client_loop: object = None
+    _outbound: anyio.Semaphore | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -54,7 +56,8 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         decision = self.core.handle(_request(scope))
         if not isinstance(decision, (Forward, HTTPResponse)):
-            decision = await drive_async(decision, self._http_client())
+            client = self._http_client()
+            decision = await drive_async(decision, client, self._outbound)
         if isinstance(decision, Forward):
             if decision.target is not None:
                 scope = _retarget(scope, decision.target)
@@ -90,6 +93,9 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
                 limits=self._limits,
                 transport=self.config.transport,  # type: ignore[arg-type]
             )
+            # At most max_connections calls at once: the others wait here, in order, rather
+            # than in the pool's queue, which httpcore rescans on every release.
+            self._outbound = anyio.Semaphore(self.config.max_connections)
             self._client_loop = loop
         return self._client
 

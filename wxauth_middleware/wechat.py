@@ -12,6 +12,7 @@ import inspect
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Awaitable, Generator
 from dataclasses import dataclass, replace
@@ -282,7 +283,9 @@ def _upstream_error(exc: Exception, request: UpstreamRequest) -> UpstreamError:
     )
 
 
-def drive_sync(flow: Flow[T], client: httpx.Client) -> T:
+def drive_sync(
+    flow: Flow[T], client: httpx.Client, limiter: threading.Semaphore | None = None
+) -> T:
     """Run `flow` to completion with a synchronous httpx client; async hooks are awaited on a
     private event loop (only at login, never per request)."""
     try:
@@ -303,8 +306,8 @@ def drive_sync(flow: Flow[T], client: httpx.Client) -> T:
                 effect = flow.send(None)
                 continue
             try:
-                r = client.get(effect.url, params=effect.params, timeout=effect.timeout)
-            except httpx.HTTPError as exc:
+                r = _get_sync(client, effect, limiter)
+            except (httpx.HTTPError, TimeoutError) as exc:
                 effect = flow.throw(_upstream_error(exc, effect))
             else:
                 effect = flow.send(_response(r))
@@ -313,7 +316,9 @@ def drive_sync(flow: Flow[T], client: httpx.Client) -> T:
         return value
 
 
-async def drive_async(flow: Flow[T], client: httpx.AsyncClient) -> T:
+async def drive_async(
+    flow: Flow[T], client: httpx.AsyncClient, limiter: anyio.Semaphore | None = None
+) -> T:
     """Run `flow` to completion with an asynchronous httpx client; sync hooks run in a worker
     thread so a database call in them does not block the event loop."""
     try:
@@ -332,9 +337,18 @@ async def drive_async(flow: Flow[T], client: httpx.AsyncClient) -> T:
                 effect = flow.send(None)
                 continue
             try:
-                # httpx's timeouts bound each phase; this bounds the whole call.
+                # httpx's timeouts bound each phase; this bounds the whole call, the wait for
+                # a free slot included.
                 with anyio.fail_after(effect.timeout or math.inf):
-                    r = await client.get(effect.url, params=effect.params, timeout=effect.timeout)
+                    if limiter is None:
+                        r = await client.get(
+                            effect.url, params=effect.params, timeout=effect.timeout
+                        )
+                    else:
+                        async with limiter:
+                            r = await client.get(
+                                effect.url, params=effect.params, timeout=effect.timeout
+                            )
             except (httpx.HTTPError, TimeoutError) as exc:
                 effect = flow.throw(_upstream_error(exc, effect))
             else:
@@ -342,6 +356,19 @@ async def drive_async(flow: Flow[T], client: httpx.AsyncClient) -> T:
     except StopIteration as stop:
         value: T = stop.value
         return value
+
+
+def _get_sync(
+    client: httpx.Client, effect: UpstreamRequest, limiter: threading.Semaphore | None
+) -> httpx.Response:
+    if limiter is None:
+        return client.get(effect.url, params=effect.params, timeout=effect.timeout)
+    if not limiter.acquire(timeout=effect.timeout):
+        raise TimeoutError("no free slot for a call to WeChat")
+    try:
+        return client.get(effect.url, params=effect.params, timeout=effect.timeout)
+    finally:
+        limiter.release()
 
 
 async def _call_hook(call: HookCall) -> object:

@@ -40,6 +40,7 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
     _transport_type = httpx.BaseTransport
     _client: httpx.Client | None = None
     _client_lock = threading.Lock()
+    _outbound: threading.Semaphore | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         # Most requests are another browser without a session, or a logged-in user: decided
@@ -50,7 +51,7 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
             environ.get("HTTP_COOKIE", ""),
         ) or self.core.handle(_request(environ))
         if not isinstance(decision, (Forward, HTTPResponse)):
-            decision = drive_sync(decision, self._http_client())
+            decision = drive_sync(decision, self._http_client(), self._outbound)
         if isinstance(decision, Forward):
             if decision.target is not None:
                 _retarget(environ, decision.target)
@@ -65,6 +66,8 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
+                    # At most max_connections calls at once across the server's threads.
+                    self._outbound = threading.BoundedSemaphore(self.config.max_connections)
                     self._client = httpx.Client(
                         timeout=self.config.http_timeout,
                         limits=self._limits,
