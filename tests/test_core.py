@@ -26,6 +26,9 @@ from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
         ("wxauth_session=", ""),
         ("", ""),
         ("wxauth_session= abc ;", "abc"),
+        ("utm=x wxauth_session=evil", ""),  # inside another cookie's value: not a cookie
+        ("utm=x wxauth_session=evil; wxauth_session=abc", "abc"),
+        ('utm="a;b"; wxauth_session=abc', "abc"),
     ],
 )
 def test_cookie_value_matches_whole_names(header: str, value: str) -> None:

@@ -11,7 +11,7 @@ from wsgiref.validate import validator
 import httpx
 import pytest
 
-from wxauth_middleware import ConfigurationError, WeChatAuthWSGIMiddleware
+from wxauth_middleware import ConfigurationError, HTTPResponse, WeChatAuthWSGIMiddleware
 from wxauth_middleware.cookies import LoginStateCodec
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 
@@ -157,3 +157,11 @@ async def test_callback_sets_session_and_state_cookies_as_two_headers(
     assert http_client is not None
     assert http_client.is_closed
     assert middleware._client is None
+
+
+def test_a_non_standard_status_from_on_error_is_served() -> None:
+    def on_error(error: object, request: object) -> HTTPResponse:
+        return HTTPResponse(499, (("content-type", "text/plain"),), b"custom")
+
+    status, _, body = _call(_middleware(on_error=on_error), PATH_INFO="/wxauth/callback")
+    assert (status, body) == ("499 Unknown", b"custom")

@@ -480,17 +480,20 @@ class LoginCore:
 
 
 def _cookie_value(header: str, name_eq: str) -> str:
-    """The value of the cookie `name_eq` ("name=") in a Cookie header, or "" (the first one,
-    as cookie_parser would give; names are matched whole, not as a suffix of another)."""
-    start = 0
-    while True:
-        at = header.find(name_eq, start)
-        if at < 0:
-            return ""
-        if at == 0 or header[at - 1] in " ;":
-            end = header.find(";", at)
-            return header[at + len(name_eq) : end if end >= 0 else None].strip()
-        start = at + 1
+    """The value of the cookie `name_eq` ("name=") in a Cookie header, or "".
+
+    The header is split into its `name=value` pairs and names are compared whole: a session
+    hidden inside another cookie's value (`utm=x wxauth_session=...`) is not a session. The
+    first pair of that name wins (browsers send the most specific cookie first).
+    """
+    if name_eq not in header:
+        return ""
+    name = name_eq[:-1]
+    for pair in header.split(";"):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip() == name:
+            return value.strip()
+    return ""
 
 
 def _query_params(request: HTTPRequest) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import quote, urlsplit
 
@@ -50,6 +51,16 @@ def request_origin(scheme: str, host: str) -> str | None:
     if scheme not in ("http", "https") or not _HOST.fullmatch(host):
         return None
     host = host.lower()
+    # The shape is right; now what a URL can hold: a port in range, a real IPv6 address.
+    try:
+        parts = urlsplit(f"{scheme}://{host}")
+        port = parts.port
+        if host.startswith("["):
+            ipaddress.IPv6Address(parts.hostname or "")
+    except ValueError:
+        return None
+    if port == 0:
+        return None
     default_port = ":443" if scheme == "https" else ":80"
     if host.endswith(default_port):
         host = host[: -len(default_port)]

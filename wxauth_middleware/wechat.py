@@ -199,7 +199,7 @@ def parse_body(response: UpstreamResponse, endpoint: str) -> dict[str, Any]:
         raise UpstreamResponseError(f"WeChat {endpoint} answered HTTP {response.status}")
     try:
         body = json.loads(response.body.decode("utf-8", "replace"), strict=False)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         raise UpstreamResponseError(
             f"WeChat {endpoint} answered a body that is not JSON ({len(response.body)} bytes)"
         ) from None

@@ -58,7 +58,7 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
             environ["wechat_user"] = decision.user
             return self.app(environ, start_response)
         headers = [*decision.headers, ("content-length", str(len(decision.body)))]
-        start_response(f"{decision.status} {HTTPStatus(decision.status).phrase}", headers)
+        start_response(f"{decision.status} {_reason(decision.status)}", headers)
         return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [decision.body]
 
     def _http_client(self) -> httpx.Client:
@@ -80,6 +80,14 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _reason(status: int) -> str:
+    # An on_error hook may answer any status, standard or not.
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 def _retarget(environ: WSGIEnvironment, target: str) -> None:
