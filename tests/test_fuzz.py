@@ -1,0 +1,1082 @@
+"""Property-based fuzzing of both adapters, in-process, with hypothesis.
+
+The ASGI middleware is called directly with generated scopes (on one event loop, through a
+blocking portal); the WSGI middleware with generated PEP 3333 environs, through
+`wsgiref.validate.validator` (which also checks every response it sends). WeChat's API is an
+`httpx.MockTransport` whose answers are drawn too, so a callback with an issued state goes as
+deep as the login can: token, userinfo, snapshot users, errcodes, garbage, timeouts.
+
+Requests are generated from paths (the middleware's own ones, verify files, tricky and over-long
+ones, random bytes), query strings (`code`/`state`/`next`/`scope` with issued and random values),
+methods, headers (random names, latin-1 values), cookies (random, and mutated valid session and
+state cookies), user agents and Host headers. Invariants, for every request:
+
+- no exception escapes the middleware;
+- the inner application is called at most once, always with `wechat_user` set (None or a
+  `WeChatUser` WeChat vouched for), and then answers itself (the middleware adds nothing);
+- otherwise the middleware answers a status in OWN_STATUSES, and 500 only for a configuration
+  error (a bad AppSecret/AppID, a scope the account lacks, no unionid with identity="unionid");
+- no header holds CR or LF; a `Location` is the configured authorize/qrconnect URL (whose
+  redirect_uri is a valid URL on the site's origin) or a path of this site;
+- a session cookie is only ever set by the callback of a state issued to this browser;
+- no response carries the AppSecret or a signing key.
+
+The last test prints how many examples each property ran.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode, urlsplit
+from wsgiref.validate import validator
+
+import httpx
+import pytest
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from wxauth_middleware import (
+    ConfigurationError,
+    HTTPRequest,
+    Rule,
+    WeChatAPIError,
+    WeChatAuthError,
+    WeChatAuthMiddleware,
+    WeChatAuthWSGIMiddleware,
+    WeChatUser,
+)
+from wxauth_middleware.emulator import (
+    DEFAULT_APP_ID,
+    DEFAULT_APP_SECRET,
+    DEFAULT_WEBSITE_APP_ID,
+    DEFAULT_WEBSITE_APP_SECRET,
+)
+
+from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
+
+AUTHORIZE_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
+QRCONNECT_URL = "https://open.weixin.qq.com/connect/qrconnect"
+# What the middleware may answer by itself.
+OWN_STATUSES = frozenset({200, 302, 400, 401, 403, 500, 502, 503, 504})
+# WeChat errcodes that mean the site is misconfigured: the only WeChat answers worth a 500.
+CONFIG_ERRCODES = frozenset({40001, 40002, 40013, 48001})
+# Where a browser may be sent: one '/', not followed by '/' or '\', printable ASCII only.
+SAFE_PATH = re.compile(r"/(?![/\\])[!-~]*")
+# The characters both adapters leave unencoded in a path (RFC 3986 pchar and '/').
+PATH_SAFE = "/:@!$&'()*+,;=-._~"
+MINI_PROGRAM_UA = WECHAT_UA + " miniProgram"
+VERIFY_FILE = "MP_verify_Fuzz123.txt"
+ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+# Sized for ~30 s for the whole file. No shrinking: a failing example is reported as it was
+# drawn (every draw is labelled), with a blob for @reproduce_failure; shrinking requests with
+# kilobytes of path can take minutes. Add Phase.shrink here to shrink one locally.
+SETTINGS = settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=False,
+    database=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+# Transient failures are retried with a real sleep: not here (the option is recent, so only
+# when the middleware has it).
+_NO_RETRIES = (
+    {"retries": 0}
+    if "retries" in inspect.signature(WeChatAuthMiddleware.__init__).parameters
+    else {}
+)
+
+# -- configurations -----------------------------------------------------------------------------
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "policies": {
+        "scope": "snsapi_userinfo",
+        "public_url": "https://example.com",
+        "rules": [
+            Rule("/static/**", exempt=True),
+            Rule("/profile/**", scope="snsapi_userinfo"),
+            Rule("/members/**", other_browsers="refuse"),
+        ],
+        "other_browsers": "qrconnect",
+        "website_app_id": DEFAULT_WEBSITE_APP_ID,
+        "website_app_secret": DEFAULT_WEBSITE_APP_SECRET,
+        "verify_files": {VERIFY_FILE: "Fuzz123"},
+        "snapshot_users": "app",
+        "identity": "unionid",
+    },
+    "refuse": {
+        "other_browsers": "refuse",
+        "callback_path": "/shop/cb",
+        "login_path": None,
+        "logout_path": "/shop/out",
+        "session_cookie": "sid",
+        "max_age": None,
+        "https_only": True,
+    },
+}
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    callback_path: str
+    session_cookie: str
+    public_url: str | None
+
+    @property
+    def state_prefix(self) -> str:
+        return f"{self.session_cookie}_state_"
+
+
+def _site(name: str) -> Site:
+    options = CONFIGS[name]
+    return Site(
+        name,
+        options.get("callback_path", "/wxauth/callback"),
+        options.get("session_cookie", "wxauth_session"),
+        options.get("public_url"),
+    )
+
+
+SITES = {name: _site(name) for name in CONFIGS}
+
+# -- WeChat's API, scripted per example -------------------------------------------------------
+
+
+def _token(scope: str, openid: str, **extra: Any) -> bytes:
+    answer = {
+        "access_token": "ACCESS-fuzz-token",
+        "expires_in": 7200,
+        "refresh_token": "REFRESH-fuzz-token",
+        "openid": openid,
+        "scope": scope,
+        **extra,
+    }
+    return json.dumps(answer).encode()
+
+
+def _errcode(code: object) -> bytes:
+    return json.dumps({"errcode": code, "errmsg": f"fuzz, rid: 5f-{code}"}).encode()
+
+
+OPENIDS = frozenset({"oFuzzBase", "oFuzzProfile", "oFuzzSnapshot", "oFuzzWebsite"})
+Answer = bytes | type[Exception] | int  # a body, an exception to raise, or an HTTP error status
+GOOD_TOKENS: list[Answer] = [
+    _token("snsapi_base", "oFuzzBase"),
+    _token("snsapi_userinfo", "oFuzzProfile", unionid="uFuzzUnion"),
+    _token("snsapi_userinfo", "oFuzzProfile"),
+    _token("snsapi_userinfo", "oFuzzSnapshot", is_snapshotuser=1),
+    _token("snsapi_login", "oFuzzWebsite", unionid="uFuzzUnion"),
+    _token("snsapi_base,snsapi_userinfo", "oFuzzProfile", unionid="uFuzzUnion"),
+]
+ERRCODE_TOKENS: list[Answer] = [
+    *(
+        _errcode(code)
+        for code in (-1, 40001, 40002, 40003, 40013, 40029, 40163, 42003, 45009, 45011, 48001)
+    ),
+    _errcode(99999),
+    _errcode("40029"),
+    _errcode(True),
+]
+GARBAGE_TOKENS: list[Answer] = [
+    b'{"access_token": 5, "openid": "oFuzzBase"}',
+    b'{"access_token": "a", "openid": ""}',
+    b'{"access_token": "a", "openid": "oFuzzBase", "expires_in": "soon"}',
+    b"<html>502 Bad Gateway</html>",
+    b"[1, 2]",
+    b"",
+    b"\xff\xfe\x00",
+    b"[" * 50_000,  # nesting deeper than the JSON parser's recursion limit
+    b'{"a":' * 50_000,
+]
+FAILURES: list[Answer] = [
+    500,
+    404,
+    httpx.ReadTimeout,
+    httpx.ConnectError,
+    httpx.RemoteProtocolError,
+]
+USERINFO_ANSWERS: list[Answer] = [
+    b"ECHO",  # a good answer for the token's openid
+    b'{"openid": "oSomeoneElse", "nickname": "x"}',
+    b'{"openid": "ECHO", "privilege": "not a list"}',
+    b'{"openid": "ECHO", "sex": "1"}',
+    b'{"openid": "ECHO", "nickname": "\\u0007\xe6\x8e\xa7", "privilege": [1, null]}',
+    _errcode(48001),
+    _errcode(-1),
+    b"not json",
+    b"{" * 50_000,
+    500,
+    httpx.ReadTimeout,
+]
+
+
+@dataclass
+class WeChatScript:
+    """What WeChat's API answers in the current example."""
+
+    token: Answer = GOOD_TOKENS[0]
+    userinfo: Answer = USERINFO_ANSWERS[0]
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        planned = self.userinfo if request.url.path.endswith("/userinfo") else self.token
+        if isinstance(planned, type):
+            raise planned("fuzzed failure", request=request)  # type: ignore[call-arg]
+        if isinstance(planned, int):
+            return httpx.Response(planned, text="<html>error</html>")
+        if planned == b"ECHO" or b'"ECHO"' in planned:
+            openid = request.url.params.get("openid", "")
+            if planned == b"ECHO":
+                planned = json.dumps(
+                    {
+                        "openid": openid,
+                        "nickname": "Fuzz 🐼",
+                        "privilege": [],
+                        "unionid": "uFuzzUnion",
+                    }
+                ).encode()
+            else:
+                planned = planned.replace(b'"ECHO"', json.dumps(openid).encode())
+        return httpx.Response(200, content=planned, headers={"content-type": "text/plain"})
+
+
+SCRIPT = WeChatScript()
+token_answers = st.one_of(
+    st.sampled_from(GOOD_TOKENS),
+    st.sampled_from(ERRCODE_TOKENS),
+    st.sampled_from(GARBAGE_TOKENS),
+    st.sampled_from(FAILURES),
+    st.dictionaries(
+        st.sampled_from(
+            ["access_token", "openid", "scope", "unionid", "errcode", "is_snapshotuser"]
+        ),
+        st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=10)),
+    ).map(lambda d: json.dumps(d).encode()),
+)
+userinfo_answers = st.sampled_from(USERINFO_ANSWERS)
+
+# -- what the inner application and the error hook saw -------------------------------------------
+
+MISSING = object()
+
+
+@dataclass
+class Seen:
+    app_users: list[object] = field(default_factory=list)
+    errors: list[WeChatAuthError] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.app_users.clear()
+        self.errors.clear()
+
+
+SEEN = Seen()
+
+
+async def inner_asgi(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+    SEEN.app_users.append(scope.get("wechat_user", MISSING))
+    headers = [(b"content-type", b"text/plain"), (b"x-app", b"reached")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"app"})
+
+
+def inner_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    SEEN.app_users.append(environ.get("wechat_user", MISSING))
+    start_response("200 OK", [("content-type", "text/plain"), ("x-app", "reached")])
+    return [b"app"]
+
+
+def on_error(error: WeChatAuthError, request: HTTPRequest) -> None:
+    SEEN.errors.append(error)  # and the default page
+
+
+def _middleware(kind: str, name: str) -> WeChatAuthMiddleware | WeChatAuthWSGIMiddleware:
+    options: dict[str, Any] = {
+        "app_id": DEFAULT_APP_ID,
+        "app_secret": DEFAULT_APP_SECRET,
+        "secret_key": SECRET_KEY,
+        "transport": httpx.MockTransport(SCRIPT.answer),
+        "on_error": on_error,
+        **_NO_RETRIES,
+        **CONFIGS[name],
+    }
+    if kind == "asgi":
+        return WeChatAuthMiddleware(inner_asgi, **options)
+    return WeChatAuthWSGIMiddleware(inner_wsgi, **options)
+
+
+# -- requests, and calling the middleware as a server would ------------------------------------
+
+
+@dataclass
+class Req:
+    method: str
+    raw_path: bytes
+    query: bytes
+    headers: list[tuple[bytes, bytes]]
+    scheme: str = "http"
+    send_raw_path: bool = True
+    script_name: str = ""
+
+    def header(self, name: bytes) -> bytes:
+        return b", ".join(v for k, v in self.headers if k.lower() == name)
+
+    def params(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for key, value in parse_qsl(self.query.decode("latin-1"), keep_blank_values=True):
+            found.setdefault(key, value)
+        return found
+
+
+@dataclass
+class Exchange:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    app_users: list[object]
+    errors: list[WeChatAuthError]
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+    def set_cookies(self) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == "set-cookie"]
+
+
+def _asgi_scope(req: Req) -> dict[str, Any]:
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": req.method,
+        "scheme": req.scheme,
+        "path": unquote_to_bytes(req.raw_path).decode("utf-8", "replace"),
+        "query_string": req.query,
+        "root_path": "",
+        "headers": [(k.lower(), v) for k, v in req.headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("localhost", 8000),
+    }
+    if req.send_raw_path:
+        scope["raw_path"] = req.raw_path
+    return scope
+
+
+async def _asgi_exchange(app: WeChatAuthMiddleware, req: Req) -> Exchange:
+    sent: list[dict[str, Any]] = []
+    received = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if received:
+            return {"type": "http.disconnect"}
+        received = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    SEEN.clear()
+    await app(_asgi_scope(req), receive, send)
+    assert sent[0]["type"] == "http.response.start"
+    assert all(m["type"] == "http.response.body" for m in sent[1:])
+    assert sent[-1].get("more_body", False) is False
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in sent[0]["headers"]]
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return Exchange(sent[0]["status"], headers, body, list(SEEN.app_users), list(SEEN.errors))
+
+
+def _environ(req: Req) -> dict[str, Any]:
+    path_info = unquote_to_bytes(req.raw_path).decode("latin-1")
+    if req.script_name and path_info.startswith(req.script_name):
+        path_info = path_info[len(req.script_name) :]
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": req.method,
+        "SCRIPT_NAME": req.script_name,
+        "PATH_INFO": path_info or ("" if req.script_name else "/"),
+        "QUERY_STRING": req.query.decode("latin-1"),
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": req.scheme,
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for name, value in req.headers:
+        key = name.decode("latin-1").upper().replace("-", "_")
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            environ[key] = value.decode("latin-1")
+            continue
+        key = "HTTP_" + key
+        text = value.decode("latin-1")
+        joiner = "; " if key == "HTTP_COOKIE" else ", "
+        environ[key] = environ[key] + joiner + text if key in environ else text
+    return environ
+
+
+def _wsgi_exchange(app: WeChatAuthWSGIMiddleware, req: Req) -> Exchange:
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc: Any = None) -> Any:
+        started.append((status, headers))
+        return lambda data: None
+
+    SEEN.clear()
+    # The validator asserts PEP 3333 on both sides: the environ, and the status and headers
+    # the middleware answers (no control characters in a header value, a Content-Type...).
+    result = validator(app)(_environ(req), start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close: Callable[[], None] | None = getattr(result, "close", None)
+        if close is not None:
+            close()
+    [(status, headers)] = started
+    return Exchange(
+        int(status.split()[0]), list(headers), body, list(SEEN.app_users), list(SEEN.errors)
+    )
+
+
+class Driver:
+    """One middleware, ASGI or WSGI, and the way to call it."""
+
+    def __init__(self, kind: str, site: Site, portal: BlockingPortal) -> None:
+        self.kind = kind
+        self.site = site
+        self.middleware = _middleware(kind, site.name)
+        self._portal = portal
+
+    def __call__(self, req: Req) -> Exchange:
+        if isinstance(self.middleware, WeChatAuthMiddleware):
+            return self._portal.call(_asgi_exchange, self.middleware, req)
+        return _wsgi_exchange(self.middleware, req)
+
+    def __repr__(self) -> str:
+        return f"Driver({self.kind!r}, {self.site.name!r})"
+
+    def close(self) -> None:
+        if isinstance(self.middleware, WeChatAuthMiddleware):
+            self._portal.call(self.middleware.aclose)
+        else:
+            self.middleware.close()
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A state issued to "this browser", and the cookie that came with it."""
+
+    state: str
+    cookie_name: str
+    cookie_value: str
+
+
+def _cookie_of(exchange: Exchange, prefix: str) -> tuple[str, str] | None:
+    for header in exchange.set_cookies():
+        name, _, rest = header.partition("=")
+        if name.startswith(prefix):
+            return name, rest.split(";", 1)[0]
+    return None
+
+
+def _start_login(driver: Driver, page: str = "/page") -> Issued:
+    """A WeChat page visit without a session: the state the middleware issues."""
+    SCRIPT.token, SCRIPT.userinfo = GOOD_TOKENS[1], USERINFO_ANSWERS[0]
+    exchange = driver(
+        Req(
+            "GET",
+            page.encode(),
+            b"",
+            [(b"host", b"localhost:8000"), (b"user-agent", WECHAT_UA.encode())],
+        )
+    )
+    assert exchange.status == 302, exchange
+    location = exchange.header("location")
+    assert location is not None
+    state = dict(parse_qsl(urlsplit(location).query))["state"]
+    cookie = _cookie_of(exchange, driver.site.state_prefix + state)
+    assert cookie is not None
+    return Issued(state, *cookie)
+
+
+class Fixture:
+    """Per adapter and configuration: a driver, two logged-in users' session cookies (so that
+    a request can carry someone else's), and a completed state."""
+
+    def __init__(
+        self, driver: Driver, sessions: dict[str, str], done: Issued, issued: set[Issued]
+    ) -> None:
+        self.driver = driver
+        self.sessions = sessions  # session cookie value -> its user's openid
+        self.done = done
+        self.issued = issued
+
+    def __repr__(self) -> str:
+        return f"Fixture({self.driver!r})"
+
+
+def _login(driver: Driver, token: Answer) -> tuple[Issued, str, Issued]:
+    """A whole login through the driver: the state issued, the session, the completed state."""
+    login = _start_login(driver)
+    SCRIPT.token, SCRIPT.userinfo = token, USERINFO_ANSWERS[0]
+    callback = driver(
+        Req(
+            "GET",
+            driver.site.callback_path.encode(),
+            f"code=fixture&state={login.state}".encode(),
+            [
+                (b"host", b"localhost:8000"),
+                (b"user-agent", WECHAT_UA.encode()),
+                (b"cookie", f"{login.cookie_name}={login.cookie_value}".encode()),
+            ],
+        )
+    )
+    assert callback.status == 302, callback
+    session = _cookie_of(callback, driver.site.session_cookie)
+    done = _cookie_of(callback, login.cookie_name)
+    assert session is not None
+    assert done is not None
+    return login, session[1], Issued(login.state, *done)
+
+
+def _fixture(kind: str, name: str, portal: BlockingPortal) -> Fixture:
+    driver = Driver(kind, SITES[name], portal)
+    login, profile, done = _login(driver, GOOD_TOKENS[1])
+    other = _token("snsapi_userinfo", "oFuzzBase", unionid="uFuzzOther")
+    _, base, _ = _login(driver, other)
+    return Fixture(driver, {profile: "oFuzzProfile", base: "oFuzzBase"}, done, {login})
+
+
+@pytest.fixture(scope="module")
+def portal() -> Iterator[BlockingPortal]:
+    with start_blocking_portal() as portal:
+        yield portal
+
+
+@pytest.fixture(scope="module")
+def fixtures(portal: BlockingPortal) -> Iterator[dict[tuple[str, str], Fixture]]:
+    built = {
+        (kind, name): _fixture(kind, name, portal) for kind in ("asgi", "wsgi") for name in CONFIGS
+    }
+    yield built
+    for fixture in built.values():
+        fixture.driver.close()
+
+
+# -- strategies -----------------------------------------------------------------------------------
+
+latin1_text = st.text(st.characters(codec="latin-1", exclude_characters="\r\n\x00"), max_size=40)
+header_values = st.one_of(
+    latin1_text.map(lambda s: s.encode("latin-1")),
+    st.binary(max_size=30).map(
+        lambda b: b.replace(b"\r", b"").replace(b"\n", b"").replace(b"\x00", b"")
+    ),
+)
+TRICKY_PATHS = [
+    b"//evil.com/x",
+    b"/\\evil.com",
+    b"/%2F%2Fevil.com",
+    b"/%5C%5Cevil.com",
+    b"/\\/evil.com",
+    b"/%0d%0aLocation:%20https://evil.com",
+    b"/%E2%88%95%E2%88%95evil.com",
+    b"/%EF%BC%8F%EF%BC%8Fevil.com",
+    b"/\xff\xfe",
+    b"/%ff%fe",
+]
+KNOWN_PATHS = [
+    "/",
+    "/page",
+    "/wxauth/callback",
+    "/wxauth/login",
+    "/wxauth/logout",
+    "/shop/cb",
+    "/shop/out",
+    "/" + VERIFY_FILE,
+    "/MP_verify_Other9.txt",
+    "/static/app.js",
+    "/profile/me",
+    "/members/list",
+    "/api/me",
+    "/wxauth/callback/",
+    "/WXAUTH/CALLBACK",
+]
+raw_paths = st.one_of(
+    st.sampled_from(KNOWN_PATHS).map(str.encode),
+    st.sampled_from(TRICKY_PATHS),
+    st.text(max_size=40).map(lambda s: b"/" + quote(s.encode("utf-8"), safe=PATH_SAFE).encode()),
+    st.binary(max_size=30).map(lambda b: b"/" + bytes(c for c in b if c not in b"?# \r\n\x00")),
+    st.integers(1000, 6000).map(lambda n: b"/" + b"a" * n),
+)
+canonical_paths = st.one_of(
+    st.sampled_from(KNOWN_PATHS).map(str.encode),
+    st.text(max_size=40).map(lambda s: b"/" + quote(s.encode("utf-8"), safe=PATH_SAFE).encode()),
+    st.integers(1000, 6000).map(lambda n: b"/" + b"a" * n),
+)
+NEXT_VALUES = [
+    "/spa#x",
+    "/other?a=1",
+    "//evil.com",
+    "/\\evil.com",
+    "https://evil.com",
+    "javascript:alert(1)",
+    "\r\nLocation: https://evil.com",
+    "/\u2215\u2215evil.com",
+    "\uff0f\uff0fevil.com",
+    "/" + "a" * 5000,
+]
+USER_AGENTS = [WECHAT_UA, MINI_PROGRAM_UA, WECOM_UA, CHROME_UA, "MicroMessenger/8.0", "curl/8"]
+HOSTS = [
+    b"localhost:8000",
+    b"example.com",
+    b"EXAMPLE.com:443",
+    b"evil.com",
+    b"[::1]:8000",
+    b"evil.com:80@good.com",
+    b"good.com/evil",
+    b"a" * 300,
+]
+
+
+def _mutate(data: st.DataObject, value: str) -> str:
+    """`value`, changed so that it is different (the signature no longer matches)."""
+    if not value:
+        return "x"
+    op = data.draw(st.sampled_from(["flip", "truncate", "append", "insert", "case"]))
+    # Not the last character: base64 ignores its low bits, so a flip there may be a no-op.
+    index = data.draw(st.integers(0, max(0, len(value) - 2)))
+    if op == "flip":
+        return value[:index] + ("A" if value[index] != "A" else "B") + value[index + 1 :]
+    if op == "truncate":
+        return value[:index]
+    if op == "append":
+        return value + data.draw(st.text(ALNUM + ".-_", min_size=1, max_size=8))
+    if op == "insert":
+        return value[:index] + data.draw(st.sampled_from('.-_=;"\\')) + value[index:]
+    swapped = value.swapcase()
+    return swapped if swapped != value else value + "x"
+
+
+def _cookie_header(data: st.DataObject, fixture: Fixture, issued: list[Issued]) -> bytes | None:
+    site = fixture.driver.site
+    sessions = st.sampled_from(sorted(fixture.sessions))
+    pieces: list[str] = []
+    kinds = [
+        "session",
+        "session-mutated",
+        "session-quoted",
+        "session-smuggled",
+        "state",
+        "state-mutated",
+        "state-renamed",
+        "done",
+        "random",
+    ]
+    for _ in range(data.draw(st.integers(0, 4))):
+        kind = data.draw(st.sampled_from(kinds))
+        if kind == "session":
+            pieces.append(f"{site.session_cookie}={data.draw(sessions)}")
+        elif kind == "session-mutated":
+            pieces.append(f"{site.session_cookie}={_mutate(data, data.draw(sessions))}")
+        elif kind == "session-quoted":
+            pieces.append(f'{site.session_cookie}="{data.draw(sessions)}"')
+        elif kind == "session-smuggled":
+            # Inside another cookie's value: not a session cookie.
+            name = data.draw(st.sampled_from(["utm", "q", "x"]))
+            pieces.append(f"{name}=a {site.session_cookie}={data.draw(sessions)}")
+        elif kind in ("state", "state-mutated", "state-renamed") and issued:
+            login = data.draw(st.sampled_from(issued))
+            value = login.cookie_value
+            name = login.cookie_name
+            if kind == "state-mutated":
+                value = _mutate(data, value)
+            elif kind == "state-renamed":
+                name = site.state_prefix + data.draw(st.text(ALNUM, min_size=1, max_size=33))
+            pieces.append(f"{name}={value}")
+        elif kind == "done":
+            pieces.append(f"{fixture.done.cookie_name}={fixture.done.cookie_value}")
+        else:
+            name = data.draw(
+                st.one_of(st.just(site.session_cookie), st.text(ALNUM + "_", max_size=20))
+            )
+            pieces.append(f"{name}={data.draw(latin1_text)}")
+    raw = data.draw(st.booleans()) and not pieces
+    if raw:
+        return data.draw(header_values)
+    return "; ".join(pieces).encode("latin-1", "replace") if pieces else None
+
+
+def _query(data: st.DataObject, states: list[str]) -> bytes:
+    if data.draw(st.integers(0, 9)) == 0:
+        return data.draw(st.binary(max_size=40)).replace(b"#", b"").replace(b" ", b"+")
+    pairs: list[tuple[str, str]] = []
+    for _ in range(data.draw(st.integers(0, 4))):
+        key = data.draw(
+            st.sampled_from(["code", "state", "next", "scope", "x"]) | st.text(max_size=8)
+        )
+        if key == "state" and states:
+            value = data.draw(st.sampled_from(states) | st.text(ALNUM, max_size=130) | latin1_text)
+        elif key == "code":
+            value = data.draw(st.sampled_from(["c0de", "fixture", ""]) | latin1_text)
+        elif key == "next":
+            value = data.draw(st.sampled_from(NEXT_VALUES) | st.text(max_size=30))
+        elif key == "scope":
+            value = data.draw(
+                st.sampled_from(["snsapi_base", "snsapi_userinfo", "snsapi_login", "x"])
+            )
+        else:
+            value = data.draw(st.text(max_size=20))
+        pairs.append((key, value))
+    return urlencode(pairs).encode()
+
+
+def _request(
+    data: st.DataObject,
+    fixture: Fixture,
+    issued: list[Issued],
+    *,
+    wsgi: bool,
+    canonical: bool = False,
+) -> Req:
+    """A request. Three scenarios, so that the deep paths are reached often: a plausible
+    callback (an issued state, its cookie, a code), a page load (any path, a browser that may
+    not be WeChat's), and anything at all. `canonical` requests are the same for both adapters
+    (a path in its canonical percent-encoding, a Host header, no SCRIPT_NAME)."""
+    site = fixture.driver.site
+    states = [i.state for i in issued] + [fixture.done.state]
+    scenario = data.draw(st.sampled_from(["callback", "page", "any", "any"]), label="scenario")
+    paths = canonical_paths if canonical else raw_paths
+    if scenario == "callback" or (scenario == "any" and data.draw(st.booleans())):
+        raw_path = site.callback_path.encode()
+    else:
+        raw_path = data.draw(paths)
+    if scenario == "page":
+        method = data.draw(st.sampled_from(["GET", "HEAD"]))
+    else:
+        method = data.draw(
+            st.sampled_from(["GET", "GET", "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"])
+            | st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=8)
+        )
+    headers: list[tuple[bytes, bytes]] = []
+
+    def maybe(name: bytes, values: st.SearchStrategy[bytes]) -> None:
+        value = data.draw(st.none() | values)
+        if value is not None:
+            headers.append((name, value))
+
+    hosts = st.sampled_from(HOSTS) | header_values
+    if canonical or scenario != "any":
+        headers.append(
+            (b"host", data.draw(st.sampled_from(HOSTS[:5]) if scenario != "any" else hosts))
+        )
+    else:
+        maybe(b"host", hosts)
+    maybe(b"user-agent", st.sampled_from(USER_AGENTS).map(str.encode) | header_values)
+    accepts = st.sampled_from([b"text/html", b"application/json", b"*/*", b"image/webp,*/*"])
+    maybe(b"accept", accepts | header_values if scenario == "any" else accepts)
+    if scenario == "any":
+        maybe(b"sec-fetch-mode", st.sampled_from([b"navigate", b"cors"]) | header_values)
+        maybe(b"sec-fetch-dest", st.sampled_from([b"document", b"empty", b"iframe", b"image"]))
+        maybe(b"x-requested-with", st.sampled_from([b"XMLHttpRequest", b"com.tencent.mm"]))
+        maybe(
+            b"referer",
+            st.sampled_from(
+                [
+                    b"http://localhost:8000/spa?x=1",
+                    b"https://evil.com/",
+                    b"http://localhost:8000//evil.com",
+                ]
+            )
+            | header_values,
+        )
+    query = _query(data, states)
+    cookie = _cookie_header(data, fixture, issued)
+    if scenario == "callback":
+        login = data.draw(st.sampled_from([*issued, fixture.done]), label="callback for")
+        code = data.draw(st.sampled_from(["c0de", "fixture", ""]) | st.text(max_size=10))
+        pairs = [("code", code), ("state", login.state)]
+        if data.draw(st.integers(0, 4)) == 0:
+            pairs.remove(("code", code))  # the user refused
+        query = (urlencode(pairs) + ("&" + query.decode("latin-1") if query else "")).encode(
+            "latin-1"
+        )
+        value = login.cookie_value
+        if data.draw(st.integers(0, 9)) == 0:
+            value = _mutate(data, value)
+        own = f"{login.cookie_name}={value}".encode()
+        cookie = own + b"; " + cookie if cookie else own
+    if cookie is not None:
+        headers.append((b"cookie", cookie))
+    forbidden = {"host", "cookie", "content-type", "content-length"}
+    for _ in range(data.draw(st.integers(0, 2))):
+        name = data.draw(st.from_regex(r"[a-z][a-z0-9-]{0,15}", fullmatch=True))
+        if name not in forbidden:
+            headers.append((name.encode(), data.draw(header_values)))
+    script_name = ""
+    if wsgi and not canonical and data.draw(st.integers(0, 9)) == 0:
+        script_name = "/shop"
+    return Req(
+        method,
+        raw_path,
+        query,
+        headers,
+        scheme=data.draw(st.sampled_from(["http", "https"])),
+        send_raw_path=wsgi or canonical or data.draw(st.integers(0, 9)) > 0,
+        script_name=script_name,
+    )
+
+
+# -- the invariants -------------------------------------------------------------------------------
+
+
+def _is_configuration_error(error: WeChatAuthError) -> bool:
+    if isinstance(error, ConfigurationError):
+        return True
+    return isinstance(error, WeChatAPIError) and error.errcode in CONFIG_ERRCODES
+
+
+def _expected_origin(req: Req, site: Site) -> str | None:
+    if site.public_url is not None:
+        return site.public_url
+    host = req.header(b"host").decode("latin-1").lower()
+    if not host:
+        return None  # the WSGI adapter falls back to SERVER_NAME; checked for validity only
+    for default in (":80", ":443"):
+        if host.endswith(default) and (default == ":443") == (req.scheme == "https"):
+            host = host[: -len(default)]
+    return f"{req.scheme}://{host}"
+
+
+def _check_location(value: str, req: Req, site: Site) -> None:
+    for base in (AUTHORIZE_URL, QRCONNECT_URL):
+        if value.startswith(base + "?"):
+            query = dict(parse_qsl(urlsplit(value).query))
+            redirect_uri = query["redirect_uri"]
+            parts = urlsplit(redirect_uri)  # a valid URL: host and port parse
+            assert parts.scheme in ("http", "https"), redirect_uri
+            assert parts.hostname, redirect_uri
+            assert parts.port is None or 0 < parts.port < 65536, redirect_uri
+            assert parts.path == site.callback_path, redirect_uri
+            origin = _expected_origin(req, site)
+            if origin is not None:
+                assert redirect_uri == origin + site.callback_path, (redirect_uri, origin)
+            assert re.fullmatch(r"[A-Za-z0-9]{1,128}", query["state"])
+            return
+    assert SAFE_PATH.fullmatch(value), value
+
+
+def _named(header: str, name: str) -> list[str]:
+    """The values of the cookies called `name` in a Cookie header (RFC 6265: pairs separated
+    by ';'), quoted or not."""
+    values = []
+    for pair in header.split(";"):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            values += [value, value[1:-1]] if value[:1] == value[-1:] == '"' else [value]
+    return values
+
+
+def check_invariants(req: Req, exchange: Exchange, fixture: Fixture, issued: list[Issued]) -> None:
+    site = fixture.driver.site
+    # Headers: never CR/LF, never an off-site Location.
+    for name, value in exchange.headers:
+        assert not re.search(r"[\r\n]", name + value), (name, value)
+        if name.lower() == "location":
+            _check_location(value, req, site)
+    text = repr(exchange.headers) + exchange.body.decode("utf-8", "replace")
+    assert DEFAULT_APP_SECRET not in text
+    assert SECRET_KEY not in text
+    assert DEFAULT_WEBSITE_APP_SECRET not in text
+    assert "ACCESS-fuzz-token" not in text
+    assert "REFRESH-fuzz-token" not in text
+    if exchange.app_users:
+        # The application answered: once, with a user the middleware vouches for.
+        [user] = exchange.app_users
+        assert user is None or isinstance(user, WeChatUser), user
+        assert exchange.status == 200
+        assert exchange.header("x-app") == "reached"
+        assert exchange.set_cookies() == []
+        if isinstance(user, WeChatUser):
+            assert user.openid in OPENIDS, user
+            cookies = req.header(b"cookie").decode("latin-1")
+            # Whose sessions the request carries, in cookies named like the session cookie.
+            owners = {fixture.sessions.get(value) for value in _named(cookies, site.session_cookie)}
+            from_snapshot = user.is_snapshot_user and site.name == "policies"
+            assert user.openid in owners or from_snapshot, (user, cookies)
+        return
+    # The middleware answered.
+    assert exchange.status in OWN_STATUSES, exchange.status
+    if exchange.status == 500:
+        assert exchange.errors, "a 500 that is not a login error"
+        assert all(_is_configuration_error(e) for e in exchange.errors), exchange.errors
+    if exchange.status == 302:
+        assert exchange.header("location") is not None
+    # A session is only ever set by the callback of a state this browser was issued.
+    for header in exchange.set_cookies():
+        name, _, rest = header.partition("=")
+        value = rest.split(";", 1)[0]
+        if name == site.session_cookie and value not in ("", '""'):
+            state = req.params().get("state")
+            known = {i.state: i for i in issued}
+            assert state in known, (state, header)
+            login = known[state]
+            cookies = req.header(b"cookie").decode("latin-1")
+            assert f"{login.cookie_name}={login.cookie_value}" in cookies, cookies
+
+
+# -- the properties -------------------------------------------------------------------------------
+
+RUNS: Counter[str] = Counter()
+KINDS_AND_SITES = [(kind, name) for kind in ("asgi", "wsgi") for name in CONFIGS]
+
+
+def _run_one(data: st.DataObject, fixtures: dict[tuple[str, str], Fixture], kind: str) -> None:
+    name = data.draw(st.sampled_from(list(CONFIGS)), label="config")
+    fixture = fixtures[(kind, name)]
+    issued = [next(iter(fixture.issued))]
+    for _ in range(data.draw(st.integers(0, 2), label="logins started")):
+        page = data.draw(st.sampled_from(["/page", "/a?b=1", "/profile/me"]))
+        issued.append(_start_login(fixture.driver, page))
+    SCRIPT.token = data.draw(token_answers, label="token answer")
+    SCRIPT.userinfo = data.draw(userinfo_answers, label="userinfo answer")
+    req = _request(data, fixture, issued, wsgi=kind == "wsgi")
+    exchange = fixture.driver(req)
+    check_invariants(req, exchange, fixture, issued)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_asgi_fuzzed_scopes_keep_the_invariants(
+    data: st.DataObject, fixtures: dict[tuple[str, str], Fixture]
+) -> None:
+    RUNS["asgi: fuzzed scopes"] += 1
+    _run_one(data, fixtures, "asgi")
+
+
+@SETTINGS
+@given(data=st.data())
+@pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning")  # unknown methods
+def test_wsgi_fuzzed_environs_keep_the_invariants(
+    data: st.DataObject, fixtures: dict[tuple[str, str], Fixture]
+) -> None:
+    RUNS["wsgi: fuzzed environs"] += 1
+    _run_one(data, fixtures, "wsgi")
+
+
+_STATE_HEX = re.compile(r"[0-9a-f]{32}")
+
+
+def _normalised(exchange: Exchange) -> tuple[Any, ...]:
+    """What must not depend on the adapter: the random states and cookie values aside."""
+    headers = sorted(
+        (k.lower(), _STATE_HEX.sub("S", v.split("=", 1)[0] + ";" + v.partition(";")[2]))
+        if k.lower() == "set-cookie"
+        else (k.lower(), _STATE_HEX.sub("S", v))
+        for k, v in exchange.headers
+    )
+    body = _STATE_HEX.sub("S", exchange.body.decode("utf-8", "replace"))
+    return exchange.status, headers, body, exchange.app_users
+
+
+@SETTINGS
+@given(data=st.data())
+@pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning")
+def test_asgi_and_wsgi_answer_alike(
+    data: st.DataObject, fixtures: dict[tuple[str, str], Fixture]
+) -> None:
+    """The same well-formed request (a canonical path, a Host) through both adapters: the same
+    answer, the same user for the application, the same cookies set."""
+    RUNS["asgi = wsgi: differential"] += 1
+    name = data.draw(st.sampled_from(list(CONFIGS)), label="config")
+    asgi, wsgi = fixtures[("asgi", name)], fixtures[("wsgi", name)]
+    issued = [next(iter(asgi.issued))]
+    if data.draw(st.booleans()):
+        issued.append(_start_login(asgi.driver))
+    token = data.draw(token_answers, label="token answer")
+    userinfo = data.draw(userinfo_answers, label="userinfo answer")
+    req = _request(data, asgi, issued, wsgi=False, canonical=True)
+    answers = []
+    for fixture in (asgi, wsgi):
+        SCRIPT.token, SCRIPT.userinfo = token, userinfo
+        exchange = fixture.driver(req)
+        check_invariants(req, exchange, fixture, issued)
+        answers.append(_normalised(exchange))
+    assert answers[0] == answers[1]
+
+
+# -- what the fuzzing found, pinned -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+def test_an_over_long_address_on_the_open_in_wechat_page_is_no_500(
+    kind: str, fixtures: dict[tuple[str, str], Fixture]
+) -> None:
+    # other_browsers="refuse" draws the page's address as a QR code; a long address (3000
+    # characters, a tracking-laden URL) does not fit in one.
+    driver = fixtures[(kind, "refuse")].driver
+    for accept in (b"text/html", b"application/json"):
+        req = Req(
+            "GET",
+            b"/" + b"a" * 3000,
+            b"",
+            [
+                (b"host", b"localhost:8000"),
+                (b"user-agent", CHROME_UA.encode()),
+                (b"accept", accept),
+            ],
+        )
+        exchange = driver(req)
+        assert exchange.status == 403
+        check_invariants(req, exchange, fixtures[(kind, "refuse")], [])
+
+
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+@pytest.mark.parametrize("body", [b"[" * 50_000, b'{"a":' * 50_000], ids=["arrays", "objects"])
+def test_deeply_nested_json_from_wechat_is_a_502_not_a_500(
+    kind: str, body: bytes, fixtures: dict[tuple[str, str], Fixture]
+) -> None:
+    fixture = fixtures[(kind, "default")]
+    login = _start_login(fixture.driver)
+    SCRIPT.token = body
+    req = Req(
+        "GET",
+        b"/wxauth/callback",
+        f"code=c0de&state={login.state}".encode(),
+        [
+            (b"host", b"localhost:8000"),
+            (b"user-agent", WECHAT_UA.encode()),
+            (b"accept", b"application/json"),
+            (b"cookie", f"{login.cookie_name}={login.cookie_value}".encode()),
+        ],
+    )
+    exchange = fixture.driver(req)
+    # A malformed answer from WeChat is a 502 (README: "non-JSON or malformed answers").
+    assert exchange.status == 502, exchange.body
+    assert json.loads(exchange.body)["error"] == "upstream_bad_response"
+
+
+def test_zz_examples_run_per_property(capsys: pytest.CaptureFixture[str]) -> None:
+    """Reports how many examples each property ran in this session (hypothesis counts
+    examples, not only the distinct ones it reports in its statistics)."""
+    if not RUNS:
+        pytest.skip("no property ran in this session")
+    with capsys.disabled():
+        print("\nhypothesis examples run per property:")
+        for name, count in sorted(RUNS.items()):
+            print(f"  {name}: {count}")
+    assert all(count >= 1 for count in RUNS.values())
