@@ -8,6 +8,7 @@ generator as `UpstreamError`s, so the flow is the one place that decides about t
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -286,31 +287,17 @@ def _upstream_error(exc: Exception, request: UpstreamRequest) -> UpstreamError:
 def drive_sync(
     flow: Flow[T], client: httpx.Client, limiter: threading.Semaphore | None = None
 ) -> T:
-    """Run `flow` to completion with a synchronous httpx client; async hooks are awaited on a
-    private event loop (only at login, never per request)."""
+    """Run `flow` to completion with a synchronous httpx client. Whatever an effect raises is
+    thrown into the flow, which decides what it means."""
     try:
         effect = next(flow)
         while True:
-            if isinstance(effect, HookCall):
-                try:
-                    result = effect.hook(*effect.args)
-                    if inspect.isawaitable(result):
-                        result = async_to_sync(_awaited)(result)
-                except Exception as exc:  # the flow decides what a failing hook means
-                    effect = flow.throw(exc)
-                else:
-                    effect = flow.send(result)
-                continue
-            if isinstance(effect, Sleep):
-                time.sleep(effect.seconds)
-                effect = flow.send(None)
-                continue
             try:
-                r = _get_sync(client, effect, limiter)
-            except (httpx.HTTPError, TimeoutError) as exc:
-                effect = flow.throw(_upstream_error(exc, effect))
+                result = _perform_sync(effect, client, limiter)
+            except Exception as exc:
+                effect = flow.throw(exc)
             else:
-                effect = flow.send(_response(r))
+                effect = flow.send(result)
     except StopIteration as stop:
         value: T = stop.value
         return value
@@ -319,63 +306,69 @@ def drive_sync(
 async def drive_async(
     flow: Flow[T], client: httpx.AsyncClient, limiter: anyio.Semaphore | None = None
 ) -> T:
-    """Run `flow` to completion with an asynchronous httpx client; sync hooks run in a worker
-    thread so a database call in them does not block the event loop."""
+    """Run `flow` to completion with an asynchronous httpx client, the same way."""
     try:
         effect = next(flow)
         while True:
-            if isinstance(effect, HookCall):
-                try:
-                    result = await _call_hook(effect)
-                except Exception as exc:  # the flow decides what a failing hook means
-                    effect = flow.throw(exc)
-                else:
-                    effect = flow.send(result)
-                continue
-            if isinstance(effect, Sleep):
-                await anyio.sleep(effect.seconds)
-                effect = flow.send(None)
-                continue
             try:
-                # httpx's timeouts bound each phase; this bounds the whole call, the wait for
-                # a free slot included.
-                with anyio.fail_after(effect.timeout or math.inf):
-                    if limiter is None:
-                        r = await client.get(
-                            effect.url, params=effect.params, timeout=effect.timeout
-                        )
-                    else:
-                        async with limiter:
-                            r = await client.get(
-                                effect.url, params=effect.params, timeout=effect.timeout
-                            )
-            except (httpx.HTTPError, TimeoutError) as exc:
-                effect = flow.throw(_upstream_error(exc, effect))
+                result = await _perform_async(effect, client, limiter)
+            except Exception as exc:
+                effect = flow.throw(exc)
             else:
-                effect = flow.send(_response(r))
+                effect = flow.send(result)
     except StopIteration as stop:
         value: T = stop.value
         return value
 
 
-def _get_sync(
-    client: httpx.Client, effect: UpstreamRequest, limiter: threading.Semaphore | None
-) -> httpx.Response:
-    if limiter is None:
-        return client.get(effect.url, params=effect.params, timeout=effect.timeout)
-    if not limiter.acquire(timeout=effect.timeout):
-        raise TimeoutError("no free slot for a call to WeChat")
+def _perform_sync(
+    effect: UpstreamRequest | HookCall | Sleep,
+    client: httpx.Client,
+    limiter: threading.Semaphore | None,
+) -> object:
+    if isinstance(effect, HookCall):
+        # An async hook runs on a private event loop: only at login, never per request.
+        result = effect.hook(*effect.args)
+        return async_to_sync(_awaited)(result) if inspect.isawaitable(result) else result
+    if isinstance(effect, Sleep):
+        time.sleep(effect.seconds)
+        return None
     try:
-        return client.get(effect.url, params=effect.params, timeout=effect.timeout)
-    finally:
-        limiter.release()
+        if limiter is not None and not limiter.acquire(timeout=effect.timeout):
+            raise TimeoutError("no free slot for a call to WeChat")
+        try:
+            r = client.get(effect.url, params=effect.params, timeout=effect.timeout)
+        finally:
+            if limiter is not None:
+                limiter.release()
+    except (httpx.HTTPError, TimeoutError) as exc:
+        raise _upstream_error(exc, effect) from None
+    return _response(r)
 
 
-async def _call_hook(call: HookCall) -> object:
-    if inspect.iscoroutinefunction(call.hook):
-        return await call.hook(*call.args)
-    result = await sync_to_async(call.hook, thread_sensitive=False)(*call.args)
-    return await result if inspect.isawaitable(result) else result
+async def _perform_async(
+    effect: UpstreamRequest | HookCall | Sleep,
+    client: httpx.AsyncClient,
+    limiter: anyio.Semaphore | None,
+) -> object:
+    if isinstance(effect, HookCall):
+        # A plain hook runs in a worker thread: a database call in it must not block the loop.
+        if inspect.iscoroutinefunction(effect.hook):
+            return await effect.hook(*effect.args)
+        result = await sync_to_async(effect.hook, thread_sensitive=False)(*effect.args)
+        return await result if inspect.isawaitable(result) else result
+    if isinstance(effect, Sleep):
+        await anyio.sleep(effect.seconds)
+        return None
+    try:
+        # httpx's timeouts bound each phase; this bounds the whole call, the wait for a free
+        # slot included.
+        with anyio.fail_after(effect.timeout or math.inf):
+            async with limiter if limiter is not None else contextlib.nullcontext():
+                r = await client.get(effect.url, params=effect.params, timeout=effect.timeout)
+    except (httpx.HTTPError, TimeoutError) as exc:
+        raise _upstream_error(exc, effect) from None
+    return _response(r)
 
 
 async def _awaited(awaitable: Awaitable[object]) -> object:
