@@ -4,6 +4,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from wxauth_middleware.emulator import WeChatEmulator
+
+from .emulator_support import Clock
 from .support import Stack, Switchboard, serve
 
 
@@ -32,3 +35,15 @@ def stack(request: pytest.FixtureRequest, wechat_server: tuple[Switchboard, str]
 def asgi_stack(wechat_server: tuple[Switchboard, str]) -> Stack:
     switchboard, url = wechat_server
     return Stack("asgi", switchboard, url)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The emulator tests' clock, moved by hand."""
+    return Clock()
+
+
+@pytest.fixture
+def emu(clock: Clock) -> WeChatEmulator:
+    """An emulator with the defaults, on `clock`, for the emulator's own tests."""
+    return WeChatEmulator(clock=clock)

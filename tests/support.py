@@ -148,6 +148,19 @@ class Switchboard:
 Middleware = WeChatAuthMiddleware | WeChatAuthWSGIMiddleware
 
 
+def middleware_options(wechat_url: str, **options: Any) -> dict[str, Any]:
+    """The middleware's options for the emulator's account and the emulator at `wechat_url`,
+    `options` added (or overriding them)."""
+    return {
+        "app_id": DEFAULT_APP_ID,
+        "app_secret": DEFAULT_APP_SECRET,
+        "secret_key": SECRET_KEY,
+        "authorize_url": f"{wechat_url}/connect/oauth2/authorize",
+        "api_base_url": wechat_url,
+        **options,
+    }
+
+
 @dataclass
 class Stack:
     """One way of serving the site: the ASGI or the WSGI middleware, against an emulator served
@@ -168,14 +181,17 @@ class Stack:
         return emulator
 
     def middleware(self, **options: Any) -> Middleware:
-        options.setdefault("app_id", DEFAULT_APP_ID)
-        options.setdefault("app_secret", DEFAULT_APP_SECRET)
-        options.setdefault("secret_key", SECRET_KEY)
-        options.setdefault("authorize_url", self.authorize_url)
-        options.setdefault("api_base_url", self.wechat_url)
+        """The middleware around the default site (`inner_app` or `inner_wsgi_app`)."""
         if self.kind == "asgi":
-            return WeChatAuthMiddleware(inner_app(), **options)
-        return WeChatAuthWSGIMiddleware(inner_wsgi_app, **options)
+            return self.around(inner_app(), None, **options)
+        return self.around(None, inner_wsgi_app, **options)
+
+    def around(self, asgi_app: Any, wsgi_app: Any, **options: Any) -> Middleware:
+        """The stack's middleware around `asgi_app` or `wsgi_app` (whichever its kind takes),
+        with the emulator's account and `options`."""
+        if self.kind == "asgi":
+            return WeChatAuthMiddleware(asgi_app, **middleware_options(self.wechat_url, **options))
+        return WeChatAuthWSGIMiddleware(wsgi_app, **middleware_options(self.wechat_url, **options))
 
     @asynccontextmanager
     async def phone(
@@ -270,19 +286,30 @@ def location(response: httpx.Response) -> str:
     return response.headers["location"]
 
 
-async def approve_consent(
-    client: httpx.AsyncClient, consent: httpx.Response, *, persona: str, allow: bool = True
+async def submit_emulator_form(
+    client: httpx.AsyncClient,
+    page: httpx.Response,
+    *,
+    button_id: str,
+    persona: str,
+    persona_offered: bool = False,
 ) -> httpx.Response:
-    """Fill in the emulator's consent page as a user would, and submit it."""
-    form = re.search(r'<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>', consent.text, re.S)
-    assert form is not None, consent.text
+    """Fill in a page of the emulator's (consent, QR-code scan) as a user would: its hidden
+    fields, `persona` chosen (with `persona_offered`, it must be one of the page's radios) and
+    the button `button_id` pressed; submit it."""
+    form = re.search(r'<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>', page.text, re.S)
+    assert form is not None, page.text
     fields = {
         unescape(name): unescape(value)
         for name, value in re.findall(
             r'<input type="hidden" name="([^"]*)" value="([^"]*)"', form.group(2)
         )
     }
-    button_id = "allow" if allow else "refuse"
+    if persona_offered:
+        radios = re.findall(
+            r'<input type="radio" name="persona"[^>]*value="([^"]*)"', form.group(2)
+        )
+        assert persona in radios, radios
     button = re.search(rf'<button[^>]*id="{button_id}"[^>]*>', form.group(2))
     assert button is not None
     name = re.search(r'name="([^"]*)"', button.group(0))
@@ -291,7 +318,15 @@ async def approve_consent(
     assert value is not None
     fields[name.group(1)] = value.group(1)
     fields["persona"] = persona
-    return await client.post(str(consent.url.join(unescape(form.group(1)))), data=fields)
+    return await client.post(str(page.url.join(unescape(form.group(1)))), data=fields)
+
+
+async def approve_consent(
+    client: httpx.AsyncClient, consent: httpx.Response, *, persona: str, allow: bool = True
+) -> httpx.Response:
+    """Fill in the emulator's consent page as a user would, and submit it."""
+    button_id = "allow" if allow else "refuse"
+    return await submit_emulator_form(client, consent, button_id=button_id, persona=persona)
 
 
 async def login(

@@ -21,17 +21,19 @@ from wxauth_middleware.emulator import DEFAULT_APP_ID
 from .browser_support import (
     CHROMIUM_ARGS,
     DESKTOP_UA,
-    REPO_ROOT,
     WECHAT_UA,
     Navigations,
-    ServerProcess,
     browser_page,
     chromium_path,
+    screenshot,
+)
+from .servers import (
+    REPO_ROOT,
+    ServerProcess,
     free_port,
     printed_on_failure,
     python_command,
     running_server,
-    screenshot,
 )
 
 XIAOMING = "小明🐼"
@@ -67,7 +69,7 @@ def demo() -> Iterator[ServerProcess]:
     """`python -m wxauth_middleware.demo` (uvicorn), consent page on, on a free port."""
     port = free_port()
     argv = python_command("-m", "wxauth_middleware.demo", "--port", str(port))
-    with running_server("demo", argv, port=port) as server:
+    with running_server("demo", argv, port=port, ready_status=None) as server:
         yield server
 
 
@@ -78,7 +80,9 @@ def flask_stack() -> Iterator[tuple[ServerProcess, ServerProcess]]:
         pytest.fail(f"{FLASK_APP} is missing: the Flask example gunicorn serves", pytrace=False)
     emulator_port, site_port = free_port(), free_port()
     emulator_argv = python_command("-m", "wxauth_middleware.emulator", "--port", str(emulator_port))
-    with running_server("emulator", emulator_argv, port=emulator_port) as emulator:
+    with running_server(
+        "emulator", emulator_argv, port=emulator_port, ready_status=None
+    ) as emulator:
         site_argv = python_command(
             "-m",
             "gunicorn",
@@ -95,7 +99,9 @@ def flask_stack() -> Iterator[tuple[ServerProcess, ServerProcess]]:
             "flask_app:app",
         )
         env = {"WECHAT_EMULATOR_URL": emulator.url}
-        with running_server("gunicorn", site_argv, port=site_port, env=env) as site:
+        with running_server(
+            "gunicorn", site_argv, port=site_port, env=env, ready_status=None
+        ) as site:
             yield emulator, site
 
 

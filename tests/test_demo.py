@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from html.parser import HTMLParser
-from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -27,6 +21,8 @@ from wxauth_middleware.demo.__main__ import main
 from wxauth_middleware.demo.pages import home_page, profile_page
 from wxauth_middleware.emulator import DEFAULT_APP_ID
 from wxauth_middleware.user import WeChatUser
+
+from .servers import free_port, python_command, running_server
 
 ORIGIN = "http://127.0.0.1:8000"
 AUTHORIZE = f"{ORIGIN}/_wechat/connect/oauth2/authorize"
@@ -334,59 +330,23 @@ def test_cli_refuses_non_loopback_hosts(host: str, capsys: pytest.CaptureFixture
     assert "--allow-remote" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def test_command_serves_the_login_over_real_sockets(tmp_path: Path) -> None:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "demo.log").open("w+b")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "wxauth_middleware.demo", "--port", str(port), "--auto-approve"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    try:
-        with httpx.Client(base_url=base, timeout=5.0) as client:
-            deadline = time.monotonic() + 20
-            while True:
-                if process.poll() is not None:
-                    log.seek(0)
-                    pytest.fail(f"the demo exited early:\n{log.read().decode('utf-8', 'replace')}")
-                try:
-                    if client.get("/_wechat/").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail("the demo did not answer within 20 s")
-                time.sleep(0.1)
-
-            client.headers["user-agent"] = WECHAT_IOS_UA
-            final = client.get("/", headers=PAGE, follow_redirects=True)
-            assert final.status_code == 200
-            # (A browser keeps "#wechat_redirect" across the redirects back, as httpx does.)
-            assert (final.url.host, final.url.port, final.url.path) == ("127.0.0.1", port, "/")
-            assert [r.status_code for r in final.history] == [302, 302, 302]
-            page = parse(final.text)
-            assert page.text_by_id["nickname"] == XIAOMING
-            me = client.get("/api/me", headers={"accept": "application/json"})
-            assert json.loads(me.content.decode("utf-8"))["user"]["nickname"] == XIAOMING
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.seek(0)
-        output = log.read().decode("utf-8", "replace")
-        log.close()
+def test_command_serves_the_login_over_real_sockets() -> None:
+    port = free_port()
+    argv = python_command("-m", "wxauth_middleware.demo", "--port", str(port), "--auto-approve")
+    with (
+        running_server("demo", argv, port=port, ready_path="/_wechat/") as server,
+        httpx.Client(base_url=server.url, timeout=5.0) as client,
+    ):
+        client.headers["user-agent"] = WECHAT_IOS_UA
+        final = client.get("/", headers=PAGE, follow_redirects=True)
+        assert final.status_code == 200
+        # (A browser keeps "#wechat_redirect" across the redirects back, as httpx does.)
+        assert (final.url.host, final.url.port, final.url.path) == ("127.0.0.1", port, "/")
+        assert [r.status_code for r in final.history] == [302, 302, 302]
+        page = parse(final.text)
+        assert page.text_by_id["nickname"] == XIAOMING
+        me = client.get("/api/me", headers={"accept": "application/json"})
+        assert json.loads(me.content.decode("utf-8"))["user"]["nickname"] == XIAOMING
+    output = server.output()
     assert f"http://127.0.0.1:{port}/" in output
     assert "Browse as WeChat" in output

@@ -6,8 +6,6 @@ import json
 import pathlib
 import re
 import time
-from collections.abc import Mapping
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -30,130 +28,20 @@ from wxauth_middleware.emulator import app as app_module
 from wxauth_middleware.emulator.grants import GrantStore
 from wxauth_middleware.emulator.protocol import wechat_json
 
-BASE_URL = "http://127.0.0.1:8400"
-CALLBACK = "http://localhost:8000/wxauth/callback"
-RID_RE = re.compile(r", rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$")
-
-
-class Clock:
-    """A clock the tests move by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def emu(clock: Clock) -> WeChatEmulator:
-    return WeChatEmulator(clock=clock)
-
-
-def client_for(app: Any, *, client: tuple[str, int] = ("127.0.0.1", 123)) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, client=client), base_url=BASE_URL
-    )
-
-
-def authorize_query(
-    *,
-    appid: str = DEFAULT_APP_ID,
-    redirect_uri: str = CALLBACK,
-    response_type: str = "code",
-    scope: str = "snsapi_userinfo",
-    state: str | None = "abc123",
-    extra: str = "",
-) -> str:
-    query = (
-        f"appid={appid}&redirect_uri={quote(redirect_uri, safe='')}"
-        f"&response_type={response_type}&scope={scope}"
-    )
-    if state is not None:
-        query += f"&state={state}"
-    return query + extra
-
-
-def authorize_path(query: str, prefix: str = "") -> str:
-    return f"{prefix}/connect/oauth2/authorize?{query}"
-
-
-class FormParser(HTMLParser):
-    """The consent form's action, hidden fields and persona radios."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action = ""
-        self.hidden: dict[str, str] = {}
-        self.radios: list[str] = []
-        self.checked = ""
-        self.button_ids: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.action = a["action"]
-        elif tag == "input" and a.get("type") == "hidden":
-            self.hidden[a["name"]] = a["value"]
-        elif tag == "input" and a.get("type") == "radio" and a.get("name") == "persona":
-            self.radios.append(a["value"])
-            if "checked" in a:
-                self.checked = a["value"]
-        elif tag == "button":
-            self.button_ids.append(a["id"])
-
-
-def parse_form(html_text: str) -> FormParser:
-    parser = FormParser()
-    parser.feed(html_text)
-    return parser
-
-
-def error_marker(html_text: str) -> str | None:
-    match = re.search(r'<meta name="wechat-error" content="([^"]*)">', html_text)
-    return match.group(1) if match else None
-
-
-def callback_params(response: httpx.Response) -> dict[str, list[str]]:
-    assert response.status_code == 302
-    location = response.headers["location"]
-    assert location.startswith(CALLBACK)
-    return parse_qs(urlsplit(location).query, keep_blank_values=True)
-
-
-def body_json(response: httpx.Response) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(response.content.decode("utf-8"), strict=False)
-    return data
-
-
-async def exchange(
-    client: httpx.AsyncClient, code: str | None, /, **overrides: str
-) -> dict[str, Any]:
-    params = {
-        "appid": DEFAULT_APP_ID,
-        "secret": DEFAULT_APP_SECRET,
-        "code": code or "",
-        "grant_type": "authorization_code",
-        **overrides,
-    }
-    response = await client.get("/sns/oauth2/access_token", params=params)
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "text/plain"
-    return body_json(response)
-
-
-def assert_error(data: Mapping[str, Any], errcode: int) -> None:
-    assert data["errcode"] == errcode, data
-    assert RID_RE.search(data["errmsg"]), data
-
+from .emulator_support import (
+    BASE_URL,
+    CALLBACK,
+    Clock,
+    assert_error,
+    authorize_path,
+    authorize_query,
+    body_json,
+    callback_params,
+    client_for,
+    error_marker,
+    exchange,
+    parse_form,
+)
 
 # -- the index page -----------------------------------------------------------------------
 

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pathlib
-import socket
-import subprocess
-import sys
 import time
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -22,14 +17,7 @@ from wxauth_middleware.emulator import (
 )
 from wxauth_middleware.emulator.__main__ import banner, build_emulator, build_parser, main
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from .servers import free_port, python_command, running_server
 
 
 def test_non_loopback_host_needs_allow_remote(capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,35 +118,11 @@ async def test_latency_option_slows_every_api_call() -> None:
         assert time.monotonic() - started < 0.05
 
 
-def wait_until_up(base: str, process: subprocess.Popen[str], deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the emulator exited early with {process.returncode}")
-        try:
-            if httpx.get(base + "/", timeout=0.5).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError("the emulator did not start within the deadline")
-
-
 def test_serves_over_http_with_auto_approve() -> None:
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    # The package may not be installed: make the checkout importable in the child.
-    path = [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-    # Our own interpreter and fixed arguments: nothing untrusted reaches the command line.
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "wxauth_middleware.emulator", "--port", str(port), "--auto-approve"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until_up(base, process, time.monotonic() + 15)
+    argv = python_command("-m", "wxauth_middleware.emulator", "--port", str(port), "--auto-approve")
+    with running_server("emulator", argv, port=port, ready_timeout=15) as server:
+        base = server.url
         redirect_uri = quote("http://localhost:8000/wxauth/callback", safe="")
         authorize = httpx.get(
             f"{base}/connect/oauth2/authorize?appid={DEFAULT_APP_ID}&redirect_uri={redirect_uri}"
@@ -187,13 +151,7 @@ def test_serves_over_http_with_auto_approve() -> None:
         )
         assert scanned.status_code == 302
         assert parse_qs(urlsplit(scanned.headers["location"]).query)["state"] == ["cli2"]
-    finally:
-        process.terminate()
-        try:
-            output, _ = process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate(timeout=5)
+    output = server.output()
     assert f"authorize_url={base}/connect/oauth2/authorize" in output
     assert f"api_base_url={base}" in output
     assert DEFAULT_APP_SECRET in output

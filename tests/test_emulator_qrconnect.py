@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -21,78 +21,50 @@ from wxauth_middleware.emulator import (
     WeChatEmulator,
 )
 
-from .test_emulator import (
+from .emulator_support import (
     BASE_URL,
     CALLBACK,
     Clock,
+    FormParser,
     assert_error,
+    authorize_query,
     body_json,
     callback_params,
     client_for,
     error_marker,
 )
+from .emulator_support import exchange as exchange_code
 
 XIAOMING, LILY, SNAPSHOT, CTRL = DEFAULT_PERSONAS
 SCANNERS = [XIAOMING.key, LILY.key, CTRL.key]
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def emu(clock: Clock) -> WeChatEmulator:
-    return WeChatEmulator(clock=clock)
-
-
-def link_query(
-    *,
-    appid: str = DEFAULT_WEBSITE_APP_ID,
-    redirect_uri: str = CALLBACK,
-    response_type: str = "code",
-    scope: str = "snsapi_login",
-    state: str | None = "web42",
-    extra: str = "",
-) -> str:
-    query = (
-        f"appid={appid}&redirect_uri={quote(redirect_uri, safe='')}"
-        f"&response_type={response_type}&scope={scope}"
-    )
-    if state is not None:
-        query += f"&state={state}"
-    return query + extra
+# A website app's QR-code login link: the authorize link's parameters, other defaults.
+link_query = partial(
+    authorize_query, appid=DEFAULT_WEBSITE_APP_ID, scope="snsapi_login", state="web42"
+)
 
 
 def qrconnect_path(query: str, prefix: str = "") -> str:
     return f"{prefix}/connect/qrconnect?{query}"
 
 
-class ScanForm(HTMLParser):
-    """The QR-code page's form: action, hidden fields, persona radios and buttons."""
+class ScanForm(FormParser):
+    """The QR-code page's form: the consent form's parts, each radio's id checked, and each
+    button's name and value."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.action = ""
-        self.hidden: dict[str, str] = {}
-        self.radios: list[str] = []
-        self.checked = ""
         # id -> (name, value)
         self.buttons: dict[str, tuple[str, str]] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.action = a["action"]
-        elif tag == "input" and a.get("type") == "hidden":
-            self.hidden[a["name"]] = a["value"]
-        elif tag == "input" and a.get("type") == "radio" and a.get("name") == "persona":
+        if tag == "input" and a.get("type") == "radio" and a.get("name") == "persona":
             assert a["id"] == f"persona-{a['value']}"
-            self.radios.append(a["value"])
-            if "checked" in a:
-                self.checked = a["value"]
         elif tag == "button":
             self.buttons[a["id"]] = (a["name"], a["value"])
+        super().handle_starttag(tag, attrs)
 
     def submit(self, button_id: str, persona: str | None = None) -> dict[str, str]:
         """The fields a browser posts when `button_id` is clicked."""
@@ -116,11 +88,8 @@ async def exchange(
     appid: str = DEFAULT_WEBSITE_APP_ID,
     secret: str = DEFAULT_WEBSITE_APP_SECRET,
 ) -> dict[str, Any]:
-    params = {"appid": appid, "secret": secret, "code": code, "grant_type": "authorization_code"}
-    response = await client.get("/sns/oauth2/access_token", params=params)
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "text/plain"
-    return body_json(response)
+    """A code exchanged for the website app's token (by default)."""
+    return await exchange_code(client, code, appid=appid, secret=secret)
 
 
 async def scan(client: httpx.AsyncClient, persona: str, *, state: str = "web42") -> str:

@@ -5,23 +5,17 @@ emulator server."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import socket
-import subprocess
 import sys
-import time
-from pathlib import Path
 from types import ModuleType
-from typing import IO
 
 import httpx
 import pytest
 
 from wxauth_middleware.emulator import Persona
 
+from .servers import REPO_ROOT, free_port, python_command, running_server
 from .support import APP_ORIGIN, CHROME_UA, WECHAT_UA, Stack, lifespan, login
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
 EXAMPLE_NAMES = ["fastapi_app", "starlette_app"]
 PAGE = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -113,18 +107,6 @@ async def test_example_escapes_the_nickname(
     )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _output(log: IO[bytes]) -> str:
-    log.seek(0)
-    return log.read().decode("utf-8", "replace")
-
-
 COMMANDS = {
     "fastapi script": ["examples/fastapi_app.py"],
     "starlette script": ["examples/starlette_app.py"],
@@ -134,61 +116,30 @@ COMMANDS = {
 
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_documented_command_serves_the_login_over_real_sockets(
-    command: str, asgi_stack: Stack, tmp_path: Path
+    command: str, asgi_stack: Stack
 ) -> None:
     # The app's redirect_uri is http://127.0.0.1:PORT/wxauth/callback: register that host.
     asgi_stack.emulator(auto_approve=True, domains=("127.0.0.1",))
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {key: value for key, value in os.environ.items() if key not in SETTINGS_ENV}
-    env.update(
-        WECHAT_EMULATOR_URL=asgi_stack.wechat_url,
-        PYTHONUNBUFFERED="1",
-        PYTHONIOENCODING="utf-8",
-        # The package may not be installed: make the checkout importable in the child.
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-    )
-    log = (tmp_path / "server.log").open("w+b")
-    # Our own interpreter and fixed arguments: nothing untrusted reaches the command line.
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, *COMMANDS[command], "--port", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        with httpx.Client(base_url=base, timeout=5.0) as client:
-            deadline = time.monotonic() + 20
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"{command} exited early:\n{_output(log)}")
-                try:
-                    # A desktop browser: served anonymously, so it shows the app is up.
-                    if client.get("/", headers={"user-agent": CHROME_UA}).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{command} did not answer within 20 s:\n{_output(log)}")
-                time.sleep(0.1)
-
-            client.headers["user-agent"] = WECHAT_UA
-            final = client.get("/", headers=PAGE, follow_redirects=True)
-            assert final.status_code == 200, _output(log)
-            assert (final.url.host, final.url.port, final.url.path) == ("127.0.0.1", port, "/")
-            # app -> WeChat's authorize -> the callback -> back to the page.
-            assert [r.status_code for r in final.history] == [302, 302, 302]
-            assert NICKNAME_HTML in final.text
-            me = client.get("/api/me", headers=JSON)
-            assert me.json()["nickname"] == "小明🐼"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        output = _output(log)
-        log.close()
-    assert f"Uvicorn running on {base}" in output
+    port = free_port()
+    argv = python_command(*COMMANDS[command], "--port", str(port))
+    # A desktop browser is served anonymously: a 200 at / shows the app is up.
+    with (
+        running_server(
+            command,
+            argv,
+            port=port,
+            env={"WECHAT_EMULATOR_URL": asgi_stack.wechat_url},
+            unset=SETTINGS_ENV,
+        ) as server,
+        httpx.Client(base_url=server.url, timeout=5.0) as client,
+    ):
+        client.headers["user-agent"] = WECHAT_UA
+        final = client.get("/", headers=PAGE, follow_redirects=True)
+        assert final.status_code == 200, server.output()
+        assert (final.url.host, final.url.port, final.url.path) == ("127.0.0.1", port, "/")
+        # app -> WeChat's authorize -> the callback -> back to the page.
+        assert [r.status_code for r in final.history] == [302, 302, 302]
+        assert NICKNAME_HTML in final.text
+        me = client.get("/api/me", headers=JSON)
+        assert me.json()["nickname"] == "小明🐼"
+    assert f"Uvicorn running on {server.url}" in server.output()

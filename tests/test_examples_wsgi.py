@@ -12,11 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,11 +29,11 @@ from django.test import override_settings
 from wxauth_middleware import WeChatAuthMiddleware, WeChatAuthWSGIMiddleware
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_PERSONAS
 
+from .servers import REPO_ROOT, free_port, python_command, running_server
 from .support import APP_ORIGIN, CHROME_UA, WECHAT_UA, Stack, ThreadedWSGITransport, login
 
 pytestmark = pytest.mark.anyio
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
 XIAOMING = DEFAULT_PERSONAS[0]
 NICKNAME_HTML = f"<b id=nickname>{XIAOMING.nickname}</b>"
@@ -187,27 +183,6 @@ async def test_the_django_example_logs_in(django_example: Stack, kind: str) -> N
 # -- the documented commands, over real sockets ------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until_serving(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            httpx.get(url, headers={"user-agent": CHROME_UA}, timeout=1)
-        except httpx.TransportError:
-            time.sleep(0.1)
-        else:
-            return
-    pytest.fail(f"the server did not answer at {url} within 30 s:\n{log.read_text()}")
-
-
 COMMANDS = {
     # The command the browser test starts, exactly (with a free port).
     "flask-gunicorn": [
@@ -240,37 +215,30 @@ COMMANDS = {
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_the_documented_command_serves_the_login(
-    wechat: Stack, command: str, tmp_path: Path
-) -> None:
+def test_the_documented_command_serves_the_login(wechat: Stack, command: str) -> None:
     port = free_port()
-    argv = [sys.executable, *(arg.format(port=port) for arg in COMMANDS[command])]
-    env = {**os.environ, "WECHAT_EMULATOR_URL": wechat.wechat_url, "PYTHONUNBUFFERED": "1"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            argv, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-        try:
-            wait_until_serving(process, f"{base}/", log)
-            with httpx.Client(
-                headers={"user-agent": WECHAT_UA, "accept": "text/html,*/*;q=0.8"},
-                follow_redirects=True,
-                timeout=10,
-            ) as client:
-                page = client.get(f"{base}/")
-                me = client.get(f"{base}/api/me", headers={"accept": "application/json"})
-        finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+    argv = python_command(*(arg.format(port=port) for arg in COMMANDS[command]))
+    with (
+        running_server(
+            command,
+            argv,
+            port=port,
+            env={"WECHAT_EMULATOR_URL": wechat.wechat_url},
+            unset=("DJANGO_SETTINGS_MODULE",),
+            ready_status=None,
+            ready_timeout=30,
+        ) as server,
+        httpx.Client(
+            headers={"user-agent": WECHAT_UA, "accept": "text/html,*/*;q=0.8"},
+            follow_redirects=True,
+            timeout=10,
+        ) as client,
+    ):
+        base = server.url
+        page = client.get(f"{base}/")
+        me = client.get(f"{base}/api/me", headers={"accept": "application/json"})
     hops = [str(response.url) for response in page.history]
-    assert hops[0] == f"{base}/", log.read_text()
+    assert hops[0] == f"{base}/", server.output()
     assert any(hop.startswith(f"{wechat.authorize_url}?appid=") for hop in hops), hops
     assert any(hop.startswith(f"{base}/wxauth/callback?code=") for hop in hops), hops
     assert page.status_code == 200, page.text

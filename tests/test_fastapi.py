@@ -22,16 +22,16 @@ from wxauth_middleware.contrib.fastapi import (
     current_user,
     require_user,
 )
-from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
+from wxauth_middleware.emulator import DEFAULT_APP_ID
 
 from .support import (
     APP_ORIGIN,
     CHROME_UA,
-    SECRET_KEY,
     Stack,
     browser,
     lifespan,
     login,
+    middleware_options,
     websocket_messages,
 )
 
@@ -61,15 +61,7 @@ def build_app(stack: Stack | None, **options: Any) -> FastAPI:
 
     if stack is not None:
         options.setdefault("scope", "snsapi_userinfo")
-        app.add_middleware(
-            WeChatAuthMiddleware,
-            app_id=DEFAULT_APP_ID,
-            app_secret=DEFAULT_APP_SECRET,
-            secret_key=SECRET_KEY,
-            authorize_url=stack.authorize_url,
-            api_base_url=stack.wechat_url,
-            **options,
-        )
+        app.add_middleware(WeChatAuthMiddleware, **middleware_options(stack.wechat_url, **options))
     return app
 
 

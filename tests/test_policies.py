@@ -10,7 +10,6 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from html import unescape
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -44,6 +43,7 @@ from .support import (
     approve_consent,
     location,
     login,
+    submit_emulator_form,
 )
 
 pytestmark = pytest.mark.anyio
@@ -90,43 +90,15 @@ async def _scan(
 ) -> httpx.Response:
     """Fill in the emulator's QR-code page (who scans, then confirm or cancel) and submit it."""
     assert page.status_code == 200, page.text
-    form = re.search(r'<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>', page.text, re.S)
-    assert form is not None, page.text
-    fields = {
-        unescape(name): unescape(value)
-        for name, value in re.findall(
-            r'<input type="hidden" name="([^"]*)" value="([^"]*)"', form.group(2)
-        )
-    }
-    radios = re.findall(r'<input type="radio" name="persona"[^>]*value="([^"]*)"', form.group(2))
-    assert persona in radios, radios
     button_id = "scan-confirm" if confirm else "scan-cancel"
-    button = re.search(rf'<button[^>]*id="{button_id}"[^>]*>', form.group(2))
-    assert button is not None
-    name = re.search(r'name="([^"]*)"', button.group(0))
-    value = re.search(r'value="([^"]*)"', button.group(0))
-    assert name is not None
-    assert value is not None
-    fields[name.group(1)] = value.group(1)
-    fields["persona"] = persona
-    return await client.post(str(page.url.join(unescape(form.group(1)))), data=fields)
+    return await submit_emulator_form(
+        client, page, button_id=button_id, persona=persona, persona_offered=True
+    )
 
 
 async def _finish(client: httpx.AsyncClient, start: httpx.Response) -> httpx.Response:
     """From a 302 to an auto-approving WeChat: the callback's answer."""
     return await client.get(location(await client.get(location(start))))
-
-
-def _around(stack: Stack, asgi_app: Any, wsgi_app: Any, **options: Any) -> Middleware:
-    """The stack's middleware around other applications than the default one."""
-    options.setdefault("app_id", DEFAULT_APP_ID)
-    options.setdefault("app_secret", DEFAULT_APP_SECRET)
-    options.setdefault("secret_key", SECRET_KEY)
-    options.setdefault("authorize_url", stack.authorize_url)
-    options.setdefault("api_base_url", stack.wechat_url)
-    if stack.kind == "asgi":
-        return WeChatAuthMiddleware(asgi_app, **options)
-    return WeChatAuthWSGIMiddleware(wsgi_app, **options)
 
 
 def _construct(kind: str, **options: Any) -> Middleware:
@@ -876,8 +848,7 @@ def test_unionid_identity_needs_the_profile_scope(kind: str) -> None:
 async def test_unionid_identity(stack: Stack) -> None:
     emulator = stack.emulator()
     recorder = HookRecorder()
-    middleware = _around(
-        stack,
+    middleware = stack.around(
         _identity_asgi,
         _identity_wsgi,
         scope="snsapi_userinfo",
@@ -906,7 +877,7 @@ async def test_unionid_identity(stack: Stack) -> None:
 
 async def test_openid_identity_is_the_default(stack: Stack) -> None:
     stack.emulator()
-    middleware = _around(stack, _identity_asgi, _identity_wsgi, scope="snsapi_userinfo")
+    middleware = stack.around(_identity_asgi, _identity_wsgi, scope="snsapi_userinfo")
     async with stack.phone(middleware) as client:
         page = await login(client, "/page", persona="xiaoming")
     user = page.json()["user"]

@@ -14,15 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlsplit
 from wsgiref.validate import validator
 
@@ -36,23 +30,22 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from wxauth_middleware import WeChatAuthMiddleware, WeChatAuthWSGIMiddleware, get_wechat_user
-from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 
+from .servers import free_port, python_command, running_server
 from .support import (
     CHROME_UA,
-    SECRET_KEY,
     WECHAT_UA,
     Middleware,
     Stack,
     Switchboard,
     inner_wsgi_app,
+    middleware_options,
     user_json,
 )
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PAGE = {"user-agent": WECHAT_UA, "accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 # The site's public name, as the browser (and WeChat's registered domain) knows it.
 PUBLIC = "shop.example.com"
@@ -89,18 +82,6 @@ def is_secure(cookie: str) -> bool:
 def wsgi_stack(wechat_server: tuple[Switchboard, str]) -> Stack:
     switchboard, url = wechat_server
     return Stack("wsgi", switchboard, url)
-
-
-def middleware_options(wechat_url: str, **options: Any) -> dict[str, Any]:
-    """The options `Stack.middleware` uses, for middlewares it cannot build (another app)."""
-    return {
-        "app_id": DEFAULT_APP_ID,
-        "app_secret": DEFAULT_APP_SECRET,
-        "secret_key": SECRET_KEY,
-        "authorize_url": f"{wechat_url}/connect/oauth2/authorize",
-        "api_base_url": wechat_url,
-        **options,
-    }
 
 
 @asynccontextmanager
@@ -465,18 +446,6 @@ class TLSTerminatingProxy(httpx.BaseTransport):
         self._transport.close()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _output(log: IO[bytes]) -> str:
-    log.seek(0)
-    return log.read().decode("utf-8", "replace")
-
-
 def _command(server: str, port: int, allow_ips: str) -> list[str]:
     """The documented command lines, with the test's address and trusted proxy."""
     if server == "uvicorn":
@@ -493,51 +462,20 @@ def _command(server: str, port: int, allow_ips: str) -> list[str]:
 
 
 @contextmanager
-def running(server: str, allow_ips: str, wechat_url: str, tmp_path: Path) -> Iterator[str]:
+def running(server: str, allow_ips: str, wechat_url: str) -> Iterator[str]:
     """`server` serving this module's site on a free 127.0.0.1 port, trusting `allow_ips` as
     proxies; yields its base URL once it answers. Always stopped, within bounded waits."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if k != "FORWARDED_ALLOW_IPS"}
-    env.update(
-        {WECHAT_URL_ENV: wechat_url, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"},
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-    )
-    log = (tmp_path / f"{server}.log").open("w+b")
-    # Our own interpreter and fixed arguments: nothing untrusted reaches the command line. A
-    # session of its own, so a stuck gunicorn worker can be killed with its master.
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, *_command(server, port, allow_ips)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        with httpx.Client(base_url=base, timeout=2.0, trust_env=False) as probe:
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"{server} exited early:\n{_output(log)}")
-                try:
-                    # A desktop browser passes anonymously: the server is up.
-                    if probe.get("/up", headers={"user-agent": CHROME_UA}).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{server} did not answer within 20 s:\n{_output(log)}")
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        log.close()
+    port = free_port()
+    # A desktop browser passes anonymously: a 200 at /up shows the server is up.
+    with running_server(
+        server,
+        python_command(*_command(server, port, allow_ips)),
+        port=port,
+        env={WECHAT_URL_ENV: wechat_url},
+        unset=("FORWARDED_ALLOW_IPS",),
+        ready_path="/up",
+    ) as process:
+        yield process.url
 
 
 @contextmanager
@@ -555,11 +493,11 @@ def phone_via_proxy(upstream: str) -> Iterator[httpx.Client]:
 
 @pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
 def test_full_login_through_a_real_server_behind_a_tls_proxy(
-    server: str, asgi_stack: Stack, tmp_path: Path
+    server: str, asgi_stack: Stack
 ) -> None:
     emulator = asgi_stack.emulator(auto_approve=True, domains=(PUBLIC,))
     with (
-        running(server, "127.0.0.1", asgi_stack.wechat_url, tmp_path) as base,
+        running(server, "127.0.0.1", asgi_stack.wechat_url) as base,
         phone_via_proxy(base) as phone,
     ):
         start = phone.get(f"https://{PUBLIC}/page?x=1")
@@ -586,13 +524,13 @@ def test_full_login_through_a_real_server_behind_a_tls_proxy(
 
 @pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
 def test_real_server_ignores_x_forwarded_proto_from_an_untrusted_peer(
-    server: str, asgi_stack: Stack, tmp_path: Path
+    server: str, asgi_stack: Stack
 ) -> None:
     # The proxy is at 192.0.2.10; this request comes from 127.0.0.1, which is not it: its
     # X-Forwarded-Proto is ignored by the server, so the middleware sees plain http.
     asgi_stack.emulator(auto_approve=True, domains=(PUBLIC,))
     with (
-        running(server, "192.0.2.10", asgi_stack.wechat_url, tmp_path) as base,
+        running(server, "192.0.2.10", asgi_stack.wechat_url) as base,
         phone_via_proxy(base) as phone,
     ):
         start = phone.get(f"https://{PUBLIC}/page")

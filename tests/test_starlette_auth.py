@@ -23,16 +23,16 @@ from wxauth_middleware.contrib.starlette import (
     WeChatStarletteUser,
     wechat_scopes,
 )
-from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
+from wxauth_middleware.emulator import DEFAULT_APP_ID
 
 from .support import (
     APP_ORIGIN,
     CHROME_UA,
-    SECRET_KEY,
     Stack,
     browser,
     lifespan,
     login,
+    middleware_options,
     websocket_messages,
 )
 
@@ -93,15 +93,7 @@ ROUTES = [
 def build_app(stack: Stack, order: str = "middleware_list", **options: Any) -> Starlette:
     """A fresh Starlette app with both middlewares, installed in one of the documented ways."""
     options.setdefault("scope", "snsapi_userinfo")
-    wechat = Middleware(
-        WeChatAuthMiddleware,
-        app_id=DEFAULT_APP_ID,
-        app_secret=DEFAULT_APP_SECRET,
-        secret_key=SECRET_KEY,
-        authorize_url=stack.authorize_url,
-        api_base_url=stack.wechat_url,
-        **options,
-    )
+    wechat = Middleware(WeChatAuthMiddleware, **middleware_options(stack.wechat_url, **options))
     auth = Middleware(AuthenticationMiddleware, backend=WeChatAuthBackend())
     if order == "middleware_list":  # the first listed is the outermost
         return Starlette(routes=ROUTES, middleware=[wechat, auth])
