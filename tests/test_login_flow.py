@@ -708,3 +708,19 @@ async def test_7_every_errcode_has_its_outcome(
     assert response.status_code == status
     assert response.json()["errcode"] == errcode
     assert "set-cookie" not in response.headers
+
+
+async def test_4_polling_while_logged_out_keeps_one_api_state_cookie(stack: Stack) -> None:
+    stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware()) as client:
+        for _ in range(30):  # a front end polling an API while nobody is logged in
+            api = await client.get("/api/me", headers={"accept": "application/json"})
+            assert api.status_code == 401
+        state_cookies = [
+            c for c in client.cookies.jar if c.name.startswith("wxauth_session_state_")
+        ]
+        # The latest 401's authorize_url still completes the login.
+        callback = await client.get(location(await client.get(api.json()["authorize_url"])))
+        page = await client.get(location(callback))
+    assert [c.name for c in state_cookies] == ["wxauth_session_state_api"]
+    assert page.json()["user"] is not None

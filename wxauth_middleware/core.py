@@ -75,6 +75,9 @@ Decision = Forward | HTTPResponse | Flow[HTTPResponse | Forward]
 _PAGE_DESTS = frozenset({"document", "iframe", "frame"})
 # The scope of WeChat's website QR-code login (desktop browsers).
 QRCONNECT_SCOPE = "snsapi_login"
+# The name suffix of the login-state cookie of logins started by an API call's 401 (states are
+# hex, so it cannot collide with a page login's cookie).
+_API_STATE = "api"
 
 
 def is_navigation(request: HTTPRequest) -> bool:
@@ -111,6 +114,7 @@ class LoginCore:
         self._sessions = SessionCodec(config.secret_keys, config.max_age, config.identity)
         self._logins = LoginStateCodec(config.secret_keys, config.login_max_age)
         self._state_prefix = config.state_cookie_prefix
+        self._api_state = self._state_prefix + _API_STATE
         self._always_secure = config.https_only or (config.public_url or "").startswith("https:")
         self._rules = config.rule_set
         # What quick_forward needs to know about the configuration, derived once.
@@ -238,8 +242,12 @@ class LoginCore:
         return_to = safe_return_path(return_to) or "/"
         state = secrets.token_hex(16)
         login = LoginState(state, return_to, scope, attempt)
+        # A page's login gets a cookie of its own (two tabs at once). An API call's 401 gets
+        # the one API cookie, replaced each time: a front end polling while logged out must
+        # not pile up cookies that the callback request then carries (servers refuse large
+        # Cookie headers, and the login would fail).
         state_cookie = set_cookie_header(
-            self._state_prefix + state,
+            self._state_prefix + (state if navigation else _API_STATE),
             self._logins.encode(login),
             max_age=config.login_max_age,
             path=config.callback_path,
@@ -325,7 +333,7 @@ class LoginCore:
         state = params.get("state", "")
         login = None
         if is_valid_state(state):
-            cookie = cookies.get(self._state_prefix + state)
+            cookie = cookies.get(self._state_prefix + state) or cookies.get(self._api_state)
             login = self._logins.decode(cookie, state) if cookie else None
         if login is None:
             # Unknown, forged, expired or another browser's state: never log anyone in, and
