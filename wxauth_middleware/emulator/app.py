@@ -97,6 +97,19 @@ def _is_loopback(client: Any) -> bool:
     return host == "testclient" or (host != "localhost" and is_loopback_host(host))
 
 
+async def _form(request: Request) -> Params:
+    """A posted form's fields, the first value of each."""
+    body = (await request.body()).decode("utf-8", "replace")
+    return _first_values(parse_qsl(body, keep_blank_values=True))
+
+
+def _refusal(auth: AuthorizeRequest) -> StarletteResponse:
+    # Older WeChat clients come back with state and no code when the user refuses.
+    return RedirectResponse(
+        callback_url(auth.redirect_uri, [("state", auth.state)]), status_code=302
+    )
+
+
 def _first_values(params: Sequence[tuple[str, str]]) -> Params:
     # The first occurrence wins, as with the authorize link.
     values: Params = {}
@@ -364,19 +377,14 @@ class WeChatEmulator:
         return self._consent(request, auth)
 
     async def _confirm(self, request: Request) -> StarletteResponse:
-        form = _first_values(
-            parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
-        )
+        form = await _form(request)
         # Everything is checked again: the form is as untrusted as the link.
         auth = self._parse(form.get("query", ""))
         if isinstance(auth, AuthorizeRejection):
             return HTMLResponse(error_page(auth))
         decision = form.get("decision", "")
         if decision == "refuse":
-            # Older WeChat clients come back with state and no code.
-            return RedirectResponse(
-                callback_url(auth.redirect_uri, [("state", auth.state)]), status_code=302
-            )
+            return _refusal(auth)
         if decision != "allow":
             return self._consent(
                 request, auth, message="Choose 允许 / Allow or 拒绝 / Refuse.", status=400
@@ -439,18 +447,13 @@ class WeChatEmulator:
         return self._scan_page(request, auth)
 
     async def _qrconnect_confirm(self, request: Request) -> StarletteResponse:
-        form = _first_values(
-            parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
-        )
+        form = await _form(request)
         auth = self._parse_qrconnect(form.get("query", ""))
         if isinstance(auth, AuthorizeRejection):
             return HTMLResponse(error_page(auth))
         decision = form.get("decision", "")
         if decision == "refuse":
-            # Mirrors the consent page's refusal: back with state and no code.
-            return RedirectResponse(
-                callback_url(auth.redirect_uri, [("state", auth.state)]), status_code=302
-            )
+            return _refusal(auth)
         if decision != "allow":
             return self._scan_page(
                 request,
