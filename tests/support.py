@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from html import unescape
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 from wsgiref.validate import validator
 
 import anyio
@@ -279,6 +279,21 @@ async def websocket_messages(app: Any, path: str, cookie: str = "") -> list[dict
 
     await app(scope, receive, send)
     return sent
+
+
+# The parameters WeChat's authorize and qrconnect pages require, in the order it enforces.
+WECHAT_PARAMS = ["appid", "redirect_uri", "response_type", "scope", "state"]
+
+
+def authorize_params(url: str, base: str) -> dict[str, str]:
+    """The parameters of a WeChat authorize (or qrconnect) link, after checking what WeChat
+    enforces: the page `base`, the parameter order and the #wechat_redirect fragment."""
+    parts = urlsplit(url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == base, url
+    assert parts.fragment == "wechat_redirect", url
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    assert [name for name, _ in query] == WECHAT_PARAMS, url
+    return dict(query)
 
 
 def location(response: httpx.Response) -> str:

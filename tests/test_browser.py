@@ -35,6 +35,7 @@ from .servers import (
     python_command,
     running_server,
 )
+from .support import authorize_params
 
 XIAOMING = "小明🐼"
 LILY = "Lily 🌸 李"
@@ -121,18 +122,7 @@ def _at(path: str, query: str = "") -> Callable[[str], bool]:
 def assert_consent_page(page: Page, *, authorize_url: str, site: str) -> str:
     """The emulator's consent page, reached through a WeChat-shaped authorize link; returns
     the state."""
-    parts = urlsplit(page.url)
-    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == authorize_url
-    assert parts.fragment == "wechat_redirect"
-    params = parse_qsl(parts.query, keep_blank_values=True)
-    assert [name for name, _ in params] == [
-        "appid",
-        "redirect_uri",
-        "response_type",
-        "scope",
-        "state",
-    ]
-    values = dict(params)
+    values = authorize_params(page.url, authorize_url)
     assert values["appid"] == DEFAULT_APP_ID
     assert values["redirect_uri"] == site + CALLBACK_PATH
     assert values["response_type"] == "code"

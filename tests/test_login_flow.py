@@ -23,6 +23,7 @@ from .support import (
     WECOM_UA,
     Stack,
     approve_consent,
+    authorize_params,
     location,
     login,
 )
@@ -62,17 +63,7 @@ async def test_3_wechat_page_visit_redirects_to_the_exact_authorize_url(stack: S
         response = await client.get("/page?x=1")
     assert response.status_code == 302
     url = location(response)
-    assert url.startswith(stack.authorize_url + "?appid=")
-    assert url.endswith("#wechat_redirect")
-    query = _query(url)
-    assert [name for name, _ in query] == [
-        "appid",
-        "redirect_uri",
-        "response_type",
-        "scope",
-        "state",
-    ]
-    params = dict(query)
+    params = authorize_params(url, stack.authorize_url)
     assert params["appid"] == DEFAULT_APP_ID
     assert params["redirect_uri"] == f"{APP_ORIGIN}/wxauth/callback"
     assert "redirect_uri=http%3A%2F%2Flocalhost%3A8000%2Fwxauth%2Fcallback&" in url

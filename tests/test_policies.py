@@ -41,6 +41,7 @@ from .support import (
     Middleware,
     Stack,
     approve_consent,
+    authorize_params,
     location,
     login,
     submit_emulator_form,
@@ -583,17 +584,7 @@ async def test_qrconnect_logs_a_desktop_browser_in_with_the_same_unionid(stack: 
     async with stack.phone(middleware) as phone:
         in_wechat = await login(phone, "/members/home", persona="xiaoming")
 
-    query = _query(url)
-    assert url.startswith(_qrconnect_url(stack) + "?appid=")
-    assert url.endswith("#wechat_redirect")
-    assert [name for name, _ in query] == [
-        "appid",
-        "redirect_uri",
-        "response_type",
-        "scope",
-        "state",
-    ]
-    params = dict(query)
+    params = authorize_params(url, _qrconnect_url(stack))
     assert params["appid"] == DEFAULT_WEBSITE_APP_ID
     assert params["redirect_uri"] == f"{APP_ORIGIN}/wxauth/callback"
     assert params["response_type"] == "code"
