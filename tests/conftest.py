@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from wxauth_middleware.emulator import WeChatEmulator
 
 from .emulator_support import Clock
+from .redis_support import RedisServer, require_redis_server
 from .support import Stack, Switchboard, serve
 
 
@@ -47,3 +49,25 @@ def clock() -> Clock:
 def emu(clock: Clock) -> WeChatEmulator:
     """An emulator with the defaults, on `clock`, for the emulator's own tests."""
     return WeChatEmulator(clock=clock)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server on 127.0.0.1 for the session (tests use prefixes of their own)."""
+    server = RedisServer(require_redis_server())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def redis_prefix(redis_server: RedisServer) -> Iterator[str]:
+    """A key prefix of the test's own in the shared Redis; its keys are deleted afterwards."""
+    prefix = f"t{secrets.token_hex(4)}:"
+    yield prefix
+    with redis_server.client() as client:
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)

@@ -58,6 +58,9 @@ EVERY_OPTION = {
     "WXAUTH_LOGOUT_PATH": "/auth/out",
     "WXAUTH_SNAPSHOT_USERS": "app",
     "WXAUTH_IDENTITY": "unionid",
+    "WXAUTH_REDIS_URL": "redis://127.0.0.1:6379/3",
+    "WXAUTH_REDIS_PREFIX": "shop:",
+    "WXAUTH_KEEP_TOKENS": "on",
 }
 # Options that are code (callables, objects, mappings): keyword arguments only.
 CODE_ONLY = {"app", "on_error", "on_login", "transport", "rules", "verify_files"}
@@ -108,6 +111,9 @@ def test_every_plain_option_is_read_and_parsed(kind: str) -> None:
     assert config.logout_path == "/auth/out"
     assert config.snapshot_users == "app"
     assert config.identity == "unionid"
+    assert config.redis_url == "redis://127.0.0.1:6379/3"
+    assert config.redis_prefix == "shop:"
+    assert config.keep_tokens is True
 
 
 def test_every_plain_option_has_a_variable() -> None:
@@ -129,6 +135,8 @@ def _companions(variable: str) -> dict[str, Any]:
         return {"scope": "snsapi_userinfo"}
     if variable == "WXAUTH_OTHER_BROWSERS":
         return {"website_app_id": DEFAULT_WEBSITE_APP_ID, "website_app_secret": "s3cret"}
+    if variable == "WXAUTH_KEEP_TOKENS":
+        return {"redis_url": "redis://127.0.0.1:6379/0"}
     return {}
 
 

@@ -69,14 +69,15 @@ def test_flow_requests_are_wechats_in_order() -> None:
 
 def test_base_scope_makes_one_call() -> None:
     client = httpx.Client(transport=_wechat({**TOKEN, "scope": "snsapi_base"}))
-    user = drive_sync(fetch_user(API, "wxAPP", "S", "C", "en"), client)
+    user, grant = drive_sync(fetch_user(API, "wxAPP", "S", "C", "en"), client)
     assert user == WeChatUser(openid="o1", unionid="u1", scope="snsapi_base")
+    assert (grant.access_token, grant.refresh_token) == ("ACCESS", "REFRESH")
 
 
 def test_sync_driver_decodes_utf8_bytes_with_control_characters() -> None:
     raw = '{"openid":"o1","nickname":"控制\x07字符","privilege":[]}'.encode()
     client = httpx.Client(transport=_wechat(TOKEN, raw))
-    user = drive_sync(fetch_user(API, "wxAPP", "S", "C", "zh_CN"), client)
+    user, _ = drive_sync(fetch_user(API, "wxAPP", "S", "C", "zh_CN"), client)
     assert user.nickname == "控制\x07字符"
     assert user.unionid == "u1"
 
@@ -84,7 +85,7 @@ def test_sync_driver_decodes_utf8_bytes_with_control_characters() -> None:
 @pytest.mark.anyio
 async def test_async_driver_gives_the_same_user() -> None:
     async with httpx.AsyncClient(transport=_wechat({**TOKEN, "is_snapshotuser": 1})) as client:
-        user = await drive_async(fetch_user(API, "wxAPP", "S", "C", "zh_CN"), client)
+        user, _ = await drive_async(fetch_user(API, "wxAPP", "S", "C", "zh_CN"), client)
     assert user.nickname == "小明🐼"
     assert user.scope == "snsapi_userinfo"
     assert user.is_snapshot_user is True
@@ -174,7 +175,7 @@ def _counting(fail_times: int, exc: Exception) -> tuple[httpx.MockTransport, lis
 def test_refused_connections_are_retried_with_backoff() -> None:
     transport, seen = _counting(2, httpx.ConnectError("refused"))
     policy = CallPolicy(timeout=1, retries=2, backoff=0.01)
-    user = drive_sync(
+    user, _ = drive_sync(
         fetch_user(API, "wxAPP", "S", "C", "zh_CN", policy), httpx.Client(transport=transport)
     )
     assert user.openid == "o1"
@@ -204,7 +205,7 @@ async def test_async_driver_retries_the_same_way() -> None:
 
     policy = CallPolicy(timeout=1, retries=1, backoff=0.01)
     async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
-        user = await drive_async(fetch_user(API, "wxAPP", "S", "C", "zh_CN", policy), client)
+        user, _ = await drive_async(fetch_user(API, "wxAPP", "S", "C", "zh_CN", policy), client)
     assert user.openid == "o1"
     assert len(seen) == 2
 
@@ -228,7 +229,8 @@ def test_sync_limiter_bounds_calls_and_times_out_when_full() -> None:
     transport, seen = _counting(0, httpx.ConnectError("unused"))
     client = httpx.Client(transport=transport)
     policy = CallPolicy(timeout=0.05, retries=0)
-    assert drive_sync(fetch_user(API, "wxAPP", "S", "C", "zh_CN", policy), client, limiter).openid
+    user, _ = drive_sync(fetch_user(API, "wxAPP", "S", "C", "zh_CN", policy), client, limiter)
+    assert user.openid
     limiter.acquire()  # every slot taken: the next call waits its timeout, then gives up
     with pytest.raises(UpstreamTimeout):
         drive_sync(fetch_user(API, "wxAPP", "S", "C", "zh_CN", policy), client, limiter)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, unquote
 
 import anyio
@@ -11,14 +12,20 @@ import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .core import Forward
+from .errors import StoreUnavailable
 from .http import HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
-from .wechat import drive_async
+from .store import async_redis_client
+from .wechat import Flow, drive_async
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 __all__ = ["WeChatAuthMiddleware"]
 
 # Characters a request path may carry unencoded (RFC 3986 pchar and '/').
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
+T = TypeVar("T")
 
 
 class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
@@ -34,6 +41,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
     _client: httpx.AsyncClient | None = None
     _client_loop: object = None
     _outbound: anyio.Semaphore | None = None
+    _store: redis.asyncio.Redis | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -46,7 +54,12 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
                 await self._http(scope, receive, send)
         elif scope["type"] == "websocket":
             cookie = _headers(scope["headers"]).get("cookie", "")
-            scope["wechat_user"] = self.core.session_user(cookie)
+            try:
+                scope["wechat_user"] = await self._drive(self.core.session_user(cookie))
+            except StoreUnavailable:
+                # Closing before accepting refuses the handshake (HTTP 403).
+                await send({"type": "websocket.close", "code": 1011, "reason": "store down"})
+                return
             await self.app(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self.app(scope, receive, self._lifespan_send(send))
@@ -56,8 +69,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         decision = self.core.handle(_request(scope))
         if not isinstance(decision, (Forward, HTTPResponse)):
-            client = self._http_client()
-            decision = await drive_async(decision, client, self._outbound)
+            decision = await self._drive(decision)
         if isinstance(decision, Forward):
             if decision.target is not None:
                 scope = _retarget(scope, decision.target)
@@ -82,12 +94,31 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             path, headers.get(b"user-agent", b"").decode("latin-1"), cookie.decode("latin-1")
         )
 
+    async def revoke(self, identity: str) -> int:
+        """Log `identity` (an openid; a unionid with identity='unionid') out everywhere: end
+        all of its sessions on every instance, drop its kept tokens. Needs redis_url.
+        Returns how many sessions ended."""
+        return await self._drive(self.core.revoke(identity))
+
+    async def user_access_token(self, openid: str) -> str:
+        """A valid WeChat access_token (the user's, of the web authorization) for calling
+        WeChat on the user's behalf, renewed with the kept refresh_token when needed.
+        Needs keep_tokens=True; raises TokenUnavailable when the user must log in again."""
+        return await self._drive(self.core.access_token(openid))
+
+    async def _drive(self, flow: Flow[T]) -> T:
+        client = self._http_client()
+        return await drive_async(flow, client, self._outbound, self._store)
+
     def _http_client(self) -> httpx.AsyncClient:
         # Created on first use, in the running event loop, and reused for every login. Its
         # pooled connections belong to that loop: a server that runs the app on another loop
         # later (without a lifespan to close it) gets a new client rather than a broken one.
+        # The same goes for the session store's client.
         loop = _running_loop()
         if self._client is None or self._client_loop is not loop:
+            if self.config.redis_url is not None:
+                self._store = async_redis_client(self.config.redis_url)
             self._client = httpx.AsyncClient(
                 timeout=self.config.http_timeout,
                 limits=self._limits,
@@ -100,10 +131,13 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         return self._client
 
     async def aclose(self) -> None:
-        """Close the outbound HTTP client (done at lifespan shutdown)."""
+        """Close the outbound HTTP client and the store's (done at lifespan shutdown)."""
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+        store, self._store = self._store, None
+        if store is not None:
+            await store.aclose()
 
     def _lifespan_send(self, send: Send) -> Send:
         async def lifespan_send(message: Message) -> None:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 from .rules import OTHER_BROWSER_POLICIES, Rule, RuleSet
+from .store import check_redis_url
 
 if TYPE_CHECKING:
     import httpx
@@ -35,6 +36,7 @@ _VERIFY_FILE = re.compile(r"MP_verify_[A-Za-z0-9]{1,64}\.txt")
 # RFC 6265 cookie-name token characters.
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
 _APP_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_REDIS_PREFIX = re.compile(r"^[!-~]{0,64}$")
 _PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
 
 
@@ -79,6 +81,10 @@ class Config:
     on_login: LoginHook | None = field(default=None, repr=False)
     identity: str = "openid"
     verify_files: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # The URL may carry Redis's password: not in the repr.
+    redis_url: str | None = field(default=None, repr=False)
+    redis_prefix: str = "wxauth:"
+    keep_tokens: bool = False
     # Derived, normalised forms.
     secret_keys: tuple[bytes, ...] = field(init=False, repr=False)
     rule_set: RuleSet = field(init=False, repr=False)
@@ -179,6 +185,25 @@ class Config:
             raise ConfigurationError(
                 "verify_files must map WeChat's file names ('MP_verify_<letters/digits>.txt') "
                 "to their content (the text WeChat's console shows, at most 256 characters)."
+            )
+        self._check_store()
+
+    def _check_store(self) -> None:
+        if self.redis_url is not None:
+            check_redis_url(self.redis_url)
+        if not isinstance(self.redis_prefix, str) or not _REDIS_PREFIX.match(self.redis_prefix):
+            raise ConfigurationError(
+                f"redis_prefix must be up to 64 printable characters without spaces, "
+                f"not {self.redis_prefix!r}."
+            )
+        if not isinstance(self.keep_tokens, bool):
+            raise ConfigurationError(
+                f"keep_tokens must be True or False, not {self.keep_tokens!r}."
+            )
+        if self.keep_tokens and self.redis_url is None:
+            raise ConfigurationError(
+                "keep_tokens=True needs redis_url: WeChat's tokens are kept in the session "
+                "store, never in a cookie."
             )
 
     def _check_policies(self) -> None:

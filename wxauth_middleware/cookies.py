@@ -19,7 +19,14 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 
 from .user import WeChatUser
 
-__all__ = ["LoginState", "LoginStateCodec", "Session", "SessionCodec"]
+__all__ = [
+    "LoginState",
+    "LoginStateCodec",
+    "Session",
+    "SessionCodec",
+    "session_from_payload",
+    "session_payload",
+]
 
 SESSION_SALT = "wxauth_middleware.session"
 LOGIN_STATE_SALT = "wxauth_middleware.login-state"
@@ -50,11 +57,13 @@ def _serializer(secret_keys: tuple[bytes, ...], salt: str) -> URLSafeTimedSerial
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """What the session cookie holds: the user, and whether they declined to share their
-    profile (so a page that wants it does not ask again, and again)."""
+    """What a session holds: the user, and whether they declined to share their profile (so a
+    page that wants it does not ask again, and again). `sid` is the id of a session kept in
+    the session store (the `redis_url` option); None for a session kept in its cookie."""
 
     user: WeChatUser
     profile_declined: bool = False
+    sid: str | None = None
 
 
 class SessionCodec:
@@ -69,23 +78,7 @@ class SessionCodec:
         self._verified: dict[str, tuple[Session, float]] = {}
 
     def encode(self, session: Session) -> str:
-        user = session.user
-        payload = [
-            _SESSION_V,
-            user.openid,
-            user.unionid,
-            user.nickname,
-            user.headimgurl,
-            user.sex,
-            user.province,
-            user.city,
-            user.country,
-            list(user.privilege),
-            user.scope,
-            user.is_snapshot_user,
-            session.profile_declined,
-        ]
-        return self._serializer.dumps(payload)
+        return self._serializer.dumps(session_payload(session))
 
     def decode(self, value: str) -> Session | None:
         # Logged-in visitors send the same cookie on every request: remember what verified,
@@ -100,7 +93,7 @@ class SessionCodec:
             )
         except (BadData, ValueError, UnicodeDecodeError):
             return None
-        decoded = _session_from_payload(payload, self._identity_key)
+        decoded = session_from_payload(payload, self._identity_key)
         if decoded is not None:
             expires = math.inf if self._max_age is None else signed_at.timestamp() + self._max_age
             self._remember(value, decoded, expires)
@@ -115,9 +108,30 @@ class SessionCodec:
         verified[value] = (session, expires)
 
 
-def _session_from_payload(payload: Any, identity_key: str) -> Session | None:
-    # The signature proves we wrote it, but a payload from an older layout or another
-    # deployment sharing the key must still not crash the request: check every field.
+def session_payload(session: Session) -> list[Any]:
+    """A session as a JSON-able list: the session cookie's payload, or a stored session's."""
+    user = session.user
+    return [
+        _SESSION_V,
+        user.openid,
+        user.unionid,
+        user.nickname,
+        user.headimgurl,
+        user.sex,
+        user.province,
+        user.city,
+        user.country,
+        list(user.privilege),
+        user.scope,
+        user.is_snapshot_user,
+        session.profile_declined,
+    ]
+
+
+def session_from_payload(payload: Any, identity_key: str) -> Session | None:
+    """The session a payload stands for, or None if it is not one (every field is checked:
+    a payload from an older layout or another deployment sharing the key must not crash
+    the request, even though its signature or its store vouches for its origin)."""
     if not isinstance(payload, list) or len(payload) != _SESSION_FIELDS or payload[0] != _SESSION_V:
         return None
     (

@@ -12,6 +12,7 @@ The ASGI and WSGI middleware are thin drivers around it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
@@ -29,6 +30,8 @@ from .errors import (
     LoginDeclined,
     LoginStateError,
     LoginVetoed,
+    StoreUnavailable,
+    TokenUnavailable,
     WeChatAPIError,
     WeChatAuthError,
 )
@@ -40,6 +43,7 @@ from .pages import (
     redirect,
     snapshot_response,
 )
+from .store import SessionStore
 from .urls import (
     authorize_url,
     is_valid_state,
@@ -49,7 +53,7 @@ from .urls import (
 )
 from .user import WeChatUser
 from .useragent import classify_user_agent, is_wechat_browser
-from .wechat import PROFILE_SCOPES, CallPolicy, Flow, fetch_user
+from .wechat import PROFILE_SCOPES, CallPolicy, Flow, fetch_user, refresh_grant
 
 __all__ = ["Decision", "Forward", "LoginCore", "is_navigation"]
 
@@ -70,11 +74,15 @@ class Forward:
 
 ANONYMOUS = Forward(None)
 Decision = Forward | HTTPResponse | Flow[HTTPResponse | Forward]
+# A path the middleware answers itself: (request, its cookies, its session) -> decision.
+OwnPath = Callable[[HTTPRequest, Mapping[str, str], Session | None], Decision]
 
 # Sec-Fetch-Dest values of a top-level or framed page load.
 _PAGE_DESTS = frozenset({"document", "iframe", "frame"})
 # The scope of WeChat's website QR-code login (desktop browsers).
 QRCONNECT_SCOPE = "snsapi_login"
+# A kept access_token is renewed when it has less than this many seconds left.
+_TOKEN_MARGIN = 300
 # The name suffix of the login-state cookie of logins started by an API call's 401 (states are
 # hex, so it cannot collide with a page login's cookie).
 _API_STATE = "api"
@@ -117,6 +125,12 @@ class LoginCore:
         self._api_state = self._state_prefix + _API_STATE
         self._always_secure = config.https_only or (config.public_url or "").startswith("https:")
         self._rules = config.rule_set
+        # With redis_url, sessions live in Redis and the cookie holds a signed id.
+        self.store = (
+            SessionStore(config.redis_prefix, config.secret_keys, config.max_age, config.identity)
+            if config.redis_url is not None
+            else None
+        )
         # What quick_forward needs to know about the configuration, derived once.
         self._session_cookie_eq = config.session_cookie + "="
         self._upgrades = config.scope == "snsapi_userinfo" or any(
@@ -126,9 +140,7 @@ class LoginCore:
             rule.other_browsers in (None, "pass") for rule in config.rule_set.rules
         )
         # The paths the middleware answers itself, whatever the browser.
-        self._own_paths: dict[str, Callable[[HTTPRequest, Mapping[str, str]], Decision]] = {
-            config.callback_path: self._callback
-        }
+        self._own_paths: dict[str, OwnPath] = {config.callback_path: self._callback}
         if config.login_path is not None:
             self._own_paths[config.login_path] = self._login_endpoint
         if config.logout_path is not None:
@@ -144,7 +156,10 @@ class LoginCore:
         where other browsers pass. None means "ask `handle`", which decides the same way."""
         if path in self._own_paths:
             return None
-        if cookie_header:
+        if cookie_header and self.store is not None:
+            if _cookie_value(cookie_header, self._session_cookie_eq):
+                return None  # a stored session: `handle` looks it up
+        elif cookie_header:
             session = self.session(cookie_header)
             if session is not None:
                 if self._upgrades and self._needs_profile(session, "snsapi_userinfo"):
@@ -155,10 +170,31 @@ class LoginCore:
         return None
 
     def handle(self, request: HTTPRequest) -> Decision:
+        cookie_header = request.header("cookie")
+        if self.store is None:
+            return self._decide(request, self.session(cookie_header))
+        value = _cookie_value(cookie_header, self._session_cookie_eq) if cookie_header else ""
+        sid = self.store.session_id(value) if value else None
+        if sid is None:
+            return self._decide(request, None)
+        return self._stored_session(request, sid)
+
+    def _stored_session(self, request: HTTPRequest, sid: str) -> Flow[HTTPResponse | Forward]:
+        assert self.store is not None
+        try:
+            session = yield from self.store.load(sid)
+        except StoreUnavailable as exc:
+            # Neither anonymous (a login would loop) nor logged in: say so.
+            return self._error(exc, request)
+        decision = self._decide(request, session)
+        if isinstance(decision, (Forward, HTTPResponse)):
+            return decision
+        return (yield from decision)
+
+    def _decide(self, request: HTTPRequest, session: Session | None) -> Decision:
         own = self._own_paths.get(request.path)
         if own is not None:
-            return own(request, cookie_parser(request.header("cookie")))
-        session = self.session(request.header("cookie"))
+            return own(request, cookie_parser(request.header("cookie")), session)
         rule = self._rules.match(request.path) if self._rules else None
         if rule is not None and rule.exempt:
             return Forward(session.user if session else None)
@@ -180,13 +216,65 @@ class LoginCore:
         return self._other_browser(request, policy or self.config.other_browsers)
 
     def session(self, cookie_header: str) -> Session | None:
-        """The session the request's Cookie header carries, if any valid one."""
+        """The session a session cookie carries, if any valid one (without a store)."""
         value = _cookie_value(cookie_header, self._session_cookie_eq) if cookie_header else ""
         return self._sessions.decode(value) if value else None
 
-    def session_user(self, cookie_header: str) -> WeChatUser | None:
-        session = self.session(cookie_header)
+    def session_user(self, cookie_header: str) -> Flow[WeChatUser | None]:
+        """The user of the session a Cookie header carries (a websocket's), if any. Raises
+        StoreUnavailable if the store fails."""
+        if self.store is None:
+            session = self.session(cookie_header)
+        else:
+            value = _cookie_value(cookie_header, self._session_cookie_eq) if cookie_header else ""
+            sid = self.store.session_id(value) if value else None
+            session = (yield from self.store.load(sid)) if sid is not None else None
         return session.user if session is not None else None
+
+    # -- the store: revocation and kept tokens ------------------------------------------
+
+    def revoke(self, identity: str) -> Flow[int]:
+        """End every session of `identity` (an openid, or a unionid with identity='unionid')
+        on every instance, and drop its kept tokens; returns how many sessions ended."""
+        if self.store is None:
+            raise ConfigurationError(
+                "revoke needs the session store: set redis_url (signed-cookie sessions cannot "
+                "be ended from the server; rotate secret_key to end them all)."
+            )
+        return (yield from self.store.revoke(identity))
+
+    def access_token(self, openid: str) -> Flow[str]:
+        """A valid WeChat access_token of `openid` (keep_tokens), renewed with the kept
+        refresh_token when it is (nearly) expired. Raises TokenUnavailable when there is
+        none to give: the user must log in again."""
+        store = self.store
+        if store is None or not self.config.keep_tokens:
+            raise ConfigurationError("access_token needs keep_tokens=True and redis_url.")
+        tokens = yield from store.kept(openid)
+        if tokens is None:
+            raise TokenUnavailable(f"no WeChat token is kept for openid {openid}")
+        if tokens.expires_at - time.time() > _TOKEN_MARGIN:
+            return tokens.access_token
+        policy = CallPolicy(timeout=self.config.http_timeout, retries=self.config.retries)
+        try:
+            grant = yield from refresh_grant(
+                self.config.api_base_url, tokens.app_id, tokens.refresh_token, policy
+            )
+        except WeChatAPIError as exc:
+            if exc.errcode not in (40030, 42002):
+                raise
+            yield from store.forget(openid)
+            raise TokenUnavailable(
+                f"the refresh_token of openid {openid} is no longer valid ({exc.errcode})"
+            ) from None
+        renewed = replace(
+            tokens,
+            access_token=grant.access_token,
+            refresh_token=grant.refresh_token or tokens.refresh_token,
+            expires_at=time.time() + grant.expires_in,
+        )
+        yield from store.renewed(renewed)
+        return renewed.access_token
 
     @staticmethod
     def _needs_profile(session: Session, scope: str) -> bool:
@@ -289,7 +377,9 @@ class LoginCore:
 
     # -- login and logout endpoints --------------------------------------------------------
 
-    def _login_endpoint(self, request: HTTPRequest, cookies: Mapping[str, str]) -> Decision:
+    def _login_endpoint(
+        self, request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
+    ) -> Decision:
         """`login_path?next=/page[&scope=snsapi_userinfo]`: start a login on purpose (a
         single-page app's button, hash routes that never reach the server)."""
         params = _query_params(request)
@@ -298,7 +388,6 @@ class LoginCore:
         scope = params.get("scope") or (rule.scope if rule and rule.scope else self.config.scope)
         if scope not in SCOPES:
             scope = self.config.scope
-        session = self.session(request.header("cookie"))
         # Asked on purpose (a "share my profile" button): ask even after an earlier refusal.
         if session is not None and (
             scope != "snsapi_userinfo" or session.user.scope in PROFILE_SCOPES
@@ -312,11 +401,17 @@ class LoginCore:
         origin = self._origin(request) or ""
         return open_in_wechat_response(request, origin + next_page)
 
-    def _logout_endpoint(self, request: HTTPRequest, cookies: Mapping[str, str]) -> Decision:
+    def _logout_endpoint(
+        self, request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
+    ) -> Flow[HTTPResponse | Forward]:
         """`logout_path[?next=/page]`: forget the session, back to a page of this site."""
         next_page = safe_return_path(_query_params(request).get("next")) or "/"
-        session = self.session(request.header("cookie"))
         if session is not None:
+            if self.store is not None:
+                try:
+                    yield from self.store.delete(session)
+                except StoreUnavailable as exc:
+                    return self._error(exc, request)  # not logged out: never pretend it
             logger.info("wxauth logout openid=%s", session.user.openid)
         clear = delete_cookie_header(
             self.config.session_cookie,
@@ -328,7 +423,9 @@ class LoginCore:
 
     # -- the callback ----------------------------------------------------------------------
 
-    def _callback(self, request: HTTPRequest, cookies: Mapping[str, str]) -> Decision:
+    def _callback(
+        self, request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
+    ) -> Decision:
         params = _query_params(request)
         state = params.get("state", "")
         login = None
@@ -339,7 +436,6 @@ class LoginCore:
             # Unknown, forged, expired or another browser's state: never log anyone in, and
             # never restart the login from here (a browser refusing cookies would loop).
             return self._error(LoginStateError("unknown or expired login state"), request)
-        session = self.session(request.header("cookie"))
         if login.done:
             # A replay of a completed callback: back button, refresh, a double redirect.
             if session is not None:
@@ -353,22 +449,24 @@ class LoginCore:
                 # They refused to share the profile but are logged in: keep the session,
                 # remember the refusal (so the page doesn't ask again), back to the page.
                 logger.info("wxauth profile declined openid=%s", session.user.openid)
-                declined = Session(session.user, profile_declined=True)
-                return redirect(login.return_to, (drop, self._session_cookie(request, declined)))
+                declined = replace(session, profile_declined=True)
+                return self._with_session(request, login, declined, session, (drop,))
             logger.info("wxauth login declined scope=%s", login.scope)
             error = LoginDeclined("the callback carried no code")
             return self._error(error, request, login, (drop,))
-        return self._exchange(request, login, code)
+        return self._exchange(request, login, code, session)
 
     def _exchange(
-        self, request: HTTPRequest, login: LoginState, code: str
+        self, request: HTTPRequest, login: LoginState, code: str, session: Session | None
     ) -> Flow[HTTPResponse | Forward]:
         config = self.config
+        store = self.store
         started = time.monotonic()
         if login.scope == QRCONNECT_SCOPE:
             app_id, app_secret = config.website_app_id, config.website_app_secret
         else:
             app_id, app_secret = config.app_id, config.app_secret
+        claimed = None  # the store key of a code this request exchanges
         try:
             if app_id is None or app_secret is None:
                 raise ConfigurationError(
@@ -379,21 +477,23 @@ class LoginCore:
                 retries=config.retries,
                 deadline=started + config.login_timeout,
             )
-            user = yield from fetch_user(
-                config.api_base_url, app_id, app_secret, code, config.lang, policy
-            )
-            user = replace(user, identity_key=config.identity)
-            if config.identity == "unionid" and not user.unionid and not user.is_snapshot_user:
-                raise ConfigurationError(
-                    f"WeChat gave no unionid for openid {user.openid}",
-                    hint="identity='unionid' needs the Official Account (and the website app) "
-                    "bound to one Open Platform account, and the snsapi_userinfo scope.",
-                )
-            if config.on_login is not None:
-                verdict = yield HookCall(config.on_login, (user, request))
-                if verdict is False:
-                    raise LoginVetoed(f"on_login refused openid {user.openid}")
+            earlier = None
+            if store is not None:
+                # A duplicate of a callback being (or already) handled, on any instance: its
+                # result, rather than spending the code twice.
+                key = store.code_key(app_id, login.state, code)
+                if (yield from store.claim_code(key)):
+                    claimed = key
+                else:
+                    earlier = yield from store.code_result(key, policy.deadline)
+            if earlier is not None:
+                user = earlier.user
+            else:
+                user = yield from self._fetch_user(request, app_id, app_secret, code, policy)
+                if claimed is not None:
+                    yield from store.code_done(claimed, Session(user))  # type: ignore[union-attr]
         except WeChatAPIError as exc:
+            yield from self._code_failed(claimed)
             _log_failure(exc, started)
             if exc.is_invalid_code and login.attempt == 0:
                 # A code can be spent by a replay or expire on a slow phone: start over once.
@@ -407,12 +507,14 @@ class LoginCore:
                 )
             return self._error(exc, request, login)
         except WeChatAuthError as exc:
+            yield from self._code_failed(claimed)
             _log_failure(exc, started)
             return self._error(exc, request, login)
         except Exception:
             # A bug (or a failing on_login hook) must not show the visitor a traceback; the
             # log keeps it.
             logger.exception("wxauth login failed with an unexpected error")
+            yield from self._code_failed(claimed)
             return self._error(WeChatAuthError("unexpected error during login"), request, login)
         logger.info(
             "wxauth login ok openid=%s unionid=%s scope=%s snapshot=%d duration_ms=%d",
@@ -432,18 +534,69 @@ class LoginCore:
             response = snapshot_response(login.return_to)
             return HTTPResponse(response.status, (*response.headers, done), response.body)
         # A fresh login replaces whatever session was there (another account included).
-        return redirect(login.return_to, (self._session_cookie(request, Session(user)), done))
+        return (yield from self._with_session(request, login, Session(user), session, (done,)))
 
-    def _session_cookie(self, request: HTTPRequest, session: Session) -> tuple[str, str]:
+    def _fetch_user(
+        self,
+        request: HTTPRequest,
+        app_id: str,
+        app_secret: str,
+        code: str,
+        policy: CallPolicy,
+    ) -> Flow[WeChatUser]:
+        """The user a code stands for, checked and accepted (on_login), tokens kept."""
         config = self.config
-        return set_cookie_header(
+        user, grant = yield from fetch_user(
+            config.api_base_url, app_id, app_secret, code, config.lang, policy
+        )
+        user = replace(user, identity_key=config.identity)
+        if config.identity == "unionid" and not user.unionid and not user.is_snapshot_user:
+            raise ConfigurationError(
+                f"WeChat gave no unionid for openid {user.openid}",
+                hint="identity='unionid' needs the Official Account (and the website app) "
+                "bound to one Open Platform account, and the snsapi_userinfo scope.",
+            )
+        if config.on_login is not None:
+            verdict = yield HookCall(config.on_login, (user, request))
+            if verdict is False:
+                raise LoginVetoed(f"on_login refused openid {user.openid}")
+        if config.keep_tokens and self.store is not None and not user.is_snapshot_user:
+            yield from self.store.keep(user.identity, app_id, grant)
+        return user
+
+    def _code_failed(self, key: str | None) -> Flow[None]:
+        # Duplicates waiting for this code's result stop waiting and try for themselves. If
+        # the store fails too, they time out at their deadline: nothing else is at stake.
+        if key is not None and self.store is not None:
+            with contextlib.suppress(StoreUnavailable):
+                yield from self.store.code_failed(key)
+
+    def _with_session(
+        self,
+        request: HTTPRequest,
+        login: LoginState,
+        session: Session,
+        old: Session | None,
+        cookies: tuple[tuple[str, str], ...],
+    ) -> Flow[HTTPResponse | Forward]:
+        """Back to the login's page with `session` (replacing `old`) in place."""
+        config = self.config
+        try:
+            if self.store is None:
+                value = self._sessions.encode(session)
+            else:
+                value = yield from self.store.save(session, old)
+        except StoreUnavailable as exc:
+            return self._error(exc, request, login)
+        cookie = set_cookie_header(
             config.session_cookie,
-            self._sessions.encode(session),
+            value,
             max_age=config.max_age,
             path=config.cookie_path,
             domain=config.cookie_domain,
             secure=self._secure(request),
         )
+        return redirect(login.return_to, (*cookies, cookie))
 
     def _done_state(self, request: HTTPRequest, login: LoginState) -> tuple[str, str]:
         return set_cookie_header(
@@ -512,12 +665,14 @@ def _query_params(request: HTTPRequest) -> dict[str, str]:
     return params
 
 
-def _text_file(content: str) -> Callable[[HTTPRequest, Mapping[str, str]], Decision]:
+def _text_file(content: str) -> OwnPath:
     response = HTTPResponse(
         200, (("content-type", "text/plain; charset=utf-8"),), content.encode("utf-8")
     )
 
-    def serve(request: HTTPRequest, cookies: Mapping[str, str]) -> Decision:
+    def serve(
+        request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
+    ) -> Decision:
         return response
 
     return serve

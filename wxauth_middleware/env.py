@@ -88,6 +88,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "logout_path": _nullable,
     "snapshot_users": _str,
     "identity": _str,
+    "redis_url": _nullable,
+    "redis_prefix": _str,
+    "keep_tokens": _bool,
 }
 
 

@@ -14,6 +14,8 @@ __all__ = [
     "LoginDeclined",
     "LoginStateError",
     "LoginVetoed",
+    "StoreUnavailable",
+    "TokenUnavailable",
     "UpstreamError",
     "UpstreamResponseError",
     "UpstreamTimeout",
@@ -154,6 +156,30 @@ class UpstreamResponseError(UpstreamError):
     """WeChat's API answered with something that is not a usable JSON body."""
 
     code = "upstream_bad_response"
+
+
+class StoreUnavailable(WeChatAuthError):
+    """The session store (Redis) did not answer: nothing was read or changed."""
+
+    status = 503
+    code = "store_unavailable"
+    title = "Login is unavailable for a moment"
+    hint = (
+        "The session store (Redis, the redis_url option) could not be reached. Try again in a "
+        "moment; the site's operators should check that Redis is up and reachable."
+    )
+
+
+class TokenUnavailable(WeChatAuthError):
+    """No usable WeChat token is kept for this user: they must log in again."""
+
+    status = 401
+    code = "token_unavailable"
+    title = "Log in with WeChat again"
+    hint = (
+        "No WeChat token is kept for this user (keep_tokens is off, they never logged in, were "
+        "revoked, or their 30-day refresh_token expired): send them through a login again."
+    )
 
 
 # Codes that mean "this code can't be exchanged": restart the login (once).

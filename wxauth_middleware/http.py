@@ -17,6 +17,7 @@ __all__ = [
     "HTTPResponse",
     "HookCall",
     "Sleep",
+    "StoreCommands",
     "UpstreamRequest",
     "UpstreamResponse",
     "delete_cookie_header",
@@ -71,6 +72,14 @@ class Sleep:
     """Wait before the next attempt (a retry's backoff): the driver sleeps its own way."""
 
     seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCommands:
+    """Redis commands for the session store (the `redis_url` option), run in one MULTI/EXEC
+    transaction when there are several; the flow is sent the list of their replies."""
+
+    commands: tuple[tuple[str | int | float, ...], ...]
 
 
 @dataclass(frozen=True, slots=True)

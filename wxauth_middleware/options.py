@@ -71,6 +71,9 @@ class MiddlewareOptions(Generic[AppT]):
         on_login: LoginHook | None = None,
         identity: str = "openid",
         verify_files: Mapping[str, str] | None = None,
+        redis_url: str | None = None,
+        redis_prefix: str = "wxauth:",
+        keep_tokens: bool = False,
     ) -> None:
         self.app = app
         self.config = Config(
@@ -106,6 +109,9 @@ class MiddlewareOptions(Generic[AppT]):
             on_login=on_login,
             identity=identity,
             verify_files=dict(verify_files or {}),
+            redis_url=redis_url,
+            redis_prefix=redis_prefix,
+            keep_tokens=keep_tokens,
         )
         if transport is not None and not isinstance(transport, self._transport_type):
             raise ConfigurationError(

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Awaitable, Generator
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import httpx
@@ -30,16 +30,32 @@ from .errors import (
     UpstreamUnavailable,
     WeChatAPIError,
 )
-from .http import HookCall, Sleep, UpstreamRequest, UpstreamResponse
+from .http import HookCall, Sleep, StoreCommands, UpstreamRequest, UpstreamResponse
+from .store import run_async, run_sync
 from .user import WeChatUser
 
-__all__ = ["CallPolicy", "Flow", "TokenGrant", "drive_async", "drive_sync", "fetch_user"]
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+
+__all__ = [
+    "CallPolicy",
+    "Effect",
+    "Flow",
+    "TokenGrant",
+    "drive_async",
+    "drive_sync",
+    "fetch_user",
+    "refresh_grant",
+]
 
 logger = logging.getLogger("wxauth_middleware")
 T = TypeVar("T")
-# A flow yields the calls to make (to WeChat's API, or to an application hook) and is sent
-# each one's result: an UpstreamResponse, or what the hook returned.
-Flow = Generator[UpstreamRequest | HookCall | Sleep, Any, T]
+# A flow yields the effects to carry out (a call to WeChat's API or to an application hook, a
+# pause, commands for the session store) and is sent each one's result: an UpstreamResponse,
+# what the hook returned, None, the store's replies.
+Effect = UpstreamRequest | HookCall | Sleep | StoreCommands
+Flow = Generator[Effect, Any, T]
 # Scopes whose token may call /sns/userinfo.
 PROFILE_SCOPES = frozenset({"snsapi_userinfo", "snsapi_login"})
 
@@ -84,17 +100,19 @@ def fetch_user(
     code: str,
     lang: str,
     policy: CallPolicy = CallPolicy(),
-) -> Flow[WeChatUser]:
-    """Exchange `code` for the user: the token call, then userinfo when the scope allows."""
+) -> Flow[tuple[WeChatUser, TokenGrant]]:
+    """Exchange `code` for the user (and the tokens that came with it): the token call, then
+    userinfo when the scope allows."""
     grant = yield from exchange_code(api_base_url, app_id, app_secret, code, policy)
     granted = PROFILE_SCOPES.intersection(grant.scope.split(","))
     if not granted:
-        return WeChatUser(
+        user = WeChatUser(
             openid=grant.openid,
             unionid=grant.unionid,
             scope="snsapi_base",
             is_snapshot_user=grant.is_snapshot_user,
         )
+        return user, grant
     body = yield from _call(
         UpstreamRequest(
             url=f"{api_base_url}/sns/userinfo",
@@ -114,7 +132,7 @@ def fetch_user(
     privilege = body.get("privilege") or []
     if not isinstance(privilege, list):
         raise UpstreamResponseError(f"WeChat {endpoint}: privilege is not a list")
-    return WeChatUser(
+    user = WeChatUser(
         openid=openid,
         unionid=_opt_str(body, "unionid", endpoint) or grant.unionid,
         nickname=_opt_str(body, "nickname", endpoint),
@@ -127,6 +145,7 @@ def fetch_user(
         scope=min(granted),
         is_snapshot_user=grant.is_snapshot_user,
     )
+    return user, grant
 
 
 def exchange_code(
@@ -150,6 +169,31 @@ def exchange_code(
         ),
         policy,
     )
+    return _grant(body, endpoint)
+
+
+def refresh_grant(
+    api_base_url: str, app_id: str, refresh_token: str, policy: CallPolicy = CallPolicy()
+) -> Flow[TokenGrant]:
+    """A new access_token for a kept refresh_token (valid 30 days; refreshing does not
+    extend it)."""
+    endpoint = "sns/oauth2/refresh_token"
+    body = yield from _call(
+        UpstreamRequest(
+            url=f"{api_base_url}/{endpoint}",
+            params=(
+                ("appid", app_id),
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ),
+            endpoint=endpoint,
+        ),
+        policy,
+    )
+    return _grant(body, endpoint)
+
+
+def _grant(body: dict[str, Any], endpoint: str) -> TokenGrant:
     expires_in = _opt_int(body, "expires_in", endpoint)
     return TokenGrant(
         openid=_str(body, "openid", endpoint),
@@ -285,15 +329,19 @@ def _upstream_error(exc: Exception, request: UpstreamRequest) -> UpstreamError:
 
 
 def drive_sync(
-    flow: Flow[T], client: httpx.Client, limiter: threading.Semaphore | None = None
+    flow: Flow[T],
+    client: httpx.Client,
+    limiter: threading.Semaphore | None = None,
+    store: redis.Redis | None = None,
 ) -> T:
-    """Run `flow` to completion with a synchronous httpx client. Whatever an effect raises is
-    thrown into the flow, which decides what it means."""
+    """Run `flow` to completion with a synchronous httpx client (and redis-py client, for a
+    flow of the session store). Whatever an effect raises is thrown into the flow, which
+    decides what it means."""
     try:
         effect = next(flow)
         while True:
             try:
-                result = _perform_sync(effect, client, limiter)
+                result = _perform_sync(effect, client, limiter, store)
             except Exception as exc:
                 effect = flow.throw(exc)
             else:
@@ -304,14 +352,17 @@ def drive_sync(
 
 
 async def drive_async(
-    flow: Flow[T], client: httpx.AsyncClient, limiter: anyio.Semaphore | None = None
+    flow: Flow[T],
+    client: httpx.AsyncClient,
+    limiter: anyio.Semaphore | None = None,
+    store: redis.asyncio.Redis | None = None,
 ) -> T:
     """Run `flow` to completion with an asynchronous httpx client, the same way."""
     try:
         effect = next(flow)
         while True:
             try:
-                result = await _perform_async(effect, client, limiter)
+                result = await _perform_async(effect, client, limiter, store)
             except Exception as exc:
                 effect = flow.throw(exc)
             else:
@@ -322,10 +373,14 @@ async def drive_async(
 
 
 def _perform_sync(
-    effect: UpstreamRequest | HookCall | Sleep,
+    effect: Effect,
     client: httpx.Client,
     limiter: threading.Semaphore | None,
+    store: redis.Redis | None,
 ) -> object:
+    if isinstance(effect, StoreCommands):
+        assert store is not None, "a store flow driven without a store client"
+        return run_sync(store, effect)
     if isinstance(effect, HookCall):
         # An async hook runs on a private event loop: only at login, never per request.
         result = effect.hook(*effect.args)
@@ -347,10 +402,14 @@ def _perform_sync(
 
 
 async def _perform_async(
-    effect: UpstreamRequest | HookCall | Sleep,
+    effect: Effect,
     client: httpx.AsyncClient,
     limiter: anyio.Semaphore | None,
+    store: redis.asyncio.Redis | None,
 ) -> object:
+    if isinstance(effect, StoreCommands):
+        assert store is not None, "a store flow driven without a store client"
+        return await run_async(store, effect)
     if isinstance(effect, HookCall):
         # A plain hook runs in a worker thread: a database call in it must not block the loop.
         if inspect.iscoroutinefunction(effect.hook):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote_to_bytes
 
 import httpx
@@ -17,9 +17,11 @@ import httpx
 from .core import Forward
 from .http import HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
-from .wechat import drive_sync
+from .store import redis_client
+from .wechat import Flow, drive_sync
 
 if TYPE_CHECKING:
+    import redis
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 else:
     StartResponse = WSGIApplication = WSGIEnvironment = Any
@@ -27,6 +29,7 @@ else:
 __all__ = ["WeChatAuthWSGIMiddleware"]
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
+T = TypeVar("T")
 
 
 class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
@@ -41,6 +44,7 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
     _client: httpx.Client | None = None
     _client_lock = threading.Lock()
     _outbound: threading.Semaphore | None = None
+    _store: redis.Redis | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         # Most requests are another browser without a session, or a logged-in user: decided
@@ -51,7 +55,7 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
             environ.get("HTTP_COOKIE", ""),
         ) or self.core.handle(_request(environ))
         if not isinstance(decision, (Forward, HTTPResponse)):
-            decision = drive_sync(decision, self._http_client(), self._outbound)
+            decision = self._drive(decision)
         if isinstance(decision, Forward):
             if decision.target is not None:
                 _retarget(environ, decision.target)
@@ -61,11 +65,30 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         start_response(f"{decision.status} {_reason(decision.status)}", headers)
         return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [decision.body]
 
+    def revoke(self, identity: str) -> int:
+        """Log `identity` (an openid; a unionid with identity='unionid') out everywhere: end
+        all of its sessions on every instance, drop its kept tokens. Needs redis_url.
+        Returns how many sessions ended."""
+        return self._drive(self.core.revoke(identity))
+
+    def user_access_token(self, openid: str) -> str:
+        """A valid WeChat access_token (the user's, of the web authorization) for calling
+        WeChat on the user's behalf, renewed with the kept refresh_token when needed.
+        Needs keep_tokens=True; raises TokenUnavailable when the user must log in again."""
+        return self._drive(self.core.access_token(openid))
+
+    def _drive(self, flow: Flow[T]) -> T:
+        client = self._http_client()
+        return drive_sync(flow, client, self._outbound, self._store)
+
     def _http_client(self) -> httpx.Client:
-        # Created on first use and shared by the server's threads (httpx.Client is thread-safe).
+        # Created on first use and shared by the server's threads (httpx.Client and
+        # redis.Redis are thread-safe).
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
+                    if self.config.redis_url is not None:
+                        self._store = redis_client(self.config.redis_url)
                     # At most max_connections calls at once across the server's threads.
                     self._outbound = threading.BoundedSemaphore(self.config.max_connections)
                     self._client = httpx.Client(
@@ -76,10 +99,14 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         return self._client
 
     def close(self) -> None:
-        """Close the outbound HTTP client (WSGI has no shutdown event: call it if you need to)."""
+        """Close the outbound HTTP client and the store's (WSGI has no shutdown event: call it
+        if you need to)."""
         client, self._client = self._client, None
         if client is not None:
             client.close()
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
 
 def _reason(status: int) -> str:

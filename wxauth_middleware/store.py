@@ -1,0 +1,388 @@
+"""Server-side sessions in Redis, shared by every instance of a site (the `redis_url` option).
+
+With a store, the session cookie holds only a signed, opaque session id; the session itself
+lives in Redis, so it can be ended from the server (`revoke`), and the WeChat tokens of a login
+can be kept there for the application (`keep_tokens`). A code's result is remembered for the
+code's five-minute life, so a duplicate callback succeeds on any instance instead of spending
+the code twice (WeChat's errcode 40163).
+
+What is stored, and how, is written once here as sans-I/O flows that yield `StoreCommands`;
+the drivers run them with redis-py's synchronous or asyncio client. Keys, under `redis_prefix`:
+
+- `session:<sid>`: a session's payload (JSON), expiring with `max_age`;
+- `identity:<identity>`: a set of the identity's sessions (`s:<sid>`), kept tokens
+  (`t:<openid>`) and code results (`c:<sha256>`), what `revoke` ends;
+- `code:<sha256>`: a code being exchanged (empty) or the user it gave, for five minutes;
+- `token:<openid>`: the user's WeChat tokens (`keep_tokens`), for the refresh_token's 30 days.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+from .cookies import Session, session_from_payload, session_payload
+from .errors import ConfigurationError, StoreUnavailable, UpstreamTimeout
+from .http import Sleep, StoreCommands
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+
+    from .wechat import Flow, TokenGrant
+
+__all__ = [
+    "KeptTokens",
+    "SessionStore",
+    "async_redis_client",
+    "check_redis_url",
+    "redis_client",
+    "run_async",
+    "run_sync",
+]
+
+logger = logging.getLogger("wxauth_middleware")
+
+SESSION_ID_SALT = "wxauth_middleware.session-id"
+# How long WeChat's codes and refresh tokens live.
+CODE_LIFE = 300
+REFRESH_LIFE = 30 * 24 * 3600
+# A stored session's life when max_age is None (the cookie lasts as long as the browser runs).
+UNBOUNDED_SESSION_LIFE = 30 * 24 * 3600
+# How often a duplicate callback looks for the result of the exchange it waits for.
+CODE_POLL = 0.05
+_SID = re.compile(r"^[A-Za-z0-9_-]{32}$")
+# Seconds a Redis command may take: a store that does not answer fails the request clearly
+# instead of holding it (the URL's own socket_timeout=... wins).
+_REDIS_TIMEOUT = 2.0
+
+
+# What the members of an identity's index name: a session, kept tokens, a code's result.
+_MEMBER_KINDS = {"s": "session", "t": "token", "c": "code"}
+
+
+@dataclass(frozen=True, slots=True)
+class KeptTokens:
+    """A user's WeChat tokens as kept in the store (`keep_tokens`)."""
+
+    app_id: str
+    openid: str
+    access_token: str
+    refresh_token: str
+    expires_at: float
+    scope: str
+
+    def __repr__(self) -> str:
+        # Tokens are credentials: keep them out of reprs, tracebacks and logs.
+        return f"KeptTokens(openid={self.openid!r}, scope={self.scope!r}, ...)"
+
+
+class SessionStore:
+    """The key layout and payloads of the store, as flows."""
+
+    def __init__(
+        self,
+        prefix: str,
+        secret_keys: tuple[bytes, ...],
+        max_age: int | None,
+        identity_key: str,
+    ) -> None:
+        self._prefix = prefix
+        self._ids = URLSafeTimedSerializer(list(secret_keys), salt=SESSION_ID_SALT)
+        self._max_age = max_age
+        self._identity_key = identity_key
+        self.session_life = max_age or UNBOUNDED_SESSION_LIFE
+        # An identity's index outlives each of its sessions and kept tokens.
+        self._index_life = max(self.session_life, REFRESH_LIFE)
+
+    # -- sessions --------------------------------------------------------------------------
+
+    def session_id(self, cookie_value: str) -> str | None:
+        """The session id a session cookie carries, if its signature verifies: a forged or
+        garbage cookie never costs a round trip to Redis."""
+        try:
+            sid = self._ids.loads(cookie_value, max_age=self._max_age)
+        except (BadData, ValueError, UnicodeDecodeError):
+            return None
+        return sid if isinstance(sid, str) and _SID.match(sid) else None
+
+    def load(self, sid: str) -> Flow[Session | None]:
+        (raw,) = yield StoreCommands((("GET", self._key("session", sid)),))
+        if raw is None:
+            return None  # expired, logged out or revoked
+        session = session_from_payload(_json(raw), self._identity_key)
+        if session is None:
+            logger.warning("wxauth: stored session %s… is not a session; ignored", sid[:6])
+            return None
+        return replace(session, sid=sid)
+
+    def save(self, session: Session, old: Session | None) -> Flow[str]:
+        """Store `session` under a new id (a login never keeps the id it had before), end
+        `old`, and return the session cookie's value."""
+        sid = secrets.token_urlsafe(24)
+        index = self._key("identity", session.user.identity)
+        payload = _dumps(session_payload(session))
+        commands: list[tuple[str | int | float, ...]] = [
+            ("SET", self._key("session", sid), payload, "EX", self.session_life),
+            ("SADD", index, "s:" + sid),
+            ("EXPIRE", index, self._index_life),
+        ]
+        if old is not None and old.sid is not None:
+            commands += self._end(old)
+        yield StoreCommands(tuple(commands))
+        yield from self._prune(index)
+        return self._ids.dumps(sid)
+
+    def delete(self, session: Session) -> Flow[None]:
+        if session.sid is not None:
+            yield StoreCommands(tuple(self._end(session)))
+
+    def revoke(self, identity: str) -> Flow[int]:
+        """End every session of `identity` and drop its kept tokens; returns how many
+        sessions were ended. A login completing meanwhile keeps its new session."""
+        index = self._key("identity", identity)
+        ended = 0
+        (members,) = yield StoreCommands((("SMEMBERS", index),))
+        if members:
+            names = sorted(_text(m) for m in members)
+            keys = [self._member_key(name) for name in names]
+            yield StoreCommands((("DEL", *keys), ("SREM", index, *names)))
+            ended = sum(1 for name in names if name.startswith("s:"))
+            logger.info("wxauth revoked identity=%s sessions=%d", identity, ended)
+        return ended
+
+    def _end(self, session: Session) -> list[tuple[str | int | float, ...]]:
+        assert session.sid is not None
+        return [
+            ("DEL", self._key("session", session.sid)),
+            ("SREM", self._key("identity", session.user.identity), "s:" + session.sid),
+        ]
+
+    def _prune(self, index: str) -> Flow[None]:
+        # Index entries of sessions and tokens that expired on their own: dropped at each
+        # login, so an identity's index stays as small as what it still has.
+        (members,) = yield StoreCommands((("SMEMBERS", index),))
+        names = sorted(_text(m) for m in members or ())
+        if len(names) < 2:
+            return
+        exists = yield StoreCommands(tuple(("EXISTS", self._member_key(n)) for n in names))
+        gone = [name for name, alive in zip(names, exists, strict=True) if not alive]
+        if gone:
+            yield StoreCommands((("SREM", index, *gone),))
+
+    def _member_key(self, name: str) -> str:
+        kind, _, value = name.partition(":")
+        return self._key(_MEMBER_KINDS.get(kind, "session"), value)
+
+    # -- codes -----------------------------------------------------------------------------
+
+    def code_key(self, app_id: str, state: str, code: str) -> str:
+        """The key of a code's result. The state is part of it: only the browser holding
+        that login's state cookie can be given the result, so a code leaked from a URL is
+        worth no more than without the store."""
+        digest = hashlib.sha256(f"{app_id}\0{state}\0{code}".encode()).hexdigest()
+        return self._key("code", digest)
+
+    def claim_code(self, key: str) -> Flow[bool]:
+        """True if this request exchanges the code; False if another one already does."""
+        (claimed,) = yield StoreCommands((("SET", key, "", "NX", "EX", CODE_LIFE),))
+        return bool(claimed)
+
+    def code_done(self, key: str, session: Session) -> Flow[None]:
+        index = self._key("identity", session.user.identity)
+        digest = key.rpartition(":")[2]
+        yield StoreCommands(
+            (
+                ("SET", key, _dumps(session_payload(session)), "XX", "KEEPTTL"),
+                # Revoking the user also forgets the result: no duplicate logs them back in.
+                ("SADD", index, "c:" + digest),
+                ("EXPIRE", index, self._index_life),
+            )
+        )
+
+    def code_failed(self, key: str) -> Flow[None]:
+        # The duplicates waiting on it make their own attempt (and get WeChat's own answer).
+        yield StoreCommands((("DEL", key),))
+
+    def code_result(self, key: str, deadline: float) -> Flow[Session | None]:
+        """The session the exchange of a claimed code gave, waiting for it to finish; None
+        if that exchange failed."""
+        while True:
+            (raw,) = yield StoreCommands((("GET", key),))
+            if raw is None:
+                return None
+            if raw:
+                return session_from_payload(_json(raw), self._identity_key)
+            if time.monotonic() + CODE_POLL >= deadline:
+                raise UpstreamTimeout("the login's deadline passed waiting for the same code")
+            yield Sleep(CODE_POLL)
+
+    # -- kept tokens -----------------------------------------------------------------------
+
+    def keep(self, identity: str, app_id: str, grant: TokenGrant) -> Flow[None]:
+        tokens = KeptTokens(
+            app_id=app_id,
+            openid=grant.openid,
+            access_token=grant.access_token,
+            refresh_token=grant.refresh_token,
+            expires_at=time.time() + grant.expires_in,
+            scope=grant.scope,
+        )
+        index = self._key("identity", identity)
+        key = self._key("token", grant.openid)
+        yield StoreCommands(
+            (
+                ("SET", key, _dumps_tokens(tokens), "EX", REFRESH_LIFE),
+                ("SADD", index, "t:" + grant.openid),
+                ("EXPIRE", index, self._index_life),
+            )
+        )
+
+    def kept(self, openid: str) -> Flow[KeptTokens | None]:
+        (raw,) = yield StoreCommands((("GET", self._key("token", openid)),))
+        return None if raw is None else _tokens(_json(raw))
+
+    def renewed(self, tokens: KeptTokens) -> Flow[None]:
+        # The refresh_token's own 30 days do not restart on a refresh: keep the key's TTL.
+        yield StoreCommands(
+            (("SET", self._key("token", tokens.openid), _dumps_tokens(tokens), "XX", "KEEPTTL"),)
+        )
+
+    def forget(self, openid: str) -> Flow[None]:
+        yield StoreCommands((("DEL", self._key("token", openid)),))
+
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self._prefix}{kind}:{name}"
+
+
+def _dumps(payload: Any) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+def _dumps_tokens(tokens: KeptTokens) -> str:
+    return _dumps(
+        [
+            tokens.app_id,
+            tokens.openid,
+            tokens.access_token,
+            tokens.refresh_token,
+            tokens.expires_at,
+            tokens.scope,
+        ]
+    )
+
+
+def _tokens(payload: Any) -> KeptTokens | None:
+    if not isinstance(payload, list) or len(payload) != 6:
+        return None
+    app_id, openid, access_token, refresh_token, expires_at, scope = payload
+    if not all(isinstance(v, str) for v in (app_id, openid, access_token, refresh_token, scope)):
+        return None
+    if not isinstance(expires_at, (int, float)) or isinstance(expires_at, bool):
+        return None
+    return KeptTokens(app_id, openid, access_token, refresh_token, float(expires_at), scope)
+
+
+def _json(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+# -- redis-py: the clients, and running the commands the flows yield ---------------------------
+
+
+def check_redis_url(url: object) -> str:
+    """`url` if it is a Redis URL redis-py can use; a ConfigurationError saying what to fix."""
+    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(
+            f"redis_url must be a redis://, rediss:// or unix:// URL, not {url!r} "
+            "(e.g. 'redis://127.0.0.1:6379/0')."
+        )
+    try:
+        import redis
+    except ImportError:
+        raise ConfigurationError(
+            "redis_url needs redis-py: pip install 'wxauth-middleware[redis]'"
+        ) from None
+    try:
+        redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        raise ConfigurationError(f"redis_url is not a valid Redis URL: {exc}") from None
+    return url
+
+
+def _client_options() -> dict[str, Any]:
+    from redis.backoff import NoBackoff
+
+    # One retry of a command whose pooled connection died (Redis restarted), at once; a Redis
+    # that is down fails the request in about one timeout, not after backoffs.
+    return {
+        "socket_timeout": _REDIS_TIMEOUT,
+        "socket_connect_timeout": _REDIS_TIMEOUT,
+        "health_check_interval": 30,
+        "_retry": NoBackoff(),
+    }
+
+
+def redis_client(url: str) -> redis.Redis:
+    import redis
+    from redis.retry import Retry
+
+    options = _client_options()
+    return redis.Redis.from_url(url, retry=Retry(options.pop("_retry"), 1), **options)
+
+
+def async_redis_client(url: str) -> redis.asyncio.Redis:
+    import redis.asyncio
+    from redis.asyncio.retry import Retry
+
+    options = _client_options()
+    return redis.asyncio.Redis.from_url(url, retry=Retry(options.pop("_retry"), 1), **options)
+
+
+def run_sync(client: redis.Redis, effect: StoreCommands) -> list[Any]:
+    import redis
+
+    try:
+        if len(effect.commands) == 1:
+            return [client.execute_command(*effect.commands[0])]  # type: ignore[no-untyped-call]
+        with client.pipeline(transaction=True) as pipe:
+            for command in effect.commands:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+            return list(pipe.execute())
+    except redis.RedisError as exc:
+        raise _unavailable(exc) from None
+
+
+async def run_async(client: redis.asyncio.Redis, effect: StoreCommands) -> list[Any]:
+    import redis
+
+    try:
+        if len(effect.commands) == 1:
+            return [await client.execute_command(*effect.commands[0])]  # type: ignore[no-untyped-call]
+        async with client.pipeline(transaction=True) as pipe:
+            for command in effect.commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute())
+    except redis.RedisError as exc:
+        raise _unavailable(exc) from None
+
+
+def _unavailable(exc: Exception) -> StoreUnavailable:
+    # The message names the failure, never the URL (it may hold a password).
+    logger.warning("wxauth: the session store failed: %s: %s", type(exc).__name__, exc)
+    return StoreUnavailable(f"the session store (Redis) failed: {type(exc).__name__}")
