@@ -104,7 +104,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         """A valid WeChat access_token (the user's, of the web authorization) for calling
         WeChat on the user's behalf, renewed with the kept refresh_token when needed.
         Needs keep_tokens=True; raises TokenUnavailable when the user must log in again."""
-        return await self._drive(self.core.access_token(openid))
+        return await self._drive(self.core.user_access_token(openid))
 
     async def _drive(self, flow: Flow[T]) -> T:
         client = self._http_client()

@@ -173,8 +173,7 @@ class LoginCore:
         cookie_header = request.header("cookie")
         if self.store is None:
             return self._decide(request, self.session(cookie_header))
-        value = _cookie_value(cookie_header, self._session_cookie_eq) if cookie_header else ""
-        sid = self.store.session_id(value) if value else None
+        sid = self._session_id(cookie_header)
         if sid is None:
             return self._decide(request, None)
         return self._stored_session(request, sid)
@@ -220,14 +219,19 @@ class LoginCore:
         value = _cookie_value(cookie_header, self._session_cookie_eq) if cookie_header else ""
         return self._sessions.decode(value) if value else None
 
+    def _session_id(self, cookie_header: str) -> str | None:
+        """The id of the stored session a session cookie carries, if its signature verifies."""
+        assert self.store is not None
+        value = _cookie_value(cookie_header, self._session_cookie_eq) if cookie_header else ""
+        return self.store.session_id(value) if value else None
+
     def session_user(self, cookie_header: str) -> Flow[WeChatUser | None]:
         """The user of the session a Cookie header carries (a websocket's), if any. Raises
         StoreUnavailable if the store fails."""
         if self.store is None:
             session = self.session(cookie_header)
         else:
-            value = _cookie_value(cookie_header, self._session_cookie_eq) if cookie_header else ""
-            sid = self.store.session_id(value) if value else None
+            sid = self._session_id(cookie_header)
             session = (yield from self.store.load(sid)) if sid is not None else None
         return session.user if session is not None else None
 
@@ -243,13 +247,13 @@ class LoginCore:
             )
         return (yield from self.store.revoke(identity))
 
-    def access_token(self, openid: str) -> Flow[str]:
+    def user_access_token(self, openid: str) -> Flow[str]:
         """A valid WeChat access_token of `openid` (keep_tokens), renewed with the kept
         refresh_token when it is (nearly) expired. Raises TokenUnavailable when there is
         none to give: the user must log in again."""
         store = self.store
         if store is None or not self.config.keep_tokens:
-            raise ConfigurationError("access_token needs keep_tokens=True and redis_url.")
+            raise ConfigurationError("user_access_token needs keep_tokens=True and redis_url.")
         tokens = yield from store.kept(openid)
         if tokens is None:
             raise TokenUnavailable(f"no WeChat token is kept for openid {openid}")
@@ -490,8 +494,8 @@ class LoginCore:
                 user = earlier.user
             else:
                 user = yield from self._fetch_user(request, app_id, app_secret, code, policy)
-                if claimed is not None:
-                    yield from store.code_done(claimed, Session(user))  # type: ignore[union-attr]
+                if store is not None and claimed is not None:
+                    yield from store.code_done(claimed, Session(user))
         except WeChatAPIError as exc:
             yield from self._code_failed(claimed)
             _log_failure(exc, started)

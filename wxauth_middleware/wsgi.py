@@ -75,7 +75,7 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         """A valid WeChat access_token (the user's, of the web authorization) for calling
         WeChat on the user's behalf, renewed with the kept refresh_token when needed.
         Needs keep_tokens=True; raises TokenUnavailable when the user must log in again."""
-        return self._drive(self.core.access_token(openid))
+        return self._drive(self.core.user_access_token(openid))
 
     def _drive(self, flow: Flow[T]) -> T:
         client = self._http_client()
