@@ -7,6 +7,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from wxauth_middleware import WeChatUser
 from wxauth_middleware.cookies import LoginState, LoginStateCodec, Session, SessionCodec
+from wxauth_middleware.store import SessionStore
 
 OLD = b"old-signing-key-0123456789"
 NEW = b"new-signing-key-0123456789"
@@ -119,3 +120,21 @@ def test_remembered_sessions_are_bounded() -> None:
         assert codec.decode(value) is not None
     assert len(codec._verified) <= 1024
     assert codec.decode(values[0]) == Session(WeChatUser(openid="o0"))  # evicted: verified again
+
+
+def test_stored_session_ids_are_remembered_verified_only_and_until_they_expire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = SessionStore("p:", (NEW,), max_age=60, identity_key="openid")
+    signer = URLSafeTimedSerializer([NEW], salt="wxauth_middleware.session-id")
+    values = [signer.dumps(f"{i:032d}") for i in range(1100)]
+    for i, value in enumerate(values):
+        assert store.session_id(value) == f"{i:032d}"
+    assert len(store._verified_ids) <= 1024
+    forged = values[-1][:-2] + ("AA" if not values[-1].endswith("AA") else "BB")
+    assert store.session_id(forged) is None
+    assert store.session_id(signer.dumps("not-a-session-id")) is None
+    assert len(store._verified_ids) <= 1024
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 61)
+    assert store.session_id(values[-1]) is None  # remembered, but expired all the same

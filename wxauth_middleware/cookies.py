@@ -13,7 +13,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
@@ -24,6 +24,7 @@ __all__ = [
     "LoginStateCodec",
     "Session",
     "SessionCodec",
+    "VerifiedCache",
     "session_from_payload",
     "session_payload",
 ]
@@ -36,6 +37,40 @@ _SESSION_V = 1
 _SESSION_FIELDS = 13
 # How many verified session cookies a codec remembers (a few hundred KB at most).
 _VERIFIED_CACHE_SIZE = 1024
+
+
+T = TypeVar("T")
+
+
+class VerifiedCache(Generic[T]):
+    """What signed cookie values verified to, until their signature's own expiry.
+
+    Logged-in visitors send the same cookie on every request: remembering it spares checking
+    the HMAC (and parsing the payload) again. Bounded, oldest out first; only values that
+    verified are kept, so a flood of forged cookies cannot fill it.
+    """
+
+    def __init__(self, max_age: int | None) -> None:
+        self._max_age = max_age
+        self._entries: dict[str, tuple[T, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, value: str) -> T | None:
+        cached = self._entries.get(value)
+        if cached is not None and time.time() < cached[1]:
+            return cached[0]
+        return None
+
+    def remember(self, value: str, decoded: T, signed_at: float) -> None:
+        entries = self._entries
+        if len(entries) >= _VERIFIED_CACHE_SIZE:
+            # Oldest first (dicts keep insertion order); another thread may have evicted it.
+            with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+                del entries[next(iter(entries))]
+        expires = math.inf if self._max_age is None else signed_at + self._max_age
+        entries[value] = (decoded, expires)
 
 
 class _CompactJSON:
@@ -75,18 +110,15 @@ class SessionCodec:
         self._serializer = _serializer(secret_keys, SESSION_SALT)
         self._max_age = max_age
         self._identity_key = identity_key
-        self._verified: dict[str, tuple[Session, float]] = {}
+        self._verified: VerifiedCache[Session] = VerifiedCache(max_age)
 
     def encode(self, session: Session) -> str:
         return self._serializer.dumps(session_payload(session))
 
     def decode(self, value: str) -> Session | None:
-        # Logged-in visitors send the same cookie on every request: remember what verified,
-        # until the signature's own expiry, instead of checking the HMAC and parsing the JSON
-        # again. Bounded; only values that verified are kept.
         cached = self._verified.get(value)
-        if cached is not None and time.time() < cached[1]:
-            return cached[0]
+        if cached is not None:
+            return cached
         try:
             payload, signed_at = self._serializer.loads(
                 value, max_age=self._max_age, return_timestamp=True
@@ -95,17 +127,8 @@ class SessionCodec:
             return None
         decoded = session_from_payload(payload, self._identity_key)
         if decoded is not None:
-            expires = math.inf if self._max_age is None else signed_at.timestamp() + self._max_age
-            self._remember(value, decoded, expires)
+            self._verified.remember(value, decoded, signed_at.timestamp())
         return decoded
-
-    def _remember(self, value: str, session: Session, expires: float) -> None:
-        verified = self._verified
-        if len(verified) >= _VERIFIED_CACHE_SIZE:
-            # Oldest first (dicts keep insertion order); another thread may have evicted it.
-            with contextlib.suppress(KeyError, StopIteration, RuntimeError):
-                del verified[next(iter(verified))]
-        verified[value] = (session, expires)
 
 
 def session_payload(session: Session) -> list[Any]:

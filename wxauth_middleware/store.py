@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from .cookies import Session, session_from_payload, session_payload
+from .cookies import Session, VerifiedCache, session_from_payload, session_payload
 from .errors import ConfigurationError, StoreUnavailable, UpstreamTimeout
 from .http import Sleep, StoreCommands
 
@@ -97,6 +97,7 @@ class SessionStore:
     ) -> None:
         self._prefix = prefix
         self._ids = URLSafeTimedSerializer(list(secret_keys), salt=SESSION_ID_SALT)
+        self._verified_ids: VerifiedCache[str] = VerifiedCache(max_age)
         self._max_age = max_age
         self._identity_key = identity_key
         self.session_life = max_age or UNBOUNDED_SESSION_LIFE
@@ -107,12 +108,21 @@ class SessionStore:
 
     def session_id(self, cookie_value: str) -> str | None:
         """The session id a session cookie carries, if its signature verifies: a forged or
-        garbage cookie never costs a round trip to Redis."""
+        garbage cookie never costs a round trip to Redis. (Whether the session still exists is
+        the store's to say, on every request: a revocation takes effect at once.)"""
+        cached = self._verified_ids.get(cookie_value)
+        if cached is not None:
+            return cached
         try:
-            sid = self._ids.loads(cookie_value, max_age=self._max_age)
+            sid, signed_at = self._ids.loads(
+                cookie_value, max_age=self._max_age, return_timestamp=True
+            )
         except (BadData, ValueError, UnicodeDecodeError):
             return None
-        return sid if isinstance(sid, str) and _SID.match(sid) else None
+        if not isinstance(sid, str) or not _SID.match(sid):
+            return None
+        self._verified_ids.remember(cookie_value, sid, signed_at.timestamp())
+        return sid
 
     def load(self, sid: str) -> Flow[Session | None]:
         (raw,) = yield StoreCommands((("GET", self._key("session", sid)),))
