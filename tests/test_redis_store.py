@@ -21,7 +21,11 @@ from wxauth_middleware import (
     TokenUnavailable,
     WeChatAuthMiddleware,
     WeChatAuthWSGIMiddleware,
+    WeChatUser,
 )
+from wxauth_middleware.cookies import Session
+from wxauth_middleware.store import PRUNE_SAMPLE, SessionStore, redis_client
+from wxauth_middleware.wechat import drive_sync
 
 from .emulator_support import Clock
 from .redis_support import RedisServer
@@ -356,6 +360,25 @@ async def test_the_index_of_an_identity_forgets_sessions_that_expired(
     alive = {key.rpartition(":")[2] for key in keys(db, redis_prefix + "session:*")}
     assert len(alive) == 2  # the one left, and the new one
     assert named == alive | {key.rpartition(":")[2] for key in keys(db, redis_prefix + "code:*")}
+
+
+def test_logging_in_again_and_again_keeps_the_index_small(
+    redis_server: RedisServer, redis_prefix: str, db: redis.Redis
+) -> None:
+    """Each login checks a bounded sample of the identity's index: its cost does not grow with
+    the logins before it, and entries of sessions gone are dropped along the way."""
+    store = SessionStore(redis_prefix, (SECRET_KEY.encode(),), 3600, "openid")
+    client = redis_client(redis_server.url)
+    with httpx.Client() as http:
+        for _ in range(200):
+            cookie = drive_sync(
+                store.save(Session(WeChatUser(openid="o1")), None), http, None, client
+            )
+            sid = store.session_id(cookie)
+            assert sid is not None
+            db.delete(f"{redis_prefix}session:{sid}")  # gone at once, as if expired
+    assert db.scard(f"{redis_prefix}identity:o1") <= PRUNE_SAMPLE + 1
+    client.close()
 
 
 async def test_a_stored_session_that_is_not_one_is_ignored(

@@ -57,6 +57,9 @@ CODE_LIFE = 300
 REFRESH_LIFE = 30 * 24 * 3600
 # A stored session's life when max_age is None (the cookie lasts as long as the browser runs).
 UNBOUNDED_SESSION_LIFE = 30 * 24 * 3600
+# How many entries of an identity's index a login checks for ones that expired (each login
+# adds at most two, so the index stays within about 8/7 of what is alive).
+PRUNE_SAMPLE = 16
 # How often a duplicate callback looks for the result of the exchange it waits for.
 CODE_POLL = 0.05
 _SID = re.compile(r"^[A-Za-z0-9_-]{32}$")
@@ -177,11 +180,12 @@ class SessionStore:
         ]
 
     def _prune(self, index: str) -> Flow[None]:
-        # Index entries of sessions and tokens that expired on their own: dropped at each
-        # login, so an identity's index stays as small as what it still has.
-        (members,) = yield StoreCommands((("SMEMBERS", index),))
-        names = sorted(_text(m) for m in members or ())
-        if len(names) < 2:
+        # Index entries of sessions, tokens and code results that expired on their own: each
+        # login checks a few at random and drops the dead ones, so the index stays close to
+        # what the identity still has, and a login costs the same however many came before.
+        (sample,) = yield StoreCommands((("SRANDMEMBER", index, PRUNE_SAMPLE),))
+        names = sorted({_text(m) for m in sample or ()})
+        if not names:
             return
         exists = yield StoreCommands(tuple(("EXISTS", self._member_key(n)) for n in names))
         gone = [name for name, alive in zip(names, exists, strict=True) if not alive]
