@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from html.parser import HTMLParser
 from urllib.parse import quote, urlsplit
 
@@ -22,7 +24,8 @@ from wxauth_middleware.demo.pages import home_page, profile_page
 from wxauth_middleware.emulator import DEFAULT_APP_ID
 from wxauth_middleware.user import WeChatUser
 
-from .servers import free_port, python_command, running_server
+from .redis_support import RedisServer
+from .servers import REPO_ROOT, STOP_TIMEOUT_S, free_port, python_command, running_server
 
 ORIGIN = "http://127.0.0.1:8000"
 AUTHORIZE = f"{ORIGIN}/_wechat/connect/oauth2/authorize"
@@ -350,3 +353,121 @@ def test_command_serves_the_login_over_real_sockets() -> None:
     output = server.output()
     assert f"http://127.0.0.1:{port}/" in output
     assert "Browse as WeChat" in output
+
+
+# -- sessions in Redis (--redis-url) -----------------------------------------------------------
+
+
+def _keys(redis_server: RedisServer, pattern: str) -> set[str]:
+    with redis_server.client() as db:
+        return {key.decode() for key in db.scan_iter(match=pattern)}
+
+
+@pytest.mark.anyio
+async def test_sessions_in_redis_and_logout_ends_the_stored_one(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    app = create_demo_app(
+        public_url=ORIGIN, auto_approve=True, redis_url=redis_server.url, redis_prefix=redis_prefix
+    )
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=ORIGIN
+        ) as client:
+            client.headers["user-agent"] = WECHAT_IOS_UA
+            final = await client.get("/", headers=PAGE, follow_redirects=True)
+            assert parse(final.text).text_by_id["nickname"] == XIAOMING
+            sessions = _keys(redis_server, redis_prefix + "session:*")
+            assert len(sessions) == 1
+            # The cookie holds a signed id only, never the user.
+            assert XIAOMING not in client.cookies["wxauth_session"]
+            assert "openid" not in client.cookies["wxauth_session"]
+
+            # The demo's "Log out" ends the stored session, not only the cookie.
+            logout = await client.post("/logout")
+            assert logout.status_code == 303
+            assert logout.headers["location"] == "/"
+            assert "wxauth_session" not in client.cookies
+            assert _keys(redis_server, redis_prefix + "session:*") == set()
+            home = await client.get("/", headers=PAGE)
+            assert_authorize_redirect(home)
+    finally:
+        await app.state.auth.aclose()
+
+
+def test_command_with_redis_url_keeps_sessions_in_redis(redis_server: RedisServer) -> None:
+    port = free_port()
+    argv = python_command(
+        "-m", "wxauth_middleware.demo", "--port", str(port), "--auto-approve",
+        "--redis-url", redis_server.url,
+    )  # fmt: skip
+    # The command keeps the default prefix, which only this test uses on the shared server:
+    # it deletes the keys that appear under it.
+    before = _keys(redis_server, "wxauth:*")
+    try:
+        with (
+            running_server("demo", argv, port=port, ready_path="/_wechat/") as server,
+            httpx.Client(base_url=server.url, timeout=5.0) as client,
+        ):
+            client.headers["user-agent"] = WECHAT_IOS_UA
+            final = client.get("/", headers=PAGE, follow_redirects=True)
+            assert final.status_code == 200
+            assert parse(final.text).text_by_id["nickname"] == XIAOMING
+            new_sessions = _keys(redis_server, "wxauth:session:*") - before
+            assert len(new_sessions) == 1
+            me = client.get("/api/me", headers={"accept": "application/json"})
+            assert me.json()["user"]["nickname"] == XIAOMING
+
+            logout = client.post("/logout")
+            assert logout.status_code == 303
+            assert _keys(redis_server, "wxauth:session:*") & new_sessions == set()
+        output = server.output()
+        assert f"Sessions: in Redis at {redis_server.url} (keys under wxauth:)" in output
+        assert "does not answer" not in output
+        assert "Traceback" not in output
+    finally:
+        created = _keys(redis_server, "wxauth:*") - before
+        if created:
+            with redis_server.client() as db:
+                db.delete(*created)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("localhost:6379", "--redis-url must be a redis://, rediss:// or unix:// URL"),
+        ("http://127.0.0.1:6379/0", "--redis-url must be a redis://, rediss:// or unix:// URL"),
+        ("redis://127.0.0.1:notaport/0", "--redis-url is not a valid Redis URL"),
+    ],
+)
+def test_cli_refuses_a_bad_redis_url(
+    url: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--redis-url", url])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    *usage, error = err.strip().splitlines()
+    assert usage[0].startswith("usage: python -m wxauth_middleware.demo")
+    assert error.startswith(f"python -m wxauth_middleware.demo: error: {expected}")
+
+
+def test_command_with_a_bad_redis_url_exits_2_without_a_traceback() -> None:
+    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+        python_command("-m", "wxauth_middleware.demo", "--redis-url", "redis//127.0.0.1:6379"),
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": pythonpath},
+        timeout=STOP_TIMEOUT_S * 3,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "python -m wxauth_middleware.demo: error: --redis-url must be a redis://, rediss:// or "
+        "unix:// URL, not 'redis//127.0.0.1:6379' (e.g. 'redis://127.0.0.1:6379/0')."
+    )

@@ -1,4 +1,16 @@
-"""``python -m wxauth_middleware.demo``: serve the demo site, emulator included, with uvicorn."""
+"""``python -m wxauth_middleware.demo``: serve the demo site, emulator included, with uvicorn.
+
+    python -m wxauth_middleware.demo [--host H] [--port P] [--auto-approve]
+                                     [--public-url URL] [--allow-remote] [--redis-url URL]
+
+Sessions are the middleware's signed cookie by default. ``--redis-url redis://HOST:PORT/DB``
+keeps them in that Redis instead (the middleware's ``redis_url`` option; keys under
+``wxauth:``, needs redis-py: ``pip install "wxauth-middleware[redis]"``): the cookie holds a
+signed id, the demo's "Log out" deletes the stored session, and a duplicate callback is
+answered from Redis. A URL that is not a Redis URL is a usage error (exit status 2); a Redis that
+does not answer at start is only a warning: the demo then answers 503 to requests that need the
+store until Redis is back, as the middleware does in production.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +18,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 from ..emulator.app import is_loopback_host
+from ..store import check_redis_url, redis_client
 from .app import EMULATOR_PREFIX, create_demo_app
 
 # Addresses that bind every interface: the browser must use a real address to come back.
@@ -61,10 +75,59 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow a non-loopback --host and let the embedded emulator answer other machines; "
         "it logs in anyone who asks, so only on a trusted network",
     )
+    parser.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="keep the sessions in this Redis instead of the signed cookie, e.g. "
+        "redis://127.0.0.1:6379/0 (keys under 'wxauth:'; needs redis-py: pip install "
+        '"wxauth-middleware[redis]"); the cookie then holds a signed id and "Log out" ends '
+        "the stored session",
+    )
     return parser
 
 
-def banner(public_url: str, *, auto_approve: bool) -> str:
+def _redacted(url: str) -> str:
+    """`url` without its password, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _as_flag(message: str) -> str:
+    """An option's error message naming the command-line flag ("redis_url ..." -> "--redis-url
+    ...")."""
+    for option in ("public_url", "redis_url"):
+        if message.startswith(option + " "):
+            return "--" + option.replace("_", "-") + message[len(option) :]
+    return message
+
+
+def _check_redis(url: str) -> None:
+    """Warn (on stderr) when the Redis at `url` does not answer now; the demo serves anyway."""
+    try:
+        client = redis_client(url)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # whatever the failure (refused, timeout, auth): a warning
+        print(
+            f"warning: Redis at {_redacted(url)} does not answer ({type(exc).__name__}: {exc}); "
+            "requests that need the session store get a 503 until it does",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def banner(public_url: str, *, auto_approve: bool, redis_url: str | None = None) -> str:
+    sessions = (
+        f"in Redis at {_redacted(redis_url)} (keys under wxauth:)"
+        if redis_url
+        else "in the signed session cookie"
+    )
     mode = (
         "auto-approve: logins succeed at once as the default persona (xiaoming)"
         if auto_approve
@@ -76,6 +139,7 @@ def banner(public_url: str, *, auto_approve: bool) -> str:
             "wxauth-middleware demo: a site behind WeChatAuthMiddleware, WeChat emulated inside",
             f'  Open {public_url}/ in your browser and press "Browse as WeChat".',
             f"  WeChat emulator (not the real WeChat): {public_url}{EMULATOR_PREFIX}/  [{mode}]",
+            f"  Sessions: {sessions}.",
             "  The middleware logs each login below; its warning that it is not talking to",
             "  WeChat itself is expected here: it talks to the embedded emulator.",
             "  Press Ctrl+C to stop.",
@@ -94,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "emulator answers only this machine (loopback) and logs in anyone who asks; add "
             "--allow-remote (and --public-url) if you really mean to serve other machines"
         )
+    if args.redis_url is not None:
+        try:
+            check_redis_url(args.redis_url)  # what the middleware checks, before any side effect
+        except ValueError as exc:
+            parser.error(_as_flag(str(exc)))
     try:
         import uvicorn
     except ImportError:
@@ -109,10 +178,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             public_url=public_url,
             auto_approve=args.auto_approve,
             allow_remote=args.allow_remote,
+            redis_url=args.redis_url,
         )
-    except ValueError as exc:
-        parser.error(str(exc))
-    print(banner(public_url.rstrip("/"), auto_approve=args.auto_approve), flush=True)
+    except ValueError as exc:  # ConfigurationError included: a bad --public-url or --redis-url
+        parser.error(_as_flag(str(exc)))
+    banner_text = banner(
+        public_url.rstrip("/"), auto_approve=args.auto_approve, redis_url=args.redis_url
+    )
+    print(banner_text, flush=True)
+    if args.redis_url is not None:
+        _check_redis(args.redis_url)
     uvicorn.run(app, host=args.host.strip("[]"), port=args.port, log_level="info")
     return 0
 

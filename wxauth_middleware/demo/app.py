@@ -4,7 +4,7 @@ Layout of the one Starlette app `create_demo_app` returns::
 
     BrowseAsWeChatMiddleware         demo only: the "Browse as WeChat" cookie rewrites the UA
     ├── /_wechat/...                 the WeChat emulator (WeChat's own pages: no middleware)
-    ├── POST /logout                 deletes the session cookie
+    ├── POST /logout                 the middleware's logout (cookie, and stored session)
     ├── POST /_demo/as-wechat        switches "Browse as WeChat" on or off
     └── everything else              WeChatAuthMiddleware
         ├── /wxauth/callback         answered by the middleware
@@ -13,7 +13,8 @@ Layout of the one Starlette app `create_demo_app` returns::
         └── /api/me                  the user as JSON
 
 The middleware reaches the emulator's API in-process through `httpx.ASGITransport`, so the demo
-needs one port and no network at all.
+needs one port and no network at all. Sessions are the signed cookie itself, or, with
+`redis_url`, kept in that Redis (the middleware's `redis_url` and `redis_prefix` options).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from starlette.requests import Request, cookie_parser
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from starlette.responses import Response as StarletteResponse
 from starlette.routing import Mount, Route, Router
+from starlette.types import ASGIApp, Message, Scope
 
 from wxauth_middleware import (
     HTTPRequest,
@@ -56,15 +58,26 @@ SESSION_COOKIE = "wxauth_session"
 _EMULATOR_API_BASE = "http://wechat-emulator"
 
 
+# The middleware's own logout path (its default), which the demo's log-out button goes through.
+_LOGOUT_PATH = "/wxauth/logout"
+
+
 def create_demo_app(
-    *, public_url: str, auto_approve: bool = False, allow_remote: bool = False
+    *,
+    public_url: str,
+    auto_approve: bool = False,
+    allow_remote: bool = False,
+    redis_url: str | None = None,
+    redis_prefix: str = "wxauth:",
 ) -> Starlette:
     """The demo site with the emulator embedded, served at `public_url` (the browser's origin,
     e.g. "http://127.0.0.1:8000").
 
     `auto_approve` makes the emulator log in as the default persona without a consent page.
     `allow_remote` lets the emulator answer clients on other machines (it answers loopback
-    clients only otherwise).
+    clients only otherwise). `redis_url` keeps the sessions in that Redis, under the keys'
+    `redis_prefix` (the middleware's options of those names); a bad URL raises
+    `ConfigurationError` (a ValueError) here.
     """
     parts = urlsplit(public_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -102,6 +115,9 @@ def create_demo_app(
         session_cookie=SESSION_COOKIE,
         on_error=_error_response,
         transport=httpx.ASGITransport(app=emulator),
+        logout_path=_LOGOUT_PATH,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
     )
 
     @asynccontextmanager
@@ -122,6 +138,7 @@ def create_demo_app(
     )
     app.state.public_url = public_url
     app.state.emulator = emulator
+    app.state.auth = auth
     return app
 
 
@@ -215,8 +232,47 @@ def _forbidden() -> StarletteResponse:
 async def _logout(request: Request) -> StarletteResponse:
     if _cross_site(request):
         return _forbidden()
+    # The middleware's own logout, so that a session kept in Redis ends too (not only the
+    # cookie); answered as a 303 back home, since this was a form post.
+    answer = await _call(request.app.state.auth, request.scope, _LOGOUT_PATH, "next=/")
+    if answer.status_code != 302:
+        return answer  # the store did not answer (503): not logged out, and the page says so
     response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    for name, value in answer.headers.items():
+        if name == "set-cookie":
+            response.headers.append(name, value)
+    return response
+
+
+async def _call(app: ASGIApp, scope: Scope, path: str, query: str) -> StarletteResponse:
+    """`app`'s answer to a bodyless GET of `path?query` with the headers of `scope`."""
+    sub_scope = {
+        **scope,
+        "method": "GET",
+        "path": path,
+        "raw_path": path.encode("ascii"),
+        "root_path": "",
+        "query_string": query.encode("ascii"),
+    }
+    status = 500
+    headers: list[tuple[bytes, bytes]] = []
+    body = bytearray()
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            body.extend(message.get("body", b""))
+
+    await app(sub_scope, receive, send)
+    response = StarletteResponse(bytes(body), status_code=status)
+    # The app's own headers, as they were (content-length included).
+    response.raw_headers = headers
     return response
 
 
