@@ -4,26 +4,35 @@ upstream latency and faults injected, for a fixed time; errors classified, memor
     python bench/soak.py            # 50 browsers for 60 s (about 65 s in all)
     python bench/soak.py --quick    # 10 browsers for 10 s (about 12 s)
     python bench/soak.py --duration 600 --browsers 100    # a longer soak
+    python bench/soak.py --redis    # the same, sessions in Redis (a redis-server of its own)
 
 The server is the demo (`python -m wxauth_middleware.demo --port P --auto-approve`), one uvicorn
 process on 127.0.0.1 with the WeChat emulator embedded at /_wechat (the middleware calls it
-in-process). Through the emulator's control API (POST /_wechat/_emulator/faults) the script
-injects, until the end: a latency on every WeChat API call (default 50 ms), errcode -1 on a
-share of the access_token calls (default 3%; the middleware retries those), HTTP 502 on a share
-of the userinfo calls (2%), and a malformed (truncated JSON) body on a share of the
-access_token calls (1%).
+in-process). With --redis, the script also starts its own `redis-server` (found on PATH; exit
+status 2 without it) on a free 127.0.0.1 port, in a temporary directory, without persistence
+(`--save "" --appendonly no`), and the demo gets `--redis-url redis://127.0.0.1:R/0`: sessions
+live in Redis (the cookie holds a signed id), a log-out deletes the stored session, duplicate
+callbacks are answered from Redis.
+
+Through the emulator's control API (POST /_wechat/_emulator/faults) the script injects, until
+the end: a latency on every WeChat API call (default 50 ms), errcode -1 on a share of the
+access_token calls (default 3%; the middleware retries those), HTTP 502 on a share of the
+userinfo calls (2%), and a malformed (truncated JSON) body on a share of the access_token calls
+(1%).
 
 Each "browser" is its own httpx.AsyncClient (WeChat's user agent, its own cookie jar and
 connection) and loops until the deadline: log in (a page -> 302 to the emulator's authorize ->
 302 to /wxauth/callback -> 302 back to the page -> the page, logged in), browse a few pages
-(/, /profile, /api/me with Accept: application/json), sometimes log out (POST /logout) and log
-in again. Every response is checked (status, Location on this site and where it should point,
-the page says who is logged in) and every failure classified by kind, and as EXPLAINED by the
-injected faults (a 502 login error page when 502 or malformed answers are injected, a 503
-after errcode -1 outlasted the retries) or UNEXPLAINED (anything else: a 500, a redirect loop,
-a Location off-site, a lost session, a client-side timeout, a connection error, a traceback or
-an unknown warning in the server's log). The server's log is read at the end: its login
-failures by reason, cross-checked against what the browsers saw.
+(/, /profile, /api/me with Accept: application/json), sometimes log out (POST /logout, which
+goes through the middleware's logout_path) and log in again. Every response is checked (status,
+Location on this site and where it should point, the page says who is logged in) and every
+failure classified by kind, and as EXPLAINED by the injected faults (a 502 login error page when
+502 or malformed answers are injected, a 503 after errcode -1 outlasted the retries) or
+UNEXPLAINED (anything else: a 500, a redirect loop, a Location off-site, a lost session, a
+client-side timeout, a connection error, a traceback or an unknown warning in the server's log).
+The server's log is read at the end: its login failures by reason, cross-checked against what
+the browsers saw. Nothing injects a Redis fault: with --redis, a 503 store_unavailable, or the
+middleware's "session store failed" warning in the log, is unexplained.
 
 The server's resident memory (VmRSS from /proc/<pid>/status) is sampled every few seconds and
 printed as it goes; the growth from the first sample after the warm-up to the last one is
@@ -34,11 +43,25 @@ per-login state is its 1024-entry cache of verified session cookies. So a short 
 roughly 3.5 KB per login whatever the middleware does; compare runs per login, and see
 bench/memory.py for the middleware alone.
 
+With --redis, the store's memory is watched too: Redis's used_memory (INFO memory) and its number
+of keys (DBSIZE) at the start, with every RSS sample, and at the end, with the keys by kind, the
+longest time to live of each kind and the largest identity index, and the growth per login.
+What the store holds is bounded by time, not by the number of logins: a `code:` key per login
+lives for the code's 5 minutes, a `session:` key until its log-out or `max_age` (the demo keeps
+the default, 14 days; a browser that starts over after a failure or is still logged in at the
+end leaves its session behind, as a real browser does), one `identity:` set per user (the
+demo's auto-approve logs everyone in as the same persona, so there is one set, holding an entry
+per live session and per code of the last 5 minutes). A run shorter than 5 minutes therefore
+grows by about one key per login; a longer one levels off. One user logging in ~20 times a
+second is the worst case for that index; each login checks a bounded sample of it for entries
+that expired, so the server's ms/request should stay level over the run, as without --redis.
+
 Bounded: every request has a timeout (--timeout), no request starts after the deadline, the
 requests still in flight then get the request timeout to finish and are cancelled after it, and
-the server is always terminated (SIGTERM, wait, SIGKILL). Exit status 1 when any error is
-unexplained (or the server dies), 2 when the server cannot be started or refuses the faults,
-0 otherwise.
+the server (and redis-server with --redis, after it) is always terminated (SIGTERM, wait,
+SIGKILL). Exit status 1 when any error is unexplained (or the server or redis-server dies), 2
+when the server or redis-server cannot be started (or is not installed) or the emulator refuses
+the faults, 0 otherwise.
 
 This machine is shared: the browsers run in this one Python process and compete with the
 server for the same cores, so requests/s and latencies are those of this setup, not of the
@@ -54,6 +77,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import ssl
 import subprocess
 import sys
@@ -62,12 +86,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from _common import WECHAT_UA, free_port, machine_lines, percentile, print_table, wait_for_port
 
 from wxauth_middleware.config import Config
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -87,6 +116,8 @@ _LOGGED_IN = 'data-logged-in="true"'
 _LOGIN_FAILED = re.compile(r"wxauth login failed (.*?)(?: rid=\S*)? duration_ms=\d+")
 _DURATION = re.compile(r"duration_ms=(\d+)")
 _RETRY = re.compile(r"wxauth retrying WeChat (\S+) in [\d.]+s \(attempt \d+\): (\S+)")
+REDIS_PREFIX = "wxauth:"  # the demo keeps the middleware's default redis_prefix
+REDIS_READY_S = 10.0
 _EXPECTED_LOG = re.compile(
     r"^(INFO|WARNING\s+wxauth: not talking to WeChat itself|wxauth-middleware demo|  )"
 )
@@ -433,6 +464,8 @@ class Sample:
     driver_cpu_s: float  # this process's (the browsers')
     requests: int
     logins: int
+    redis_used: int | None = None  # Redis's used_memory, bytes (with --redis)
+    redis_keys: int | None = None  # its DBSIZE
 
 
 def driver_cpu() -> float:
@@ -440,17 +473,46 @@ def driver_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+async def store_sample(store: redis.asyncio.Redis | None) -> tuple[int | None, int | None]:
+    """(used_memory, DBSIZE) of the Redis store, or (None, None) without one (or if it fails:
+    the browsers' errors tell what a failing store did)."""
+    if store is None:
+        return None, None
+    import redis
+
+    try:
+        memory = await store.info("memory")
+        keys = await store.dbsize()
+    except redis.RedisError:
+        return None, None
+    return int(memory["used_memory"]), int(keys)
+
+
 async def sample_memory(
-    pid: int, stats: Stats, began: float, every: float, stop: asyncio.Event, out: list[Sample]
+    pid: int,
+    stats: Stats,
+    began: float,
+    every: float,
+    stop: asyncio.Event,
+    out: list[Sample],
+    store: redis.asyncio.Redis | None,
 ) -> None:
-    """Sample the server every `every` seconds until `stop`, printing each sample."""
+    """Sample the server (and the store) every `every` seconds until `stop`, printing each."""
     while True:
         try:
             rss, cpu = proc_status(pid)
         except OSError:
             return  # the server is gone; the caller reports it
+        used, keys = await store_sample(store)
         sample = Sample(
-            time.monotonic() - began, rss, cpu, driver_cpu(), stats.requests, stats.logins
+            time.monotonic() - began,
+            rss,
+            cpu,
+            driver_cpu(),
+            stats.requests,
+            stats.logins,
+            used,
+            keys,
         )
         line = f"  t={sample.t:5.1f} s  RSS {rss / 1024:6.1f} MiB"
         if out and sample.t > out[-1].t:
@@ -463,6 +525,8 @@ async def sample_memory(
                 f"  server {1000 * (cpu - last.cpu_s) / max(served, 1):4.2f} ms/request"
                 f"  {served / span:4.0f} requests/s"
             )
+        if used is not None:
+            line += f"  Redis {used / 1024 / 1024:5.2f} MiB {keys:6d} keys"
         out.append(sample)
         print(
             f"{line}  logins {stats.logins:5d}  errors {stats.explained()} explained, "
@@ -542,7 +606,7 @@ def read_server_log(path: Path, plan: FaultPlan) -> ServerLog:
     return log
 
 
-def start_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_server(port: int, log_path: Path, redis_url: str | None) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
@@ -551,13 +615,16 @@ def start_server(port: int, log_path: Path) -> subprocess.Popen[bytes]:
         str(port),
         "--auto-approve",
     ]
+    if redis_url is not None:
+        command += ["--redis-url", redis_url]
     with open(log_path, "wb") as log:
         return subprocess.Popen(  # noqa: S603
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT
         )
 
 
-def stop_server(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, up to 10 s to exit, then SIGKILL."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -565,6 +632,124 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+# -- the session store (--redis) ---------------------------------------------------------------
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of this run's own: 127.0.0.1 only, in a temp dir, no persistence."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def async_client(self) -> redis.asyncio.Redis:
+        import redis.asyncio
+
+        return redis.asyncio.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text("utf-8", "replace")[-2000:]
+        except OSError:
+            return ""
+
+
+def start_redis(program: str, directory: Path) -> RedisServer:
+    port = free_port()
+    log_path = directory / "redis.log"
+    # Our own fixed arguments: nothing untrusted reaches the command line.
+    process = subprocess.Popen(  # noqa: S603
+        [
+            program,
+            *("--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory)),
+            *("--save", "", "--appendonly", "no", "--logfile", str(log_path)),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    return RedisServer(process, port, log_path)
+
+
+def wait_for_redis(server: RedisServer, timeout: float = REDIS_READY_S) -> str:
+    """Wait until it answers PING; returns its version. RuntimeError if it exits or is silent."""
+    import redis
+
+    deadline = time.monotonic() + timeout
+    with server.client() as client:
+        while True:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with status {server.process.returncode}")
+            try:
+                if client.ping():
+                    return str(client.info("server").get("redis_version", "?"))
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not answer PING within {timeout:g} s")
+            time.sleep(0.05)  # polling: nothing to wait on before the port opens
+
+
+@dataclass
+class StoreFigures:
+    """What the store holds at one moment."""
+
+    used_memory: int  # bytes, INFO memory
+    keys: int  # DBSIZE
+    by_kind: Counter[str] = field(default_factory=Counter)  # "session", "code", ...
+    max_ttl: dict[str, int] = field(default_factory=dict)  # the longest TTL seen per kind, s
+    largest_index: int = 0  # members of the largest identity:<...> set
+    no_ttl: int = 0  # keys that never expire (a leak, if any)
+
+    def describe_kinds(self) -> str:
+        if not self.by_kind:
+            return "none"
+        return ", ".join(f"{kind} {n}" for kind, n in sorted(self.by_kind.items()))
+
+    def describe_ttls(self) -> str:
+        ttls = ", ".join(f"{kind} {_duration(t)}" for kind, t in sorted(self.max_ttl.items()))
+        return f"{ttls or '-'}; keys that never expire: {self.no_ttl}"
+
+
+def _duration(seconds: int) -> str:
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds} s"
+
+
+def store_figures(server: RedisServer, detail: bool) -> StoreFigures:
+    """used_memory and DBSIZE; with `detail`, the keys by kind (from a SCAN), each kind's
+    longest TTL and the largest identity index too."""
+    with server.client() as client:
+        figures = StoreFigures(int(client.info("memory")["used_memory"]), int(client.dbsize()))
+        if not detail:
+            return figures
+        for raw in client.scan_iter(match=REDIS_PREFIX + "*", count=1000):
+            key = raw.decode("utf-8", "replace")
+            kind = key[len(REDIS_PREFIX) :].partition(":")[0]
+            figures.by_kind[kind] += 1
+            ttl = int(client.ttl(key))
+            if ttl == -1:
+                figures.no_ttl += 1
+            elif ttl >= 0:  # (-2: expired meanwhile)
+                figures.max_ttl[kind] = max(figures.max_ttl.get(kind, ttl), ttl)
+            if kind == "identity":
+                figures.largest_index = max(figures.largest_index, int(client.scard(key)))
+    return figures
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -582,14 +767,23 @@ class Options:
 
 
 async def drive(
-    base: str, pid: int, plan: FaultPlan, options: Options, stats: Stats, samples: list[Sample]
+    base: str,
+    pid: int,
+    plan: FaultPlan,
+    options: Options,
+    stats: Stats,
+    samples: list[Sample],
+    redis_server: RedisServer | None,
 ) -> float:
     """Run the browsers until the deadline; return the seconds the load lasted."""
     context = ssl.create_default_context()  # one for all (plain http anyway: no handshakes)
+    store = redis_server.async_client() if redis_server is not None else None
     began = time.monotonic()
     deadline = began + options.duration
     stop = asyncio.Event()
-    sampler = asyncio.create_task(sample_memory(pid, stats, began, options.every, stop, samples))
+    sampler = asyncio.create_task(
+        sample_memory(pid, stats, began, options.every, stop, samples, store)
+    )
     clients = [
         httpx.AsyncClient(
             headers={"user-agent": WECHAT_UA, "accept-language": "zh-CN,zh;q=0.9"},
@@ -630,14 +824,24 @@ async def drive(
         await sampler
         try:
             rss, cpu = proc_status(pid)
+            used, keys = await store_sample(store)
             samples.append(
                 Sample(
-                    time.monotonic() - began, rss, cpu, driver_cpu(), stats.requests, stats.logins
+                    time.monotonic() - began,
+                    rss,
+                    cpu,
+                    driver_cpu(),
+                    stats.requests,
+                    stats.logins,
+                    used,
+                    keys,
                 )
             )
         except OSError:
             pass
         await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
+        if store is not None:
+            await store.aclose()
     return ended
 
 
@@ -659,6 +863,7 @@ def report(
     plan: FaultPlan,
     options: Options,
     seconds: float,
+    store: tuple[StoreFigures, StoreFigures] | None = None,
 ) -> bool:
     """Print the tables; True when memory stayed flat."""
     after_warmup = [s for s in samples if s.t >= options.warmup] or samples
@@ -707,6 +912,7 @@ def report(
             f"{growth_mib * 1024 * 1024 / max(logins_since, 1):.0f} bytes ({logins_since} logins)",
         ],
         ["server CPU / driver CPU (of one core)", f"{server_cpu:.0%} / {driver:.0%}"],
+        *store_rows(store, samples, stats.logins),
         [
             "largest Cookie header sent to the callback",
             f"{stats.max_cookie_bytes} bytes ({stats.max_state_cookies} login-state cookies "
@@ -763,6 +969,35 @@ def report(
     return flat
 
 
+def store_rows(
+    store: tuple[StoreFigures, StoreFigures] | None, samples: list[Sample], logins: int
+) -> list[list[object]]:
+    """The summary's rows about the Redis store (none without --redis)."""
+    if store is None:
+        return []
+    start, end = store
+    mib = 1024 * 1024
+    peak = max([s.redis_used for s in samples if s.redis_used is not None] + [end.used_memory])
+    grown = end.used_memory - start.used_memory
+    added = end.keys - start.keys
+    return [
+        [
+            "Redis used_memory start / end / max MiB",
+            f"{start.used_memory / mib:.2f} / {end.used_memory / mib:.2f} / {peak / mib:.2f} "
+            f"({grown / mib:+.2f} MiB)",
+        ],
+        ["Redis keys start / end (DBSIZE)", f"{start.keys} / {end.keys}"],
+        [
+            "Redis growth per completed login",
+            f"{added / max(logins, 1):.2f} keys, {grown / max(logins, 1):.0f} bytes "
+            f"({logins} logins)",
+        ],
+        ["Redis keys at the end, by kind", end.describe_kinds()],
+        ["Redis longest time to live at the end, by kind", end.describe_ttls()],
+        ["Redis largest identity index (members)", end.largest_index],
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Bounded load and soak test of the demo.")
     parser.add_argument("--quick", action="store_true", help="10 s with 10 browsers")
@@ -777,6 +1012,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--malformed", type=float, default=0.01, help="bad body share (0.01)")
     parser.add_argument("--logout", type=float, default=0.3, help="log-out share per visit")
     parser.add_argument("--seed", type=int, default=1, help="the browsers' random choices")
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="sessions in Redis: start a redis-server of its own (from PATH) and give the "
+        "demo --redis-url",
+    )
     args = parser.parse_args(argv)
     duration = args.duration or (10.0 if args.quick else 60.0)
     browsers = args.browsers or (10 if args.quick else 50)
@@ -785,6 +1026,23 @@ def main(argv: list[str] | None = None) -> int:
     if duration <= 0 or browsers < 1 or args.timeout <= 0 or every <= 0:
         parser.error("--duration, --browsers, --timeout and --every must be positive")
     options = Options(duration, browsers, args.timeout, every, warmup, args.logout, args.seed)
+    redis_program = shutil.which("redis-server") if args.redis else None
+    if args.redis:
+        if redis_program is None:
+            print(
+                "soak.py: error: --redis needs redis-server on PATH "
+                "(Debian: apt-get install redis-server)",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            import redis  # noqa: F401 - the store's figures are read with redis-py
+        except ImportError:
+            print(
+                "soak.py: error: --redis needs redis-py: pip install -e '.[test]'",
+                file=sys.stderr,
+            )
+            return 2
     faults = [Fault("*", latency=args.latency)] if args.latency > 0 else []
     if args.busy > 0:
         faults.append(Fault("access_token", errcode=-1, probability=args.busy))
@@ -801,7 +1059,11 @@ def main(argv: list[str] | None = None) -> int:
         f"  {browsers} browsers for {duration:g} s; request timeout {args.timeout:g} s; "
         f"RSS every {every:g} s, warm-up {warmup:g} s; log-out after {args.logout:.0%} of visits"
     )
-    print("  server: python -m wxauth_middleware.demo --port P --auto-approve (uvicorn, 1 process)")
+    store_flag = " --redis-url redis://127.0.0.1:R/0" if args.redis else ""
+    print(
+        f"  server: python -m wxauth_middleware.demo --port P --auto-approve{store_flag} "
+        "(uvicorn, 1 process)"
+    )
     print("  injected (times: until the end):")
     for fault in plan.faults:
         print(f"    {fault.describe()}")
@@ -810,29 +1072,68 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://127.0.0.1:{port}"
     stats = Stats()
     samples: list[Sample] = []
+    store: tuple[StoreFigures, StoreFigures] | None = None
+    redis_died: int | None = None
     with tempfile.TemporaryDirectory(prefix="wxauth-soak-") as tmp:
         log_path = Path(tmp) / "server.log"
-        server = start_server(port, log_path)
+        redis_server = None
+        if redis_program is not None:
+            redis_dir = Path(tmp) / "redis"
+            redis_dir.mkdir()
+            redis_server = start_redis(redis_program, redis_dir)
         try:
+            if redis_server is not None:
+                try:
+                    version = wait_for_redis(redis_server)
+                except RuntimeError as exc:
+                    print(f"cannot start redis-server: {exc}", file=sys.stderr)
+                    print(redis_server.log_tail(), file=sys.stderr)
+                    return 2
+                print(
+                    f"  store: redis-server {version} ({redis_program}) on "
+                    f"127.0.0.1:{redis_server.port}, --save '' --appendonly no, in a temp dir"
+                )
+            server = start_server(
+                port, log_path, redis_server.url if redis_server is not None else None
+            )
             try:
-                wait_for_port(port, timeout=20, alive=lambda: server.poll() is None)
-                inject(base, plan)
-            except (RuntimeError, httpx.HTTPError) as exc:
-                print(f"cannot start: {exc}", file=sys.stderr)
-                print(log_path.read_text("utf-8", "replace")[-2000:], file=sys.stderr)
-                return 2
-            print(f"\nload (the server's RSS and CPU every {every:g} s):", flush=True)
-            seconds = asyncio.run(drive(base, server.pid, plan, options, stats, samples))
-            died = server.poll()
+                try:
+                    wait_for_port(port, timeout=20, alive=lambda: server.poll() is None)
+                    inject(base, plan)
+                except (RuntimeError, httpx.HTTPError) as exc:
+                    print(f"cannot start: {exc}", file=sys.stderr)
+                    print(log_path.read_text("utf-8", "replace")[-2000:], file=sys.stderr)
+                    return 2
+                if redis_server is not None:
+                    first = store_figures(redis_server, detail=False)
+                    print(
+                        f"  store at the start: used_memory {first.used_memory / 1024 / 1024:.2f}"
+                        f" MiB, {first.keys} keys"
+                    )
+                print(f"\nload (the server's RSS and CPU every {every:g} s):", flush=True)
+                seconds = asyncio.run(
+                    drive(base, server.pid, plan, options, stats, samples, redis_server)
+                )
+                died = server.poll()
+                if redis_server is not None:
+                    redis_died = redis_server.process.poll()
+                    if redis_died is None:
+                        store = (first, store_figures(redis_server, detail=True))
+            finally:
+                stop_process(server)
         finally:
-            stop_server(server)
+            # After the demo: it never sees its store go away under it.
+            if redis_server is not None:
+                stop_process(redis_server.process)
         log = read_server_log(log_path, plan)
     if died is not None:
         stats.error(f"the server exited with status {died} during the run", False)
+    if redis_died is not None:
+        stats.error(f"redis-server exited with status {redis_died} during the run", False)
     if not samples:
         print("no memory sample: the server was gone", file=sys.stderr)
         return 1
-    flat = report(stats, samples, log, plan, options, seconds)
+    flat = report(stats, samples, log, plan, options, seconds, store)
     seen = stats.unexplained()
     logged = log.events + sum(n for (_, ok), n in log.failures.items() if not ok)
     logged += sum(n for (_, ok), n in log.retries.items() if not ok)
