@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,9 @@ from wxauth_middleware.cookies import LoginState, LoginStateCodec, Session, Sess
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    import redis
+    import redis.asyncio
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = [
     "APP_ID",
@@ -330,3 +333,121 @@ def wait_for_port(
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+# -- WSGI: calling an app as a server does -----------------------------------------------------
+
+
+def _write(data: bytes) -> None:
+    return None
+
+
+def _start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
+    return _write
+
+
+def wsgi_batch(app: WSGIApplication, environ: WSGIEnvironment, n: int) -> int:
+    start_response = _start_response
+    start = time.perf_counter_ns()
+    for _ in range(n):
+        body = app(environ.copy(), start_response)
+        for _chunk in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    return time.perf_counter_ns() - start
+
+
+def wsgi_status(app: WSGIApplication, environ: WSGIEnvironment) -> tuple[int, bytes]:
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
+        statuses.append(status)
+        return _write
+
+    body = app(environ.copy(), start_response)
+    data = b"".join(body)
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+    return int(statuses[0].split()[0]), data
+
+
+# -- a redis-server of the script's own --------------------------------------------------------
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, up to 10 s to exit, then SIGKILL."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@dataclass
+class RedisServer:
+    """A redis-server of this run's own: 127.0.0.1 only, in a temp dir, no persistence."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def async_client(self) -> redis.asyncio.Redis:
+        import redis.asyncio
+
+        return redis.asyncio.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text("utf-8", "replace")[-2000:]
+        except OSError:
+            return ""
+
+
+def start_redis(program: str, directory: Path) -> RedisServer:
+    port = free_port()
+    log_path = directory / "redis.log"
+    # Our own fixed arguments: nothing untrusted reaches the command line.
+    process = subprocess.Popen(  # noqa: S603
+        [
+            program,
+            *("--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory)),
+            *("--save", "", "--appendonly", "no", "--logfile", str(log_path)),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    return RedisServer(process, port, log_path)
+
+
+def wait_for_redis(server: RedisServer, timeout: float = 10.0) -> str:
+    """Wait until it answers PING; returns its version. RuntimeError if it exits or is silent."""
+    import redis
+
+    deadline = time.monotonic() + timeout
+    with server.client() as client:
+        while True:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with status {server.process.returncode}")
+            try:
+                if client.ping():
+                    return str(client.info("server").get("redis_version", "?"))
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not answer PING within {timeout:g} s")
+            time.sleep(0.05)  # polling: nothing to wait on before the port opens

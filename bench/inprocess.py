@@ -45,7 +45,9 @@ from _common import (
     print_table,
     replay_cookie_header,
     session_cookie_value,
+    wsgi_batch,
     wsgi_environ,
+    wsgi_status,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -240,42 +242,6 @@ class WsgiCase(Case):
     environ: WSGIEnvironment = field(default_factory=dict)
 
 
-def _write(data: bytes) -> None:
-    return None
-
-
-def _start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
-    return _write
-
-
-def _wsgi_batch(app: WSGIApplication, environ: WSGIEnvironment, n: int) -> int:
-    start_response = _start_response
-    start = time.perf_counter_ns()
-    for _ in range(n):
-        body = app(environ.copy(), start_response)
-        for _chunk in body:
-            pass
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
-    return time.perf_counter_ns() - start
-
-
-def _wsgi_status(app: WSGIApplication, environ: WSGIEnvironment) -> tuple[int, bytes]:
-    statuses: list[str] = []
-
-    def start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
-        statuses.append(status)
-        return _write
-
-    body = app(environ.copy(), start_response)
-    data = b"".join(body)
-    close = getattr(body, "close", None)
-    if close is not None:
-        close()
-    return int(statuses[0].split()[0]), data
-
-
 def build_wsgi_cases() -> list[WsgiCase]:
     ours = wsgi_app("ours")
     assert isinstance(ours, WeChatAuthWSGIMiddleware)
@@ -340,7 +306,7 @@ def build_wsgi_cases() -> list[WsgiCase]:
     ]
     cases = []
     for name, baseline, status, app, environ, body in specs:
-        got, data = _wsgi_status(app, environ)
+        got, data = wsgi_status(app, environ)
         if got != status or (body is not None and data != body):
             raise SystemExit(f"check failed for {name!r}: {got} {data[:80]!r}")
         cases.append(WsgiCase(name, baseline, status, app=app, environ=environ))
@@ -352,7 +318,7 @@ def build_wsgi_cases() -> list[WsgiCase]:
         return bare_wsgi_app(environ, start_response)
 
     probe_ours = WeChatAuthWSGIMiddleware(probe, **{**_wsgi_options(ours)})
-    _wsgi_status(probe_ours, cases[2].environ)
+    wsgi_status(probe_ours, cases[2].environ)
     if not seen or seen[-1].get("wechat_user") is None:
         raise SystemExit("check failed: the WSGI logged-in case saw no user")
     return cases
@@ -371,15 +337,15 @@ def _wsgi_options(ours: WeChatAuthWSGIMiddleware) -> dict[str, Any]:
 def run_wsgi(cases: list[WsgiCase], rounds: int, batch_ns: int) -> None:
     sizes = {}
     for case in cases:
-        _wsgi_batch(case.app, case.environ, 200)
-        per_call = max(_wsgi_batch(case.app, case.environ, 500) / 500, 50.0)
+        wsgi_batch(case.app, case.environ, 200)
+        per_call = max(wsgi_batch(case.app, case.environ, 500) / 500, 50.0)
         sizes[case.name] = max(20, int(batch_ns / per_call))
     for r in range(rounds):
         order = cases[r % len(cases) :] + cases[: r % len(cases)]
         for case in order:
             n = sizes[case.name]
             gc.collect()
-            case.results_ns.append(_wsgi_batch(case.app, case.environ, n) / n)
+            case.results_ns.append(wsgi_batch(case.app, case.environ, n) / n)
 
 
 # -- report ---------------------------------------------------------------------------------

@@ -90,7 +90,18 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-from _common import WECHAT_UA, free_port, machine_lines, percentile, print_table, wait_for_port
+from _common import (
+    WECHAT_UA,
+    RedisServer,
+    free_port,
+    machine_lines,
+    percentile,
+    print_table,
+    start_redis,
+    stop_process,
+    wait_for_port,
+    wait_for_redis,
+)
 
 from wxauth_middleware.config import Config
 
@@ -117,7 +128,6 @@ _LOGIN_FAILED = re.compile(r"wxauth login failed (.*?)(?: rid=\S*)? duration_ms=
 _DURATION = re.compile(r"duration_ms=(\d+)")
 _RETRY = re.compile(r"wxauth retrying WeChat (\S+) in [\d.]+s \(attempt \d+\): (\S+)")
 REDIS_PREFIX = "wxauth:"  # the demo keeps the middleware's default redis_prefix
-REDIS_READY_S = 10.0
 _EXPECTED_LOG = re.compile(
     r"^(INFO|WARNING\s+wxauth: not talking to WeChat itself|wxauth-middleware demo|  )"
 )
@@ -621,85 +631,6 @@ def start_server(port: int, log_path: Path, redis_url: str | None) -> subprocess
         return subprocess.Popen(  # noqa: S603
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=ROOT
         )
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, up to 10 s to exit, then SIGKILL."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-# -- the session store (--redis) ---------------------------------------------------------------
-
-
-@dataclass
-class RedisServer:
-    """A redis-server of this run's own: 127.0.0.1 only, in a temp dir, no persistence."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        import redis
-
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
-
-    def async_client(self) -> redis.asyncio.Redis:
-        import redis.asyncio
-
-        return redis.asyncio.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
-
-    def log_tail(self) -> str:
-        try:
-            return self.log_path.read_text("utf-8", "replace")[-2000:]
-        except OSError:
-            return ""
-
-
-def start_redis(program: str, directory: Path) -> RedisServer:
-    port = free_port()
-    log_path = directory / "redis.log"
-    # Our own fixed arguments: nothing untrusted reaches the command line.
-    process = subprocess.Popen(  # noqa: S603
-        [
-            program,
-            *("--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory)),
-            *("--save", "", "--appendonly", "no", "--logfile", str(log_path)),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    return RedisServer(process, port, log_path)
-
-
-def wait_for_redis(server: RedisServer, timeout: float = REDIS_READY_S) -> str:
-    """Wait until it answers PING; returns its version. RuntimeError if it exits or is silent."""
-    import redis
-
-    deadline = time.monotonic() + timeout
-    with server.client() as client:
-        while True:
-            if server.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with status {server.process.returncode}")
-            try:
-                if client.ping():
-                    return str(client.info("server").get("redis_version", "?"))
-            except redis.RedisError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not answer PING within {timeout:g} s")
-            time.sleep(0.05)  # polling: nothing to wait on before the port opens
 
 
 @dataclass
