@@ -14,7 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -451,3 +452,19 @@ def wait_for_redis(server: RedisServer, timeout: float = 10.0) -> str:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not answer PING within {timeout:g} s")
             time.sleep(0.05)  # polling: nothing to wait on before the port opens
+
+
+@contextmanager
+def running_redis(program: str, directory: Path) -> Iterator[tuple[RedisServer, str]]:
+    """A redis-server of the script's own in `directory`, answering PING (its version given
+    too), always stopped afterwards. RuntimeError, with the tail of its log, if it cannot
+    start."""
+    server = start_redis(program, directory)
+    try:
+        try:
+            version = wait_for_redis(server)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{server.log_tail()}") from None
+        yield server, version
+    finally:
+        stop_process(server.process)

@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import random
@@ -97,10 +98,9 @@ from _common import (
     machine_lines,
     percentile,
     print_table,
-    start_redis,
+    running_redis,
     stop_process,
     wait_for_port,
-    wait_for_redis,
 )
 
 from wxauth_middleware.config import Config
@@ -498,6 +498,24 @@ async def store_sample(store: redis.asyncio.Redis | None) -> tuple[int | None, i
     return int(memory["used_memory"]), int(keys)
 
 
+async def take_sample(
+    pid: int, stats: Stats, began: float, store: redis.asyncio.Redis | None
+) -> Sample:
+    """The server's RSS and CPU (OSError if it is gone), the run's counts, the store's figures."""
+    rss, cpu = proc_status(pid)
+    used, keys = await store_sample(store)
+    return Sample(
+        time.monotonic() - began,
+        rss,
+        cpu,
+        driver_cpu(),
+        stats.requests,
+        stats.logins,
+        used,
+        keys,
+    )
+
+
 async def sample_memory(
     pid: int,
     stats: Stats,
@@ -510,20 +528,10 @@ async def sample_memory(
     """Sample the server (and the store) every `every` seconds until `stop`, printing each."""
     while True:
         try:
-            rss, cpu = proc_status(pid)
+            sample = await take_sample(pid, stats, began, store)
         except OSError:
             return  # the server is gone; the caller reports it
-        used, keys = await store_sample(store)
-        sample = Sample(
-            time.monotonic() - began,
-            rss,
-            cpu,
-            driver_cpu(),
-            stats.requests,
-            stats.logins,
-            used,
-            keys,
-        )
+        rss, cpu, used, keys = sample.rss_kib, sample.cpu_s, sample.redis_used, sample.redis_keys
         line = f"  t={sample.t:5.1f} s  RSS {rss / 1024:6.1f} MiB"
         if out and sample.t > out[-1].t:
             last = out[-1]
@@ -753,23 +761,8 @@ async def drive(
     finally:
         stop.set()
         await sampler
-        try:
-            rss, cpu = proc_status(pid)
-            used, keys = await store_sample(store)
-            samples.append(
-                Sample(
-                    time.monotonic() - began,
-                    rss,
-                    cpu,
-                    driver_cpu(),
-                    stats.requests,
-                    stats.logins,
-                    used,
-                    keys,
-                )
-            )
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):  # the server is gone; the caller reports it
+            samples.append(await take_sample(pid, stats, began, store))
         await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)
         if store is not None:
             await store.aclose()
@@ -1005,57 +998,52 @@ def main(argv: list[str] | None = None) -> int:
     samples: list[Sample] = []
     store: tuple[StoreFigures, StoreFigures] | None = None
     redis_died: int | None = None
-    with tempfile.TemporaryDirectory(prefix="wxauth-soak-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="wxauth-soak-"))
         log_path = Path(tmp) / "server.log"
         redis_server = None
         if redis_program is not None:
             redis_dir = Path(tmp) / "redis"
             redis_dir.mkdir()
-            redis_server = start_redis(redis_program, redis_dir)
-        try:
-            if redis_server is not None:
-                try:
-                    version = wait_for_redis(redis_server)
-                except RuntimeError as exc:
-                    print(f"cannot start redis-server: {exc}", file=sys.stderr)
-                    print(redis_server.log_tail(), file=sys.stderr)
-                    return 2
-                print(
-                    f"  store: redis-server {version} ({redis_program}) on "
-                    f"127.0.0.1:{redis_server.port}, --save '' --appendonly no, in a temp dir"
-                )
-            server = start_server(
-                port, log_path, redis_server.url if redis_server is not None else None
-            )
             try:
-                try:
-                    wait_for_port(port, timeout=20, alive=lambda: server.poll() is None)
-                    inject(base, plan)
-                except (RuntimeError, httpx.HTTPError) as exc:
-                    print(f"cannot start: {exc}", file=sys.stderr)
-                    print(log_path.read_text("utf-8", "replace")[-2000:], file=sys.stderr)
-                    return 2
-                if redis_server is not None:
-                    first = store_figures(redis_server, detail=False)
-                    print(
-                        f"  store at the start: used_memory {first.used_memory / 1024 / 1024:.2f}"
-                        f" MiB, {first.keys} keys"
-                    )
-                print(f"\nload (the server's RSS and CPU every {every:g} s):", flush=True)
-                seconds = asyncio.run(
-                    drive(base, server.pid, plan, options, stats, samples, redis_server)
-                )
-                died = server.poll()
-                if redis_server is not None:
-                    redis_died = redis_server.process.poll()
-                    if redis_died is None:
-                        store = (first, store_figures(redis_server, detail=True))
-            finally:
-                stop_process(server)
-        finally:
-            # After the demo: it never sees its store go away under it.
+                # Entered before the demo, so stopped after it: the demo never sees its store
+                # go away under it.
+                redis_server, version = stack.enter_context(running_redis(redis_program, redis_dir))
+            except RuntimeError as exc:
+                print(f"cannot start redis-server: {exc}", file=sys.stderr)
+                return 2
+            print(
+                f"  store: redis-server {version} ({redis_program}) on "
+                f"127.0.0.1:{redis_server.port}, --save '' --appendonly no, in a temp dir"
+            )
+        server = start_server(
+            port, log_path, redis_server.url if redis_server is not None else None
+        )
+        try:
+            try:
+                wait_for_port(port, timeout=20, alive=lambda: server.poll() is None)
+                inject(base, plan)
+            except (RuntimeError, httpx.HTTPError) as exc:
+                print(f"cannot start: {exc}", file=sys.stderr)
+                print(log_path.read_text("utf-8", "replace")[-2000:], file=sys.stderr)
+                return 2
             if redis_server is not None:
-                stop_process(redis_server.process)
+                first = store_figures(redis_server, detail=False)
+                print(
+                    f"  store at the start: used_memory {first.used_memory / 1024 / 1024:.2f}"
+                    f" MiB, {first.keys} keys"
+                )
+            print(f"\nload (the server's RSS and CPU every {every:g} s):", flush=True)
+            seconds = asyncio.run(
+                drive(base, server.pid, plan, options, stats, samples, redis_server)
+            )
+            died = server.poll()
+            if redis_server is not None:
+                redis_died = redis_server.process.poll()
+                if redis_died is None:
+                    store = (first, store_figures(redis_server, detail=True))
+        finally:
+            stop_process(server)
         log = read_server_log(log_path, plan)
     if died is not None:
         stats.error(f"the server exited with status {died} during the run", False)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import shutil
 import sys
@@ -60,10 +61,8 @@ from _common import (
     median,
     percentile,
     print_table,
+    running_redis,
     session_cookie_value,
-    start_redis,
-    stop_process,
-    wait_for_redis,
     wsgi_batch,
     wsgi_environ,
     wsgi_status,
@@ -503,25 +502,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  rounds={rounds}, batch={batch_ns / 1e6:g} ms; figures are medians over rounds")
 
     results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="wxauth-bench-store-") as tmp:
-        server = start_redis(program, Path(tmp))
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="wxauth-bench-store-"))
         try:
-            try:
-                version = wait_for_redis(server)
-            except RuntimeError as exc:
-                print(f"cannot start redis-server: {exc}", file=sys.stderr)
-                print(server.log_tail(), file=sys.stderr)
-                return 2
-            print(
-                f"  store: redis-server {version} ({program}) on 127.0.0.1:{server.port} (TCP), "
-                f"--save '' --appendonly no; redis-py {redis_py}"
-            )
-            if args.only != "wsgi":
-                results["ASGI"] = _asgi_main(server, rounds, batch_ns)
-            if args.only != "asgi":
-                results["WSGI"] = _wsgi_main(server, rounds, batch_ns)
-        finally:
-            stop_process(server.process)
+            server, version = stack.enter_context(running_redis(program, Path(tmp)))
+        except RuntimeError as exc:
+            print(f"cannot start redis-server: {exc}", file=sys.stderr)
+            return 2
+        print(
+            f"  store: redis-server {version} ({program}) on 127.0.0.1:{server.port} (TCP), "
+            f"--save '' --appendonly no; redis-py {redis_py}"
+        )
+        if args.only != "wsgi":
+            results["ASGI"] = _asgi_main(server, rounds, batch_ns)
+        if args.only != "asgi":
+            results["WSGI"] = _wsgi_main(server, rounds, batch_ns)
 
     adapters = list(results)
     print_table(
