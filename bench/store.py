@@ -190,7 +190,7 @@ class AsgiSetup:
 
 
 def build_asgi(loop: asyncio.AbstractEventLoop, redis_url: str) -> AsgiSetup:
-    from wxauth_middleware.store import async_redis_client
+    from wxauth_middleware.redis_client import async_redis_client
 
     run = loop.run_until_complete
     openid = bench_user().openid
@@ -302,7 +302,7 @@ class WsgiSetup:
 
 
 def build_wsgi(redis_url: str) -> WsgiSetup:
-    from wxauth_middleware.store import redis_client
+    from wxauth_middleware.redis_client import redis_client
 
     openid = bench_user().openid
     signed = ours_wsgi()

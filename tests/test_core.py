@@ -8,7 +8,7 @@ from wxauth_middleware import Rule, WeChatUser
 from wxauth_middleware.config import Config
 from wxauth_middleware.cookies import Session
 from wxauth_middleware.core import Forward, LoginCore, _cookie_value
-from wxauth_middleware.http import HTTPRequest
+from wxauth_middleware.messages import HTTPRequest
 
 from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
 

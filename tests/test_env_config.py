@@ -17,7 +17,7 @@ from wxauth_middleware.emulator import (
     DEFAULT_WEBSITE_APP_ID,
     DEFAULT_WEBSITE_APP_SECRET,
 )
-from wxauth_middleware.http import HTTPRequest
+from wxauth_middleware.messages import HTTPRequest
 from wxauth_middleware.rules import Rule
 
 from .support import SECRET_KEY, Middleware, Stack, inner_app, inner_wsgi_app, location, login

@@ -24,8 +24,9 @@ from wxauth_middleware import (
     WeChatUser,
 )
 from wxauth_middleware.cookies import Session
-from wxauth_middleware.store import PRUNE_SAMPLE, SessionStore, redis_client
-from wxauth_middleware.wechat import drive_sync
+from wxauth_middleware.drivers import drive_sync
+from wxauth_middleware.redis_client import redis_client
+from wxauth_middleware.store import PRUNE_SAMPLE, SessionStore
 
 from .emulator_support import Clock
 from .redis_support import RedisServer

@@ -12,8 +12,9 @@ from wxauth_middleware import (
     WeChatAPIError,
     WeChatUser,
 )
-from wxauth_middleware.http import UpstreamRequest, UpstreamResponse
-from wxauth_middleware.wechat import CallPolicy, drive_async, drive_sync, fetch_user, parse_body
+from wxauth_middleware.drivers import drive_async, drive_sync
+from wxauth_middleware.effects import UpstreamRequest, UpstreamResponse
+from wxauth_middleware.wechat import CallPolicy, fetch_user, parse_body
 
 API = "https://api.weixin.qq.com"
 TOKEN = {

@@ -21,7 +21,7 @@ from .errors import (
     WeChatAPIError,
     WeChatAuthError,
 )
-from .http import HTTPRequest, HTTPResponse
+from .messages import HTTPRequest, HTTPResponse
 from .pages import default_error_response
 from .rules import Rule
 from .user import WeChatUser, get_wechat_user

@@ -12,11 +12,12 @@ import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .core import Forward
+from .drivers import drive_async
+from .effects import Flow
 from .errors import StoreUnavailable
-from .http import HTTPRequest, HTTPResponse
+from .messages import HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
-from .store import async_redis_client
-from .wechat import Flow, drive_async
+from .redis_client import async_redis_client
 
 if TYPE_CHECKING:
     import redis.asyncio

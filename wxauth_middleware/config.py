@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
+from .redis_client import check_redis_url
 from .rules import OTHER_BROWSER_POLICIES, Rule, RuleSet
-from .store import check_redis_url
 
 if TYPE_CHECKING:
     import httpx
 
     from .errors import WeChatAuthError
-    from .http import HTTPRequest, HTTPResponse
+    from .messages import HTTPRequest, HTTPResponse
     from .user import WeChatUser
 
 __all__ = ["SCOPES", "Config", "ErrorHandler", "LoginHook"]

@@ -13,6 +13,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from typing import Any, Generic, TypeVar
 
 from itsdangerous import BadData, URLSafeTimedSerializer
@@ -25,8 +26,10 @@ __all__ = [
     "Session",
     "SessionCodec",
     "VerifiedCache",
+    "delete_cookie_header",
     "session_from_payload",
     "session_payload",
+    "set_cookie_header",
 ]
 
 SESSION_SALT = "wxauth_middleware.session"
@@ -247,3 +250,38 @@ class LoginStateCodec:
         if not isinstance(attempt, int) or isinstance(attempt, bool) or not isinstance(done, bool):
             return None
         return LoginState(state, return_to, scope, attempt, done)
+
+
+def set_cookie_header(
+    name: str,
+    value: str,
+    *,
+    max_age: int | None,
+    path: str,
+    domain: str | None,
+    secure: bool,
+) -> tuple[str, str]:
+    """A `Set-Cookie` header: HttpOnly and SameSite=Lax always.
+
+    Lax, not Strict: the login callback is a top-level navigation coming from WeChat's site,
+    and a Strict cookie would not be sent with it.
+    """
+    cookie: SimpleCookie = SimpleCookie()
+    cookie[name] = value
+    morsel = cookie[name]
+    if max_age is not None:
+        morsel["max-age"] = max_age
+    morsel["path"] = path
+    if domain is not None:
+        morsel["domain"] = domain
+    morsel["httponly"] = True
+    morsel["samesite"] = "lax"
+    if secure:
+        morsel["secure"] = True
+    return ("set-cookie", morsel.OutputString())
+
+
+def delete_cookie_header(
+    name: str, *, path: str, domain: str | None, secure: bool
+) -> tuple[str, str]:
+    return set_cookie_header(name, "", max_age=0, path=path, domain=domain, secure=secure)

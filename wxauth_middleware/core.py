@@ -23,7 +23,15 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import cookie_parser
 
 from .config import SCOPES, Config
-from .cookies import LoginState, LoginStateCodec, Session, SessionCodec
+from .cookies import (
+    LoginState,
+    LoginStateCodec,
+    Session,
+    SessionCodec,
+    delete_cookie_header,
+    set_cookie_header,
+)
+from .effects import Flow, HookCall
 from .errors import (
     ConfigurationError,
     InvalidRequest,
@@ -35,7 +43,7 @@ from .errors import (
     WeChatAPIError,
     WeChatAuthError,
 )
-from .http import HookCall, HTTPRequest, HTTPResponse, delete_cookie_header, set_cookie_header
+from .messages import HTTPRequest, HTTPResponse
 from .pages import (
     default_error_response,
     json_response,
@@ -53,7 +61,7 @@ from .urls import (
 )
 from .user import WeChatUser
 from .useragent import classify_user_agent, is_wechat_browser
-from .wechat import PROFILE_SCOPES, CallPolicy, Flow, fetch_user, refresh_grant
+from .wechat import PROFILE_SCOPES, CallPolicy, fetch_user, refresh_grant
 
 __all__ = ["Decision", "Forward", "LoginCore", "is_navigation"]
 

@@ -6,7 +6,7 @@ import json
 from html import escape
 
 from .errors import WeChatAPIError, WeChatAuthError
-from .http import HTTPRequest, HTTPResponse
+from .messages import HTTPRequest, HTTPResponse
 
 __all__ = ["default_error_response", "json_response", "redirect", "wants_json"]
 

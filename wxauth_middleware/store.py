@@ -30,24 +30,13 @@ from typing import TYPE_CHECKING, Any
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from .cookies import Session, VerifiedCache, session_from_payload, session_payload
-from .errors import ConfigurationError, StoreUnavailable, UpstreamTimeout
-from .http import Sleep, StoreCommands
+from .effects import Flow, Sleep, StoreCommands
+from .errors import UpstreamTimeout
 
 if TYPE_CHECKING:
-    import redis
-    import redis.asyncio
+    from .wechat import TokenGrant
 
-    from .wechat import Flow, TokenGrant
-
-__all__ = [
-    "KeptTokens",
-    "SessionStore",
-    "async_redis_client",
-    "check_redis_url",
-    "redis_client",
-    "run_async",
-    "run_sync",
-]
+__all__ = ["KeptTokens", "SessionStore"]
 
 logger = logging.getLogger("wxauth_middleware")
 
@@ -63,9 +52,6 @@ PRUNE_SAMPLE = 16
 # How often a duplicate callback looks for the result of the exchange it waits for.
 CODE_POLL = 0.05
 _SID = re.compile(r"^[A-Za-z0-9_-]{32}$")
-# Seconds a Redis command may take: a store that does not answer fails the request clearly
-# instead of holding it (the URL's own socket_timeout=... wins).
-_REDIS_TIMEOUT = 2.0
 
 
 # What the members of an identity's index name: a session, kept tokens, a code's result.
@@ -314,89 +300,3 @@ def _json(raw: bytes | str) -> Any:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-# -- redis-py: the clients, and running the commands the flows yield ---------------------------
-
-
-def check_redis_url(url: object) -> str:
-    """`url` if it is a Redis URL redis-py can use; a ConfigurationError saying what to fix."""
-    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigurationError(
-            f"redis_url must be a redis://, rediss:// or unix:// URL, not {url!r} "
-            "(e.g. 'redis://127.0.0.1:6379/0')."
-        )
-    try:
-        import redis
-    except ImportError:
-        raise ConfigurationError(
-            "redis_url needs redis-py: pip install 'wxauth-middleware[redis]'"
-        ) from None
-    try:
-        redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
-    except ValueError as exc:
-        raise ConfigurationError(f"redis_url is not a valid Redis URL: {exc}") from None
-    return url
-
-
-def _client_options() -> dict[str, Any]:
-    from redis.backoff import NoBackoff
-
-    # One retry of a command whose pooled connection died (Redis restarted), at once; a Redis
-    # that is down fails the request in about one timeout, not after backoffs.
-    return {
-        "socket_timeout": _REDIS_TIMEOUT,
-        "socket_connect_timeout": _REDIS_TIMEOUT,
-        "health_check_interval": 30,
-        "_retry": NoBackoff(),
-    }
-
-
-def redis_client(url: str) -> redis.Redis:
-    import redis
-    from redis.retry import Retry
-
-    options = _client_options()
-    return redis.Redis.from_url(url, retry=Retry(options.pop("_retry"), 1), **options)
-
-
-def async_redis_client(url: str) -> redis.asyncio.Redis:
-    import redis.asyncio
-    from redis.asyncio.retry import Retry
-
-    options = _client_options()
-    return redis.asyncio.Redis.from_url(url, retry=Retry(options.pop("_retry"), 1), **options)
-
-
-def run_sync(client: redis.Redis, effect: StoreCommands) -> list[Any]:
-    import redis
-
-    try:
-        if len(effect.commands) == 1:
-            return [client.execute_command(*effect.commands[0])]  # type: ignore[no-untyped-call]
-        with client.pipeline(transaction=True) as pipe:
-            for command in effect.commands:
-                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
-            return list(pipe.execute())
-    except redis.RedisError as exc:
-        raise _unavailable(exc) from None
-
-
-async def run_async(client: redis.asyncio.Redis, effect: StoreCommands) -> list[Any]:
-    import redis
-
-    try:
-        if len(effect.commands) == 1:
-            return [await client.execute_command(*effect.commands[0])]  # type: ignore[no-untyped-call]
-        async with client.pipeline(transaction=True) as pipe:
-            for command in effect.commands:
-                pipe.execute_command(*command)
-            return list(await pipe.execute())
-    except redis.RedisError as exc:
-        raise _unavailable(exc) from None
-
-
-def _unavailable(exc: Exception) -> StoreUnavailable:
-    # The message names the failure, never the URL (it may hold a password).
-    logger.warning("wxauth: the session store failed: %s: %s", type(exc).__name__, exc)
-    return StoreUnavailable(f"the session store (Redis) failed: {type(exc).__name__}")

@@ -1,61 +1,40 @@
 """WeChat's web-authorization API, as one sans-I/O flow: code -> token -> (userinfo) -> user.
 
 `fetch_user` is a generator that yields the `UpstreamRequest`s to make and is sent back the
-`UpstreamResponse`s. It is written once; `drive_sync` and `drive_async` run it with an httpx
+`UpstreamResponse`s. It is written once; the drivers (`drivers.py`) run it with an httpx
 client, the way httpx runs an `Auth.auth_flow`. Network failures are thrown into the
 generator as `UpstreamError`s, so the flow is the one place that decides about them.
 """
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import json
 import logging
 import math
-import threading
 import time
-from collections.abc import Awaitable, Generator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
-import anyio
-import httpx
-from asgiref.sync import async_to_sync, sync_to_async
-
+from .effects import Flow, Sleep, UpstreamRequest, UpstreamResponse
 from .errors import (
-    UpstreamError,
     UpstreamResponseError,
     UpstreamTimeout,
     UpstreamUnavailable,
     WeChatAPIError,
 )
-from .http import HookCall, Sleep, StoreCommands, UpstreamRequest, UpstreamResponse
-from .store import run_async, run_sync
 from .user import WeChatUser
 
-if TYPE_CHECKING:
-    import redis
-    import redis.asyncio
-
 __all__ = [
+    "PROFILE_SCOPES",
     "CallPolicy",
-    "Effect",
-    "Flow",
     "TokenGrant",
-    "drive_async",
-    "drive_sync",
+    "exchange_code",
     "fetch_user",
+    "parse_body",
     "refresh_grant",
 ]
 
 logger = logging.getLogger("wxauth_middleware")
-T = TypeVar("T")
-# A flow yields the effects to carry out (a call to WeChat's API or to an application hook, a
-# pause, commands for the session store) and is sent each one's result: an UpstreamResponse,
-# what the hook returned, None, the store's replies.
-Effect = UpstreamRequest | HookCall | Sleep | StoreCommands
-Flow = Generator[Effect, Any, T]
 # Scopes whose token may call /sns/userinfo.
 PROFILE_SCOPES = frozenset({"snsapi_userinfo", "snsapi_login"})
 
@@ -278,161 +257,3 @@ def _opt_int(body: dict[str, Any], key: str, endpoint: str) -> int | None:
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     raise UpstreamResponseError(f"WeChat {endpoint}: {key!r} is not an integer")
-
-
-# Query parameters that are credentials: the AppSecret, WeChat's tokens, the one-time code.
-_SECRET_PARAMS = frozenset({"secret", "access_token", "refresh_token", "code"})
-
-
-class _RedactCredentials(logging.Filter):
-    """Masks credentials in the URLs httpx logs ("HTTP Request: GET <url> ..." at INFO).
-
-    WeChat's API takes the AppSecret and tokens as query parameters, so httpx's request log
-    line would otherwise write them to the application's logs.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(
-            isinstance(arg, httpx.URL) for arg in record.args
-        ):
-            record.args = tuple(
-                _redacted(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args
-            )
-        return True
-
-
-def _redacted(url: httpx.URL) -> httpx.URL:
-    if not any(key in _SECRET_PARAMS for key in url.params):
-        return url
-    params = [(k, "redacted" if k in _SECRET_PARAMS else v) for k, v in url.params.multi_items()]
-    return url.copy_with(params=params)
-
-
-logging.getLogger("httpx").addFilter(_RedactCredentials())
-
-
-def _upstream_error(exc: Exception, request: UpstreamRequest) -> UpstreamError:
-    # The message names the endpoint only: the query holds the AppSecret and tokens.
-    name = type(exc).__name__
-    if isinstance(exc, httpx.ConnectTimeout):
-        # Nothing was sent: as transient as a refused connection.
-        return UpstreamUnavailable(
-            f"WeChat {request.endpoint} could not be connected to in time ({name})",
-            transient=True,
-        )
-    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
-        return UpstreamTimeout(f"WeChat {request.endpoint} timed out ({name})")
-    return UpstreamUnavailable(
-        f"WeChat {request.endpoint} could not be reached ({name})",
-        transient=isinstance(exc, httpx.ConnectError),
-    )
-
-
-def drive_sync(
-    flow: Flow[T],
-    client: httpx.Client,
-    limiter: threading.Semaphore | None = None,
-    store: redis.Redis | None = None,
-) -> T:
-    """Run `flow` to completion with a synchronous httpx client (and redis-py client, for a
-    flow of the session store). Whatever an effect raises is thrown into the flow, which
-    decides what it means."""
-    try:
-        effect = next(flow)
-        while True:
-            try:
-                result = _perform_sync(effect, client, limiter, store)
-            except Exception as exc:
-                effect = flow.throw(exc)
-            else:
-                effect = flow.send(result)
-    except StopIteration as stop:
-        value: T = stop.value
-        return value
-
-
-async def drive_async(
-    flow: Flow[T],
-    client: httpx.AsyncClient,
-    limiter: anyio.Semaphore | None = None,
-    store: redis.asyncio.Redis | None = None,
-) -> T:
-    """Run `flow` to completion with an asynchronous httpx client, the same way."""
-    try:
-        effect = next(flow)
-        while True:
-            try:
-                result = await _perform_async(effect, client, limiter, store)
-            except Exception as exc:
-                effect = flow.throw(exc)
-            else:
-                effect = flow.send(result)
-    except StopIteration as stop:
-        value: T = stop.value
-        return value
-
-
-def _perform_sync(
-    effect: Effect,
-    client: httpx.Client,
-    limiter: threading.Semaphore | None,
-    store: redis.Redis | None,
-) -> object:
-    if isinstance(effect, StoreCommands):
-        assert store is not None, "a store flow driven without a store client"
-        return run_sync(store, effect)
-    if isinstance(effect, HookCall):
-        # An async hook runs on a private event loop: only at login, never per request.
-        result = effect.hook(*effect.args)
-        return async_to_sync(_awaited)(result) if inspect.isawaitable(result) else result
-    if isinstance(effect, Sleep):
-        time.sleep(effect.seconds)
-        return None
-    try:
-        if limiter is not None and not limiter.acquire(timeout=effect.timeout):
-            raise TimeoutError("no free slot for a call to WeChat")
-        try:
-            r = client.get(effect.url, params=effect.params, timeout=effect.timeout)
-        finally:
-            if limiter is not None:
-                limiter.release()
-    except (httpx.HTTPError, TimeoutError) as exc:
-        raise _upstream_error(exc, effect) from None
-    return _response(r)
-
-
-async def _perform_async(
-    effect: Effect,
-    client: httpx.AsyncClient,
-    limiter: anyio.Semaphore | None,
-    store: redis.asyncio.Redis | None,
-) -> object:
-    if isinstance(effect, StoreCommands):
-        assert store is not None, "a store flow driven without a store client"
-        return await run_async(store, effect)
-    if isinstance(effect, HookCall):
-        # A plain hook runs in a worker thread: a database call in it must not block the loop.
-        if inspect.iscoroutinefunction(effect.hook):
-            return await effect.hook(*effect.args)
-        result = await sync_to_async(effect.hook, thread_sensitive=False)(*effect.args)
-        return await result if inspect.isawaitable(result) else result
-    if isinstance(effect, Sleep):
-        await anyio.sleep(effect.seconds)
-        return None
-    try:
-        # httpx's timeouts bound each phase; this bounds the whole call, the wait for a free
-        # slot included.
-        with anyio.fail_after(effect.timeout or math.inf):
-            async with limiter if limiter is not None else contextlib.nullcontext():
-                r = await client.get(effect.url, params=effect.params, timeout=effect.timeout)
-    except (httpx.HTTPError, TimeoutError) as exc:
-        raise _upstream_error(exc, effect) from None
-    return _response(r)
-
-
-async def _awaited(awaitable: Awaitable[object]) -> object:
-    return await awaitable
-
-
-def _response(r: httpx.Response) -> UpstreamResponse:
-    return UpstreamResponse(r.status_code, r.content, r.headers.get("content-type", ""))

@@ -15,10 +15,11 @@ from urllib.parse import quote, unquote_to_bytes
 import httpx
 
 from .core import Forward
-from .http import HTTPRequest, HTTPResponse
+from .drivers import drive_sync
+from .effects import Flow
+from .messages import HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
-from .store import redis_client
-from .wechat import Flow, drive_sync
+from .redis_client import redis_client
 
 if TYPE_CHECKING:
     import redis

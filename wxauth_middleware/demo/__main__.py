@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from ..emulator.app import is_loopback_host
-from ..store import check_redis_url, redis_client
+from ..redis_client import check_redis_url, redis_client
 from .app import EMULATOR_PREFIX, create_demo_app
 
 # Addresses that bind every interface: the browser must use a real address to come back.
