@@ -145,6 +145,16 @@ async def test_wechat_login_makes_request_user(order: str, asgi_stack: Stack) ->
     assert userinfo.status_code == 200
 
 
+async def test_identity_is_the_unionid_with_identity_unionid(asgi_stack: Stack) -> None:
+    emulator = asgi_stack.emulator(auto_approve=True)
+    persona = emulator.personas[0]
+    assert persona.unionid is not None
+    async with browser(build_app(asgi_stack, identity="unionid")) as client:
+        page = await login(client, "/private")
+    assert page.status_code == 200
+    assert page.json()["identity"] == persona.unionid != persona.openid_for(DEFAULT_APP_ID)
+
+
 async def test_base_login_shows_the_openid_and_lacks_the_userinfo_scope(
     asgi_stack: Stack,
 ) -> None:
@@ -243,4 +253,6 @@ def test_starlette_user_wraps_the_wechat_user() -> None:
     assert len({user, WeChatStarletteUser(wechat)}) == 1
     assert repr(user) == f"WeChatStarletteUser({wechat!r})"
     assert WeChatStarletteUser(WeChatUser(openid="o-3", nickname="")).display_name == "o-3"
+    by_unionid = WeChatUser(openid="o-4", unionid="u-4", identity_key="unionid")
+    assert WeChatStarletteUser(by_unionid).identity == "u-4"
     assert wechat_scopes(wechat) == USERINFO_SCOPES

@@ -61,8 +61,8 @@ class WeChatStarletteUser(BaseUser):
 
     @property
     def identity(self) -> str:
-        """The openid: stable for this user within this Official Account."""
-        return self.wechat.openid
+        """`WeChatUser.identity`: the openid, or the unionid with `identity="unionid"`."""
+        return self.wechat.identity
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, WeChatStarletteUser):
