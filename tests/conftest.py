@@ -8,7 +8,13 @@ import pytest
 from wxauth_middleware.emulator import WeChatEmulator
 
 from .emulator_support import Clock
-from .redis_support import RedisServer, require_redis_server
+from .redis_support import (
+    ClusterDeployment,
+    Deployment,
+    RedisServer,
+    SentinelDeployment,
+    require_redis_server,
+)
 from .support import Stack, Switchboard, serve
 
 
@@ -60,6 +66,38 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[SentinelDeployment]:
+    """A primary, a replica and three Sentinels on 127.0.0.1 for the session."""
+    deployment = SentinelDeployment(require_redis_server())
+    try:
+        deployment.start()
+        yield deployment
+    finally:
+        deployment.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterDeployment]:
+    """A Redis Cluster of three primaries on 127.0.0.1 for the session."""
+    deployment = ClusterDeployment(require_redis_server())
+    try:
+        deployment.start()
+        yield deployment
+    finally:
+        deployment.close()
+
+
+@pytest.fixture(params=["server", "sentinel", "cluster"])
+def redis_store(
+    request: pytest.FixtureRequest,
+) -> Deployment:
+    """Each of the three deployments `redis_url` names: the store's scenarios run on all."""
+    deployment: Deployment
+    deployment = request.getfixturevalue(f"redis_{request.param}")
+    return deployment
 
 
 @pytest.fixture

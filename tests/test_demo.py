@@ -432,12 +432,20 @@ def test_command_with_redis_url_keeps_sessions_in_redis(redis_server: RedisServe
                 db.delete(*created)
 
 
+MUST_BE = (
+    "--redis-url must be a redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL"
+)
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("localhost:6379", "--redis-url must be a redis://, rediss:// or unix:// URL"),
-        ("http://127.0.0.1:6379/0", "--redis-url must be a redis://, rediss:// or unix:// URL"),
-        ("redis://127.0.0.1:notaport/0", "--redis-url is not a valid Redis URL"),
+        ("localhost:6379", MUST_BE),
+        ("http://:hunter2@127.0.0.1:6379/0", MUST_BE + ", not 'http://:***@127.0.0.1:6379/0'"),
+        ("redis://:hunter2@127.0.0.1:notaport/0", "--redis-url is not a valid Redis URL"),
+        ("redis+sentinel://:hunter2@127.0.0.1:26379", "--redis-url is not a valid Redis URL"),
+        ("redis+cluster://:hunter2@127.0.0.1:x/0", "--redis-url is not a valid Redis URL"),
+        ("rediss://:hunter2@127.0.0.1:6379/0?nonsense=1", "--redis-url is not a valid Redis URL"),
     ],
 )
 def test_cli_refuses_a_bad_redis_url(
@@ -451,12 +459,15 @@ def test_cli_refuses_a_bad_redis_url(
     *usage, error = err.strip().splitlines()
     assert usage[0].startswith("usage: python -m wxauth_middleware.demo")
     assert error.startswith(f"python -m wxauth_middleware.demo: error: {expected}")
+    assert "hunter2" not in err  # the password is never shown
 
 
 def test_command_with_a_bad_redis_url_exits_2_without_a_traceback() -> None:
     pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     done = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
-        python_command("-m", "wxauth_middleware.demo", "--redis-url", "redis//127.0.0.1:6379"),
+        python_command(
+            "-m", "wxauth_middleware.demo", "--redis-url", "redis//:hunter2@127.0.0.1:6379"
+        ),
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -468,6 +479,6 @@ def test_command_with_a_bad_redis_url_exits_2_without_a_traceback() -> None:
     assert done.stdout == ""
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
-        "python -m wxauth_middleware.demo: error: --redis-url must be a redis://, rediss:// or "
-        "unix:// URL, not 'redis//127.0.0.1:6379' (e.g. 'redis://127.0.0.1:6379/0')."
+        f"python -m wxauth_middleware.demo: error: {MUST_BE}, not 'redis//:***@127.0.0.1:6379' "
+        "(e.g. 'redis://127.0.0.1:6379/0')."
     )

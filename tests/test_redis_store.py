@@ -6,6 +6,7 @@ refresh_token, and a store that is down giving a clear error, never a wrong answ
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -29,7 +30,7 @@ from wxauth_middleware.redis_client import redis_client
 from wxauth_middleware.store import PRUNE_SAMPLE, SessionStore
 
 from .emulator_support import Clock
-from .redis_support import RedisServer
+from .redis_support import Deployment, RedisServer
 from .servers import free_port
 from .support import (
     CHROME_UA,
@@ -49,16 +50,26 @@ API_HEADERS = {"accept": "application/json", "sec-fetch-mode": "cors"}
 
 
 @pytest.fixture
-def db(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    with redis_server.client() as client:
+def db(redis_store: Deployment) -> Iterator[redis.Redis]:
+    """A client of the deployment's data (of the whole cluster, for a cluster)."""
+    with redis_store.client() as client:
         yield client
 
 
-def stored(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str, **options: Any
-) -> Middleware:
+def tagged(name: str) -> str:
+    """`name` after the hash tag of its identity's keys (the store's key layout)."""
+    return "{" + hashlib.sha256(name.encode()).hexdigest()[:4] + "}" + name
+
+
+def stored(stack: Stack, redis_store: Deployment, redis_prefix: str, **options: Any) -> Middleware:
     """The stack's middleware with sessions in the test Redis."""
-    return stack.middleware(redis_url=redis_server.url, redis_prefix=redis_prefix, **options)
+    return stack.middleware(redis_url=redis_store.url, redis_prefix=redis_prefix, **options)
+
+
+def sid_of(session_key: str) -> str:
+    """The session id of a session's key (`<prefix>session:{<tag>}<rest>`: `<tag><rest>`)."""
+    tag, _, rest = session_key.rpartition("session:{")[2].partition("}")
+    return tag + rest
 
 
 def keys(db: redis.Redis, pattern: str) -> list[str]:
@@ -86,10 +97,10 @@ async def logged_in(stack: Stack, middleware: Middleware, persona: str = "xiaomi
 
 
 async def test_the_cookie_holds_an_opaque_id_and_the_session_lives_in_redis(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str, db: redis.Redis
+    stack: Stack, redis_store: Deployment, redis_prefix: str, db: redis.Redis
 ) -> None:
     stack.emulator()
-    middleware = stored(stack, redis_server, redis_prefix, scope="snsapi_userinfo")
+    middleware = stored(stack, redis_store, redis_prefix, scope="snsapi_userinfo")
     async with stack.phone(middleware) as phone:
         page = await login(phone, "/whoami", persona="xiaoming")
         user = page.json()["user"]
@@ -106,8 +117,8 @@ async def test_the_cookie_holds_an_opaque_id_and_the_session_lives_in_redis(
         assert payload[1] == user["openid"]
         # The identity's index names its session and the code's result (what revoke ends).
         (code,) = keys(db, redis_prefix + "code:*")
-        assert db.smembers(f"{redis_prefix}identity:{user['openid']}") == {
-            b"s:" + sessions[0].removeprefix(redis_prefix + "session:").encode(),
+        assert db.smembers(f"{redis_prefix}identity:{tagged(user['openid'])}") == {
+            b"s:" + sid_of(sessions[0]).encode(),
             b"c:" + code.removeprefix(redis_prefix + "code:").encode(),
         }
         # Logged in on the next visit, whatever the browser.
@@ -116,11 +127,11 @@ async def test_the_cookie_holds_an_opaque_id_and_the_session_lives_in_redis(
 
 
 async def test_another_instance_sees_the_session(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str
+    stack: Stack, redis_store: Deployment, redis_prefix: str
 ) -> None:
     stack.emulator(auto_approve=True)
-    cookie = await logged_in(stack, stored(stack, redis_server, redis_prefix))
-    other = stored(stack, redis_server, redis_prefix)
+    cookie = await logged_in(stack, stored(stack, redis_store, redis_prefix))
+    other = stored(stack, redis_store, redis_prefix)
     async with stack.phone(other) as phone:
         phone.cookies.set("wxauth_session", cookie)
         page = await phone.get("/whoami")
@@ -128,7 +139,7 @@ async def test_another_instance_sees_the_session(
         assert page.json()["user"]["openid"]
         # The same cookie is worth nothing to a deployment with another key.
     stranger = stored(
-        stack, redis_server, redis_prefix, secret_key="another-deployment-key-0123456789"
+        stack, redis_store, redis_prefix, secret_key="another-deployment-key-0123456789"
     )
     async with stack.phone(stranger) as phone:
         phone.cookies.set("wxauth_session", cookie)
@@ -139,14 +150,14 @@ async def test_another_instance_sees_the_session(
 
 
 async def test_a_signed_cookie_session_is_not_a_stored_one_and_back(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str
+    stack: Stack, redis_store: Deployment, redis_prefix: str
 ) -> None:
     """Switching a deployment to the store (or back) logs its users out, nothing else."""
     stack.emulator(auto_approve=True)
     cookie_session = await logged_in(stack, stack.middleware())
-    stored_session = await logged_in(stack, stored(stack, redis_server, redis_prefix))
+    stored_session = await logged_in(stack, stored(stack, redis_store, redis_prefix))
     for middleware, cookie in (
-        (stored(stack, redis_server, redis_prefix), cookie_session),
+        (stored(stack, redis_store, redis_prefix), cookie_session),
         (stack.middleware(), stored_session),
     ):
         async with stack.phone(middleware, user_agent=CHROME_UA) as phone:
@@ -155,10 +166,10 @@ async def test_a_signed_cookie_session_is_not_a_stored_one_and_back(
 
 
 async def test_logout_ends_the_stored_session(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str, db: redis.Redis
+    stack: Stack, redis_store: Deployment, redis_prefix: str, db: redis.Redis
 ) -> None:
     stack.emulator(auto_approve=True)
-    middleware = stored(stack, redis_server, redis_prefix)
+    middleware = stored(stack, redis_store, redis_prefix)
     async with stack.phone(middleware) as phone:
         await login(phone, "/whoami")
         cookie = phone.cookies["wxauth_session"]
@@ -173,20 +184,20 @@ async def test_logout_ends_the_stored_session(
 
 
 async def test_revoke_ends_every_session_of_that_user_and_no_other(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str, db: redis.Redis
+    stack: Stack, redis_store: Deployment, redis_prefix: str, db: redis.Redis
 ) -> None:
     stack.emulator()
     options: dict[str, Any] = {"scope": "snsapi_userinfo"}
-    first = await logged_in(stack, stored(stack, redis_server, redis_prefix, **options))
-    second = await logged_in(stack, stored(stack, redis_server, redis_prefix, **options))
-    lily = await logged_in(stack, stored(stack, redis_server, redis_prefix, **options), "lily")
-    middleware = stored(stack, redis_server, redis_prefix, **options)
+    first = await logged_in(stack, stored(stack, redis_store, redis_prefix, **options))
+    second = await logged_in(stack, stored(stack, redis_store, redis_prefix, **options))
+    lily = await logged_in(stack, stored(stack, redis_store, redis_prefix, **options), "lily")
+    middleware = stored(stack, redis_store, redis_prefix, **options)
     async with stack.phone(middleware, user_agent=CHROME_UA) as phone:
         phone.cookies.set("wxauth_session", first)
         openid = (await phone.get("/whoami")).json()["user"]["openid"]
     assert await call(middleware, "revoke", openid) == 2
     assert len(keys(db, redis_prefix + "session:*")) == 1
-    assert keys(db, f"{redis_prefix}identity:{openid}") == []
+    assert keys(db, f"{redis_prefix}identity:{tagged(openid)}") == []
     for cookie, user in ((first, None), (second, None), (lily, "Lily 🌸 李")):
         async with stack.phone(middleware) as phone:
             phone.cookies.set("wxauth_session", cookie)
@@ -207,13 +218,13 @@ async def test_revoke_and_tokens_need_the_store(stack: Stack) -> None:
 
 
 async def test_a_duplicate_callback_is_answered_from_the_store_on_another_instance(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str
+    stack: Stack, redis_store: Deployment, redis_prefix: str
 ) -> None:
     """WeChat's double redirect, or a refresh before the first answer arrived: the second
     callback carries the same code and state, and the same cookies as the first."""
     emulator = stack.emulator(auto_approve=True)
-    first = stored(stack, redis_server, redis_prefix, scope="snsapi_userinfo")
-    second = stored(stack, redis_server, redis_prefix, scope="snsapi_userinfo")
+    first = stored(stack, redis_store, redis_prefix, scope="snsapi_userinfo")
+    second = stored(stack, redis_store, redis_prefix, scope="snsapi_userinfo")
     async with stack.phone(first) as phone, stack.phone(second) as twin:
         start = await phone.get("/page?x=1")
         callback_url = location(await phone.get(location(start)))
@@ -231,12 +242,12 @@ async def test_a_duplicate_callback_is_answered_from_the_store_on_another_instan
 
 
 async def test_concurrent_duplicate_callbacks_spend_the_code_once(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str
+    stack: Stack, redis_store: Deployment, redis_prefix: str
 ) -> None:
     emulator = stack.emulator(auto_approve=True)
     emulator.inject("access_token", latency=0.3)  # the first exchange is still running
-    first = stored(stack, redis_server, redis_prefix)
-    second = stored(stack, redis_server, redis_prefix)
+    first = stored(stack, redis_store, redis_prefix)
+    second = stored(stack, redis_store, redis_prefix)
     async with stack.phone(first) as phone, stack.phone(second) as twin:
         start = await phone.get("/page")
         callback_url = location(await phone.get(location(start)))
@@ -247,11 +258,11 @@ async def test_concurrent_duplicate_callbacks_spend_the_code_once(
 
 
 async def test_a_failed_exchange_is_not_remembered(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str, db: redis.Redis
+    stack: Stack, redis_store: Deployment, redis_prefix: str, db: redis.Redis
 ) -> None:
     emulator = stack.emulator(auto_approve=True)
     emulator.inject("access_token", errcode=-1, times=None)  # WeChat busy, retries too
-    middleware = stored(stack, redis_server, redis_prefix, retries=0)
+    middleware = stored(stack, redis_store, redis_prefix, retries=0)
     async with stack.phone(middleware) as phone:
         start = await phone.get("/page")
         callback_url = location(await phone.get(location(start)))
@@ -265,11 +276,11 @@ async def test_a_failed_exchange_is_not_remembered(
 
 
 async def test_kept_tokens_are_renewed_with_the_refresh_token(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str, db: redis.Redis
+    stack: Stack, redis_store: Deployment, redis_prefix: str, db: redis.Redis
 ) -> None:
     clock = Clock()
     emulator = stack.emulator(clock=clock, auto_approve=True)
-    middleware = stored(stack, redis_server, redis_prefix, keep_tokens=True)
+    middleware = stored(stack, redis_store, redis_prefix, keep_tokens=True)
     async with stack.phone(middleware) as phone:
         openid = (await login(phone, "/whoami")).json()["user"]["openid"]
     token = await call(middleware, "user_access_token", openid)
@@ -280,7 +291,7 @@ async def test_kept_tokens_are_renewed_with_the_refresh_token(
     assert len(emulator.calls) == calls
     # Two hours later it has expired at WeChat and in the store: renewed, the refresh kept.
     clock.advance(7200)
-    key = f"{redis_prefix}token:{openid}"
+    key = f"{redis_prefix}token:{tagged(openid)}"
     record = json.loads(db.get(key) or b"null")
     record[4] -= 7200
     db.set(key, json.dumps(record), keepttl=True)
@@ -300,13 +311,13 @@ async def wechat_accepts(stack: Stack, token: str, openid: str) -> bool:
 
 
 async def test_an_expired_refresh_token_means_logging_in_again(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str, db: redis.Redis
+    stack: Stack, redis_store: Deployment, redis_prefix: str, db: redis.Redis
 ) -> None:
     emulator = stack.emulator(auto_approve=True)
-    middleware = stored(stack, redis_server, redis_prefix, keep_tokens=True)
+    middleware = stored(stack, redis_store, redis_prefix, keep_tokens=True)
     async with stack.phone(middleware) as phone:
         openid = (await login(phone, "/whoami")).json()["user"]["openid"]
-    key = f"{redis_prefix}token:{openid}"
+    key = f"{redis_prefix}token:{tagged(openid)}"
     record = json.loads(db.get(key) or b"null")
     record[4] = 0  # expired long ago
     db.set(key, json.dumps(record), keepttl=True)
@@ -321,10 +332,10 @@ async def test_an_expired_refresh_token_means_logging_in_again(
 
 
 async def test_revoke_drops_the_kept_tokens(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str, db: redis.Redis
+    stack: Stack, redis_store: Deployment, redis_prefix: str, db: redis.Redis
 ) -> None:
     stack.emulator(auto_approve=True)
-    middleware = stored(stack, redis_server, redis_prefix, keep_tokens=True)
+    middleware = stored(stack, redis_store, redis_prefix, keep_tokens=True)
     async with stack.phone(middleware) as phone:
         openid = (await login(phone, "/whoami")).json()["user"]["openid"]
     assert await call(middleware, "user_access_token", openid)
@@ -335,20 +346,20 @@ async def test_revoke_drops_the_kept_tokens(
 
 
 async def test_tokens_are_not_kept_unless_asked(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str, db: redis.Redis
+    stack: Stack, redis_store: Deployment, redis_prefix: str, db: redis.Redis
 ) -> None:
     stack.emulator(auto_approve=True)
-    await logged_in(stack, stored(stack, redis_server, redis_prefix))
+    await logged_in(stack, stored(stack, redis_store, redis_prefix))
     assert keys(db, redis_prefix + "token:*") == []
     with pytest.raises(ConfigurationError, match="redis_url"):
         stack.middleware(keep_tokens=True)
 
 
 async def test_the_index_of_an_identity_forgets_sessions_that_expired(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str, db: redis.Redis
+    stack: Stack, redis_store: Deployment, redis_prefix: str, db: redis.Redis
 ) -> None:
     stack.emulator(auto_approve=True)
-    middleware = stored(stack, redis_server, redis_prefix)
+    middleware = stored(stack, redis_store, redis_prefix)
     for _ in range(3):
         await logged_in(stack, middleware)
     sessions = keys(db, redis_prefix + "session:*")
@@ -358,18 +369,18 @@ async def test_the_index_of_an_identity_forgets_sessions_that_expired(
     (index,) = keys(db, redis_prefix + "identity:*")
     members: set[bytes] = db.smembers(index)  # type: ignore[assignment]
     named = {member.decode().partition(":")[2] for member in members}
-    alive = {key.rpartition(":")[2] for key in keys(db, redis_prefix + "session:*")}
+    alive = {sid_of(key) for key in keys(db, redis_prefix + "session:*")}
     assert len(alive) == 2  # the one left, and the new one
     assert named == alive | {key.rpartition(":")[2] for key in keys(db, redis_prefix + "code:*")}
 
 
 def test_logging_in_again_and_again_keeps_the_index_small(
-    redis_server: RedisServer, redis_prefix: str, db: redis.Redis
+    redis_store: Deployment, redis_prefix: str, db: redis.Redis
 ) -> None:
     """Each login checks a bounded sample of the identity's index: its cost does not grow with
     the logins before it, and entries of sessions gone are dropped along the way."""
     store = SessionStore(redis_prefix, (SECRET_KEY.encode(),), 3600, "openid")
-    client = redis_client(redis_server.url)
+    client = redis_client(redis_store.url)
     with httpx.Client() as http:
         for _ in range(200):
             cookie = drive_sync(
@@ -377,21 +388,23 @@ def test_logging_in_again_and_again_keeps_the_index_small(
             )
             sid = store.session_id(cookie)
             assert sid is not None
-            db.delete(f"{redis_prefix}session:{sid}")  # gone at once, as if expired
-    assert db.scard(f"{redis_prefix}identity:o1") <= PRUNE_SAMPLE + 1
+            db.delete(
+                f"{redis_prefix}session:{{{sid[:4]}}}{sid[4:]}"
+            )  # gone at once, as if expired
+    assert db.scard(f"{redis_prefix}identity:{tagged('o1')}") <= PRUNE_SAMPLE + 1
     client.close()
 
 
 async def test_a_stored_session_that_is_not_one_is_ignored(
-    stack: Stack, redis_server: RedisServer, redis_prefix: str, db: redis.Redis
+    stack: Stack, redis_store: Deployment, redis_prefix: str, db: redis.Redis
 ) -> None:
     stack.emulator(auto_approve=True)
-    cookie = await logged_in(stack, stored(stack, redis_server, redis_prefix))
+    cookie = await logged_in(stack, stored(stack, redis_store, redis_prefix))
     (key,) = keys(db, redis_prefix + "session:*")
     for junk in (b"{not json", b'["v", "o1"]', b"[]"):
         db.set(key, junk)
         async with stack.phone(
-            stored(stack, redis_server, redis_prefix), user_agent=CHROME_UA
+            stored(stack, redis_store, redis_prefix), user_agent=CHROME_UA
         ) as phone:
             phone.cookies.set("wxauth_session", cookie)
             page = await phone.get("/whoami")
@@ -495,6 +508,43 @@ async def test_websockets_get_the_stored_user_and_are_refused_while_the_store_is
 def test_store_options_are_checked(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         WeChatAuthMiddleware(inner_app(), **middleware_options("http://127.0.0.1:1", **options))
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://:hunter2@127.0.0.1:6379", "must be a redis://"),
+        ("redis://:hunter2@127.0.0.1:notaport/0", "not a valid Redis URL"),
+        ("redis://:hunter2@127.0.0.1:6379/0?nonsense=1", "unknown option 'nonsense'"),
+        ("rediss://:hunter2@127.0.0.1:6379/0?socket_timeout=soon", "socket_timeout"),
+        ("redis+sentinel://:hunter2@127.0.0.1:26379", "names the service"),
+        ("redis+sentinel://:hunter2@127.0.0.1:26379,127.0.0.1:x/s", "is not host:port"),
+        ("redis+sentinel://:hunter2@127.0.0.1:26379/s/0/1", "names the service"),
+        ("redis+cluster://:hunter2@127.0.0.1:7000/0", "a cluster has no database number"),
+        ("redis+cluster://:hunter2@127.0.0.1:70000", "is not host:port"),
+        ("unix://:hunter2@/run/redis.sock?db=x", "not a valid Redis URL"),
+    ],
+)
+def test_a_bad_redis_url_is_refused_without_its_password(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as refused:
+        WeChatAuthMiddleware(inner_app(), **middleware_options("http://127.0.0.1:1", redis_url=url))
+    assert "hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://:hunter2@127.0.0.1:26379,[::1]:26380/mymaster/2?socket_timeout=0.5",
+        "redis+cluster://:hunter2@127.0.0.1:7000,127.0.0.1:7001?socket_timeout=0.5",
+        "redis+cluster://:hunter2@127.0.0.1",
+    ],
+)
+def test_sentinel_and_cluster_urls_are_accepted(url: str) -> None:
+    middleware = WeChatAuthMiddleware(
+        inner_app(), **middleware_options("http://127.0.0.1:1", redis_url=url)
+    )
+    assert "hunter2" not in repr(middleware)
+    assert middleware.config.redis_url == url
 
 
 def test_the_redis_url_is_not_in_the_repr() -> None:

@@ -20,7 +20,7 @@ from .options import MiddlewareOptions
 from .redis_client import async_redis_client
 
 if TYPE_CHECKING:
-    import redis.asyncio
+    from .redis_client import AsyncClient
 
 __all__ = ["WeChatAuthMiddleware"]
 
@@ -42,7 +42,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
     _client: httpx.AsyncClient | None = None
     _client_loop: object = None
     _outbound: anyio.Semaphore | None = None
-    _store: redis.asyncio.Redis | None = None
+    _store: AsyncClient | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

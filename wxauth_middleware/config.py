@@ -36,7 +36,8 @@ _VERIFY_FILE = re.compile(r"MP_verify_[A-Za-z0-9]{1,64}\.txt")
 # RFC 6265 cookie-name token characters.
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
 _APP_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_REDIS_PREFIX = re.compile(r"^[!-~]{0,64}$")
+# No braces: the store's keys carry their own hash tags (Redis Cluster).
+_REDIS_PREFIX = re.compile(r"^[!-z|~]{0,64}$")
 _PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
 
 
@@ -193,7 +194,7 @@ class Config:
             check_redis_url(self.redis_url)
         if not isinstance(self.redis_prefix, str) or not _REDIS_PREFIX.match(self.redis_prefix):
             raise ConfigurationError(
-                f"redis_prefix must be up to 64 printable characters without spaces, "
+                f"redis_prefix must be up to 64 printable characters without spaces or braces, "
                 f"not {self.redis_prefix!r}."
             )
         if not isinstance(self.keep_tokens, bool):

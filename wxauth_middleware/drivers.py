@@ -26,8 +26,7 @@ from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .redis_client import run_async, run_sync
 
 if TYPE_CHECKING:
-    import redis
-    import redis.asyncio
+    from .redis_client import AsyncClient, SyncClient
 
 __all__ = ["drive_async", "drive_sync"]
 
@@ -86,7 +85,7 @@ def drive_sync(
     flow: Flow[T],
     client: httpx.Client,
     limiter: threading.Semaphore | None = None,
-    store: redis.Redis | None = None,
+    store: SyncClient | None = None,
 ) -> T:
     """Run `flow` to completion with a synchronous httpx client (and redis-py client, for a
     flow of the session store). Whatever an effect raises is thrown into the flow, which
@@ -109,7 +108,7 @@ async def drive_async(
     flow: Flow[T],
     client: httpx.AsyncClient,
     limiter: anyio.Semaphore | None = None,
-    store: redis.asyncio.Redis | None = None,
+    store: AsyncClient | None = None,
 ) -> T:
     """Run `flow` to completion with an asynchronous httpx client, the same way."""
     try:
@@ -130,7 +129,7 @@ def _perform_sync(
     effect: Effect,
     client: httpx.Client,
     limiter: threading.Semaphore | None,
-    store: redis.Redis | None,
+    store: SyncClient | None,
 ) -> object:
     if isinstance(effect, StoreCommands):
         assert store is not None, "a store flow driven without a store client"
@@ -159,7 +158,7 @@ async def _perform_async(
     effect: Effect,
     client: httpx.AsyncClient,
     limiter: anyio.Semaphore | None,
-    store: redis.asyncio.Redis | None,
+    store: AsyncClient | None,
 ) -> object:
     if isinstance(effect, StoreCommands):
         assert store is not None, "a store flow driven without a store client"

@@ -47,9 +47,11 @@ class Sleep:
 @dataclass(frozen=True, slots=True)
 class StoreCommands:
     """Redis commands for the session store (the `redis_url` option), run in one MULTI/EXEC
-    transaction when there are several; the flow is sent the list of their replies."""
+    transaction when there are several (all their keys in one hash slot), or, not `atomic`,
+    in one pipeline (keys anywhere); the flow is sent the list of their replies."""
 
     commands: tuple[tuple[str | int | float, ...], ...]
+    atomic: bool = True
 
 
 @dataclass(frozen=True, slots=True)

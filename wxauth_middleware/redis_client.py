@@ -1,5 +1,17 @@
-"""redis-py for the session store: checking `redis_url`, the clients, and running the
+"""redis-py for the session store: reading `redis_url`, the clients, and running the
 `StoreCommands` the store's flows yield.
+
+`redis_url` names one of three deployments, each with redis-py's own clients (sync and asyncio):
+
+- `redis://[:password@]host:port[/db]`, `rediss://...`, `unix://path`: one server;
+- `redis+sentinel://[:password@]host:port[,host:port...]/service_name[/db]`: the primary the
+  Sentinels name `service_name`, asked again whenever a connection to it fails, so a failover
+  is followed without a restart;
+- `redis+cluster://[:password@]host:port[,host:port...]`: a Redis Cluster, any reachable nodes
+  as seeds (a cluster has no database number).
+
+The password is the data nodes' (Sentinels are asked without one); query options such as
+`?socket_timeout=0.5` apply to every form. No message or log line shows the password.
 
 redis-py is an optional dependency (`wxauth-middleware[redis]`): it is imported only here, and
 only when a store is configured.
@@ -8,7 +20,11 @@ only when a store is configured.
 from __future__ import annotations
 
 import logging
+import re
+import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .effects import StoreCommands
 from .errors import ConfigurationError, StoreUnavailable
@@ -16,89 +32,268 @@ from .errors import ConfigurationError, StoreUnavailable
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.cluster
 
-__all__ = ["async_redis_client", "check_redis_url", "redis_client", "run_async", "run_sync"]
+    AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+
+__all__ = [
+    "SyncClient",
+    "async_redis_client",
+    "check_redis_url",
+    "redacted_url",
+    "redis_client",
+    "run_async",
+    "run_sync",
+]
 
 logger = logging.getLogger("wxauth_middleware")
 # Seconds a Redis command may take: a store that does not answer fails the request clearly
 # instead of holding it (the URL's own socket_timeout=... wins).
 _REDIS_TIMEOUT = 2.0
+_SERVER_SCHEMES = ("redis", "rediss", "unix")
+_DEFAULT_PORTS = {"redis+sentinel": 26379, "redis+cluster": 6379}
+
+
+# What is between "//" and "@" in a URL: a username, and a password after a colon.
+_CREDENTIALS = re.compile(r"//(?P<user>[^/?#@:]*)(?P<password>:[^/?#@]*)?@")
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a `redis_url` names: one server (`url`), a Sentinel service, or a cluster."""
+
+    scheme: str
+    url: str = ""
+    nodes: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    # Connection options for the data nodes (password, db, the query's options).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def redacted_url(url: str) -> str:
+    """`url` with the credentials before its host replaced by `***` (a username is kept when a
+    password follows it), for messages and logs: whatever the string, well-formed or not."""
+    return _CREDENTIALS.sub(lambda m: f"//{m['user'] + ':' if m['password'] else ''}***@", url)
 
 
 def check_redis_url(url: object) -> str:
-    """`url` if it is a Redis URL redis-py can use; a ConfigurationError saying what to fix."""
-    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+    """`url` if it is a Redis URL redis-py can use; a ConfigurationError saying what to fix,
+    without the URL's password."""
+    _target(url)
+    return url  # type: ignore[return-value]
+
+
+def _target(url: object) -> _Target:
+    scheme = url.partition("://")[0] if isinstance(url, str) and "://" in url else ""
+    if not isinstance(url, str) or scheme not in (*_SERVER_SCHEMES, *_DEFAULT_PORTS):
+        shown = redacted_url(url) if isinstance(url, str) else url
         raise ConfigurationError(
-            f"redis_url must be a redis://, rediss:// or unix:// URL, not {url!r} "
-            "(e.g. 'redis://127.0.0.1:6379/0')."
+            f"redis_url must be a redis://, rediss://, unix://, redis+sentinel:// or "
+            f"redis+cluster:// URL, not {shown!r} (e.g. 'redis://127.0.0.1:6379/0')."
         )
     try:
-        import redis
+        import redis  # noqa: F401
     except ImportError:
         raise ConfigurationError(
             "redis_url needs redis-py: pip install 'wxauth-middleware[redis]'"
         ) from None
     try:
-        redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
+        if scheme in _SERVER_SCHEMES:
+            options = _options(url)
+            return _Target(scheme, url=url, options=options)
+        return _multi_node_target(scheme, url)
     except ValueError as exc:
-        raise ConfigurationError(f"redis_url is not a valid Redis URL: {exc}") from None
-    return url
+        message = str(exc)
+        found = _CREDENTIALS.search(url)
+        secret = (found["password"] or found["user"])[1:] if found else ""
+        if secret:
+            message = message.replace(secret, "***").replace(unquote(secret), "***")
+        raise ConfigurationError(f"redis_url is not a valid Redis URL: {message}") from None
 
 
-def _client_options() -> dict[str, Any]:
-    from redis.backoff import NoBackoff
+def _multi_node_target(scheme: str, url: str) -> _Target:
+    parts = urlsplit(url)
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    nodes = tuple(_node(node, _DEFAULT_PORTS[scheme]) for node in hosts.split(","))
+    path = [segment for segment in parts.path.split("/") if segment]
+    service, db = "", ""
+    if scheme == "redis+sentinel":
+        if not path or len(path) > 2:
+            raise ValueError("a redis+sentinel:// URL names the service: host:port/service[/db]")
+        service, db = path[0], (path[1] if len(path) == 2 else "")
+    elif path:
+        raise ValueError("a redis+cluster:// URL has no path: a cluster has no database number")
+    # redis-py reads the password, the database and the query's options of a plain URL.
+    plain = urlunsplit(("redis", f"{credentials}@{hosts.split(',')[0]}", f"/{db}", parts.query, ""))
+    options = _options(plain)
+    for key in ("host", "port"):
+        options.pop(key, None)
+    if scheme == "redis+cluster":
+        options.pop("db", None)
+    return _Target(scheme, nodes=nodes, service=service, options=options)
 
-    # One retry of a command whose pooled connection died (Redis restarted), at once; a Redis
-    # that is down fails the request in about one timeout, not after backoffs.
-    return {
+
+def _node(node: str, default_port: int) -> tuple[str, int]:
+    host, colon, port = node.rpartition(":") if not node.endswith("]") else (node, "", "")
+    if not colon:
+        host, port = node, str(default_port)
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{node!r} is not host:port")
+    return host, int(port)
+
+
+def _options(url: str) -> dict[str, Any]:
+    import redis
+
+    options: dict[str, Any] = redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
+    unknown = set(options) - {
+        "host",
+        "port",
+        "path",
+        "username",
+        "password",
+        "db",
+        "connection_class",
+        *redis.connection.URL_QUERY_ARGUMENT_PARSERS,
+    }
+    if unknown:
+        raise ValueError(f"unknown option {sorted(unknown)[0]!r}")
+    return options
+
+
+def _client_options(target: _Target) -> dict[str, Any]:
+    # A Redis that is down fails the request in about one timeout, not after backoffs.
+    defaults = {
         "socket_timeout": _REDIS_TIMEOUT,
         "socket_connect_timeout": _REDIS_TIMEOUT,
         "health_check_interval": 30,
-        "_retry": NoBackoff(),
     }
+    return defaults | {k: v for k, v in target.options.items() if k in defaults}
 
 
-def redis_client(url: str) -> redis.Redis:
-    import redis
-    from redis.retry import Retry
+def _retry(retry_class: Any) -> Any:
+    from redis.backoff import NoBackoff
 
-    options = _client_options()
-    return redis.Redis.from_url(url, retry=Retry(options.pop("_retry"), 1), **options)
+    # One retry of a command whose pooled connection died (Redis restarted), at once.
+    return retry_class(NoBackoff(), 1)
 
 
-def async_redis_client(url: str) -> redis.asyncio.Redis:
+def _sentinel_options(options: dict[str, Any]) -> dict[str, Any]:
+    # The Sentinels are asked with the URL's timeouts, without the data nodes' password.
+    return {k: v for k, v in options.items() if k in ("socket_timeout", "socket_connect_timeout")}
+
+
+class SyncClient:
+    """The synchronous client of a `redis_url`, made on first use: a cluster's client asks
+    the nodes for the slots when it is made, which must fail one request clearly (503),
+    not the application's start, and be tried again by the next request."""
+
+    def __init__(self, url: str) -> None:
+        self._target = _target(url)
+        self._client: redis.Redis | redis.cluster.RedisCluster | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<SyncClient {self._target.scheme}>"
+
+    def client(self) -> redis.Redis | redis.cluster.RedisCluster:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make()
+        return self._client
+
+    def _make(self) -> redis.Redis | redis.cluster.RedisCluster:
+        import redis
+        import redis.cluster
+        import redis.sentinel
+        from redis.retry import Retry
+
+        target = self._target
+        options = _client_options(target)
+        if target.scheme == "redis+sentinel":
+            sentinels = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+                list(target.nodes), sentinel_kwargs=_sentinel_options(options)
+            )
+            master: redis.Redis = sentinels.master_for(  # type: ignore[no-untyped-call]
+                target.service, retry=_retry(Retry), **(target.options | options)
+            )
+            return master
+        if target.scheme == "redis+cluster":
+            try:
+                return redis.cluster.RedisCluster(
+                    startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in target.nodes],  # type: ignore[no-untyped-call]
+                    retry=_retry(Retry),
+                    **(target.options | options),
+                )
+            except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+                raise _unavailable(exc) from None
+        return redis.Redis.from_url(target.url, retry=_retry(Retry), **options)
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+def redis_client(url: str) -> SyncClient:
+    return SyncClient(url)
+
+
+def async_redis_client(url: str) -> AsyncClient:
     import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.asyncio.sentinel
     from redis.asyncio.retry import Retry
 
-    options = _client_options()
-    return redis.asyncio.Redis.from_url(url, retry=Retry(options.pop("_retry"), 1), **options)
+    target = _target(url)
+    options = _client_options(target)
+    if target.scheme == "redis+sentinel":
+        sentinels = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(target.nodes), sentinel_kwargs=_sentinel_options(options)
+        )
+        master: redis.asyncio.Redis = sentinels.master_for(
+            target.service, retry=_retry(Retry), **(target.options | options)
+        )
+        return master
+    if target.scheme == "redis+cluster":
+        # Made without a connection: the slots are asked for on the first command.
+        return redis.asyncio.cluster.RedisCluster(
+            startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],
+            retry=_retry(Retry),
+            **(target.options | options),
+        )
+    return redis.asyncio.Redis.from_url(target.url, retry=_retry(Retry), **options)
 
 
-def run_sync(client: redis.Redis, effect: StoreCommands) -> list[Any]:
+def run_sync(store: SyncClient, effect: StoreCommands) -> list[Any]:
     import redis
 
     try:
+        client = store.client()
         if len(effect.commands) == 1:
             return [client.execute_command(*effect.commands[0])]  # type: ignore[no-untyped-call]
-        with client.pipeline(transaction=True) as pipe:
+        with client.pipeline(transaction=effect.atomic) as pipe:
             for command in effect.commands:
-                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                pipe.execute_command(*command)
             return list(pipe.execute())
-    except redis.RedisError as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         raise _unavailable(exc) from None
 
 
-async def run_async(client: redis.asyncio.Redis, effect: StoreCommands) -> list[Any]:
+async def run_async(client: AsyncClient, effect: StoreCommands) -> list[Any]:
     import redis
 
     try:
         if len(effect.commands) == 1:
-            return [await client.execute_command(*effect.commands[0])]  # type: ignore[no-untyped-call]
-        async with client.pipeline(transaction=True) as pipe:
+            return [await client.execute_command(*effect.commands[0])]
+        async with client.pipeline(transaction=effect.atomic) as pipe:
             for command in effect.commands:
                 pipe.execute_command(*command)
             return list(await pipe.execute())
-    except redis.RedisError as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         raise _unavailable(exc) from None
 
 

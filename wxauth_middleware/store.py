@@ -9,11 +9,19 @@ the code twice (WeChat's errcode 40163).
 What is stored, and how, is written once here as sans-I/O flows that yield `StoreCommands`;
 the drivers run them with redis-py's synchronous or asyncio client. Keys, under `redis_prefix`:
 
-- `session:<sid>`: a session's payload (JSON), expiring with `max_age`;
-- `identity:<identity>`: a set of the identity's sessions (`s:<sid>`), kept tokens
+- `session:{<tag>}<rest>`: a session's payload (JSON), expiring with `max_age`; the session id
+  is `<tag><rest>`;
+- `identity:{<tag>}<identity>`: a set of the identity's sessions (`s:<sid>`), kept tokens
   (`t:<openid>`) and code results (`c:<sha256>`), what `revoke` ends;
 - `code:<sha256>`: a code being exchanged (empty) or the user it gave, for five minutes;
-- `token:<openid>`: the user's WeChat tokens (`keep_tokens`), for the refresh_token's 30 days.
+- `token:{<tag>}<openid>`: the user's WeChat tokens (`keep_tokens`), for the refresh_token's
+  30 days.
+
+`<tag>` is four hex digits of the SHA-256 of the identity (of the openid, for tokens): a Redis
+Cluster hash tag, so that an identity's sessions, index and tokens share one hash slot and
+every transaction stays in one slot (a code's result, whose key is known before its user is,
+is written in a transaction of its own). The id of a session carries its tag, so a session is
+found from its cookie alone.
 """
 
 from __future__ import annotations
@@ -51,11 +59,9 @@ UNBOUNDED_SESSION_LIFE = 30 * 24 * 3600
 PRUNE_SAMPLE = 16
 # How often a duplicate callback looks for the result of the exchange it waits for.
 CODE_POLL = 0.05
-_SID = re.compile(r"^[A-Za-z0-9_-]{32}$")
-
-
-# What the members of an identity's index name: a session, kept tokens, a code's result.
-_MEMBER_KINDS = {"s": "session", "t": "token", "c": "code"}
+# A session id: the identity's hash tag, then 32 random characters.
+_SID = re.compile(r"^[0-9a-f]{4}[A-Za-z0-9_-]{32}$")
+_TAG_LENGTH = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +120,7 @@ class SessionStore:
         return sid
 
     def load(self, sid: str) -> Flow[Session | None]:
-        (raw,) = yield StoreCommands((("GET", self._key("session", sid)),))
+        (raw,) = yield StoreCommands((("GET", self._session_key(sid)),))
         if raw is None:
             return None  # expired, logged out or revoked
         session = session_from_payload(_json(raw), self._identity_key)
@@ -126,43 +132,49 @@ class SessionStore:
     def save(self, session: Session, old: Session | None) -> Flow[str]:
         """Store `session` under a new id (a login never keeps the id it had before), end
         `old`, and return the session cookie's value."""
-        sid = secrets.token_urlsafe(24)
-        index = self._key("identity", session.user.identity)
+        sid = _tag(session.user.identity) + secrets.token_urlsafe(24)
+        index = self._index(session.user.identity)
         payload = _dumps(session_payload(session))
-        commands: list[tuple[str | int | float, ...]] = [
-            ("SET", self._key("session", sid), payload, "EX", self.session_life),
+        commands: list[Command] = [
+            ("SET", self._session_key(sid), payload, "EX", self.session_life),
             ("SADD", index, "s:" + sid),
             ("EXPIRE", index, self._index_life),
         ]
         if old is not None and old.sid is not None:
-            commands += self._end(old)
-        yield StoreCommands(tuple(commands))
+            commands += self._end(old)  # another identity's: in a transaction of its own
+        yield from _per_slot(commands)
         yield from self._prune(index)
         return self._ids.dumps(sid)
 
     def delete(self, session: Session) -> Flow[None]:
         if session.sid is not None:
-            yield StoreCommands(tuple(self._end(session)))
+            yield from _per_slot(self._end(session))
 
     def revoke(self, identity: str) -> Flow[int]:
         """End every session of `identity` and drop its kept tokens; returns how many
         sessions were ended. A login completing meanwhile keeps its new session."""
-        index = self._key("identity", identity)
+        index = self._index(identity)
         ended = 0
         (members,) = yield StoreCommands((("SMEMBERS", index),))
         if members:
             names = sorted(_text(m) for m in members)
             keys = [self._member_key(name) for name in names]
-            yield StoreCommands((("DEL", *keys), ("SREM", index, *names)))
+            # Code results (and tokens of another tag) live in other hash slots: gone first,
+            # so no duplicate callback can log the user back in once the sessions are ended.
+            elsewhere = [key for key in keys if _slot_tag(key) != _slot_tag(index)]
+            if elsewhere:
+                yield StoreCommands(tuple(("DEL", key) for key in elsewhere), atomic=False)
+            here = [key for key in keys if key not in elsewhere]
+            yield StoreCommands(((("DEL", *here),) if here else ()) + (("SREM", index, *names),))
             ended = sum(1 for name in names if name.startswith("s:"))
             logger.info("wxauth revoked identity=%s sessions=%d", identity, ended)
         return ended
 
-    def _end(self, session: Session) -> list[tuple[str | int | float, ...]]:
+    def _end(self, session: Session) -> list[Command]:
         assert session.sid is not None
         return [
-            ("DEL", self._key("session", session.sid)),
-            ("SREM", self._key("identity", session.user.identity), "s:" + session.sid),
+            ("DEL", self._session_key(session.sid)),
+            ("SREM", self._index(session.user.identity), "s:" + session.sid),
         ]
 
     def _prune(self, index: str) -> Flow[None]:
@@ -173,14 +185,21 @@ class SessionStore:
         names = sorted({_text(m) for m in sample or ()})
         if not names:
             return
-        exists = yield StoreCommands(tuple(("EXISTS", self._member_key(n)) for n in names))
+        # Checks, not changes: in one pipeline, whatever hash slots the keys are in.
+        exists = yield StoreCommands(
+            tuple(("EXISTS", self._member_key(n)) for n in names), atomic=False
+        )
         gone = [name for name, alive in zip(names, exists, strict=True) if not alive]
         if gone:
             yield StoreCommands((("SREM", index, *gone),))
 
     def _member_key(self, name: str) -> str:
         kind, _, value = name.partition(":")
-        return self._key(_MEMBER_KINDS.get(kind, "session"), value)
+        if kind == "t":
+            return self._token_key(value)
+        if kind == "c":
+            return self._key("code", value)
+        return self._session_key(value)
 
     # -- codes -----------------------------------------------------------------------------
 
@@ -197,15 +216,17 @@ class SessionStore:
         return bool(claimed)
 
     def code_done(self, key: str, session: Session) -> Flow[None]:
-        index = self._key("identity", session.user.identity)
+        index = self._index(session.user.identity)
         digest = key.rpartition(":")[2]
-        yield StoreCommands(
-            (
-                ("SET", key, _dumps(session_payload(session)), "XX", "KEEPTTL"),
-                # Revoking the user also forgets the result: no duplicate logs them back in.
+        # Revoking the user also forgets the result: no duplicate logs them back in. Indexed
+        # first (the code's key is in another hash slot): a revocation in between deletes the
+        # claim, and the result, finding no key, is not written.
+        yield from _per_slot(
+            [
                 ("SADD", index, "c:" + digest),
                 ("EXPIRE", index, self._index_life),
-            )
+                ("SET", key, _dumps(session_payload(session)), "XX", "KEEPTTL"),
+            ]
         )
 
     def code_failed(self, key: str) -> Flow[None]:
@@ -236,31 +257,70 @@ class SessionStore:
             expires_at=time.time() + grant.expires_in,
             scope=grant.scope,
         )
-        index = self._key("identity", identity)
-        key = self._key("token", grant.openid)
-        yield StoreCommands(
-            (
-                ("SET", key, _dumps_tokens(tokens), "EX", REFRESH_LIFE),
+        index = self._index(identity)
+        # One transaction when the identity is the openid; with identity='unionid', the
+        # tokens' key may be in another hash slot than the index: one transaction each.
+        yield from _per_slot(
+            [
                 ("SADD", index, "t:" + grant.openid),
                 ("EXPIRE", index, self._index_life),
-            )
+                ("SET", self._token_key(grant.openid), _dumps_tokens(tokens), "EX", REFRESH_LIFE),
+            ]
         )
 
     def kept(self, openid: str) -> Flow[KeptTokens | None]:
-        (raw,) = yield StoreCommands((("GET", self._key("token", openid)),))
+        (raw,) = yield StoreCommands((("GET", self._token_key(openid)),))
         return None if raw is None else _tokens(_json(raw))
 
     def renewed(self, tokens: KeptTokens) -> Flow[None]:
         # The refresh_token's own 30 days do not restart on a refresh: keep the key's TTL.
         yield StoreCommands(
-            (("SET", self._key("token", tokens.openid), _dumps_tokens(tokens), "XX", "KEEPTTL"),)
+            (("SET", self._token_key(tokens.openid), _dumps_tokens(tokens), "XX", "KEEPTTL"),)
         )
 
     def forget(self, openid: str) -> Flow[None]:
-        yield StoreCommands((("DEL", self._key("token", openid)),))
+        yield StoreCommands((("DEL", self._token_key(openid)),))
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self._prefix}{kind}:{name}"
+
+    def _session_key(self, sid: str) -> str:
+        return self._key("session", f"{{{sid[:_TAG_LENGTH]}}}{sid[_TAG_LENGTH:]}")
+
+    def _index(self, identity: str) -> str:
+        return self._key("identity", f"{{{_tag(identity)}}}{identity}")
+
+    def _token_key(self, openid: str) -> str:
+        return self._key("token", f"{{{_tag(openid)}}}{openid}")
+
+
+Command = tuple[str | int | float, ...]
+
+
+def _tag(name: str) -> str:
+    """The hash tag of the keys of an identity (or openid)."""
+    return hashlib.sha256(name.encode()).hexdigest()[:_TAG_LENGTH]
+
+
+def _slot_tag(key: str) -> str:
+    """What Redis Cluster hashes of `key`: its hash tag if it has one, else all of it."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1 : end] if start != -1 and end > start + 1 else key
+
+
+def _per_slot(commands: list[Command]) -> Flow[list[Any]]:
+    """Run `commands` (each with its key first) in one transaction per hash slot they touch,
+    in the order their slots first appear; their replies, in the commands' order."""
+    groups: dict[str, list[int]] = {}
+    for i, command in enumerate(commands):
+        groups.setdefault(_slot_tag(str(command[1])), []).append(i)
+    replies: list[Any] = [None] * len(commands)
+    for indexes in groups.values():
+        answers = yield StoreCommands(tuple(commands[i] for i in indexes))
+        for i, answer in zip(indexes, answers, strict=True):
+            replies[i] = answer
+    return replies
 
 
 def _dumps(payload: Any) -> str:

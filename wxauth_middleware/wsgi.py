@@ -19,10 +19,9 @@ from .drivers import drive_sync
 from .effects import Flow
 from .messages import HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
-from .redis_client import redis_client
+from .redis_client import SyncClient, redis_client
 
 if TYPE_CHECKING:
-    import redis
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 else:
     StartResponse = WSGIApplication = WSGIEnvironment = Any
@@ -45,7 +44,7 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
     _client: httpx.Client | None = None
     _client_lock = threading.Lock()
     _outbound: threading.Semaphore | None = None
-    _store: redis.Redis | None = None
+    _store: SyncClient | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         # Most requests are another browser without a session, or a logged-in user: decided
@@ -84,7 +83,7 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
 
     def _http_client(self) -> httpx.Client:
         # Created on first use and shared by the server's threads (httpx.Client and
-        # redis.Redis are thread-safe).
+        # the store's client are thread-safe).
         if self._client is None:
             with self._client_lock:
                 if self._client is None:

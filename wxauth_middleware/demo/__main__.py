@@ -18,10 +18,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from urllib.parse import urlsplit, urlunsplit
 
+from ..effects import StoreCommands
 from ..emulator.app import is_loopback_host
-from ..redis_client import check_redis_url, redis_client
+from ..redis_client import check_redis_url, redacted_url, redis_client, run_sync
 from .app import EMULATOR_PREFIX, create_demo_app
 
 # Addresses that bind every interface: the browser must use a real address to come back.
@@ -86,16 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _redacted(url: str) -> str:
-    """`url` without its password, for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
 def _as_flag(message: str) -> str:
     """An option's error message naming the command-line flag ("redis_url ..." -> "--redis-url
     ...")."""
@@ -110,12 +100,12 @@ def _check_redis(url: str) -> None:
     try:
         client = redis_client(url)
         try:
-            client.ping()
+            run_sync(client, StoreCommands((("PING",),)))
         finally:
             client.close()
     except Exception as exc:  # whatever the failure (refused, timeout, auth): a warning
         print(
-            f"warning: Redis at {_redacted(url)} does not answer ({type(exc).__name__}: {exc}); "
+            f"warning: Redis at {redacted_url(url)} does not answer ({type(exc).__name__}: {exc}); "
             "requests that need the session store get a 503 until it does",
             file=sys.stderr,
             flush=True,
@@ -124,7 +114,7 @@ def _check_redis(url: str) -> None:
 
 def banner(public_url: str, *, auto_approve: bool, redis_url: str | None = None) -> str:
     sessions = (
-        f"in Redis at {_redacted(redis_url)} (keys under wxauth:)"
+        f"in Redis at {redacted_url(redis_url)} (keys under wxauth:)"
         if redis_url
         else "in the signed session cookie"
     )
