@@ -127,9 +127,10 @@ def test_stored_session_ids_are_remembered_verified_only_and_until_they_expire(
 ) -> None:
     store = SessionStore("p:", (NEW,), max_age=60, identity_key="openid")
     signer = URLSafeTimedSerializer([NEW], salt="wxauth_middleware.session-id")
-    values = [signer.dumps(f"{i:032d}") for i in range(1100)]
+    # A session id: the four hex digits of its slot tag, then 32 random characters.
+    values = [signer.dumps(f"0a1b{i:032d}") for i in range(1100)]
     for i, value in enumerate(values):
-        assert store.session_id(value) == f"{i:032d}"
+        assert store.session_id(value) == f"0a1b{i:032d}"
     assert len(store._verified_ids) <= 1024
     forged = values[-1][:-2] + ("AA" if not values[-1].endswith("AA") else "BB")
     assert store.session_id(forged) is None
