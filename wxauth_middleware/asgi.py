@@ -11,28 +11,28 @@ import anyio
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .core import Forward
+from .decisions import Forward
 from .drivers import drive_async
 from .effects import Flow
 from .errors import StoreUnavailable
 from .messages import HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
 from .redis_client import async_redis_client
+from .urls import PATH_SAFE
+from .user import USER_KEY
 
 if TYPE_CHECKING:
     from .redis_client import AsyncClient
 
 __all__ = ["WeChatAuthMiddleware"]
 
-# Characters a request path may carry unencoded (RFC 3986 pchar and '/').
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 T = TypeVar("T")
 
 
 class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
     """Log WeChat users in, for any ASGI application.
 
-    Puts the user (a `WeChatUser`, or None) at `scope["wechat_user"]` of every HTTP and
+    Puts the user (a `WeChatUser`, or None) at `scope[USER_KEY]` of every HTTP and
     WebSocket scope; answers the login callback itself; redirects WeChat-browser page visits
     without a session to WeChat. Lifespan scopes pass through; the outbound HTTP client is
     closed at lifespan shutdown when the server sends one.
@@ -49,14 +49,14 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             # The common requests (another browser, a logged-in user) straight to the app.
             quick = self._quick(scope)
             if quick is not None:
-                scope["wechat_user"] = quick.user
+                scope[USER_KEY] = quick.user
                 await self.app(scope, receive, send)
             else:
                 await self._http(scope, receive, send)
         elif scope["type"] == "websocket":
             cookie = _headers(scope["headers"]).get("cookie", "")
             try:
-                scope["wechat_user"] = await self._drive(self.core.session_user(cookie))
+                scope[USER_KEY] = await self._drive(self.core.session_user(cookie))
             except StoreUnavailable:
                 # Closing before accepting refuses the handshake (HTTP 403).
                 await send({"type": "websocket.close", "code": 1011, "reason": "store down"})
@@ -74,7 +74,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         if isinstance(decision, Forward):
             if decision.target is not None:
                 scope = _retarget(scope, decision.target)
-            scope["wechat_user"] = decision.user
+            scope[USER_KEY] = decision.user
             await self.app(scope, receive, send)
             return
         await _send_response(decision, send, head=scope["method"] == "HEAD")
@@ -87,25 +87,23 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         if cookie:
             # HTTP/2 may split the Cookie header in several: join them all.
             cookie = b"; ".join(value for name, value in scope["headers"] if name == b"cookie")
-        path: str = scope["path"]
-        root_path = scope.get("root_path")
-        if root_path and not path.startswith(root_path):
-            path = root_path + path
         return self.core.quick_forward(
-            path, headers.get(b"user-agent", b"").decode("latin-1"), cookie.decode("latin-1")
+            _full_path(scope),
+            headers.get(b"user-agent", b"").decode("latin-1"),
+            cookie.decode("latin-1"),
         )
 
     async def revoke(self, identity: str) -> int:
         """Log `identity` (an openid; a unionid with identity='unionid') out everywhere: end
         all of its sessions on every instance, drop its kept tokens. Needs redis_url.
         Returns how many sessions ended."""
-        return await self._drive(self.core.revoke(identity))
+        return await self._drive(self.core.account.revoke(identity))
 
     async def user_access_token(self, openid: str) -> str:
         """A valid WeChat access_token (the user's, of the web authorization) for calling
         WeChat on the user's behalf, renewed with the kept refresh_token when needed.
         Needs keep_tokens=True; raises TokenUnavailable when the user must log in again."""
-        return await self._drive(self.core.user_access_token(openid))
+        return await self._drive(self.core.account.user_access_token(openid))
 
     async def _drive(self, flow: Flow[T]) -> T:
         client = self._http_client()
@@ -184,7 +182,7 @@ def _request(scope: Scope) -> HTTPRequest:
     if raw_path is not None and not root_path:
         target = raw_path.decode("latin-1")
     else:
-        target = quote(path, safe=_PATH_SAFE)
+        target = quote(path, safe=PATH_SAFE)
     query = scope["query_string"].decode("latin-1")
     return HTTPRequest(
         method=scope["method"],

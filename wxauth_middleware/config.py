@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 from .redis_client import check_redis_url
-from .rules import OTHER_BROWSER_POLICIES, Rule, RuleSet
+from .rules import OTHER_BROWSER_POLICIES, PagePolicy, Rule, RuleSet
 
 if TYPE_CHECKING:
     import httpx
@@ -89,6 +89,7 @@ class Config:
     # Derived, normalised forms.
     secret_keys: tuple[bytes, ...] = field(init=False, repr=False)
     rule_set: RuleSet = field(init=False, repr=False)
+    default_policy: PagePolicy = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         _require_str("app_id", self.app_id)
@@ -229,6 +230,11 @@ class Config:
                     "which is not the Official Account's."
                 )
             _require_url("qrconnect_url", self.qrconnect_url)
+        object.__setattr__(
+            self,
+            "default_policy",
+            PagePolicy(self.scope, self.other_browsers),  # type: ignore[arg-type]
+        )
 
     def _check_paths(self) -> None:
         for name in ("login_path", "logout_path"):
@@ -240,6 +246,10 @@ class Config:
             raise ConfigurationError(
                 "callback_path, login_path and logout_path must be different paths."
             )
+
+    def policy(self, path: str) -> PagePolicy:
+        """What the page at `path` asks of its visitors: its rule's, completed by the options."""
+        return self.rule_set.policy(path, self.default_policy)
 
     @property
     def state_cookie_prefix(self) -> str:

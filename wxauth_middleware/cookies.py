@@ -1,9 +1,10 @@
-"""Signed cookie payloads: the session, and the state of a login in progress.
+"""The middleware's cookies: every one it writes (`CookieWriter`), and the signed payloads they
+carry (the session, and the state of a login in progress).
 
-Both are signed with itsdangerous using the configured `secret_key` (a list rotates keys: the
-newest, last, signs; every key verifies) and a salt of their own, so one kind of cookie can
-never be replayed as the other. Anything that fails to verify or decode is treated as absent:
-a tampered, expired, truncated or foreign cookie never raises.
+The payloads are signed with itsdangerous using the configured `secret_key` (a list rotates
+keys: the newest, last, signs; every key verifies) and a salt of their own, so one kind of
+cookie can never be replayed as the other. Anything that fails to verify or decode is treated
+as absent: a tampered, expired, truncated or foreign cookie never raises.
 """
 
 from __future__ import annotations
@@ -12,24 +13,30 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from .user import WeChatUser
 
+if TYPE_CHECKING:
+    from .config import Config
+    from .messages import HTTPRequest
+
 __all__ = [
+    "Clock",
+    "CookieWriter",
     "LoginState",
     "LoginStateCodec",
     "Session",
     "SessionCodec",
     "VerifiedCache",
-    "delete_cookie_header",
     "session_from_payload",
     "session_payload",
-    "set_cookie_header",
+    "wall_clock",
 ]
 
 SESSION_SALT = "wxauth_middleware.session"
@@ -43,6 +50,16 @@ _VERIFIED_CACHE_SIZE = 1024
 
 
 T = TypeVar("T")
+# The current time in seconds since the epoch; injectable, so tests step time themselves.
+Clock = Callable[[], float]
+# The name of the cookie of an API call's login, after the state-cookie prefix (states are
+# hex, so it cannot collide with a page login's cookie).
+API_STATE = "api"
+
+
+def wall_clock() -> float:
+    # Looked up on each call, not bound once: time.time as it is when asked.
+    return time.time()
 
 
 class VerifiedCache(Generic[T]):
@@ -53,8 +70,9 @@ class VerifiedCache(Generic[T]):
     verified are kept, so a flood of forged cookies cannot fill it.
     """
 
-    def __init__(self, max_age: int | None) -> None:
+    def __init__(self, max_age: int | None, clock: Clock = wall_clock) -> None:
         self._max_age = max_age
+        self._clock = clock
         self._entries: dict[str, tuple[T, float]] = {}
 
     def __len__(self) -> int:
@@ -62,7 +80,7 @@ class VerifiedCache(Generic[T]):
 
     def get(self, value: str) -> T | None:
         cached = self._entries.get(value)
-        if cached is not None and time.time() < cached[1]:
+        if cached is not None and self._clock() < cached[1]:
             return cached[0]
         return None
 
@@ -88,9 +106,16 @@ class _CompactJSON:
         return json.loads(data)
 
 
-def _serializer(secret_keys: tuple[bytes, ...], salt: str) -> URLSafeTimedSerializer:
+def _serializer(secret_keys: tuple[bytes, ...], salt: str, clock: Clock) -> URLSafeTimedSerializer:
+    class Signer(TimestampSigner):
+        # Signs and checks ages by `clock`.
+        def get_timestamp(self) -> int:
+            return int(clock())
+
     # itsdangerous signs with the LAST key of a list and verifies with all of them.
-    return URLSafeTimedSerializer(list(secret_keys), salt=salt, serializer=_CompactJSON)
+    return URLSafeTimedSerializer(
+        list(secret_keys), salt=salt, serializer=_CompactJSON, signer=Signer
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +133,16 @@ class SessionCodec:
     """Encodes the logged-in user's identity fields (never tokens) into a signed cookie value."""
 
     def __init__(
-        self, secret_keys: tuple[bytes, ...], max_age: int | None, identity_key: str = "openid"
+        self,
+        secret_keys: tuple[bytes, ...],
+        max_age: int | None,
+        identity_key: str = "openid",
+        clock: Clock = wall_clock,
     ) -> None:
-        self._serializer = _serializer(secret_keys, SESSION_SALT)
+        self._serializer = _serializer(secret_keys, SESSION_SALT, clock)
         self._max_age = max_age
         self._identity_key = identity_key
-        self._verified: VerifiedCache[Session] = VerifiedCache(max_age)
+        self._verified: VerifiedCache[Session] = VerifiedCache(max_age, clock)
 
     def encode(self, session: Session) -> str:
         return self._serializer.dumps(session_payload(session))
@@ -226,8 +255,10 @@ class LoginState:
 
 
 class LoginStateCodec:
-    def __init__(self, secret_keys: tuple[bytes, ...], max_age: int) -> None:
-        self._serializer = _serializer(secret_keys, LOGIN_STATE_SALT)
+    def __init__(
+        self, secret_keys: tuple[bytes, ...], max_age: int, clock: Clock = wall_clock
+    ) -> None:
+        self._serializer = _serializer(secret_keys, LOGIN_STATE_SALT, clock)
         self._max_age = max_age
 
     def encode(self, login: LoginState) -> str:
@@ -252,36 +283,61 @@ class LoginStateCodec:
         return LoginState(state, return_to, scope, attempt, done)
 
 
-def set_cookie_header(
-    name: str,
-    value: str,
-    *,
-    max_age: int | None,
-    path: str,
-    domain: str | None,
-    secure: bool,
-) -> tuple[str, str]:
-    """A `Set-Cookie` header: HttpOnly and SameSite=Lax always.
+class CookieWriter:
+    """Every cookie the middleware sets or clears, each attribute decided here, once.
 
-    Lax, not Strict: the login callback is a top-level navigation coming from WeChat's site,
-    and a Strict cookie would not be sent with it.
+    All are HttpOnly and SameSite=Lax (not Strict: the login callback is a top-level
+    navigation coming from WeChat's site, and a Strict cookie would not be sent with it).
+    Secure on https; also on http when public_url says the public site is https (a
+    TLS-terminating proxy in front) or https_only is set. The session cookie lives on
+    cookie_path; a login's state cookie only on callback_path, where it is read.
     """
-    cookie: SimpleCookie = SimpleCookie()
-    cookie[name] = value
-    morsel = cookie[name]
-    if max_age is not None:
-        morsel["max-age"] = max_age
-    morsel["path"] = path
-    if domain is not None:
-        morsel["domain"] = domain
-    morsel["httponly"] = True
-    morsel["samesite"] = "lax"
-    if secure:
-        morsel["secure"] = True
-    return ("set-cookie", morsel.OutputString())
 
+    def __init__(self, config: Config) -> None:
+        self._session = config.session_cookie
+        self._max_age = config.max_age
+        self._path = config.cookie_path
+        self._domain = config.cookie_domain
+        self._state_prefix = config.state_cookie_prefix
+        self._state_max_age = config.login_max_age
+        self._state_path = config.callback_path
+        self._always_secure = config.https_only or (config.public_url or "").startswith("https:")
+        self._scheme_decides = config.public_url is None
 
-def delete_cookie_header(
-    name: str, *, path: str, domain: str | None, secure: bool
-) -> tuple[str, str]:
-    return set_cookie_header(name, "", max_age=0, path=path, domain=domain, secure=secure)
+    def secure(self, request: HTTPRequest) -> bool:
+        return self._always_secure or (self._scheme_decides and request.scheme == "https")
+
+    def session(self, request: HTTPRequest, value: str) -> tuple[str, str]:
+        return self._set(request, self._session, value, self._max_age, self._path)
+
+    def clear_session(self, request: HTTPRequest) -> tuple[str, str]:
+        return self._set(request, self._session, "", 0, self._path)
+
+    def state_name(self, key: str) -> str:
+        """The name of the cookie of a login's state: `key` is the state, or API_STATE."""
+        return self._state_prefix + key
+
+    def login_state(self, request: HTTPRequest, key: str, value: str) -> tuple[str, str]:
+        return self._set(
+            request, self.state_name(key), value, self._state_max_age, self._state_path
+        )
+
+    def clear_login_state(self, request: HTTPRequest, key: str) -> tuple[str, str]:
+        return self._set(request, self.state_name(key), "", 0, self._state_path)
+
+    def _set(
+        self, request: HTTPRequest, name: str, value: str, max_age: int | None, path: str
+    ) -> tuple[str, str]:
+        cookie: SimpleCookie = SimpleCookie()
+        cookie[name] = value
+        morsel = cookie[name]
+        if max_age is not None:
+            morsel["max-age"] = max_age
+        morsel["path"] = path
+        if self._domain is not None:
+            morsel["domain"] = self._domain
+        morsel["httponly"] = True
+        morsel["samesite"] = "lax"
+        if self.secure(request):
+            morsel["secure"] = True
+        return ("set-cookie", morsel.OutputString())

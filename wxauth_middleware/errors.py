@@ -8,6 +8,8 @@ construction.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 __all__ = [
     "ConfigurationError",
     "InvalidRequest",
@@ -23,6 +25,9 @@ __all__ = [
     "WeChatAPIError",
     "WeChatAuthError",
 ]
+
+
+_E = TypeVar("_E", bound="WeChatAuthError")
 
 
 class WeChatAuthError(Exception):
@@ -44,6 +49,16 @@ class WeChatAuthError(Exception):
         self.message = message
         if hint is not None:
             self.hint = hint
+
+    def leading_back_to(self: _E, return_to: str) -> _E:
+        """A copy of this error that offers the visitor `return_to`; this one is unchanged."""
+        clone = type(self).__new__(type(self))  # no __init__: the copy keeps every attribute
+        clone.__dict__.update(self.__dict__)
+        clone.args = self.args
+        clone.__cause__, clone.__context__ = self.__cause__, self.__context__
+        clone.__traceback__ = self.__traceback__
+        clone.return_to = return_to
+        return clone
 
 
 class ConfigurationError(WeChatAuthError, ValueError):

@@ -120,6 +120,7 @@ class MiddlewareOptions(Generic[AppT]):
                 f"not {type(transport).__name__}."
             )
         self.core = LoginCore(self.config)
+        self._configured()
         # The outbound client's pool: bounded, so a burst of logins queues for a connection
         # (within the call's timeout) instead of opening sockets without limit.
         self._limits = httpx.Limits(
@@ -135,6 +136,9 @@ class MiddlewareOptions(Generic[AppT]):
                 authorize_url,
                 api_base_url,
             )
+
+    def _configured(self) -> None:
+        """What an adapter sets up once the options are checked."""
 
     @classmethod
     def from_env(

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from html import escape
 
 from .errors import WeChatAPIError, WeChatAuthError
 from .messages import HTTPRequest, HTTPResponse
 
-__all__ = ["default_error_response", "json_response", "redirect", "wants_json"]
+__all__ = ["default_error_response", "error_response", "json_response", "redirect", "wants_json"]
+
+logger = logging.getLogger("wxauth_middleware")
 
 # Nothing the middleware answers may be cached: it is per-visitor and often carries cookies.
 _NO_STORE = ("cache-control", "no-store")
@@ -43,6 +47,30 @@ def wants_json(request: HTTPRequest) -> bool:
     if "json" in accept and "html" not in accept:
         return True
     return request.header("x-requested-with").lower() == "xmlhttprequest"
+
+
+def error_response(
+    on_error: Callable[[WeChatAuthError, HTTPRequest], HTTPResponse | None] | None,
+    error: WeChatAuthError,
+    request: HTTPRequest,
+    return_to: str | None = None,
+    cookies: tuple[tuple[str, str], ...] = (),
+) -> HTTPResponse:
+    """The answer to a failed request: the `on_error` hook's, or the default page. With
+    `return_to`, the error offers the visitor the page their login started from."""
+    if return_to is not None:
+        error = error.leading_back_to(return_to)
+    response = None
+    if on_error is not None:
+        try:
+            response = on_error(error, request)
+        except Exception:
+            logger.exception("wxauth on_error hook failed; using the default error page")
+    if response is None:
+        response = default_error_response(error, request)
+    if cookies:
+        response = HTTPResponse(response.status, (*response.headers, *cookies), response.body)
+    return response
 
 
 def default_error_response(error: WeChatAuthError, request: HTTPRequest) -> HTTPResponse:

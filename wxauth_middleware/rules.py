@@ -6,16 +6,18 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from .errors import ConfigurationError
+from .scopes import SCOPES, Scope
 
-__all__ = ["OTHER_BROWSER_POLICIES", "Rule", "RuleSet"]
+__all__ = ["OTHER_BROWSER_POLICIES", "OtherBrowsers", "PagePolicy", "Rule", "RuleSet"]
 
 # What to do with a visitor whose browser is not WeChat's (desktop browsers, WeCom, ...):
 # "pass" lets them through anonymously; "refuse" answers a "please open in WeChat" page;
 # "qrconnect" logs them in with WeChat's website QR-code login.
-OTHER_BROWSER_POLICIES: tuple[str, ...] = ("pass", "refuse", "qrconnect")
-_SCOPES = ("snsapi_base", "snsapi_userinfo")
+OtherBrowsers = Literal["pass", "refuse", "qrconnect"]
+OTHER_BROWSER_POLICIES: tuple[OtherBrowsers, ...] = get_args(OtherBrowsers)
 _PATTERN = re.compile(r"/[A-Za-z0-9\-._~!$&'()+,;=:@%/*]*")
 
 
@@ -36,9 +38,9 @@ class Rule:
     """
 
     path: str
-    scope: str | None = None
+    scope: Scope | None = None
     exempt: bool = False
-    other_browsers: str | None = None
+    other_browsers: OtherBrowsers | None = None
     _glob: _Glob = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -49,7 +51,7 @@ class Rule:
             )
         if "***" in self.path:
             raise ConfigurationError(f"Rule path {self.path!r}: use * or **, not ***.")
-        if self.scope is not None and self.scope not in _SCOPES:
+        if self.scope is not None and self.scope not in SCOPES:
             raise ConfigurationError(
                 f"Rule {self.path!r}: scope must be 'snsapi_base' or 'snsapi_userinfo', "
                 f"not {self.scope!r}."
@@ -129,6 +131,16 @@ class _Glob:
         return bool(states & self._accept)
 
 
+@dataclass(frozen=True, slots=True)
+class PagePolicy:
+    """What a page asks of its visitors: the scope it needs, what other browsers get, and
+    whether it is exempt from logins altogether."""
+
+    scope: Scope
+    other_browsers: OtherBrowsers
+    exempt: bool = False
+
+
 class RuleSet:
     """The rules in order, validated once; `match` gives the first that applies, or None."""
 
@@ -142,6 +154,15 @@ class RuleSet:
             if rule.matches(path):
                 return rule
         return None
+
+    def policy(self, path: str, default: PagePolicy) -> PagePolicy:
+        """The policy of `path`: the first matching rule's, completed by `default`."""
+        rule = self.match(path) if self.rules else None
+        if rule is None:
+            return default
+        return PagePolicy(
+            rule.scope or default.scope, rule.other_browsers or default.other_browsers, rule.exempt
+        )
 
     def __bool__(self) -> bool:
         return bool(self.rules)

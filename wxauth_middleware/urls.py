@@ -7,11 +7,15 @@ import re
 from urllib.parse import quote, urlsplit
 
 __all__ = [
+    "PATH_SAFE",
     "authorize_url",
     "is_valid_state",
     "request_origin",
     "safe_return_path",
 ]
+
+# Characters a request path may carry unencoded (RFC 3986 pchar and '/').
+PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 # WeChat accepts a state of at most 128 characters from this alphabet, nothing else.
 _STATE = re.compile(r"[A-Za-z0-9]{1,128}")

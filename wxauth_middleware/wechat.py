@@ -22,10 +22,10 @@ from .errors import (
     UpstreamUnavailable,
     WeChatAPIError,
 )
+from .scopes import PROFILE_SCOPES
 from .user import WeChatUser
 
 __all__ = [
-    "PROFILE_SCOPES",
     "CallPolicy",
     "TokenGrant",
     "exchange_code",
@@ -35,8 +35,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("wxauth_middleware")
-# Scopes whose token may call /sns/userinfo.
-PROFILE_SCOPES = frozenset({"snsapi_userinfo", "snsapi_login"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,14 @@ from urllib.parse import quote, unquote_to_bytes
 
 import httpx
 
-from .core import Forward
+from .decisions import Forward
 from .drivers import drive_sync
 from .effects import Flow
 from .messages import HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
 from .redis_client import SyncClient, redis_client
+from .urls import PATH_SAFE
+from .user import USER_KEY
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -28,21 +30,19 @@ else:
 
 __all__ = ["WeChatAuthWSGIMiddleware"]
 
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 T = TypeVar("T")
 
 
 class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
     """Log WeChat users in, for any WSGI application (Flask, Django, ...).
 
-    Puts the user (a `WeChatUser`, or None) at `environ["wechat_user"]`; answers the login
+    Puts the user (a `WeChatUser`, or None) at `environ[USER_KEY]`; answers the login
     callback itself; redirects WeChat-browser page visits without a session to WeChat. Takes
     the same options as `WeChatAuthMiddleware`; `transport` must be a synchronous httpx one.
     """
 
     _transport_type = httpx.BaseTransport
     _client: httpx.Client | None = None
-    _client_lock = threading.Lock()
     _outbound: threading.Semaphore | None = None
     _store: SyncClient | None = None
 
@@ -59,7 +59,7 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         if isinstance(decision, Forward):
             if decision.target is not None:
                 _retarget(environ, decision.target)
-            environ["wechat_user"] = decision.user
+            environ[USER_KEY] = decision.user
             return self.app(environ, start_response)
         headers = [*decision.headers, ("content-length", str(len(decision.body)))]
         start_response(f"{decision.status} {_reason(decision.status)}", headers)
@@ -69,17 +69,21 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         """Log `identity` (an openid; a unionid with identity='unionid') out everywhere: end
         all of its sessions on every instance, drop its kept tokens. Needs redis_url.
         Returns how many sessions ended."""
-        return self._drive(self.core.revoke(identity))
+        return self._drive(self.core.account.revoke(identity))
 
     def user_access_token(self, openid: str) -> str:
         """A valid WeChat access_token (the user's, of the web authorization) for calling
         WeChat on the user's behalf, renewed with the kept refresh_token when needed.
         Needs keep_tokens=True; raises TokenUnavailable when the user must log in again."""
-        return self._drive(self.core.user_access_token(openid))
+        return self._drive(self.core.account.user_access_token(openid))
 
     def _drive(self, flow: Flow[T]) -> T:
         client = self._http_client()
         return drive_sync(flow, client, self._outbound, self._store)
+
+    def _configured(self) -> None:
+        # This instance's own: another middleware's first request must not wait on it.
+        self._client_lock = threading.Lock()
 
     def _http_client(self) -> httpx.Client:
         # Created on first use and shared by the server's threads (httpx.Client and
@@ -145,7 +149,7 @@ def _request(environ: WSGIEnvironment) -> HTTPRequest:
     # browser sees it includes the mount prefix (SCRIPT_NAME).
     raw_path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
     query = environ.get("QUERY_STRING", "")
-    target = quote(raw_path, safe=_PATH_SAFE) or "/"
+    target = quote(raw_path, safe=PATH_SAFE) or "/"
     return HTTPRequest(
         method=environ.get("REQUEST_METHOD", "GET"),
         scheme=environ.get("wsgi.url_scheme", "http"),

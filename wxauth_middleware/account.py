@@ -1,0 +1,95 @@
+"""Ending sessions and the user's own WeChat tokens: the `logout_path` endpoint, and the
+application API behind the middleware's `revoke` and `user_access_token`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+
+from .config import Config
+from .cookies import Clock, CookieWriter, Session
+from .decisions import Forward, query_params
+from .effects import Flow
+from .errors import ConfigurationError, StoreUnavailable, TokenUnavailable, WeChatAPIError
+from .messages import HTTPRequest, HTTPResponse
+from .pages import error_response, redirect
+from .store import SessionStore
+from .urls import safe_return_path
+from .wechat import CallPolicy, refresh_grant
+
+__all__ = ["Account"]
+
+logger = logging.getLogger("wxauth_middleware")
+# A kept access_token is renewed when it has less than this many seconds left.
+_TOKEN_MARGIN = 300
+
+
+class Account:
+    """What the application (and the visitor, by logging out) does with sessions and tokens."""
+
+    def __init__(
+        self, config: Config, cookies: CookieWriter, store: SessionStore | None, clock: Clock
+    ) -> None:
+        self.config = config
+        self._cookies = cookies
+        self._store = store
+        self._clock = clock
+
+    def logout(
+        self, request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
+    ) -> Flow[HTTPResponse | Forward]:
+        """`logout_path[?next=/page]`: forget the session, back to a page of this site."""
+        next_page = safe_return_path(query_params(request).get("next")) or "/"
+        if session is not None:
+            if self._store is not None:
+                try:
+                    yield from self._store.delete(session)
+                except StoreUnavailable as exc:
+                    # Not logged out: never pretend it.
+                    return error_response(self.config.on_error, exc, request)
+            logger.info("wxauth logout openid=%s", session.user.openid)
+        return redirect(next_page, (self._cookies.clear_session(request),))
+
+    def revoke(self, identity: str) -> Flow[int]:
+        """End every session of `identity` (an openid, or a unionid with identity='unionid')
+        on every instance, and drop its kept tokens; returns how many sessions ended."""
+        if self._store is None:
+            raise ConfigurationError(
+                "revoke needs the session store: set redis_url (signed-cookie sessions cannot "
+                "be ended from the server; rotate secret_key to end them all)."
+            )
+        return (yield from self._store.revoke(identity))
+
+    def user_access_token(self, openid: str) -> Flow[str]:
+        """A valid WeChat access_token of `openid` (keep_tokens), renewed with the kept
+        refresh_token when it is (nearly) expired. Raises TokenUnavailable when there is
+        none to give: the user must log in again."""
+        store = self._store
+        if store is None or not self.config.keep_tokens:
+            raise ConfigurationError("user_access_token needs keep_tokens=True and redis_url.")
+        tokens = yield from store.kept(openid)
+        if tokens is None:
+            raise TokenUnavailable(f"no WeChat token is kept for openid {openid}")
+        if tokens.expires_at - self._clock() > _TOKEN_MARGIN:
+            return tokens.access_token
+        policy = CallPolicy(timeout=self.config.http_timeout, retries=self.config.retries)
+        try:
+            grant = yield from refresh_grant(
+                self.config.api_base_url, tokens.app_id, tokens.refresh_token, policy
+            )
+        except WeChatAPIError as exc:
+            if exc.errcode not in (40030, 42002):
+                raise
+            yield from store.forget(openid)
+            raise TokenUnavailable(
+                f"the refresh_token of openid {openid} is no longer valid ({exc.errcode})"
+            ) from None
+        renewed = replace(
+            tokens,
+            access_token=grant.access_token,
+            refresh_token=grant.refresh_token or tokens.refresh_token,
+            expires_at=self._clock() + grant.expires_in,
+        )
+        yield from store.renewed(renewed)
+        return renewed.access_token

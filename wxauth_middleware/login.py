@@ -1,0 +1,137 @@
+"""Starting a login: the redirect to WeChat (or the 401 that tells a front end where to go),
+the login state it carries, and the `login_path` endpoint that starts one on purpose."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from urllib.parse import urlencode
+
+from .config import Config
+from .cookies import API_STATE, CookieWriter, LoginState, LoginStateCodec, Session
+from .decisions import ANONYMOUS, Decision, is_navigation, query_params
+from .errors import InvalidRequest
+from .messages import HTTPRequest, HTTPResponse
+from .pages import error_response, json_response, open_in_wechat_response, redirect
+from .rules import OtherBrowsers
+from .scopes import PROFILE_SCOPES, QRCONNECT_SCOPE, SCOPES
+from .urls import authorize_url, request_origin, safe_return_path, same_origin_path
+from .useragent import is_wechat_browser
+
+__all__ = ["LoginStarter"]
+
+logger = logging.getLogger("wxauth_middleware")
+
+
+class LoginStarter:
+    """Sends visitors to WeChat to log in, with a signed login state of their own."""
+
+    def __init__(self, config: Config, cookies: CookieWriter, logins: LoginStateCodec) -> None:
+        self.config = config
+        self._cookies = cookies
+        self._logins = logins
+
+    def require_login(self, request: HTTPRequest, scope: str) -> HTTPResponse:
+        """A WeChat visitor without a session, on a page of `scope`."""
+        if is_navigation(request):
+            return self.start(request, request.target, scope)
+        # An API call can't follow a redirect to WeChat: tell the front end where to send the
+        # page. After the login it comes back to the page that made the call, when known.
+        return self.start(request, self._referer_path(request), scope, navigation=False)
+
+    def other_browser(self, request: HTTPRequest, policy: OtherBrowsers) -> Decision:
+        """A browser that is not WeChat's (a desktop browser, WeCom, ...), without a session."""
+        if policy == "pass":
+            return ANONYMOUS
+        if policy == "qrconnect":
+            return self.require_login(request, QRCONNECT_SCOPE)
+        origin = self.origin(request) or ""
+        return open_in_wechat_response(request, origin + request.target)
+
+    def endpoint(
+        self, request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
+    ) -> Decision:
+        """`login_path?next=/page[&scope=snsapi_userinfo]`: start a login on purpose (a
+        single-page app's button, hash routes that never reach the server)."""
+        params = query_params(request)
+        next_page = safe_return_path(params.get("next")) or "/"
+        policy = self.config.policy(next_page.partition("?")[0])
+        scope = params.get("scope") or policy.scope
+        if scope not in SCOPES:
+            scope = self.config.scope
+        # Asked on purpose (a "share my profile" button): ask even after an earlier refusal.
+        if session is not None and (
+            scope != "snsapi_userinfo" or session.user.scope in PROFILE_SCOPES
+        ):
+            return redirect(next_page)
+        if is_wechat_browser(request.header("user-agent")):
+            return self.start(request, next_page, scope)
+        if policy.other_browsers == "qrconnect":
+            return self.start(request, next_page, QRCONNECT_SCOPE)
+        origin = self.origin(request) or ""
+        return open_in_wechat_response(request, origin + next_page)
+
+    def start(
+        self,
+        request: HTTPRequest,
+        return_to: str,
+        scope: str,
+        *,
+        attempt: int = 0,
+        navigation: bool = True,
+        cookies: tuple[tuple[str, str], ...] = (),
+    ) -> HTTPResponse:
+        """Off to WeChat, to come back to `return_to`: a redirect for a page, a 401 with the
+        authorize URL for an API call."""
+        config = self.config
+        origin = self.origin(request)
+        if origin is None:
+            error = InvalidRequest(
+                "the Host header is not a valid host name",
+                hint="The request's Host header is malformed. If the site is behind a "
+                "proxy, set the public_url option to the site's public origin.",
+            )
+            return error_response(config.on_error, error, request)
+        return_to = safe_return_path(return_to) or "/"
+        state = secrets.token_hex(16)
+        login = LoginState(state, return_to, scope, attempt)
+        # A page's login gets a cookie of its own (two tabs at once). An API call's 401 gets
+        # the one API cookie, replaced each time: a front end polling while logged out must
+        # not pile up cookies that the callback request then carries (servers refuse large
+        # Cookie headers, and the login would fail).
+        state_cookie = self._cookies.login_state(
+            request, state if navigation else API_STATE, self._logins.encode(login)
+        )
+        redirect_uri = origin + config.callback_path
+        if scope == QRCONNECT_SCOPE:
+            assert config.website_app_id is not None  # checked by Config
+            url = authorize_url(
+                config.qrconnect_url, config.website_app_id, redirect_uri, scope, state
+            )
+        else:
+            url = authorize_url(config.authorize_url, config.app_id, redirect_uri, scope, state)
+        logger.info("wxauth login start scope=%s attempt=%d page=%s", scope, attempt, navigation)
+        if not navigation:
+            payload: dict[str, object] = {
+                "error": "login_required",
+                "message": "Log in with WeChat: open authorize_url (or login_url) in the page.",
+                "authorize_url": url,
+            }
+            if config.login_path is not None:
+                query = {"next": return_to}
+                if scope not in (config.scope, QRCONNECT_SCOPE):
+                    query["scope"] = scope  # the page's rule wants more than the site default
+                payload["login_url"] = f"{config.login_path}?{urlencode(query)}"
+            return json_response(401, payload, (*cookies, state_cookie))
+        return redirect(url, (*cookies, state_cookie))
+
+    def origin(self, request: HTTPRequest) -> str | None:
+        """The site's origin: public_url, or the request's own when it is valid."""
+        if self.config.public_url is not None:
+            return self.config.public_url
+        return request_origin(request.scheme, request.header("host"))
+
+    def _referer_path(self, request: HTTPRequest) -> str:
+        origin = self.origin(request)
+        return (origin and same_origin_path(request.header("referer"), origin)) or "/"

@@ -1,0 +1,15 @@
+"""WeChat's authorization scopes, named once."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = ["PROFILE_SCOPES", "QRCONNECT_SCOPE", "SCOPES", "Scope"]
+
+# The Official Account's web authorization scopes: silent (openid only), or the profile.
+Scope = Literal["snsapi_base", "snsapi_userinfo"]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+# The scope of WeChat's website QR-code login (desktop browsers).
+QRCONNECT_SCOPE = "snsapi_login"
+# Scopes whose token may call /sns/userinfo.
+PROFILE_SCOPES = frozenset({"snsapi_userinfo", QRCONNECT_SCOPE})
