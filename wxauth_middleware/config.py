@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Literal, get_args
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 from .redis_client import check_redis_url
-from .rules import OTHER_BROWSER_POLICIES, PagePolicy, Rule, RuleSet
+from .rules import OTHER_BROWSER_POLICIES, OtherBrowsers, PagePolicy, Rule, RuleSet
+from .scopes import SCOPES, Scope
 
 if TYPE_CHECKING:
     import httpx
@@ -20,17 +21,19 @@ if TYPE_CHECKING:
     from .messages import HTTPRequest, HTTPResponse
     from .user import WeChatUser
 
-__all__ = ["SCOPES", "Config", "ErrorHandler", "LoginHook"]
+__all__ = ["OPTIONS", "Config", "ErrorHandler", "Identity", "Lang", "LoginHook", "SnapshotUsers"]
 
-Scope = Literal["snsapi_base", "snsapi_userinfo"]
-SCOPES: tuple[str, ...] = ("snsapi_base", "snsapi_userinfo")
-LANGS: tuple[str, ...] = ("zh_CN", "zh_TW", "en")
+# The choices of the options that take one.
+Lang = Literal["zh_CN", "zh_TW", "en"]
+Identity = Literal["openid", "unionid"]
+SnapshotUsers = Literal["interstitial", "app"]
+LANGS: tuple[Lang, ...] = get_args(Lang)
+IDENTITY_KEYS: tuple[Identity, ...] = get_args(Identity)
+SNAPSHOT_MODES: tuple[SnapshotUsers, ...] = get_args(SnapshotUsers)
 
 ErrorHandler = Callable[["WeChatAuthError", "HTTPRequest"], "HTTPResponse | None"]
 # on_login(user, request): None/True accepts, False vetoes; may be async.
 LoginHook = Callable[["WeChatUser", "HTTPRequest"], object]
-IDENTITY_KEYS: tuple[str, ...] = ("openid", "unionid")
-SNAPSHOT_MODES: tuple[str, ...] = ("interstitial", "app")
 _VERIFY_FILE = re.compile(r"MP_verify_[A-Za-z0-9]{1,64}\.txt")
 
 # RFC 6265 cookie-name token characters.
@@ -45,13 +48,16 @@ _PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
 class Config:
     """Validated options shared by the ASGI and WSGI middleware.
 
-    Raises `ConfigurationError` (a `ValueError`) saying what to fix.
+    Its fields up to `keep_tokens` are the options, written here once: the middleware's
+    signature, the `WXAUTH_*` environment variables and the README's table are checked
+    against them (tests/test_options.py). Raises `ConfigurationError` (a `ValueError`)
+    saying what to fix.
     """
 
     app_id: str
     app_secret: str = field(repr=False)
     secret_key: str | bytes | Sequence[str | bytes] = field(repr=False)
-    scope: str = "snsapi_base"
+    scope: Scope = "snsapi_base"
     callback_path: str = "/wxauth/callback"
     public_url: str | None = None
     authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
@@ -62,7 +68,7 @@ class Config:
     cookie_path: str = "/"
     https_only: bool = False
     login_max_age: int = 600
-    lang: str = "zh_CN"
+    lang: Lang = "zh_CN"
     http_timeout: float = 10.0
     login_timeout: float = 20.0
     retries: int = 2
@@ -72,15 +78,16 @@ class Config:
         default=None, repr=False
     )
     rules: Sequence[Rule] = ()
-    other_browsers: str = "pass"
+    other_browsers: OtherBrowsers = "pass"
     website_app_id: str | None = None
     website_app_secret: str | None = field(default=None, repr=False)
     qrconnect_url: str = "https://open.weixin.qq.com/connect/qrconnect"
     login_path: str | None = "/wxauth/login"
     logout_path: str | None = "/wxauth/logout"
-    snapshot_users: str = "interstitial"
+    snapshot_users: SnapshotUsers = "interstitial"
     on_login: LoginHook | None = field(default=None, repr=False)
-    identity: str = "openid"
+    identity: Identity = "openid"
+    # None (the middleware's default) is no files.
     verify_files: Mapping[str, str] = field(default_factory=dict, repr=False)
     # The URL may carry Redis's password: not in the repr.
     redis_url: str | None = field(default=None, repr=False)
@@ -177,17 +184,20 @@ class Config:
             raise ConfigurationError(
                 f"snapshot_users must be 'interstitial' or 'app', not {self.snapshot_users!r}."
             )
-        if not isinstance(self.verify_files, Mapping) or not all(
+        verify_files = {} if self.verify_files is None else self.verify_files
+        if not isinstance(verify_files, Mapping) or not all(
             isinstance(name, str)
             and _VERIFY_FILE.fullmatch(name)
             and isinstance(content, str)
             and 0 < len(content) <= 256
-            for name, content in self.verify_files.items()
+            for name, content in verify_files.items()
         ):
             raise ConfigurationError(
                 "verify_files must map WeChat's file names ('MP_verify_<letters/digits>.txt') "
                 "to their content (the text WeChat's console shows, at most 256 characters)."
             )
+        # A copy: changing the caller's mapping later does not change the middleware.
+        object.__setattr__(self, "verify_files", dict(verify_files))
         self._check_store()
 
     def _check_store(self) -> None:
@@ -230,11 +240,7 @@ class Config:
                     "which is not the Official Account's."
                 )
             _require_url("qrconnect_url", self.qrconnect_url)
-        object.__setattr__(
-            self,
-            "default_policy",
-            PagePolicy(self.scope, self.other_browsers),  # type: ignore[arg-type]
-        )
+        object.__setattr__(self, "default_policy", PagePolicy(self.scope, self.other_browsers))
 
     def _check_paths(self) -> None:
         for name in ("login_path", "logout_path"):
@@ -254,6 +260,10 @@ class Config:
     @property
     def state_cookie_prefix(self) -> str:
         return f"{self.session_cookie}_state_"
+
+
+# The options' names, in order: Config's fields but the derived ones.
+OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(Config) if f.init)
 
 
 def _is_int(value: object) -> bool:

@@ -2,20 +2,23 @@
 
 Every option that is a plain value can come from the environment (hooks, rules, transports
 and the verify-file mapping are code, so keyword arguments only). Values are parsed by the
-option's type; `none` means None where None is allowed; `WXAUTH_SECRET_KEY` takes a
-comma-separated list of keys, oldest first, to rotate them. An unknown `WXAUTH_*` variable is an
-error: a typo must not silently leave an option at its default.
+type of the option's field in `Config`; `none` means None where None is allowed;
+`WXAUTH_SECRET_KEY` takes a comma-separated list of keys, oldest first, to rotate them. An
+unknown `WXAUTH_*` variable is an error: a typo must not silently leave an option at its
+default.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import fields
 from difflib import get_close_matches
 from typing import Any
 
+from .config import Config
 from .errors import ConfigurationError
 
-__all__ = ["ENV_PREFIX", "options_from_env"]
+__all__ = ["CODE_OPTIONS", "ENV_PREFIX", "options_from_env"]
 
 ENV_PREFIX = "WXAUTH_"
 
@@ -60,38 +63,38 @@ def _bool(value: str) -> bool:
     raise ValueError("true or false")
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "app_id": _str,
-    "app_secret": _str,
-    "secret_key": _keys,
-    "scope": _str,
-    "callback_path": _str,
-    "public_url": _nullable,
-    "authorize_url": _str,
-    "api_base_url": _str,
-    "session_cookie": _str,
-    "max_age": _nullable_int,
-    "cookie_domain": _nullable,
-    "cookie_path": _str,
-    "https_only": _bool,
-    "login_max_age": _int,
-    "lang": _str,
-    "http_timeout": _float,
-    "login_timeout": _float,
-    "retries": _int,
-    "max_connections": _int,
-    "other_browsers": _str,
-    "website_app_id": _nullable,
-    "website_app_secret": _nullable,
-    "qrconnect_url": _str,
-    "login_path": _nullable,
-    "logout_path": _nullable,
-    "snapshot_users": _str,
-    "identity": _str,
-    "redis_url": _nullable,
-    "redis_prefix": _str,
-    "keep_tokens": _bool,
+# The parser of each type of option a variable can set, by the type's name in Config.
+_BY_TYPE: dict[str, Callable[[str], Any]] = {
+    "str": _str,
+    "str | None": _nullable,
+    "int": _int,
+    "int | None": _nullable_int,
+    "float": _float,
+    "bool": _bool,
+    "str | bytes | Sequence[str | bytes]": _keys,
+    # The choices: Config says what is allowed.
+    "Scope": _str,
+    "Lang": _str,
+    "OtherBrowsers": _str,
+    "SnapshotUsers": _str,
+    "Identity": _str,
 }
+# Options that are code (hooks, a transport, rules, a mapping): keyword arguments only.
+CODE_OPTIONS = frozenset({"on_error", "transport", "rules", "on_login", "verify_files"})
+
+
+def _parsers() -> dict[str, Callable[[str], Any]]:
+    parsers = {}
+    for option in fields(Config):
+        if not option.init or option.name in CODE_OPTIONS:
+            continue
+        if option.type not in _BY_TYPE:  # a new option of a new type: say how to read it
+            raise TypeError(f"no parser for option {option.name} of type {option.type}")
+        parsers[option.name] = _BY_TYPE[str(option.type)]
+    return parsers
+
+
+_PARSERS = _parsers()
 
 
 def options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .config import Config, ErrorHandler, LoginHook
+from .config import OPTIONS, Config, ErrorHandler, Identity, Lang, LoginHook, SnapshotUsers
 from .core import LoginCore
 from .env import ENV_PREFIX, options_from_env
 from .errors import ConfigurationError
-from .rules import Rule
+from .rules import OtherBrowsers, Rule
+from .scopes import Scope
 
 __all__ = ["MiddlewareOptions"]
 
@@ -29,7 +30,8 @@ _WECHAT_API_HOST = "api.weixin.qq.com"
 class MiddlewareOptions(Generic[AppT]):
     """Validates the options into a `Config` and builds the `LoginCore` from it, once.
 
-    Every option is keyword-only; see the README's options table.
+    Every option is keyword-only and typed, for editors and type checkers; names, types and
+    defaults are Config's (a test holds them equal). See the README's options table.
     """
 
     # The kind of httpx transport the adapter's client takes (async for ASGI, sync for WSGI).
@@ -42,7 +44,7 @@ class MiddlewareOptions(Generic[AppT]):
         app_id: str,
         app_secret: str,
         secret_key: str | bytes | Sequence[str | bytes],
-        scope: str = "snsapi_base",
+        scope: Scope = "snsapi_base",
         callback_path: str = "/wxauth/callback",
         public_url: str | None = None,
         authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize",
@@ -53,7 +55,7 @@ class MiddlewareOptions(Generic[AppT]):
         cookie_path: str = "/",
         https_only: bool = False,
         login_max_age: int = 600,
-        lang: str = "zh_CN",
+        lang: Lang = "zh_CN",
         http_timeout: float = 10.0,
         login_timeout: float = 20.0,
         retries: int = 2,
@@ -61,58 +63,24 @@ class MiddlewareOptions(Generic[AppT]):
         on_error: ErrorHandler | None = None,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
         rules: Sequence[Rule] = (),
-        other_browsers: str = "pass",
+        other_browsers: OtherBrowsers = "pass",
         website_app_id: str | None = None,
         website_app_secret: str | None = None,
         qrconnect_url: str = "https://open.weixin.qq.com/connect/qrconnect",
         login_path: str | None = "/wxauth/login",
         logout_path: str | None = "/wxauth/logout",
-        snapshot_users: str = "interstitial",
+        snapshot_users: SnapshotUsers = "interstitial",
         on_login: LoginHook | None = None,
-        identity: str = "openid",
+        identity: Identity = "openid",
         verify_files: Mapping[str, str] | None = None,
         redis_url: str | None = None,
         redis_prefix: str = "wxauth:",
         keep_tokens: bool = False,
     ) -> None:
+        # Every parameter but self and app is a field of Config, of the same name.
+        given = locals()
         self.app = app
-        self.config = Config(
-            app_id=app_id,
-            app_secret=app_secret,
-            secret_key=secret_key,
-            scope=scope,
-            callback_path=callback_path,
-            public_url=public_url,
-            authorize_url=authorize_url,
-            api_base_url=api_base_url,
-            session_cookie=session_cookie,
-            max_age=max_age,
-            cookie_domain=cookie_domain,
-            cookie_path=cookie_path,
-            https_only=https_only,
-            login_max_age=login_max_age,
-            lang=lang,
-            http_timeout=http_timeout,
-            login_timeout=login_timeout,
-            retries=retries,
-            max_connections=max_connections,
-            on_error=on_error,
-            transport=transport,
-            rules=rules,
-            other_browsers=other_browsers,
-            website_app_id=website_app_id,
-            website_app_secret=website_app_secret,
-            qrconnect_url=qrconnect_url,
-            login_path=login_path,
-            logout_path=logout_path,
-            snapshot_users=snapshot_users,
-            on_login=on_login,
-            identity=identity,
-            verify_files=dict(verify_files or {}),
-            redis_url=redis_url,
-            redis_prefix=redis_prefix,
-            keep_tokens=keep_tokens,
-        )
+        self.config = Config(**{name: given[name] for name in OPTIONS})
         if transport is not None and not isinstance(transport, self._transport_type):
             raise ConfigurationError(
                 f"transport must be an {self._transport_type.__module__}."
