@@ -62,11 +62,21 @@ def test_tampered_or_garbage_session_is_no_session(mutate: object) -> None:
     assert codec.decode(value) is None
 
 
-def test_expired_session_is_no_session(monkeypatch: pytest.MonkeyPatch) -> None:
-    codec = SessionCodec((NEW,), max_age=60)
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_expired_session_is_no_session() -> None:
+    clock = Clock()
+    codec = SessionCodec((NEW,), max_age=60, clock=clock)
     value = codec.encode(Session(USER))
-    now = time.time()
-    monkeypatch.setattr(time, "time", lambda: now + 61)
+    clock.now += 61
     assert codec.decode(value) is None
 
 
@@ -103,13 +113,13 @@ def test_identity_key_is_applied_on_decode() -> None:
     assert plain.user.identity == USER.openid
 
 
-def test_remembered_session_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
-    codec = SessionCodec((NEW,), max_age=60)
+def test_remembered_session_still_expires() -> None:
+    clock = Clock()
+    codec = SessionCodec((NEW,), max_age=60, clock=clock)
     value = codec.encode(Session(USER))
     assert codec.decode(value) == Session(USER)  # verified, and remembered
     assert codec.decode(value) == Session(USER)  # from memory
-    now = time.time()
-    monkeypatch.setattr(time, "time", lambda: now + 61)
+    clock.now += 61
     assert codec.decode(value) is None
 
 
@@ -122,10 +132,9 @@ def test_remembered_sessions_are_bounded() -> None:
     assert codec.decode(values[0]) == Session(WeChatUser(openid="o0"))  # evicted: verified again
 
 
-def test_stored_session_ids_are_remembered_verified_only_and_until_they_expire(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    store = SessionStore("p:", (NEW,), max_age=60, identity_key="openid")
+def test_stored_session_ids_are_remembered_verified_only_and_until_they_expire() -> None:
+    clock = Clock()
+    store = SessionStore("p:", (NEW,), max_age=60, identity_key="openid", clock=clock)
     signer = URLSafeTimedSerializer([NEW], salt="wxauth_middleware.session-id")
     # A session id: the four hex digits of its slot tag, then 32 random characters.
     values = [signer.dumps(f"0a1b{i:032d}") for i in range(1100)]
@@ -136,6 +145,5 @@ def test_stored_session_ids_are_remembered_verified_only_and_until_they_expire(
     assert store.session_id(forged) is None
     assert store.session_id(signer.dumps("not-a-session-id")) is None
     assert len(store._verified_ids) <= 1024
-    now = time.time()
-    monkeypatch.setattr(time, "time", lambda: now + 61)
+    clock.now += 61
     assert store.session_id(values[-1]) is None  # remembered, but expired all the same

@@ -34,6 +34,7 @@ __all__ = [
     "Session",
     "SessionCodec",
     "VerifiedCache",
+    "clocked_signer",
     "session_from_payload",
     "session_payload",
     "wall_clock",
@@ -106,15 +107,20 @@ class _CompactJSON:
         return json.loads(data)
 
 
-def _serializer(secret_keys: tuple[bytes, ...], salt: str, clock: Clock) -> URLSafeTimedSerializer:
+def clocked_signer(clock: Clock) -> type[TimestampSigner]:
+    """An itsdangerous signer that dates signatures, and checks their age, by `clock`."""
+
     class Signer(TimestampSigner):
-        # Signs and checks ages by `clock`.
         def get_timestamp(self) -> int:
             return int(clock())
 
+    return Signer
+
+
+def _serializer(secret_keys: tuple[bytes, ...], salt: str, clock: Clock) -> URLSafeTimedSerializer:
     # itsdangerous signs with the LAST key of a list and verifies with all of them.
     return URLSafeTimedSerializer(
-        list(secret_keys), salt=salt, serializer=_CompactJSON, signer=Signer
+        list(secret_keys), salt=salt, serializer=_CompactJSON, signer=clocked_signer(clock)
     )
 
 

@@ -46,7 +46,9 @@ class LoginCore:
         logins = LoginStateCodec(config.secret_keys, config.login_max_age, clock)
         # With redis_url, sessions live in Redis and the cookie holds a signed id.
         self.store = (
-            SessionStore(config.redis_prefix, config.secret_keys, config.max_age, config.identity)
+            SessionStore(
+                config.redis_prefix, config.secret_keys, config.max_age, config.identity, clock
+            )
             if config.redis_url is not None
             else None
         )

@@ -37,7 +37,15 @@ from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
-from .cookies import Session, VerifiedCache, session_from_payload, session_payload
+from .cookies import (
+    Clock,
+    Session,
+    VerifiedCache,
+    clocked_signer,
+    session_from_payload,
+    session_payload,
+    wall_clock,
+)
 from .effects import Flow, Sleep, StoreCommands
 from .errors import UpstreamTimeout
 
@@ -89,10 +97,14 @@ class SessionStore:
         secret_keys: tuple[bytes, ...],
         max_age: int | None,
         identity_key: str,
+        clock: Clock = wall_clock,
     ) -> None:
         self._prefix = prefix
-        self._ids = URLSafeTimedSerializer(list(secret_keys), salt=SESSION_ID_SALT)
-        self._verified_ids: VerifiedCache[str] = VerifiedCache(max_age)
+        self._ids = URLSafeTimedSerializer(
+            list(secret_keys), salt=SESSION_ID_SALT, signer=clocked_signer(clock)
+        )
+        self._verified_ids: VerifiedCache[str] = VerifiedCache(max_age, clock)
+        self._clock = clock
         self._max_age = max_age
         self._identity_key = identity_key
         self.session_life = max_age or UNBOUNDED_SESSION_LIFE
@@ -254,7 +266,7 @@ class SessionStore:
             openid=grant.openid,
             access_token=grant.access_token,
             refresh_token=grant.refresh_token,
-            expires_at=time.time() + grant.expires_in,
+            expires_at=self._clock() + grant.expires_in,
             scope=grant.scope,
         )
         index = self._index(identity)

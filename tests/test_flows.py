@@ -1,0 +1,279 @@
+"""The sans-I/O core stepped by hand, h11-style: feed an HTTPRequest, look at the decision or
+the effects its flow yields, send back made-up results. No adapter, no server, no socket."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+
+from wxauth_middleware.config import Config
+from wxauth_middleware.core import Forward, LoginCore
+from wxauth_middleware.effects import Effect, HookCall, StoreCommands, UpstreamRequest
+from wxauth_middleware.effects import UpstreamResponse as Answer
+from wxauth_middleware.errors import LoginStateError, WeChatAuthError
+from wxauth_middleware.messages import HTTPRequest, HTTPResponse
+
+from .support import SECRET_KEY, WECHAT_UA
+
+APP_ID = "wx8e6a2d5c0b1f4a37"
+TOKEN = {"access_token": "AT", "expires_in": 7200, "refresh_token": "RT", "openid": "o-1"}
+TOKEN.update(scope="snsapi_base")
+
+
+def _core(**options: Any) -> LoginCore:
+    return LoginCore(Config(app_id=APP_ID, app_secret="s3cret", secret_key=SECRET_KEY, **options))
+
+
+def _get(target: str, cookies: dict[str, str] | None = None) -> HTTPRequest:
+    headers = {"user-agent": WECHAT_UA, "host": "example.com", "accept": "text/html"}
+    if cookies:
+        headers["cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    path, _, query = target.partition("?")
+    return HTTPRequest("GET", "https", path, target, query, headers)
+
+
+def _location(response: HTTPResponse) -> str:
+    return dict(response.headers)["location"]
+
+
+def _set_cookies(response: HTTPResponse) -> dict[str, str]:
+    jar: SimpleCookie = SimpleCookie()
+    for name, value in response.headers:
+        if name == "set-cookie":
+            jar.load(value)
+    return {name: morsel.value for name, morsel in jar.items()}
+
+
+def _run(decision: object, answer: Callable[[Effect], Any]) -> tuple[object, list[Effect]]:
+    """Step a decision's flow to its end, answering each effect; the result and the effects."""
+    if isinstance(decision, (Forward, HTTPResponse)):
+        return decision, []
+    flow: Any = decision
+    seen: list[Effect] = []
+    reply: Any = None
+    try:
+        while True:
+            effect = flow.send(reply)
+            seen.append(effect)
+            reply = answer(effect)
+    except StopIteration as stop:
+        return stop.value, seen
+
+
+def _wechat(*answers: dict[str, Any]) -> Callable[[Effect], Any]:
+    """WeChat's API answering the calls in turn; anything else is a test failure."""
+    queue = list(answers)
+
+    def answer(effect: Effect) -> Any:
+        assert isinstance(effect, UpstreamRequest), effect
+        return Answer(200, json.dumps(queue.pop(0)).encode())
+
+    return answer
+
+
+def _start(core: LoginCore, page: str = "/page") -> tuple[str, dict[str, str]]:
+    response = core.handle(_get(page))
+    assert isinstance(response, HTTPResponse)
+    assert response.status == 302
+    state = parse_qs(urlsplit(_location(response)).query)["state"][0]
+    return state, _set_cookies(response)
+
+
+def _callback(state: str, code: str | None = "CODE") -> str:
+    query = {"state": state} if code is None else {"code": code, "state": state}
+    return "/wxauth/callback?" + urlencode(query)
+
+
+def test_a_callback_exchanges_the_code_and_writes_the_session() -> None:
+    core = _core()
+    state, cookies = _start(core)
+    result, effects = _run(core.handle(_get(_callback(state), cookies)), _wechat(TOKEN))
+    assert isinstance(result, HTTPResponse)
+    assert (result.status, _location(result)) == (302, "/page")
+    [call] = effects
+    assert isinstance(call, UpstreamRequest)
+    assert call.endpoint == "sns/oauth2/access_token"
+    assert dict(call.params)["code"] == "CODE"
+    session = core.session(f"wxauth_session={_set_cookies(result)['wxauth_session']}")
+    assert session is not None
+    assert session.user.openid == "o-1"
+
+
+def test_an_invalid_code_restarts_the_login_once() -> None:
+    core = _core()
+    state, cookies = _start(core)
+    invalid = {"errcode": 40029, "errmsg": "invalid code"}
+    first, _ = _run(core.handle(_get(_callback(state), cookies)), _wechat(invalid))
+    assert isinstance(first, HTTPResponse)
+    assert first.status == 302
+    assert _location(first).startswith("https://open.weixin.qq.com/")
+    again = _set_cookies(first)
+    assert again[f"wxauth_session_state_{state}"] == ""  # the spent state is cleared
+    new_state = parse_qs(urlsplit(_location(first)).query)["state"][0]
+    second, _ = _run(core.handle(_get(_callback(new_state), again)), _wechat(invalid))
+    assert isinstance(second, HTTPResponse)
+    assert second.status >= 400  # the second time, an error page: never a loop
+
+
+def test_a_replayed_callback_goes_back_to_the_page_without_spending_anything() -> None:
+    core = _core()
+    state, cookies = _start(core)
+    done, _ = _run(core.handle(_get(_callback(state), cookies)), _wechat(TOKEN))
+    assert isinstance(done, HTTPResponse)
+    after = {**cookies, **_set_cookies(done)}
+    replay = core.handle(_get(_callback(state), after))
+    assert isinstance(replay, HTTPResponse)  # decided at once: no flow, no call to WeChat
+    assert (replay.status, _location(replay)) == (302, "/page")
+    del after["wxauth_session"]
+    refused = core.handle(_get(_callback(state), after))
+    assert isinstance(refused, HTTPResponse)
+    assert refused.status == LoginStateError.status
+
+
+def test_a_refusal_logs_nobody_in_and_clears_the_state() -> None:
+    core = _core()
+    state, cookies = _start(core)
+    refused, effects = _run(core.handle(_get(_callback(state, code=None), cookies)), _wechat())
+    assert effects == []
+    assert isinstance(refused, HTTPResponse)
+    assert refused.status == 403
+    assert _set_cookies(refused) == {f"wxauth_session_state_{state}": ""}
+
+
+@pytest.mark.parametrize("state", ["", "nope", "a" * 129])
+def test_an_unknown_state_is_refused_before_any_call(state: str) -> None:
+    core = _core()
+    _, cookies = _start(core)
+    refused = core.handle(_get(_callback(state), cookies))
+    assert isinstance(refused, HTTPResponse)
+    assert refused.status == 400
+    assert "set-cookie" not in dict(refused.headers)
+
+
+def test_on_login_is_a_hook_call_the_driver_makes() -> None:
+    core = _core(on_login=lambda user, request: False)
+    state, cookies = _start(core)
+    hooks: list[HookCall] = []
+    wechat = _wechat(TOKEN)
+
+    def answer(effect: Effect) -> Any:
+        if isinstance(effect, HookCall):
+            hooks.append(effect)
+            return False  # vetoed
+        return wechat(effect)
+
+    vetoed, _ = _run(core.handle(_get(_callback(state), cookies)), answer)
+    assert [hook.args[0].openid for hook in hooks] == ["o-1"]  # type: ignore[attr-defined]
+    assert isinstance(vetoed, HTTPResponse)
+    assert vetoed.status == 403
+    assert "wxauth_session" not in _set_cookies(vetoed)
+
+
+class FakeRedis:
+    """Just enough of Redis's commands, answered from a dict, to step the store's flows."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+
+    def __call__(self, effect: Effect) -> Any:
+        assert isinstance(effect, StoreCommands), effect
+        return [self._one(*command) for command in effect.commands]
+
+    def _one(self, name: Any, *args: Any) -> Any:
+        data = self.data
+        if name == "SET":
+            key, value, *flags = args
+            if ("NX" in flags and key in data) or ("XX" in flags and key not in data):
+                return None
+            data[key] = value.encode() if isinstance(value, str) else value
+            return True
+        if name == "GET":
+            return data.get(args[0])
+        if name == "DEL":
+            return sum(data.pop(key, None) is not None for key in args)
+        if name == "SADD":
+            data.setdefault(args[0], set()).update(args[1:])
+            return 1
+        if name == "SREM":
+            data.get(args[0], set()).difference_update(args[1:])
+            return 1
+        if name in ("SMEMBERS", "SRANDMEMBER"):
+            return list(data.get(args[0], set()))
+        if name == "EXISTS":
+            return int(args[0] in data)
+        assert name == "EXPIRE", name
+        return 1
+
+
+def test_with_the_store_a_callback_claims_its_code_and_saves_the_session() -> None:
+    core = _core(redis_url="redis://127.0.0.1:6379/0")
+    redis = FakeRedis()
+    wechat = _wechat(TOKEN)
+    state, cookies = _start(core)
+
+    def answer(effect: Effect) -> Any:
+        return redis(effect) if isinstance(effect, StoreCommands) else wechat(effect)
+
+    done, effects = _run(core.handle(_get(_callback(state), cookies)), answer)
+    assert isinstance(done, HTTPResponse)
+    assert _location(done) == "/page"
+    kinds = [type(effect).__name__ for effect in effects]
+    # Claim the code, exchange it, record the result, save the session (and prune its index).
+    assert kinds[:4] == ["StoreCommands", "UpstreamRequest", "StoreCommands", "StoreCommands"]
+    first = effects[0]
+    assert isinstance(first, StoreCommands)
+    assert first.commands[0][0] == "SET"
+    assert "NX" in first.commands[0]
+    # The session is in the store; the cookie holds only its signed id.
+    value = _set_cookies(done)["wxauth_session"]
+    user, _ = _run(core.session_user(f"wxauth_session={value}"), redis)
+    assert getattr(user, "openid", None) == "o-1"
+    # A duplicate of that callback (on any instance) gets the first one's result: WeChat is
+    # not asked again.
+    duplicate, effects = _run(core.handle(_get(_callback(state), cookies)), answer)
+    assert isinstance(duplicate, HTTPResponse)
+    assert _location(duplicate) == "/page"
+    assert not any(isinstance(effect, UpstreamRequest) for effect in effects)
+
+
+def test_with_the_store_a_failed_exchange_releases_its_claim() -> None:
+    core = _core(redis_url="redis://127.0.0.1:6379/0")
+    redis = FakeRedis()
+    wechat = _wechat({"errcode": 40163, "errmsg": "code been used"})
+    state, cookies = _start(core)
+    core_state = _get(_callback(state), cookies)
+
+    def answer(effect: Effect) -> Any:
+        return redis(effect) if isinstance(effect, StoreCommands) else wechat(effect)
+
+    restarted, effects = _run(core.handle(core_state), answer)
+    assert isinstance(restarted, HTTPResponse)
+    assert restarted.status == 302  # the first invalid code restarts the login
+    claim, last = effects[0], effects[-1]
+    assert isinstance(claim, StoreCommands)
+    assert isinstance(last, StoreCommands)
+    # The claimed key is deleted: waiting duplicates try for themselves.
+    assert last.commands == (("DEL", claim.commands[0][1]),)
+    assert claim.commands[0][1] not in redis.data
+
+
+def test_an_error_page_leaves_the_error_it_was_given_unchanged() -> None:
+    seen: list[WeChatAuthError] = []
+
+    def on_error(error: WeChatAuthError, request: HTTPRequest) -> None:
+        seen.append(error)
+
+    core = _core(on_error=on_error)
+    state, cookies = _start(core)
+    refused, _ = _run(core.handle(_get(_callback(state, code=None), cookies)), _wechat())
+    assert isinstance(refused, HTTPResponse)
+    [error] = seen
+    assert error.return_to == "/page"
+    fresh = LoginStateError("x")
+    assert fresh.leading_back_to("/a").return_to == "/a"
+    assert fresh.return_to is None
