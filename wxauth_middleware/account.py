@@ -31,10 +31,7 @@ class Account:
     def __init__(
         self, config: Config, cookies: CookieWriter, store: SessionStore | None, clock: Clock
     ) -> None:
-        self.config = config
-        self._cookies = cookies
-        self._store = store
-        self._clock = clock
+        self.config, self._cookies, self._store, self._clock = config, cookies, store, clock
 
     def logout(
         self, request: HTTPRequest, cookies: Mapping[str, str], session: Session | None

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["USER_KEY", "WeChatUser", "get_wechat_user"]
+__all__ = ["USER_KEY", "WeChatUser", "attached_user", "get_wechat_user"]
 
 # The key under which the middleware puts the user, in the ASGI scope and in the WSGI environ.
 USER_KEY = "wechat_user"
@@ -71,6 +71,24 @@ def get_wechat_user(request: Any) -> WeChatUser | None:
         "get_wechat_user() takes an ASGI scope, a WSGI environ, or a Starlette, Django or "
         f"Flask request, not {type(request).__name__}"
     )
+
+
+def attached_user(
+    carrier: Mapping[str, Any], *, missing: str, where: str, writer: str
+) -> WeChatUser | None:
+    """The user the middleware attached to `carrier` (a scope or an environ), for the
+    framework helpers: a RuntimeError saying `missing` when the middleware did not see the
+    request (a silent None would make every visitor look anonymous), and one when something
+    other than the middleware (`writer`) wrote the key."""
+    if USER_KEY not in carrier:
+        raise RuntimeError(missing)
+    user = carrier[USER_KEY]
+    if user is not None and not isinstance(user, WeChatUser):
+        raise RuntimeError(
+            f'{where}["{USER_KEY}"] holds a {type(user).__name__}, not a WeChatUser: something '
+            f"other than {writer} wrote it."
+        )
+    return user
 
 
 def _from_mapping(mapping: Mapping[str, Any]) -> WeChatUser | None:

@@ -90,19 +90,9 @@ def fetch_user(
             is_snapshot_user=grant.is_snapshot_user,
         )
         return user, grant
-    body = yield from _call(
-        UpstreamRequest(
-            url=f"{api_base_url}/sns/userinfo",
-            params=(
-                ("access_token", grant.access_token),
-                ("openid", grant.openid),
-                ("lang", lang),
-            ),
-            endpoint="sns/userinfo",
-        ),
-        policy,
-    )
     endpoint = "sns/userinfo"
+    params = (("access_token", grant.access_token), ("openid", grant.openid), ("lang", lang))
+    body = yield from _call(api_base_url, endpoint, params, policy)
     openid = _str(body, "openid", endpoint)
     if openid != grant.openid:
         raise UpstreamResponseError(f"WeChat {endpoint} answered for another openid")
@@ -133,19 +123,13 @@ def exchange_code(
     policy: CallPolicy = CallPolicy(),
 ) -> Flow[TokenGrant]:
     endpoint = "sns/oauth2/access_token"
-    body = yield from _call(
-        UpstreamRequest(
-            url=f"{api_base_url}/{endpoint}",
-            params=(
-                ("appid", app_id),
-                ("secret", app_secret),
-                ("code", code),
-                ("grant_type", "authorization_code"),
-            ),
-            endpoint=endpoint,
-        ),
-        policy,
+    params = (
+        ("appid", app_id),
+        ("secret", app_secret),
+        ("code", code),
+        ("grant_type", "authorization_code"),
     )
+    body = yield from _call(api_base_url, endpoint, params, policy)
     return _grant(body, endpoint)
 
 
@@ -155,18 +139,8 @@ def refresh_grant(
     """A new access_token for a kept refresh_token (valid 30 days; refreshing does not
     extend it)."""
     endpoint = "sns/oauth2/refresh_token"
-    body = yield from _call(
-        UpstreamRequest(
-            url=f"{api_base_url}/{endpoint}",
-            params=(
-                ("appid", app_id),
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-            ),
-            endpoint=endpoint,
-        ),
-        policy,
-    )
+    params = (("appid", app_id), ("grant_type", "refresh_token"), ("refresh_token", refresh_token))
+    body = yield from _call(api_base_url, endpoint, params, policy)
     return _grant(body, endpoint)
 
 
@@ -183,7 +157,11 @@ def _grant(body: dict[str, Any], endpoint: str) -> TokenGrant:
     )
 
 
-def _call(request: UpstreamRequest, policy: CallPolicy) -> Flow[dict[str, Any]]:
+def _call(
+    api_base_url: str, endpoint: str, params: tuple[tuple[str, str], ...], policy: CallPolicy
+) -> Flow[dict[str, Any]]:
+    """A GET of WeChat's API at `endpoint`, retried as `policy` allows; its answer's body."""
+    request = UpstreamRequest(url=f"{api_base_url}/{endpoint}", params=params, endpoint=endpoint)
     attempt = 0
     while True:
         remaining = policy.deadline - time.monotonic()

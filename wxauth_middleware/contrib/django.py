@@ -70,7 +70,7 @@ from django.utils.crypto import salted_hmac
 from ..asgi import WeChatAuthMiddleware
 from ..errors import ConfigurationError
 from ..options import MiddlewareOptions
-from ..user import USER_KEY, WeChatUser, get_wechat_user
+from ..user import WeChatUser, attached_user, get_wechat_user
 from ..wsgi import WeChatAuthWSGIMiddleware
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 RequestT = TypeVar("RequestT")
+M = TypeVar("M", bound=MiddlewareOptions[Any])
 
 LOGIN_REQUIRED_MESSAGE = "Log in with WeChat: open this page inside the WeChat app."
 
@@ -160,19 +161,19 @@ def _derived_secret_keys() -> list[str]:
 def wrap_wsgi(application: WSGIApplication, **overrides: Any) -> WeChatAuthWSGIMiddleware:
     """`application` (Django's `get_wsgi_application()`) behind `WeChatAuthWSGIMiddleware`,
     configured from `settings.WXAUTH` (keyword arguments override it)."""
-    options = middleware_options(**overrides)
-    try:
-        return WeChatAuthWSGIMiddleware(application, **options)
-    except ConfigurationError as exc:
-        raise ImproperlyConfigured(f"settings.WXAUTH: {exc}") from exc
+    return _wrap(WeChatAuthWSGIMiddleware, application, overrides)
 
 
 def wrap_asgi(application: ASGIApp, **overrides: Any) -> WeChatAuthMiddleware:
     """`application` (Django's `get_asgi_application()`) behind `WeChatAuthMiddleware`,
     configured from `settings.WXAUTH` (keyword arguments override it)."""
+    return _wrap(WeChatAuthMiddleware, application, overrides)
+
+
+def _wrap(middleware: type[M], application: Any, overrides: dict[str, Any]) -> M:
     options = middleware_options(**overrides)
     try:
-        return WeChatAuthMiddleware(application, **options)
+        return middleware(application, **options)
     except ConfigurationError as exc:
         raise ImproperlyConfigured(f"settings.WXAUTH: {exc}") from exc
 
@@ -186,21 +187,16 @@ def _user_of(request: Any) -> WeChatUser | None:
     carrier = scope if isinstance(scope, Mapping) else getattr(request, "META", None)
     if not isinstance(carrier, Mapping):
         raise TypeError(f"not a Django request: {type(request).__name__}")
-    if USER_KEY not in carrier:
-        raise RuntimeError(
-            "No WeChat user on this request: the Django application is not wrapped in the "
-            "WeChat middleware. In wsgi.py: application = wrap_wsgi(get_wsgi_application()); "
-            "in asgi.py: application = wrap_asgi(get_asgi_application()) (from "
-            "wxauth_middleware.contrib.django). In tests, give Django's test Client the user: "
-            "Client(wechat_user=...)."
-        )
-    user = carrier[USER_KEY]
-    if user is not None and not isinstance(user, WeChatUser):
-        raise RuntimeError(
-            f'request["{USER_KEY}"] holds a {type(user).__name__}, not a WeChatUser: something '
-            "other than the WeChat middleware wrote it."
-        )
-    return user
+    return attached_user(
+        carrier,
+        missing="No WeChat user on this request: the Django application is not wrapped in the "
+        "WeChat middleware. In wsgi.py: application = wrap_wsgi(get_wsgi_application()); "
+        "in asgi.py: application = wrap_asgi(get_asgi_application()) (from "
+        "wxauth_middleware.contrib.django). In tests, give Django's test Client the user: "
+        "Client(wechat_user=...).",
+        where="request",
+        writer="the WeChat middleware",
+    )
 
 
 def _login_required_response() -> Any:

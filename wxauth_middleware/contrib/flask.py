@@ -48,7 +48,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from flask import jsonify, request
 from werkzeug.exceptions import Unauthorized
 
-from ..user import USER_KEY, WeChatUser
+from ..user import WeChatUser, attached_user
 
 __all__ = ["current_wechat_user", "login_required", "require_wechat_user"]
 
@@ -65,20 +65,14 @@ def current_wechat_user() -> WeChatUser | None:
     there would make every visitor look anonymous and hide the missing middleware. Outside a
     request, Flask's own "Working outside of request context" RuntimeError.
     """
-    environ = request.environ
-    if USER_KEY not in environ:
-        raise RuntimeError(
-            "No WeChat user on this request: WeChatAuthWSGIMiddleware is not installed. Wrap "
-            "the app with app.wsgi_app = WeChatAuthWSGIMiddleware(app.wsgi_app, app_id=..., "
-            "app_secret=..., secret_key=...) before using wxauth_middleware.contrib.flask."
-        )
-    user = environ[USER_KEY]
-    if user is not None and not isinstance(user, WeChatUser):
-        raise RuntimeError(
-            f'environ["{USER_KEY}"] holds a {type(user).__name__}, not a WeChatUser: something '
-            "other than WeChatAuthWSGIMiddleware wrote it."
-        )
-    return user
+    return attached_user(
+        request.environ,
+        missing="No WeChat user on this request: WeChatAuthWSGIMiddleware is not installed. "
+        "Wrap the app with app.wsgi_app = WeChatAuthWSGIMiddleware(app.wsgi_app, app_id=..., "
+        "app_secret=..., secret_key=...) before using wxauth_middleware.contrib.flask.",
+        where="environ",
+        writer="WeChatAuthWSGIMiddleware",
+    )
 
 
 def require_wechat_user() -> WeChatUser:
