@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, Request
+import pytest
+from playwright.sync_api import Browser, Page, Request, sync_playwright
 
 from .servers import REPO_ROOT
 
@@ -46,6 +47,25 @@ def chromium_path() -> str | None:
     if os.access("/usr/bin/chromium", os.X_OK):
         return "/usr/bin/chromium"
     return shutil.which("chromium")
+
+
+@contextmanager
+def chromium_browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless. Skips when it is not installed, fails then under CI."""
+    executable = chromium_path()
+    if executable is None:
+        reason = "Chromium not installed: apt-get install chromium"
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"{reason} (CI is set: the browser tests must run)", pytrace=False)
+        pytest.skip(reason)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS, timeout=30_000
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 def screenshot(page: Page, scenario: str, step: str) -> Path:

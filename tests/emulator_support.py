@@ -16,7 +16,8 @@ from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 
 BASE_URL = "http://127.0.0.1:8400"
 CALLBACK = "http://localhost:8000/wxauth/callback"
-RID_RE = re.compile(r", rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$")
+# WeChat ends most messages with ", rid: ..." and some with " rid: ..." (no comma).
+RID_RE = re.compile(r",? rid: [0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}$")
 
 
 class Clock:

@@ -8,23 +8,21 @@ Chromium is not installed; with CI set, a missing Chromium fails them.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from wxauth_middleware.emulator import DEFAULT_APP_ID
 
 from .browser_support import (
-    CHROMIUM_ARGS,
     DESKTOP_UA,
     WECHAT_UA,
     Navigations,
     browser_page,
-    chromium_path,
+    chromium_browser,
     screenshot,
 )
 from .servers import (
@@ -49,20 +47,8 @@ FLASK_APP = REPO_ROOT / "examples" / "flask_app.py"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = chromium_path()
-    if executable is None:
-        reason = "Chromium not installed: apt-get install chromium"
-        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            pytest.fail(f"{reason} (CI is set: the browser tests must run)", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS, timeout=30_000
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as chromium:
+        yield chromium
 
 
 @pytest.fixture(scope="module")

@@ -344,7 +344,7 @@ async def test_access_token_success_fields(emu: WeChatEmulator) -> None:
     [
         ("xiaoming", "snsapi_userinfo", True, False),
         ("lily", "snsapi_userinfo", False, False),
-        ("snapshot", "snsapi_userinfo", False, True),
+        ("snapshot", "snsapi_userinfo", True, True),  # a virtual unionid
         ("snapshot", "snsapi_base", False, True),
         ("ctrl", "snsapi_base", False, False),
     ],
@@ -377,8 +377,8 @@ def test_openids_are_per_app_and_unionids_are_not() -> None:
         ({"appid": ""}, 41002),
         ({"appid": "wx0000000000000000"}, 40013),
         ({"secret": ""}, 41004),
-        ({"secret": "wrong"}, 40001),
-        ({"secret": "秘密"}, 40001),
+        ({"secret": "wrong"}, 40125),
+        ({"secret": "秘密"}, 40125),
         ({"grant_type": "client_credential"}, 40002),
         ({"code": ""}, 41008),
         ({"code": "0" * 32}, 40029),
@@ -400,9 +400,8 @@ async def test_access_token_errors(
 async def test_wrong_secret_message(emu: WeChatEmulator) -> None:
     async with client_for(emu) as client:
         data = await exchange(client, emu.issue_code(), secret="nope")
-    assert data["errmsg"].startswith(
-        "invalid credential, access_token is invalid or not latest, rid: "
-    )
+    # WeChat's words today, and its rid after a space, without the usual comma.
+    assert data["errmsg"].startswith("invalid appsecret, view more at http://t.cn/RAEkdVq rid: ")
 
 
 @pytest.mark.anyio
@@ -510,7 +509,8 @@ async def test_refresh_errors(emu: WeChatEmulator, clock: Clock) -> None:
 async def userinfo(client: httpx.AsyncClient, **params: str) -> httpx.Response:
     response = await client.get("/sns/userinfo", params=params)
     assert response.status_code == 200
-    assert response.headers["content-type"] == "application/json; encoding=utf-8"
+    # What WeChat sends: no charset, so a client that trusts the header garbles nicknames.
+    assert response.headers["content-type"] == "text/plain"
     return response
 
 
@@ -797,7 +797,9 @@ async def test_fault_control_api(emu: WeChatEmulator) -> None:
 )
 async def test_fault_control_api_rejects_bad_input(emu: WeChatEmulator, payload: bytes) -> None:
     async with client_for(emu) as client:
-        response = await client.post("/_emulator/faults", content=payload)
+        response = await client.post(
+            "/_emulator/faults", content=payload, headers={"content-type": "application/json"}
+        )
         assert response.status_code == 400
         assert response.json()["ok"] is False
         assert response.json()["error"]

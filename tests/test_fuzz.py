@@ -72,7 +72,7 @@ QRCONNECT_URL = "https://open.weixin.qq.com/connect/qrconnect"
 # What the middleware may answer by itself.
 OWN_STATUSES = frozenset({200, 302, 400, 401, 403, 500, 502, 503, 504})
 # WeChat errcodes that mean the site is misconfigured: the only WeChat answers worth a 500.
-CONFIG_ERRCODES = frozenset({40001, 40002, 40013, 48001})
+CONFIG_ERRCODES = frozenset({40001, 40002, 40013, 40125, 48001})
 # Where a browser may be sent: one '/', not followed by '/' or '\', printable ASCII only.
 SAFE_PATH = re.compile(r"/(?![/\\])[!-~]*")
 # The characters both adapters leave unencoded in a path (RFC 3986 pchar and '/').
@@ -193,7 +193,20 @@ GOOD_TOKENS: list[Answer] = [
 ERRCODE_TOKENS: list[Answer] = [
     *(
         _errcode(code)
-        for code in (-1, 40001, 40002, 40003, 40013, 40029, 40163, 42003, 45009, 45011, 48001)
+        for code in (
+            -1,
+            40001,
+            40002,
+            40003,
+            40013,
+            40029,
+            40125,
+            40163,
+            42003,
+            45009,
+            45011,
+            48001,
+        )
     ),
     _errcode(99999),
     _errcode("40029"),

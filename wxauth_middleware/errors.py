@@ -216,6 +216,11 @@ _ERRCODES: dict[int, tuple[int, str]] = {
     ),
     40029: (400, "The login code was invalid or already used (errcode 40029). Log in again."),
     40030: (400, "The refresh_token is invalid (errcode 40030). Log in again."),
+    40125: (
+        500,
+        "WeChat rejected the AppSecret (errcode 40125, invalid appsecret). Check app_secret "
+        "against the Official Account's settings, and that the secret was not reset.",
+    ),
     40163: (400, "The login code was already used (errcode 40163). Log in again."),
     41008: (400, "The callback carried no code (errcode 41008)."),
     42001: (400, "The access_token expired (errcode 42001). Log in again."),

@@ -21,6 +21,7 @@ from .app import (
     RecordedCall,
     WeChatEmulator,
 )
+from .credentials import jsapi_signature
 from .personas import DEFAULT_PERSONAS, Persona
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "Persona",
     "RecordedCall",
     "WeChatEmulator",
+    "jsapi_signature",
 ]

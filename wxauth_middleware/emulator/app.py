@@ -1,5 +1,6 @@
-"""The emulator as an ASGI app: WeChat's authorize page, its website QR-code login page, and
-the four user-token APIs."""
+"""The emulator as an ASGI app: WeChat's authorize page, its website QR-code login page, the
+four user-token APIs, the account's own token, ticket and user-info APIs, and a stand-in of the
+JS-SDK script."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -29,11 +30,23 @@ from .authorize import (
     parse_authorize_query,
     parse_qrconnect_query,
 )
-from .faults import FaultPlan, fault_kwargs_from_json
+from .credentials import CredentialStore
+from .faults import FaultOptions, FaultPlan, fault_kwargs_from_json
 from .grants import ACCESS_TOKEN_TTL, AccessGrant, GrantError, GrantStore
+from .jssdk import JSSDK_PATH, JSSDK_SCRIPT, VERIFY_PATH, verify_config
 from .pages import consent_page, error_page, fault_page, index_page, qrconnect_page
 from .personas import DEFAULT_PERSONAS, Persona
-from .protocol import API_CONTENT_TYPE, USERINFO_CONTENT_TYPE, JSONValue, error_payload, wechat_json
+from .protocol import (
+    API_CONTENT_TYPE,
+    CGI_CONTENT_TYPE,
+    USERINFO_CONTENT_TYPE,
+    JSONValue,
+    error_payload,
+    wechat_json,
+)
+
+if TYPE_CHECKING:  # Python 3.10's typing has no Unpack; annotations are never evaluated
+    from typing_extensions import Unpack
 
 __all__ = [
     "DEFAULT_APP_ID",
@@ -61,12 +74,30 @@ _PERSONA_COOKIE_MAX_AGE = 30 * 86400
 MAX_RECORDED_CALLS = 10_000
 
 Params = dict[str, str]
+#: Paths below these are WeChat's APIs: whatever they are asked, they answer HTTP 200 and JSON.
+_API_PREFIXES = ("/sns/", "/cgi-bin/")
+_FAULTS_PATH = "/_emulator/faults"
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """One WeChat API: its fault-injection name, its handler, the method WeChat documents,
+    and the content type it answers with."""
+
+    name: str
+    handler: Callable[[Params], dict[str, JSONValue]]
+    method: str
+    content_type: str
+    # The /sns/ APIs take a POSTed form like a query string: long-lived clients (social-core,
+    # allauth) POST the code exchange and are reported to work.
+    form_posts: bool = False
 
 
 @dataclass(frozen=True)
 class RecordedCall:
-    """One API call as received: WeChat's path (without any mount prefix) and the query
-    parameters in the order the client sent them."""
+    """One API call as received: WeChat's path (without any mount prefix) and the parameters
+    in the order the client sent them (query string, then a POSTed form; for stable_token the
+    JSON body's fields, values as JSON text)."""
 
     path: str
     params: tuple[tuple[str, str], ...]
@@ -87,6 +118,13 @@ def is_loopback_host(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return address.is_loopback
+
+
+def _route_path(scope: Scope) -> str:
+    """The request's path below the mount point (Starlette keeps the full path in "path")."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    return path[len(root_path) :] if root_path and path.startswith(root_path) else path
 
 
 def _is_loopback(client: Any) -> bool:
@@ -188,9 +226,34 @@ class WeChatEmulator:
         # Deliberate server state, shared by all requests; each part guards itself or is
         # guarded by _calls_lock, since tests and the demo touch it from other threads.
         self._grants = GrantStore(clock)
+        self._credentials = CredentialStore(clock)
         self._faults = FaultPlan()
         self._calls_lock = threading.Lock()
         self.calls: list[RecordedCall] = []
+        # The Official Account's followers and non-followers, by their openid for it.
+        self._by_openid = {p.openid_for(app_id): p for p in personas}
+        self._apis = {
+            "/sns/oauth2/access_token": _Endpoint(
+                "access_token", self._handle_access_token, "GET", API_CONTENT_TYPE, True
+            ),
+            "/sns/oauth2/refresh_token": _Endpoint(
+                "refresh_token", self._handle_refresh_token, "GET", API_CONTENT_TYPE, True
+            ),
+            "/sns/userinfo": _Endpoint(
+                "userinfo", self._handle_userinfo, "GET", USERINFO_CONTENT_TYPE, True
+            ),
+            "/sns/auth": _Endpoint("auth", self._handle_auth, "GET", API_CONTENT_TYPE, True),
+            "/cgi-bin/stable_token": _Endpoint(
+                "stable_token", self._handle_stable_token, "POST", CGI_CONTENT_TYPE
+            ),
+            "/cgi-bin/token": _Endpoint("token", self._handle_token, "GET", CGI_CONTENT_TYPE),
+            "/cgi-bin/ticket/getticket": _Endpoint(
+                "getticket", self._handle_getticket, "GET", CGI_CONTENT_TYPE
+            ),
+            "/cgi-bin/user/info": _Endpoint(
+                "user_info", self._handle_user_info, "GET", CGI_CONTENT_TYPE
+            ),
+        }
         self._router = Router(
             routes=[
                 Route("/", self._index, methods=["GET"]),
@@ -198,11 +261,9 @@ class WeChatEmulator:
                 Route("/connect/oauth2/authorize/confirm", self._confirm, methods=["POST"]),
                 Route("/connect/qrconnect", self._qrconnect, methods=["GET"]),
                 Route("/connect/qrconnect/confirm", self._qrconnect_confirm, methods=["POST"]),
-                Route("/sns/oauth2/access_token", self._access_token, methods=["GET"]),
-                Route("/sns/oauth2/refresh_token", self._refresh_token, methods=["GET"]),
-                Route("/sns/userinfo", self._userinfo, methods=["GET"]),
-                Route("/sns/auth", self._auth, methods=["GET"]),
-                Route("/_emulator/faults", self._faults_api, methods=["POST", "DELETE"]),
+                Route(JSSDK_PATH, self._jssdk, methods=["GET"]),
+                Route(VERIFY_PATH, self._jsapi_verify, methods=["GET"]),
+                Route(_FAULTS_PATH, self._faults_api, methods=["POST", "DELETE"]),
             ]
         )
 
@@ -237,41 +298,46 @@ class WeChatEmulator:
             )
             await response(scope, receive, send)
             return
+        if scope["type"] == "http" and _route_path(scope).startswith(_API_PREFIXES):
+            answer = await self._api(Request(scope, receive))
+            await answer(scope, receive, send)
+            return
         await self._router(scope, receive, send)
 
     # -- public helpers -------------------------------------------------------------------
 
-    def inject(
-        self,
-        endpoint: str = "*",
-        *,
-        latency: float = 0.0,
-        errcode: int | None = None,
-        http_status: int | None = None,
-        body: bytes | None = None,
-        times: int | None = 1,
-        probability: float = 1.0,
-    ) -> None:
-        """Disturb the next `times` API calls to `endpoint` (None = until `clear_faults`).
+    def inject(self, endpoint: str = "*", **fault: Unpack[FaultOptions]) -> None:
+        """Disturb the next `times` (default 1) API calls to `endpoint` (times=None: until
+        `clear_faults`).
 
-        `endpoint` is "access_token", "refresh_token", "userinfo", "auth" or "*". A fault first
-        sleeps `latency` seconds, then answers `http_status` with an HTML body, else WeChat's
-        error JSON for `errcode`, else `body` raw as text/plain; with only a latency the call
-        then proceeds normally. With `probability` < 1 each call is disturbed at random.
-        Several matching faults all add their latency; the oldest with an answer answers.
+        `endpoint` is "access_token", "refresh_token", "userinfo", "auth", "stable_token",
+        "token", "getticket", "user_info" or "*". A fault first sleeps `latency` seconds, then
+        answers `http_status` with an HTML body, else WeChat's error JSON for `errcode`, else
+        `body` raw as text/plain; with only a latency the call then proceeds normally. With
+        `probability` < 1 each call is disturbed at random. Several matching faults all add
+        their latency; the oldest with an answer answers.
         """
-        self._faults.add(
-            endpoint,
-            latency=latency,
-            errcode=errcode,
-            http_status=http_status,
-            body=body,
-            times=times,
-            probability=probability,
-        )
+        self._faults.add(endpoint, **fault)
 
     def clear_faults(self) -> None:
         self._faults.clear()
+
+    def call_count(self, path: str) -> int:
+        """How many calls to WeChat's API `path` (e.g. "/cgi-bin/stable_token") were received,
+        among the recorded `calls`."""
+        with self._calls_lock:
+            return sum(1 for call in self.calls if call.path == path)
+
+    def jsapi_ticket(self) -> str | None:
+        """The Official Account's current jsapi_ticket (what a page's wx.config signature must
+        use), or None while none was fetched or it expired."""
+        return self._credentials.current_ticket(self.app_id)
+
+    def invalidate_account_tokens(self) -> None:
+        """Make every server access_token of the Official Account invalid (40001), as resetting
+        the AppSecret does; the next stable_token call issues a new one. (Expiry comes with
+        the clock: a token lives 7200 s.)"""
+        self._credentials.invalidate_tokens(self.app_id)
 
     def issue_code(self, persona: str | None = None, scope: str = "snsapi_base") -> str:
         """Mint a code as if `persona` (default: the default persona) had authorized `scope`.
@@ -376,24 +442,45 @@ class WeChatEmulator:
             return self._login(auth, chosen)  # snsapi_base is silent once WeChat knows you
         return self._consent(request, auth)
 
-    async def _confirm(self, request: Request) -> StarletteResponse:
+    async def _decide(
+        self,
+        request: Request,
+        parse: Callable[[str], AuthorizeRequest | AuthorizeRejection],
+        show: Callable[..., StarletteResponse],
+        buttons: str,
+        persona_for: Callable[[str], Persona | str],
+        remember: str | None = None,
+    ) -> StarletteResponse:
+        """A consent or scan form submitted: refuse, ask again (`buttons` names the choice)
+        or log in as the persona (`persona_for` answers it or what to say instead)."""
         form = await _form(request)
         # Everything is checked again: the form is as untrusted as the link.
-        auth = self._parse(form.get("query", ""))
+        auth = parse(form.get("query", ""))
         if isinstance(auth, AuthorizeRejection):
             return HTMLResponse(error_page(auth))
         decision = form.get("decision", "")
         if decision == "refuse":
             return _refusal(auth)
         if decision != "allow":
-            return self._consent(
-                request, auth, message="Choose 允许 / Allow or 拒绝 / Refuse.", status=400
-            )
-        persona = self._personas.get(form.get("persona", ""))
-        if persona is None:
-            return self._consent(request, auth, message="Choose a persona.", status=400)
+            return show(request, auth, message=f"Choose {buttons}.", status=400)
+        persona = persona_for(form.get("persona", ""))
+        if isinstance(persona, str):
+            return show(request, auth, message=persona, status=400)
+        return self._login(auth, persona, remember=remember)
+
+    async def _confirm(self, request: Request) -> StarletteResponse:
+        def persona_for(key: str) -> Persona | str:
+            return self._personas.get(key) or "Choose a persona."
+
         cookie_path = request.scope.get("root_path", "") + "/connect/oauth2"
-        return self._login(auth, persona, remember=cookie_path)
+        return await self._decide(
+            request,
+            self._parse,
+            self._consent,
+            "允许 / Allow or 拒绝 / Refuse",
+            persona_for,
+            remember=cookie_path,
+        )
 
     # -- website QR-code login -----------------------------------------------------------
 
@@ -447,30 +534,20 @@ class WeChatEmulator:
         return self._scan_page(request, auth)
 
     async def _qrconnect_confirm(self, request: Request) -> StarletteResponse:
-        form = await _form(request)
-        auth = self._parse_qrconnect(form.get("query", ""))
-        if isinstance(auth, AuthorizeRejection):
-            return HTMLResponse(error_page(auth))
-        decision = form.get("decision", "")
-        if decision == "refuse":
-            return _refusal(auth)
-        if decision != "allow":
-            return self._scan_page(
-                request,
-                auth,
-                message="Choose 扫码并确认 / Scan and confirm or 取消登录 / Cancel.",
-                status=400,
-            )
-        key = form.get("persona", "")
-        persona = self._scanners.get(key)
-        if persona is None:
-            message = (
-                _SNAPSHOT_CANNOT_SCAN.format(key=key)
-                if key in self._personas
-                else "Choose a persona."
-            )
-            return self._scan_page(request, auth, message=message, status=400)
-        return self._login(auth, persona)
+        def persona_for(key: str) -> Persona | str:
+            if key in self._scanners:
+                return self._scanners[key]
+            if key in self._personas:
+                return _SNAPSHOT_CANNOT_SCAN.format(key=key)
+            return "Choose a persona."
+
+        return await self._decide(
+            request,
+            self._parse_qrconnect,
+            self._scan_page,
+            "扫码并确认 / Scan and confirm or 取消登录 / Cancel",
+            persona_for,
+        )
 
     # -- the APIs -------------------------------------------------------------------------
 
@@ -484,36 +561,56 @@ class WeChatEmulator:
             if len(self.calls) > MAX_RECORDED_CALLS + MAX_RECORDED_CALLS // 10:
                 del self.calls[: len(self.calls) - MAX_RECORDED_CALLS]
 
-    async def _api(
-        self,
-        request: Request,
-        endpoint: str,
-        path: str,
-        handler: Callable[[Params], dict[str, JSONValue]],
-        content_type: str = API_CONTENT_TYPE,
-    ) -> StarletteResponse:
-        pairs = tuple(
-            parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
-        )
+    async def _params(self, request: Request, endpoint: _Endpoint) -> tuple[tuple[str, str], ...]:
+        query = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        if endpoint.method == "POST":
+            return await _json_fields(request)
+        if request.method == "POST":
+            body = (await request.body()).decode("utf-8", "replace")
+            return (*query, *parse_qsl(body, keep_blank_values=True))
+        return tuple(query)
+
+    def _answer(self, payload: dict[str, JSONValue], content_type: str) -> StarletteResponse:
+        # Always HTTP 200, errors included; the content type is set by hand because Starlette
+        # would add a charset to text/plain, and WeChat sends none.
+        return StarletteResponse(wechat_json(payload), headers={"content-type": content_type})
+
+    async def _api(self, request: Request) -> StarletteResponse:
+        path = _route_path(request.scope)
+        endpoint = self._apis.get(path)
+        content_type = CGI_CONTENT_TYPE if endpoint is None else endpoint.content_type
+        if request.method == "HEAD":
+            # Headers only, and nothing spent: a HEAD must not use up a code.
+            return StarletteResponse(headers={"content-type": content_type})
+        if endpoint is None:
+            self._record(RecordedCall(path, ()))
+            return self._answer(self._error(40066), content_type)
+        allowed = ("GET", "POST") if endpoint.form_posts else (endpoint.method,)
+        if request.method not in allowed:
+            self._record(RecordedCall(path, ()))
+            errcode = 43002 if endpoint.method == "POST" else 43001
+            return self._answer(self._error(errcode), content_type)
+        try:
+            pairs = await self._params(request, endpoint)
+        except GrantError as exc:
+            self._record(RecordedCall(path, ()))
+            return self._answer(self._error(exc.errcode), content_type)
         self._record(RecordedCall(path, pairs))
-        fault = self._faults.draw(endpoint)
+        fault = self._faults.draw(endpoint.name)
         if fault is not None:
             if fault.latency:
                 await asyncio.sleep(fault.latency)
             if fault.http_status is not None:
                 return HTMLResponse(fault_page(fault.http_status), status_code=fault.http_status)
             if fault.errcode is not None:
-                body = wechat_json(self._error(fault.errcode))
-                return StarletteResponse(body, headers={"content-type": content_type})
+                return self._answer(self._error(fault.errcode), content_type)
             if fault.body is not None:
                 return StarletteResponse(fault.body, headers={"content-type": API_CONTENT_TYPE})
         try:
-            payload = handler(_first_values(pairs))
+            payload = endpoint.handler(_first_values(pairs))
         except GrantError as exc:
             payload = self._error(exc.errcode)
-        # Always HTTP 200, errors included; the content type is set by hand because Starlette
-        # would add a charset to text/plain, and WeChat sends none.
-        return StarletteResponse(wechat_json(payload), headers={"content-type": content_type})
+        return self._answer(payload, content_type)
 
     def _check_app(self, params: Params) -> str:
         # Either app: the Official Account or the website app (same API, same rules).
@@ -536,14 +633,81 @@ class WeChatEmulator:
             "scope": scope,
         }
 
-    def _handle_access_token(self, params: Params) -> dict[str, JSONValue]:
-        app_id = self._check_app(params)
+    def _check_secret(self, app_id: str, params: Params) -> None:
         secret = params.get("secret", "")
         if not secret:
             raise GrantError(41004)
         expected = self._secrets[app_id]
         if not hmac.compare_digest(secret.encode("utf-8"), expected.encode("utf-8")):
-            raise GrantError(40001)
+            raise GrantError(40125)  # what WeChat answers a wrong AppSecret today
+
+    def _check_account(self, params: Params) -> str:
+        # The account's own credentials: the Official Account only, never the website app.
+        if params.get("grant_type") != "client_credential":
+            raise GrantError(40002)
+        app_id = params.get("appid", "")
+        if not app_id:
+            raise GrantError(41002)
+        if app_id != self.app_id:
+            raise GrantError(40013)
+        self._check_secret(app_id, params)
+        return app_id
+
+    def _handle_stable_token(self, params: Params) -> dict[str, JSONValue]:
+        app_id = self._check_account(params)
+        force_refresh = params.get("force_refresh", "false")
+        if force_refresh not in ("true", "false"):
+            raise GrantError(40097)
+        token, expires_in = self._credentials.stable_token(app_id, force_refresh == "true")
+        return {"access_token": token, "expires_in": expires_in}
+
+    def _handle_token(self, params: Params) -> dict[str, JSONValue]:
+        token, expires_in = self._credentials.legacy_token(self._check_account(params))
+        return {"access_token": token, "expires_in": expires_in}
+
+    def _account_app(self, params: Params) -> str:
+        access_token = params.get("access_token", "")
+        if not access_token:
+            raise GrantError(41001)
+        return self._credentials.app_of(access_token)
+
+    def _handle_getticket(self, params: Params) -> dict[str, JSONValue]:
+        app_id = self._account_app(params)
+        if params.get("type") != "jsapi":
+            raise GrantError(40097)
+        ticket, expires_in = self._credentials.ticket(app_id)
+        return {"errcode": 0, "errmsg": "ok", "ticket": ticket, "expires_in": expires_in}
+
+    def _handle_user_info(self, params: Params) -> dict[str, JSONValue]:
+        self._account_app(params)
+        openid = params.get("openid", "")
+        if not openid:
+            raise GrantError(41009)
+        persona = self._by_openid.get(openid)
+        if persona is None:
+            raise GrantError(40003)
+        if not persona.follows:
+            return {"subscribe": 0, "openid": openid}
+        # Since December 2021 nickname and avatar are no longer part of this answer.
+        payload: dict[str, JSONValue] = {
+            "subscribe": 1,
+            "openid": openid,
+            "language": params.get("lang") or "zh_CN",
+            "subscribe_time": 1_600_000_000,
+            "remark": "",
+            "groupid": 0,
+            "tagid_list": [],
+            "subscribe_scene": "ADD_SCENE_SEARCH",
+            "qr_scene": 0,
+            "qr_scene_str": "",
+        }
+        if persona.unionid is not None:
+            payload["unionid"] = persona.unionid
+        return payload
+
+    def _handle_access_token(self, params: Params) -> dict[str, JSONValue]:
+        app_id = self._check_app(params)
+        self._check_secret(app_id, params)
         if params.get("grant_type") != "authorization_code":
             raise GrantError(40002)
         code = params.get("code", "")
@@ -608,41 +772,82 @@ class WeChatEmulator:
         self._checked_token(params)
         return {"errcode": 0, "errmsg": "ok"}
 
-    async def _access_token(self, request: Request) -> StarletteResponse:
-        return await self._api(
-            request, "access_token", "/sns/oauth2/access_token", self._handle_access_token
-        )
-
-    async def _refresh_token(self, request: Request) -> StarletteResponse:
-        return await self._api(
-            request, "refresh_token", "/sns/oauth2/refresh_token", self._handle_refresh_token
-        )
-
-    async def _userinfo(self, request: Request) -> StarletteResponse:
-        return await self._api(
-            request,
-            "userinfo",
-            "/sns/userinfo",
-            self._handle_userinfo,
-            content_type=USERINFO_CONTENT_TYPE,
-        )
-
-    async def _auth(self, request: Request) -> StarletteResponse:
-        return await self._api(request, "auth", "/sns/auth", self._handle_auth)
-
     # -- out-of-process control -----------------------------------------------------------
 
     async def _faults_api(self, request: Request) -> StarletteResponse:
+        # Faults script the next logins' answers: only this origin's own scripts may set them,
+        # never a page of another site the developer happens to visit.
+        refusal = _cross_site(request)
+        if refusal is not None:
+            return JSONResponse({"ok": False, "error": refusal}, status_code=403)
         if request.method == "DELETE":
             self.clear_faults()
             return JSONResponse({"ok": True, "active": 0})
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json":
+            error = (
+                f"the body must be JSON, sent as Content-Type: application/json, not {media_type!r}"
+            )
+            return JSONResponse({"ok": False, "error": error}, status_code=415)
         try:
             kwargs = fault_kwargs_from_json(json.loads(await request.body()))
-            self.inject(**kwargs)
+            self._faults.add(**kwargs)
         except (ValueError, TypeError) as exc:
             # json.JSONDecodeError is a ValueError too.
             return JSONResponse({"ok": False, "error": str(exc)}, status_code=400)
         return JSONResponse({"ok": True, "active": len(self._faults)})
+
+    # -- the JS-SDK stand-in --------------------------------------------------------------
+
+    async def _jssdk(self, request: Request) -> StarletteResponse:
+        return StarletteResponse(
+            JSSDK_SCRIPT,
+            media_type="application/javascript",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    async def _jsapi_verify(self, request: Request) -> StarletteResponse:
+        verdict = verify_config(
+            _first_values(list(request.query_params.multi_items())),
+            app_id=self.app_id,
+            ticket=self.jsapi_ticket(),
+        )
+        # The page is on the site's origin, the script and this check on the emulator's: a
+        # simple GET that any origin may read; it answers a verdict, never the ticket.
+        return JSONResponse(verdict, headers={"Access-Control-Allow-Origin": "*"})
+
+
+def _cross_site(request: Request) -> str | None:
+    """Why a request comes from another site's page, or None when it does not."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return (
+            f"cross-site request refused (Sec-Fetch-Site: {site}): the fault API answers "
+            "scripts and pages of the emulator's own origin only"
+        )
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if origin is not None and origin != own:
+        return (
+            f"cross-site request refused (Origin: {origin}, not {own}): the fault API answers "
+            "scripts and pages of the emulator's own origin only"
+        )
+    return None
+
+
+async def _json_fields(request: Request) -> tuple[tuple[str, str], ...]:
+    """A JSON object body's fields, values as JSON text (strings as they are): 47001 when it
+    is not a JSON object, as WeChat answers."""
+    try:
+        data = json.loads((await request.body()).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise GrantError(47001) from None
+    if not isinstance(data, dict):
+        raise GrantError(47001)
+    return tuple(
+        (str(key), value if isinstance(value, str) else json.dumps(value))
+        for key, value in data.items()
+    )
 
 
 _SNAPSHOT_CANNOT_SCAN = (

@@ -8,11 +8,27 @@ import threading
 from dataclasses import dataclass
 from typing import TypedDict
 
-__all__ = ["ENDPOINTS", "FaultDecision", "FaultKwargs", "FaultPlan", "fault_kwargs_from_json"]
+__all__ = [
+    "ENDPOINTS",
+    "FaultDecision",
+    "FaultKwargs",
+    "FaultOptions",
+    "FaultPlan",
+    "fault_kwargs_from_json",
+]
 
 # The API endpoints faults can target; "*" targets them all. The authorize page is a browser
 # page, not an API, and is never faulted.
-ENDPOINTS = ("access_token", "refresh_token", "userinfo", "auth")
+ENDPOINTS = (
+    "access_token",
+    "refresh_token",
+    "userinfo",
+    "auth",
+    "stable_token",
+    "token",
+    "getticket",
+    "user_info",
+)
 
 
 @dataclass
@@ -133,16 +149,21 @@ class FaultPlan:
 _JSON_KEYS = ("endpoint", "latency", "errcode", "http_status", "body", "times", "probability")
 
 
-class FaultKwargs(TypedDict, total=False):
-    """The keyword arguments of `WeChatEmulator.inject`, as the control API receives them."""
+class FaultOptions(TypedDict, total=False):
+    """What a fault does: `WeChatEmulator.inject`'s keyword arguments."""
 
-    endpoint: str
     latency: float
     errcode: int | None
     http_status: int | None
     body: bytes | None
     times: int | None
     probability: float
+
+
+class FaultKwargs(FaultOptions, total=False):
+    """All of `WeChatEmulator.inject`'s arguments, as the control API receives them."""
+
+    endpoint: str
 
 
 def _number(key: str, value: object) -> float:

@@ -64,10 +64,9 @@ def _e(text: str) -> str:
 
 
 def _visible(text: str) -> str:
-    # Control characters have no place in HTML: show them as Unicode "control pictures".
-    return "".join(
-        chr(0x2400 + ord(c)) if ord(c) < 0x20 else "\u2421" if c == "\x7f" else c for c in text
-    )
+    # Control characters have no place in HTML, and the "control pictures" (U+2400...) are
+    # missing from most fonts: show them as their escape, e.g. \x07. The APIs send them raw.
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 or c == "\x7f" else c for c in text)
 
 
 def _layout(title: str, body: str, *, head: str = "") -> str:
@@ -138,8 +137,8 @@ def consent_page(
     body = (
         '<div class="card">'
         '<p class="error" id="fragment-error" hidden>'
-        "缺少 #wechat_redirect (真正的微信会显示错误) / "
-        "The link lacks the #wechat_redirect fragment; real WeChat refuses it.</p>"
+        "缺少 #wechat_redirect (微信文档要求带上) / "
+        "The link lacks the #wechat_redirect fragment, which WeChat's documentation requires.</p>"
         "<h1>微信授权登录 / Log in with WeChat</h1>"
         f'<p>应用 / App: <code id="appid">{_e(request.app_id)}</code></p>'
         f"<p>申请获取 / Requests: <strong>{_e(_SCOPE_WORDS[request.scope])}</strong> "
@@ -219,8 +218,8 @@ def qrconnect_page(
     body = (
         '<div class="card">'
         '<p class="error" id="fragment-error" hidden>'
-        "缺少 #wechat_redirect (真正的微信会显示错误) / "
-        "The link lacks the #wechat_redirect fragment; real WeChat refuses it.</p>"
+        "缺少 #wechat_redirect (微信文档要求带上) / "
+        "The link lacks the #wechat_redirect fragment, which WeChat's documentation requires.</p>"
         "<h1>微信登录 / Log in with WeChat</h1>"
         "<figure>"
         f"{_fake_qr_svg(request.query)}"
@@ -270,7 +269,12 @@ def index_page(
         ("GET", "/sns/oauth2/refresh_token", "refresh an access_token"),
         ("GET", "/sns/userinfo", "user profile (snsapi_userinfo and snsapi_login tokens)"),
         ("GET", "/sns/auth", "check an access_token"),
-        ("POST / DELETE", "/_emulator/faults", "inject / clear faults (JSON)"),
+        ("POST", "/cgi-bin/stable_token", "the account's access_token (JSON body)"),
+        ("GET", "/cgi-bin/token", "the old token API: each call voids the previous token"),
+        ("GET", "/cgi-bin/ticket/getticket", "the jsapi_ticket"),
+        ("GET", "/cgi-bin/user/info", "follower info (subscribe 0/1)"),
+        ("GET", "/open/js/jweixin-1.6.0.js", "JS-SDK stand-in for development"),
+        ("POST / DELETE", "/_emulator/faults", "inject / clear faults (JSON, same origin)"),
     ]
     endpoint_rows = "".join(
         f"<tr><td>{_e(m)}</td><td><code>{_e(root_path + p)}</code></td><td>{_e(d)}</td></tr>"

@@ -30,7 +30,8 @@ class Persona:
     """One emulated WeChat user.
 
     Since October 2021 WeChat answers 0 / "" for sex and region for everyone; the fields exist
-    so a custom persona can reproduce older answers.
+    so a custom persona can reproduce older answers. `follows` says whether the user follows
+    the Official Account (``subscribe`` in /cgi-bin/user/info).
     """
 
     key: str
@@ -42,6 +43,7 @@ class Persona:
     province: str = ""
     city: str = ""
     country: str = ""
+    follows: bool = False
 
     def __post_init__(self) -> None:
         if not _KEY_RE.fullmatch(self.key):
@@ -55,8 +57,14 @@ class Persona:
 
     @property
     def unionid(self) -> str | None:
-        """The same for every appid of one Open-Platform account; None without a binding."""
-        return _wechat_id(f"unionid:{self.key}") if self.has_unionid else None
+        """The same for every appid of one Open-Platform account; None without a binding.
+
+        Snapshot-mode users get a virtual unionid, one shared by all of them (as reported of
+        real WeChat): linking accounts by it merges strangers.
+        """
+        if not self.has_unionid:
+            return None
+        return _wechat_id("unionid:snapshot-virtual" if self.snapshot else f"unionid:{self.key}")
 
 
 DEFAULT_PERSONAS: tuple[Persona, ...] = (
@@ -68,10 +76,12 @@ DEFAULT_PERSONAS: tuple[Persona, ...] = (
             "Q0j4TwGTfTKbx6PzRnY2ZW1hdG9yWGlhb21pbmdBdmF0YXJRMGo0VHdHVGZU/132"
         ),
         has_unionid=True,
+        follows=True,
     ),
     # WeChat sends "" for users who never set a profile photo.
     Persona(key="lily", nickname="Lily 🌸 李", headimgurl="", has_unionid=False),
-    # Snapshot-mode users are virtual: WeChat calls them all 微信用户 with the default avatar.
+    # Snapshot-mode users are virtual: WeChat calls them all 微信用户 with the default avatar,
+    # and its 2022 announcement gives them a (virtual) unionid too.
     Persona(
         key="snapshot",
         nickname="微信用户",
@@ -79,6 +89,7 @@ DEFAULT_PERSONAS: tuple[Persona, ...] = (
             "https://thirdwx.qlogo.cn/mmopen/vi_32/"
             "POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132"
         ),
+        has_unionid=True,
         snapshot=True,
     ),
     # The raw BEL character reaches the client unescaped, as WeChat sends such nicknames.
@@ -90,5 +101,6 @@ DEFAULT_PERSONAS: tuple[Persona, ...] = (
             "DYAIOgq83eoCtrlCharNicknamePersonaAvatarPlaceholderQ3RybA/0"
         ),
         has_unionid=True,
+        follows=True,
     ),
 )

@@ -9,6 +9,7 @@ from typing import TypeAlias
 
 __all__ = [
     "API_CONTENT_TYPE",
+    "CGI_CONTENT_TYPE",
     "USERINFO_CONTENT_TYPE",
     "JSONValue",
     "errmsg_for",
@@ -19,10 +20,12 @@ __all__ = [
 
 JSONValue: TypeAlias = "dict[str, JSONValue] | list[JSONValue] | str | int | float | bool | None"
 
-# Both are what WeChat has been seen to send: no charset at all, and a parameter name that is
-# not "charset". Clients that trust them decode nicknames as ISO-8859-1.
+# What WeChat has been seen to send: no charset at all (/sns/userinfo among them, the endpoint
+# that carries nicknames), and a parameter name that is not "charset" (the /cgi-bin/ APIs).
+# Clients that trust either decode nicknames as ISO-8859-1.
 API_CONTENT_TYPE = "text/plain"
-USERINFO_CONTENT_TYPE = "application/json; encoding=utf-8"
+USERINFO_CONTENT_TYPE = "text/plain"
+CGI_CONTENT_TYPE = "application/json; encoding=utf-8"
 
 ERRMSG: Mapping[int, str] = {
     -1: "system error",
@@ -33,6 +36,9 @@ ERRMSG: Mapping[int, str] = {
     40013: "invalid appid",
     40029: "invalid code",
     40030: "invalid refresh_token",
+    40066: "invalid url",
+    40097: "invalid args",
+    40125: "invalid appsecret, view more at http://t.cn/RAEkdVq",
     40163: "code been used",
     41001: "access_token missing",
     41002: "appid missing",
@@ -43,8 +49,11 @@ ERRMSG: Mapping[int, str] = {
     42001: "access_token expired",
     42002: "refresh_token expired",
     42003: "code expired",
+    43001: "require GET method",
+    43002: "require POST method",
     45009: "reach max api daily quota limit",
     45011: "api minute-quota reach limit  mustslower  retry next minute",
+    47001: "data format error",
     48001: "api unauthorized",
     50001: "user unauthorized",
 }
@@ -59,9 +68,15 @@ def new_rid(now: float) -> str:
     return f"{int(now) & 0xFFFFFFFF:08x}-{secrets.token_hex(4)}-{secrets.token_hex(4)}"
 
 
+# Messages WeChat ends with " rid: ..." and no comma; the others have ", rid: ...". Clients
+# that split on ", rid:" lose the rid of these.
+_RID_WITHOUT_COMMA = frozenset({40001, 40125})
+
+
 def error_payload(errcode: int, now: float) -> dict[str, JSONValue]:
     """WeChat's error body; every answer carries a fresh rid, errcode 0 included."""
-    return {"errcode": errcode, "errmsg": f"{errmsg_for(errcode)}, rid: {new_rid(now)}"}
+    separator = " " if errcode in _RID_WITHOUT_COMMA else ", "
+    return {"errcode": errcode, "errmsg": f"{errmsg_for(errcode)}{separator}rid: {new_rid(now)}"}
 
 
 def _encode_str(value: str) -> str:
