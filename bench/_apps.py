@@ -1,289 +1,182 @@
-"""The applications the benchmarks measure, bare and wrapped, ASGI and WSGI; and a tiny server
-launcher for them.
+"""The two apps bench/logins.py serves, each in a uvicorn process of its own (one worker,
+asyncio loop, h11, no access log), logging in against the emulator at EMULATOR_URL:
 
-Not a benchmark itself. Used by the scripts in-process, and as a server process:
+    python bench/_apps.py ours PORT EMULATOR_URL    # WeChatAuthMiddleware around a page
+    python bench/_apps.py floor PORT EMULATOR_URL   # the same login, written by hand
 
-    python bench/_apps.py serve NAME PORT [--wechat-url URL] [--log-logins]   (uvicorn)
-    gunicorn --chdir bench '_apps:wsgi_app("NAME")' ...                        (WSGI)
+The floor is the least a login can cost in this server: a page visit without a valid session
+cookie gets a 302 to WeChat's authorize URL and a signed state cookie; the callback checks the
+state against that cookie, makes one GET to /sns/oauth2/access_token over a pooled keep-alive
+connection (a minimal HTTP/1.1 client on asyncio streams), sets a signed session cookie
+(openid and time) and answers 302 back to the page; the page checks the session's signature.
+No user-agent rules, no error pages, no retries or timeouts: everything the middleware does
+beyond that is what its CPU per login above the floor pays for.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
+import hmac
+import json
+import secrets
 import sys
-from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING, Any
+import time
+from base64 import urlsafe_b64decode, urlsafe_b64encode
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-import httpx
-from _common import (
-    APP_ID,
-    APP_SECRET,
-    SECRET_KEY,
-    asgi_scope,
-    bare_asgi_app,
-    bare_wsgi_app,
-    starlette_session_user,
-)
-from flask import Flask, session
-from flask import request as flask_request
-from starlette.authentication import (
-    AuthCredentials,
-    AuthenticationBackend,
-    BaseUser,
-    SimpleUser,
-)
-from starlette.middleware.authentication import AuthenticationMiddleware
-from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+import uvicorn
+from _common import APP_ID, APP_SECRET, SECRET_KEY, read_response, request_bytes
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from wxauth_middleware import WeChatAuthMiddleware, WeChatAuthWSGIMiddleware, get_wechat_user
-from wxauth_middleware.contrib.starlette import WeChatAuthBackend
+from wxauth_middleware import WeChatAuthMiddleware, get_wechat_user
 
-if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
-
-__all__ = [
-    "SessionUserBackend",
-    "asgi_app",
-    "flask_app",
-    "flask_session_cookie",
-    "ours_asgi",
-    "ours_wsgi",
-    "starlette_session_cookie",
-    "wsgi_app",
-]
+CALLBACK = "/wxauth/callback"
 
 
-def _options(**overrides: Any) -> dict[str, Any]:
-    # WeChat's real URLs by default: no request is made in these benchmarks unless the login
-    # benchmark points them at the emulator.
-    options: dict[str, Any] = {
-        "app_id": APP_ID,
-        "app_secret": APP_SECRET,
-        "secret_key": SECRET_KEY,
-        "scope": "snsapi_userinfo",
-    }
-    options.update(overrides)
-    return options
+async def page(scope: Scope, receive: Receive, send: Send) -> None:
+    """The site's page: who is logged in, as text."""
+    user = get_wechat_user(scope)
+    await _answer(send, 200, [], f"hello {user.openid if user else '-'}".encode())
 
 
-def ours_asgi(inner: ASGIApp = bare_asgi_app, **overrides: Any) -> WeChatAuthMiddleware:
-    return WeChatAuthMiddleware(inner, **_options(**overrides))
+async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers = [*headers, (b"content-type", b"text/plain; charset=utf-8")]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
-def ours_wsgi(inner: WSGIApplication = bare_wsgi_app, **overrides: Any) -> WeChatAuthWSGIMiddleware:
-    return WeChatAuthWSGIMiddleware(inner, **_options(**overrides))
+def ours(emulator: str) -> ASGIApp:
+    return WeChatAuthMiddleware(
+        page,
+        app_id=APP_ID,
+        app_secret=APP_SECRET,
+        secret_key=SECRET_KEY,
+        authorize_url=f"{emulator}/connect/oauth2/authorize",
+        api_base_url=emulator,
+    )
 
 
-class SessionUserBackend(AuthenticationBackend):
-    """What a Starlette user writes to authenticate from a session-stored user."""
+class Upstream:
+    """GET over a pool of idle keep-alive connections to one host (a new one when none is
+    idle; a reused one that turns out closed is replaced once)."""
 
-    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
-        user = conn.session.get("user")
-        if user is None:
-            return None
-        return AuthCredentials(["authenticated"]), SimpleUser(user["nickname"])
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port, self.netloc = parts.hostname or "", parts.port or 80, parts.netloc
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def get(self, target: str) -> tuple[int, bytes]:
+        while True:
+            reused = bool(self.idle)
+            if reused:
+                reader, writer = self.idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+            try:
+                writer.write(request_bytes(target, self.netloc))
+                status, headers, body = await read_response(reader)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                writer.close()
+                if reused:
+                    continue
+                raise
+            if ("connection", "close") in headers:
+                writer.close()
+            else:
+                self.idle.append((reader, writer))
+            return status, body
 
 
-def asgi_app(name: str, inner: ASGIApp = bare_asgi_app, **overrides: Any) -> ASGIApp:
-    """The ASGI stacks, by name."""
-    if name == "bare":
-        return inner
-    if name == "ours":
-        return ours_asgi(inner, **overrides)
-    if name == "ours+auth":
-        return ours_asgi(AuthenticationMiddleware(inner, backend=WeChatAuthBackend()), **overrides)
-    if name == "session":
-        return SessionMiddleware(inner, secret_key=SECRET_KEY)
-    if name == "session+auth":
-        return SessionMiddleware(
-            AuthenticationMiddleware(inner, backend=SessionUserBackend()), secret_key=SECRET_KEY
+def _sign(value: str) -> str:
+    mac = hmac.digest(SECRET_KEY.encode(), value.encode(), "sha256")
+    return value + "." + urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def _unsign(signed: str) -> str | None:
+    value = signed.rpartition(".")[0]
+    return value if value and hmac.compare_digest(_sign(value), signed) else None
+
+
+def floor(emulator: str) -> ASGIApp:
+    upstream = Upstream(emulator)
+    authorize = f"{emulator}/connect/oauth2/authorize?appid={APP_ID}&redirect_uri="
+    token = (
+        f"/sns/oauth2/access_token?appid={APP_ID}&secret={APP_SECRET}&grant_type=authorization_code"
+    )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        cookies: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                for pair in value.decode("latin-1").split(";"):
+                    key, _, item = pair.strip().partition("=")
+                    cookies[key] = item
+        if scope["path"] == CALLBACK:
+            query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+            state = query.get("state", "")
+            saved = _unsign(cookies.get("st", "")) or ""
+            saved_state, _, back = saved.partition(" ")
+            if not state or state != saved_state or "code" not in query:
+                await _answer(send, 400, [], b"bad state")
+                return
+            status, body = await upstream.get(f"{token}&code={quote(query['code'])}")
+            openid = json.loads(body).get("openid") if status == 200 else None
+            if not isinstance(openid, str):
+                await _answer(send, 502, [], b"no openid")
+                return
+            session = urlsafe_b64encode(f"{openid} {int(time.time())}".encode()).decode()
+            headers = [
+                (b"location", unquote(back).encode()),
+                (b"set-cookie", f"s={_sign(session)}; Path=/; HttpOnly; SameSite=Lax".encode()),
+                (b"set-cookie", b"st=; Path=/; Max-Age=0"),
+            ]
+            await _answer(send, 302, headers, b"")
+            return
+        signed = _unsign(cookies.get("s", ""))
+        if signed is not None:
+            user = urlsafe_b64decode(signed).decode().split(" ")[0]
+            await _answer(send, 200, [], f"hello {user}".encode())
+            return
+        state = secrets.token_hex(8)  # WeChat takes [a-zA-Z0-9] only
+        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        back = quote(
+            scope["path"] + ("?" + scope["query_string"].decode() if scope["query_string"] else "")
         )
-    raise ValueError(f"unknown ASGI app {name!r}")
+        redirect = quote(f"http://{host}{CALLBACK}", safe="")
+        headers = [
+            (
+                b"location",
+                f"{authorize}{redirect}&response_type=code&scope=snsapi_base&state={state}#wechat_redirect".encode(),
+            ),
+            (
+                b"set-cookie",
+                f"st={_sign(state + ' ' + back)}; Path=/; HttpOnly; Max-Age=600".encode(),
+            ),
+        ]
+        await _answer(send, 302, headers, b"")
 
-
-async def starlette_session_cookie() -> str:
-    """A valid Starlette `session` cookie holding the bench user, made the way a site makes it:
-    by a first request whose endpoint stores the user in the session."""
-
-    async def log_in(scope: Scope, receive: Receive, send: Send) -> None:
-        scope["session"]["user"] = starlette_session_user()
-        await bare_asgi_app(scope, receive, send)
-
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    app = SessionMiddleware(log_in, secret_key=SECRET_KEY)
-    await app(asgi_scope("/login", user_agent="bench"), receive, send)
-    for name, value in sent[0]["headers"]:
-        if name.lower() == b"set-cookie":
-            cookie: SimpleCookie = SimpleCookie()
-            cookie.load(value.decode("latin-1"))
-            return cookie["session"].value
-    raise RuntimeError("SessionMiddleware set no cookie")
-
-
-# -- WSGI ---------------------------------------------------------------------------------------
-
-
-def flask_app(kind: str) -> Flask:
-    """Flask apps: "bare" (no session), "session" (reads session["user"]), "ours" (reads the
-    WeChat user; its wsgi_app wrapped by our middleware)."""
-    app = Flask(f"bench_{kind}")
-    if kind == "session":
-        app.secret_key = SECRET_KEY
-
-        @app.get("/page")
-        def page_session() -> str:
-            user = session.get("user")
-            return "ok" if user is not None else "anonymous"
-
-        @app.get("/login")
-        def login() -> str:
-            session["user"] = starlette_session_user()
-            return "ok"
-
-    elif kind == "ours":
-
-        @app.get("/page")
-        def page_ours() -> str:
-            return "ok" if get_wechat_user(flask_request) is not None else "anonymous"
-
-        app.wsgi_app = ours_wsgi(app.wsgi_app)  # type: ignore[method-assign]
-
-    elif kind == "bare":
-
-        @app.get("/page")
-        def page_bare() -> str:
-            return "ok"
-
-    else:
-        raise ValueError(f"unknown Flask app {kind!r}")
     return app
 
 
-def flask_session_cookie(app: Flask) -> str:
-    """A valid Flask `session` cookie holding the bench user, from a first request."""
-    client = app.test_client()
-    client.get("/login")
-    cookie = client.get_cookie("session")
-    if cookie is None:
-        raise RuntimeError("Flask set no session cookie")
-    return cookie.value
-
-
-def wsgi_app(name: str) -> WSGIApplication:
-    """The WSGI apps by name, for gunicorn: `'_apps:wsgi_app("ours")'`."""
-    if name == "bare":
-        return bare_wsgi_app
-    if name == "ours":
-        return ours_wsgi(bare_wsgi_app)
-    if name.startswith("flask-"):
-        return flask_app(name.removeprefix("flask-"))
-    raise ValueError(f"unknown WSGI app {name!r}")
-
-
-class BoundedTransport(httpx.AsyncBaseTransport):
-    """At most `n` requests inside httpx's connection pool at once; the others wait on a
-    semaphore (an O(1) wake-up) instead of in httpcore's queue, which httpcore 1.0 rescans for
-    every connection on every state change. All `n` connections are kept alive."""
-
-    def __init__(self, n: int) -> None:
-        limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
-        self._transport = httpx.AsyncHTTPTransport(limits=limits)
-        self._slots = asyncio.Semaphore(n)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        async with self._slots:
-            response = await self._transport.handle_async_request(request)
-            # The pool slot is held until the body is read: read it here, inside the bound.
-            body = await response.aread()
-            await response.aclose()
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            content=body,
-            extensions=response.extensions,
-        )
-
-    async def aclose(self) -> None:
-        await self._transport.aclose()
-
-
-def _serve(argv: list[str]) -> int:
-    import uvicorn
-
-    parser = argparse.ArgumentParser(prog="python bench/_apps.py serve")
-    parser.add_argument("name")
-    parser.add_argument("port", type=int)
-    parser.add_argument("--wechat-url", help="the emulator's base URL (login benchmark)")
-    parser.add_argument("--log-logins", action="store_true", help="log one line per login")
-    parser.add_argument(
-        "--pool",
-        type=int,
-        nargs=2,
-        metavar=("MAX", "KEEPALIVE"),
-        help="give the middleware an httpx transport with these connection limits "
-        "(default: the middleware's own client, httpx's defaults 100/20)",
-    )
-    parser.add_argument(
-        "--max-connections",
-        type=int,
-        metavar="N",
-        help="the middleware's max_connections option (when this version has it)",
-    )
-    parser.add_argument(
-        "--bounded",
-        type=int,
-        metavar="N",
-        help="give the middleware a transport that lets at most N calls into httpx's pool at "
-        "once (an asyncio.Semaphore), with N connections all kept alive",
-    )
-    args = parser.parse_args(argv)
-    overrides: dict[str, Any] = {}
-    if args.wechat_url:
-        overrides |= {
-            "authorize_url": f"{args.wechat_url}/connect/oauth2/authorize",
-            "api_base_url": args.wechat_url,
-        }
-    if args.pool:
-        limits = httpx.Limits(max_connections=args.pool[0], max_keepalive_connections=args.pool[1])
-        overrides["transport"] = httpx.AsyncHTTPTransport(limits=limits)
-    if args.bounded:
-        overrides["transport"] = BoundedTransport(args.bounded)
-    if args.max_connections:
-        overrides["max_connections"] = args.max_connections
-    if args.log_logins:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger = logging.getLogger("wxauth_middleware")
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-    else:
-        logging.getLogger("wxauth_middleware").setLevel(logging.ERROR)
-    app = asgi_app(args.name, **overrides)
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[0] not in ("ours", "floor"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    kind, port, emulator = argv
+    app = ours(emulator) if kind == "ours" else floor(emulator)
     uvicorn.run(
         app,
         host="127.0.0.1",
-        port=args.port,
-        log_level="warning",
-        access_log=False,
+        port=int(port),
+        loop="asyncio",
+        http="h11",
         lifespan="off",
+        access_log=False,
+        log_level="warning",
     )
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        sys.exit(_serve(sys.argv[2:]))
-    print(__doc__)
-    sys.exit(2)
+    sys.exit(main(sys.argv[1:]))

@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmark scripts: requests, cookies, statistics, tables, machine.
+"""Shared pieces of the benchmark scripts: an HTTP/1.1 response reader, /proc readings,
+statistics, tables, the machine, a redis-server of the script's own.
 
 Not a benchmark itself. The scripts put `bench/` on `sys.path` (Python does so for the script's
 own directory), so they `import _common`.
@@ -6,7 +7,7 @@ own directory), so they `import _common`.
 
 from __future__ import annotations
 
-import io
+import asyncio
 import os
 import platform
 import shutil
@@ -19,47 +20,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from starlette.types import Message, Receive, Scope, Send
-
-from wxauth_middleware import WeChatUser
-from wxauth_middleware.config import Config
-from wxauth_middleware.cookies import LoginState, LoginStateCodec, Session, SessionCodec
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-
-__all__ = [
-    "APP_ID",
-    "APP_SECRET",
-    "CHROME_UA",
-    "HOST",
-    "SECRET_KEY",
-    "WECHAT_UA",
-    "asgi_scope",
-    "bare_asgi_app",
-    "bare_wsgi_app",
-    "bench_user",
-    "free_port",
-    "machine_lines",
-    "median",
-    "percentile",
-    "print_table",
-    "replay_cookie_header",
-    "session_cookie_value",
-    "starlette_session_user",
-    "wait_for_port",
-    "wsgi_environ",
-]
 
 APP_ID = DEFAULT_APP_ID
 APP_SECRET = DEFAULT_APP_SECRET
 SECRET_KEY = "bench-signing-key-0123456789abcdef"  # noqa: S105 - a benchmark key
-HOST = "127.0.0.1:8000"
 
 WECHAT_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -73,143 +44,57 @@ CHROME_UA = (
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
-def bench_user() -> WeChatUser:
-    """A user as an snsapi_userinfo login gives it (the emulator's first persona's shape)."""
-    return WeChatUser(
-        openid="oXk3v2mQ9cJ7tR1bN8aW4eY6uZ0s",
-        unionid="oU7r2LpQ5nV9xK1cM3bT8wE4yA6d",
-        nickname="小明🐼",
-        headimgurl="https://thirdwx.qlogo.cn/mmopen/vi_32/Q0j4TwGTfTLx2S1bV7pWc9hN4kR6mZ3yF8dE0aJ/132",
-        sex=0,
-        province="",
-        city="",
-        country="",
-        privilege=(),
-        scope="snsapi_userinfo",
-    )
+# -- HTTP/1.1 over asyncio streams, for clients that must cost little CPU ----------------------
 
 
-def starlette_session_user() -> dict[str, Any]:
-    """The same identity fields, as a peer would keep them in a dict-shaped session."""
-    user = bench_user()
-    return {
-        "openid": user.openid,
-        "unionid": user.unionid,
-        "nickname": user.nickname,
-        "headimgurl": user.headimgurl,
-        "sex": user.sex,
-        "province": user.province,
-        "city": user.city,
-        "country": user.country,
-        "privilege": list(user.privilege),
-        "scope": user.scope,
-    }
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One HTTP/1.1 response: status, headers (names lower-cased), body (Content-Length or
+    chunked). asyncio.IncompleteReadError when the peer closed the connection."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = []
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers.append((name.strip().lower(), value.strip()))
+    fields = dict(headers)
+    if "content-length" in fields:
+        return status, headers, await reader.readexactly(int(fields["content-length"]))
+    if fields.get("transfer-encoding", "").lower() != "chunked":
+        raise ValueError(f"a response without Content-Length or chunked body: {lines[0]}")
+    body = bytearray()
+    while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+        body += await reader.readexactly(size)
+        await reader.readexactly(2)
+    await reader.readuntil(b"\r\n")  # no trailers are sent here: the final empty line
+    return status, headers, bytes(body)
 
 
-def session_cookie_value(config: Config) -> str:
-    """A valid `wxauth_session` cookie value for `bench_user()`, signed with `config`'s key."""
-    codec = SessionCodec(config.secret_keys, config.max_age, config.identity)
-    return codec.encode(Session(bench_user()))
+def request_bytes(target: str, host: str, headers: Sequence[tuple[str, str]] = ()) -> bytes:
+    """A GET request's bytes."""
+    lines = [f"GET {target} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def replay_cookie_header(config: Config, state: str, return_to: str = "/page") -> str:
-    """The cookies a browser sends when it replays a completed callback (back button):
-    its session and the login-state cookie marked done."""
-    logins = LoginStateCodec(config.secret_keys, config.login_max_age)
-    done = logins.encode(LoginState(state, return_to, config.scope, 0, True))
-    session = session_cookie_value(config)
-    return f"{config.session_cookie}={session}; {config.state_cookie_prefix}{state}={done}"
+# -- processes ---------------------------------------------------------------------------------
 
 
-def _browser_headers(user_agent: str, cookie: str | None) -> list[tuple[str, str]]:
-    headers = [
-        ("host", HOST),
-        ("connection", "keep-alive"),
-        ("user-agent", user_agent),
-        ("accept", ACCEPT),
-        ("accept-encoding", "gzip, deflate"),
-        ("accept-language", "zh-CN,zh;q=0.9,en;q=0.8"),
-    ]
-    if cookie:
-        headers.append(("cookie", cookie))
-    return headers
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/<pid>/stat utime + stime)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def asgi_scope(
-    path: str = "/page", *, user_agent: str, cookie: str | None = None, query: str = ""
-) -> dict[str, Any]:
-    """An HTTP scope as uvicorn builds it for a browser's GET (realistic header set)."""
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "scheme": "http",
-        "method": "GET",
-        "root_path": "",
-        "path": path,
-        "raw_path": path.encode("latin-1"),
-        "query_string": query.encode("latin-1"),
-        "headers": [
-            (k.encode("latin-1"), v.encode("latin-1"))
-            for k, v in _browser_headers(user_agent, cookie)
-        ],
-        "state": {},
-    }
-
-
-def wsgi_environ(
-    path: str = "/page", *, user_agent: str, cookie: str | None = None, query: str = ""
-) -> WSGIEnvironment:
-    """A WSGI environ as gunicorn builds it for a browser's GET (PEP 3333 latin-1 strings)."""
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    for name, value in _browser_headers(user_agent, cookie):
-        key = "HTTP_" + name.upper().replace("-", "_")
-        environ[key] = value
-    return environ
-
-
-# -- trivial servers' sides -------------------------------------------------------------------
-
-_START: Message = {
-    "type": "http.response.start",
-    "status": 200,
-    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"2")],
-}
-_BODY: Message = {"type": "http.response.body", "body": b"ok", "more_body": False}
-
-
-async def bare_asgi_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """The bare ASGI app: 200 "ok", nothing else (lifespan scopes: nothing at all)."""
-    if scope["type"] != "http":
-        return
-    await send(_START)
-    await send(_BODY)
-
-
-def bare_wsgi_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-    """The bare WSGI app: 200 "ok", nothing else."""
-    start_response(
-        "200 OK", [("content-type", "text/plain; charset=utf-8"), ("content-length", "2")]
-    )
-    return [b"ok"]
+def rss_kib(pid: int | None = None) -> int:
+    """Resident memory (VmRSS) of a process, this one by default."""
+    with open(f"/proc/{pid or 'self'}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/<pid>/status")
 
 
 # -- statistics and output ---------------------------------------------------------------------
@@ -267,8 +152,6 @@ def machine_lines() -> list[str]:
         "itsdangerous",
         "httpx",
         "uvicorn",
-        "flask",
-        "gunicorn",
     ):
         try:
             versions.append(f"{name} {metadata.version(name)}")
@@ -334,45 +217,6 @@ def wait_for_port(
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
-# -- WSGI: calling an app as a server does -----------------------------------------------------
-
-
-def _write(data: bytes) -> None:
-    return None
-
-
-def _start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
-    return _write
-
-
-def wsgi_batch(app: WSGIApplication, environ: WSGIEnvironment, n: int) -> int:
-    start_response = _start_response
-    start = time.perf_counter_ns()
-    for _ in range(n):
-        body = app(environ.copy(), start_response)
-        for _chunk in body:
-            pass
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
-    return time.perf_counter_ns() - start
-
-
-def wsgi_status(app: WSGIApplication, environ: WSGIEnvironment) -> tuple[int, bytes]:
-    statuses: list[str] = []
-
-    def start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
-        statuses.append(status)
-        return _write
-
-    body = app(environ.copy(), start_response)
-    data = b"".join(body)
-    close = getattr(body, "close", None)
-    if close is not None:
-        close()
-    return int(statuses[0].split()[0]), data
 
 
 # -- a redis-server of the script's own --------------------------------------------------------

@@ -1,483 +1,308 @@
-"""In-process cost per request of the middleware, against a bare app and its peers.
+"""In-process cost per request of the middleware's common paths, against a bare app and
+Starlette's SessionMiddleware, and its memory over many requests.
 
-    python bench/inprocess.py            # full run, about 1 minute
-    python bench/inprocess.py --quick    # smoke run, a few seconds
+    python bench/inprocess.py            # about 30 s
+    python bench/inprocess.py --quick    # a few seconds
 
-ASGI: every stack is called as `await app(scope, receive, send)` in a tight loop on one event
-loop, with a realistic browser scope (copied per call, since middleware writes to it) and
-trivial receive/send coroutines. WSGI: `app(environ, start_response)` with the body iterated
-and closed, as a server does. Each case runs in batches of about `--batch-ms` milliseconds;
-rounds are interleaved across the cases (the order rotates every round) and the figure per
-case is the median over rounds of the batch's mean time per request. The overhead is the
-median over rounds of (case - baseline) within the same round, so slow drifts of a shared
-machine cancel out. Every case is checked first (status code, user seen by the app), so a
-broken cookie cannot make a case fast by taking another path.
+ASGI: `await app(scope, receive, send)` in a tight loop on one event loop, with the scope a
+server builds for a phone's GET (7 headers, copied per call). WSGI: `app(environ,
+start_response)` with the body iterated and closed. The session cookie comes from a real login
+(the middleware's callback, its token call answered in process by `WeChatEmulator`). Rounds
+of batches of about 10 ms are interleaved across the cases; overhead = median over rounds of
+(case - bare app) in the same round, so drifts of a shared machine cancel out. Every case is
+checked first (status, the user the app sees). Memory: VmRSS of this process after a tenth of
+`--requests` requests of every case, and after `--requests` more.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
-from _apps import (
-    asgi_app,
-    flask_app,
-    flask_session_cookie,
-    ours_asgi,
-    starlette_session_cookie,
-    wsgi_app,
-)
+import httpx
 from _common import (
+    ACCEPT,
+    APP_ID,
+    APP_SECRET,
     CHROME_UA,
+    SECRET_KEY,
     WECHAT_UA,
-    asgi_scope,
-    bare_asgi_app,
-    bare_wsgi_app,
     machine_lines,
     median,
-    percentile,
     print_table,
-    replay_cookie_header,
-    session_cookie_value,
-    wsgi_batch,
-    wsgi_environ,
-    wsgi_status,
+    rss_kib,
 )
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wxauth_middleware import WeChatAuthWSGIMiddleware
+from wxauth_middleware import WeChatAuthMiddleware, WeChatAuthWSGIMiddleware, get_wechat_user
+from wxauth_middleware.emulator import WeChatEmulator
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-REPLAY_STATE = "0123456789abcdef0123456789abcdef"
-
-
-@dataclass
-class Case:
-    name: str
-    baseline: str | None  # the case whose time this one's overhead is measured against
-    expect_status: int
-    results_ns: list[float] = field(default_factory=list)  # mean ns/request, one per round
+OPTIONS: dict[str, Any] = {"app_id": APP_ID, "app_secret": APP_SECRET, "secret_key": SECRET_KEY}
+_START: Message = {"type": "http.response.start", "status": 200, "headers": []}
+_BODY: Message = {"type": "http.response.body", "body": b"ok"}
 
 
-# -- ASGI -----------------------------------------------------------------------------------
+async def bare_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+    await send(_START)
+    await send(_BODY)
 
 
-async def _receive() -> Message:
-    return {"type": "http.request", "body": b"", "more_body": False}
+def bare_wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    start_response("200 OK", [("content-length", "2")])
+    return [b"ok"]
 
 
-async def _discard(message: Message) -> None:
-    return None
-
-
-@dataclass
-class AsgiCase(Case):
-    app: ASGIApp = bare_asgi_app
-    scope: dict[str, Any] = field(default_factory=dict)
-    # What the innermost app must see, checked once: key in the scope -> test on its value.
-    check: Callable[[Scope], bool] | None = None
-    check_app: ASGIApp | None = None
-
-
-def _probe(seen: list[Scope]) -> ASGIApp:
-    async def probe(scope: Scope, receive: Receive, send: Send) -> None:
-        seen.append(scope)
-        await bare_asgi_app(scope, receive, send)
-
-    return probe
-
-
-async def _asgi_status(app: ASGIApp, scope: Scope) -> int:
-    statuses: list[int] = []
-
-    async def send(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
-    await app(dict(scope), _receive, send)
-    return statuses[0]
-
-
-async def _asgi_batch(app: ASGIApp, scope: dict[str, Any], n: int) -> int:
-    receive, send = _receive, _discard
-    start = time.perf_counter_ns()
-    for _ in range(n):
-        await app(scope.copy(), receive, send)
-    return time.perf_counter_ns() - start
-
-
-async def build_asgi_cases() -> list[AsgiCase]:
-    config = ours_asgi().config
-    cookie = f"{config.session_cookie}={session_cookie_value(config)}"
-    starlette_cookie = f"session={await starlette_session_cookie()}"
-    replay = replay_cookie_header(config, REPLAY_STATE)
-    replay_query = f"code=spentcode&state={REPLAY_STATE}"
-
-    def user_set(scope: Scope) -> bool:
-        return scope.get("wechat_user") is not None
-
-    def no_user(scope: Scope) -> bool:
-        return "wechat_user" in scope and scope["wechat_user"] is None
-
-    def session_user(scope: Scope) -> bool:
-        return "user" in scope.get("session", {})
-
-    def auth_user(scope: Scope) -> bool:
-        user = scope.get("user")
-        return user is not None and bool(user.is_authenticated)
-
-    Check = Callable[[Scope], bool] | None
-    specs: list[tuple[str, str | None, int, str, dict[str, Any], Check]] = [
-        ("asgi bare app", None, 200, "bare", asgi_scope(user_agent=CHROME_UA), None),
-        (
-            "ours: pass-through (desktop, no cookie)",
-            "asgi bare app",
-            200,
-            "ours",
-            asgi_scope(user_agent=CHROME_UA),
-            no_user,
-        ),
-        (
-            "ours: logged-in (WeChat, session cookie)",
-            "asgi bare app",
-            200,
-            "ours",
-            asgi_scope(user_agent=WECHAT_UA, cookie=cookie),
-            user_set,
-        ),
-        (
-            "ours: anonymous WeChat page -> 302",
-            "asgi bare app",
-            302,
-            "ours",
-            asgi_scope(user_agent=WECHAT_UA),
-            None,
-        ),
-        (
-            "ours: callback replay -> 302",
-            "asgi bare app",
-            302,
-            "ours",
-            asgi_scope("/wxauth/callback", user_agent=WECHAT_UA, cookie=replay, query=replay_query),
-            None,
-        ),
-        (
-            "ours + AuthenticationMiddleware: logged-in",
-            "asgi bare app",
-            200,
-            "ours+auth",
-            asgi_scope(user_agent=WECHAT_UA, cookie=cookie),
-            auth_user,
-        ),
-        (
-            "starlette SessionMiddleware: no cookie",
-            "asgi bare app",
-            200,
-            "session",
-            asgi_scope(user_agent=CHROME_UA),
-            None,
-        ),
-        (
-            "starlette SessionMiddleware: logged-in",
-            "asgi bare app",
-            200,
-            "session",
-            asgi_scope(user_agent=WECHAT_UA, cookie=starlette_cookie),
-            session_user,
-        ),
-        (
-            "SessionMiddleware + AuthenticationMiddleware: logged-in",
-            "asgi bare app",
-            200,
-            "session+auth",
-            asgi_scope(user_agent=WECHAT_UA, cookie=starlette_cookie),
-            auth_user,
-        ),
+def scope(user_agent: str, cookie: str = "", path: str = "/page", query: str = "") -> Scope:
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"connection", b"keep-alive"),
+        (b"user-agent", user_agent.encode()),
+        (b"accept", ACCEPT.encode()),
+        (b"accept-encoding", b"gzip, deflate"),
+        (b"accept-language", b"zh-CN,zh;q=0.9"),
     ]
-    cases = []
-    for name, baseline, status, stack, scope, check in specs:
-        case = AsgiCase(name, baseline, status, app=asgi_app(stack), scope=scope)
-        if check is not None:
-            seen: list[Scope] = []
-            case.check = check
-            case.check_app = asgi_app(stack, _probe(seen))
-            await _asgi_status(case.check_app, scope)
-            if not seen or not check(seen[-1]):
-                raise SystemExit(f"check failed for {name!r}: the app did not see what it should")
-        got = await _asgi_status(case.app, scope)
-        if got != status:
-            raise SystemExit(f"check failed for {name!r}: status {got}, expected {status}")
-        cases.append(case)
-    return cases
-
-
-async def run_asgi(cases: list[AsgiCase], rounds: int, batch_ns: int) -> None:
-    sizes = {}
-    for case in cases:  # calibrate: a batch of about batch_ns
-        await _asgi_batch(case.app, case.scope, 200)
-        per_call = max(await _asgi_batch(case.app, case.scope, 500) / 500, 50.0)
-        sizes[case.name] = max(20, int(batch_ns / per_call))
-    for r in range(rounds):
-        order = cases[r % len(cases) :] + cases[: r % len(cases)]
-        for case in order:
-            n = sizes[case.name]
-            gc.collect()
-            case.results_ns.append(await _asgi_batch(case.app, case.scope, n) / n)
-
-
-# -- WSGI -----------------------------------------------------------------------------------
-
-
-@dataclass
-class WsgiCase(Case):
-    app: WSGIApplication = bare_wsgi_app
-    environ: WSGIEnvironment = field(default_factory=dict)
-
-
-def build_wsgi_cases() -> list[WsgiCase]:
-    ours = wsgi_app("ours")
-    assert isinstance(ours, WeChatAuthWSGIMiddleware)
-    cookie = f"wxauth_session={session_cookie_value(ours.config)}"
-    replay = replay_cookie_header(ours.config, REPLAY_STATE)
-    replay_query = f"code=spentcode&state={REPLAY_STATE}"
-    flask_session = flask_app("session")
-    flask_cookie = f"session={flask_session_cookie(flask_session)}"
-    specs: list[tuple[str, str | None, int, WSGIApplication, WSGIEnvironment, bytes | None]] = [
-        ("wsgi bare app", None, 200, bare_wsgi_app, wsgi_environ(user_agent=CHROME_UA), b"ok"),
-        (
-            "ours: pass-through (desktop, no cookie)",
-            "wsgi bare app",
-            200,
-            ours,
-            wsgi_environ(user_agent=CHROME_UA),
-            b"ok",
-        ),
-        (
-            "ours: logged-in (WeChat, session cookie)",
-            "wsgi bare app",
-            200,
-            ours,
-            wsgi_environ(user_agent=WECHAT_UA, cookie=cookie),
-            b"ok",
-        ),
-        (
-            "ours: anonymous WeChat page -> 302",
-            "wsgi bare app",
-            302,
-            ours,
-            wsgi_environ(user_agent=WECHAT_UA),
-            None,
-        ),
-        (
-            "ours: callback replay -> 302",
-            "wsgi bare app",
-            302,
-            ours,
-            wsgi_environ(
-                "/wxauth/callback", user_agent=WECHAT_UA, cookie=replay, query=replay_query
-            ),
-            None,
-        ),
-        ("flask bare app", None, 200, flask_app("bare"), wsgi_environ(user_agent=CHROME_UA), b"ok"),
-        (
-            "flask session: logged-in (reads session['user'])",
-            "flask bare app",
-            200,
-            flask_session,
-            wsgi_environ(user_agent=WECHAT_UA, cookie=flask_cookie),
-            b"ok",
-        ),
-        (
-            "flask + ours: logged-in (reads the WeChat user)",
-            "flask bare app",
-            200,
-            flask_app("ours"),
-            wsgi_environ(user_agent=WECHAT_UA, cookie=cookie),
-            b"ok",
-        ),
-    ]
-    cases = []
-    for name, baseline, status, app, environ, body in specs:
-        got, data = wsgi_status(app, environ)
-        if got != status or (body is not None and data != body):
-            raise SystemExit(f"check failed for {name!r}: {got} {data[:80]!r}")
-        cases.append(WsgiCase(name, baseline, status, app=app, environ=environ))
-    # The logged-in WSGI case around the bare callable must see the user too.
-    seen: list[WSGIEnvironment] = []
-
-    def probe(environ: WSGIEnvironment, start_response: Any) -> Iterable[bytes]:
-        seen.append(environ)
-        return bare_wsgi_app(environ, start_response)
-
-    probe_ours = WeChatAuthWSGIMiddleware(probe, **{**_wsgi_options(ours)})
-    wsgi_status(probe_ours, cases[2].environ)
-    if not seen or seen[-1].get("wechat_user") is None:
-        raise SystemExit("check failed: the WSGI logged-in case saw no user")
-    return cases
-
-
-def _wsgi_options(ours: WeChatAuthWSGIMiddleware) -> dict[str, Any]:
-    config = ours.config
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
     return {
-        "app_id": config.app_id,
-        "app_secret": config.app_secret,
-        "secret_key": config.secret_key,
-        "scope": config.scope,
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "http",
+        "method": "GET",
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "headers": headers,
     }
 
 
-def run_wsgi(cases: list[WsgiCase], rounds: int, batch_ns: int) -> None:
-    sizes = {}
-    for case in cases:
-        wsgi_batch(case.app, case.environ, 200)
-        per_call = max(wsgi_batch(case.app, case.environ, 500) / 500, 50.0)
-        sizes[case.name] = max(20, int(batch_ns / per_call))
-    for r in range(rounds):
-        order = cases[r % len(cases) :] + cases[: r % len(cases)]
-        for case in order:
-            n = sizes[case.name]
-            gc.collect()
-            case.results_ns.append(wsgi_batch(case.app, case.environ, n) / n)
+def environ(http_scope: Scope) -> dict[str, Any]:
+    """The WSGI environ for the same request."""
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": http_scope["path"],
+        "QUERY_STRING": http_scope["query_string"].decode(),
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": None,
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+    for name, value in http_scope["headers"]:
+        env["HTTP_" + name.decode().upper().replace("-", "_")] = value.decode()
+    return env
 
 
-# -- report ---------------------------------------------------------------------------------
+async def asgi_call(app: ASGIApp, http_scope: Scope) -> tuple[int, list[tuple[bytes, bytes]]]:
+    answer: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        answer.append(message)
+
+    await app(dict(http_scope), receive, send)
+    return answer[0]["status"], answer[0].get("headers", [])
 
 
-def overhead_us(case: Case, by_name: dict[str, Case]) -> float:
-    """Median over rounds of (case - baseline) in the same round, in microseconds."""
-    if case.baseline is None:
-        return 0.0
-    base = by_name[case.baseline].results_ns
-    return median([c - b for c, b in zip(case.results_ns, base, strict=True)]) / 1000
+def wsgi_call(app: WSGIApplication, env: dict[str, Any]) -> int:
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
+        statuses.append(status)
+        return lambda data: None
+
+    consume(app(dict(env), start_response))
+    return int(statuses[0][:3])
 
 
-def report(title: str, cases: list[Case]) -> dict[str, float]:
-    by_name = {case.name: case for case in cases}
+def consume(body: Iterable[bytes]) -> None:
+    """What a server does with a WSGI body: iterate it, close it."""
+    for _ in body:
+        pass
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+
+
+def set_cookies(headers: list[tuple[bytes, bytes]]) -> str:
+    pairs = [v.decode().split(";")[0] for k, v in headers if k == b"set-cookie"]
+    return "; ".join(p for p in pairs if not p.endswith("="))
+
+
+async def login_cookie() -> str:
+    """The session cookie a phone holds after a real login (the emulator answers in process)."""
+    emulator = WeChatEmulator()
+    ours = WeChatAuthMiddleware(
+        bare_asgi,
+        **OPTIONS,
+        transport=httpx.ASGITransport(app=emulator),
+        api_base_url="http://127.0.0.1:8400",
+    )
+    status, headers = await asgi_call(ours, scope(WECHAT_UA))
+    location = dict(headers)[b"location"].decode()
+    state = parse_qs(urlsplit(location).query)["state"][0]
+    query = f"code={emulator.issue_code()}&state={state}"
+    callback = scope(WECHAT_UA, set_cookies(headers), "/wxauth/callback", query)
+    status, headers = await asgi_call(ours, callback)
+    if status != 302 or not set_cookies(headers):
+        raise SystemExit(f"the login did not give a session cookie: {status} {headers}")
+    return set_cookies(headers)
+
+
+async def starlette_cookie() -> str:
+    async def log_in(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["session"]["user"] = {"openid": "oXk3v2mQ9cJ7tR1bN8aW4eY6uZ0s", "nickname": "小明"}
+        await bare_asgi(scope, receive, send)
+
+    _, headers = await asgi_call(SessionMiddleware(log_in, secret_key=SECRET_KEY), scope(CHROME_UA))
+    return set_cookies(headers)
+
+
+def user_seen(http_scope: Scope) -> object:
+    return get_wechat_user(http_scope) or http_scope.get("session", {}).get("user")
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    cookie, peer_cookie = await login_cookie(), await starlette_cookie()
+    seen: list[object] = [None]  # what the app saw on its last request
+
+    async def probe(http_scope: Scope, receive: Receive, send: Send) -> None:
+        seen[0] = user_seen(http_scope)
+        await bare_asgi(http_scope, receive, send)
+
+    def wsgi_probe(env: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        seen[0] = get_wechat_user(env)
+        return bare_wsgi(env, start_response)
+
+    passing, logged_in = scope(CHROME_UA), scope(WECHAT_UA, cookie)
+    # name, ASGI app (or WSGI app), request, status, whether the app sees a user
+    cases: list[tuple[str, Any, Scope, int, bool | None]] = [
+        ("ASGI bare app", bare_asgi, logged_in, 200, None),
+        ("ASGI ours: pass-through (desktop, no cookie)", probe, passing, 200, False),
+        ("ASGI ours: logged-in (WeChat, session cookie)", probe, logged_in, 200, True),
+        ("ASGI ours: anonymous WeChat page -> 302", probe, scope(WECHAT_UA), 302, None),
+        ("ASGI SessionMiddleware: logged-in", probe, scope(WECHAT_UA, peer_cookie), 200, True),
+        ("WSGI bare app", bare_wsgi, logged_in, 200, None),
+        ("WSGI ours: pass-through (desktop, no cookie)", wsgi_probe, passing, 200, False),
+        ("WSGI ours: logged-in (WeChat, session cookie)", wsgi_probe, logged_in, 200, True),
+        ("WSGI ours: anonymous WeChat page -> 302", wsgi_probe, scope(WECHAT_UA), 302, None),
+    ]
+    runners: list[tuple[str, Callable[[int], Any]]] = []
+    for name, inner, request, status, user in cases:
+        if name.startswith("ASGI"):
+            app: ASGIApp
+            if "ours" in name:
+                app = WeChatAuthMiddleware(inner, **OPTIONS)
+            elif "Session" in name:
+                app = SessionMiddleware(inner, secret_key=SECRET_KEY)
+            else:
+                app = inner
+            got = (await asgi_call(app, request))[0]
+            runner = asgi_runner(app, request)
+        else:
+            wsgi: WSGIApplication = (
+                WeChatAuthWSGIMiddleware(inner, **OPTIONS) if "ours" in name else inner
+            )
+            env = environ(request)
+            got = wsgi_call(wsgi, env)
+            runner = wsgi_runner(wsgi, env)
+        if got != status or (user is not None and bool(seen[0]) != user):
+            raise SystemExit(f"{name}: status {got}, user {seen[0]}; expected {status}, {user}")
+        seen[0] = None
+        runners.append((name, runner))
+
+    sizes = {name: max(20, int(0.01 / (await timed(run, 200) / 200))) for name, run in runners}
+    per_request: dict[str, list[float]] = {name: [] for name, _ in runners}
+    for r in range(args.rounds):
+        for name, run in runners[r % len(runners) :] + runners[: r % len(runners)]:
+            per_request[name].append(await timed(run, sizes[name]) / sizes[name] * 1e6)
     rows = []
-    overheads: dict[str, float] = {}
-    for case in cases:
-        values = case.results_ns
-        over = overhead_us(case, by_name)
-        overheads[case.name] = over
+    for name, _ in runners:
+        bare = per_request[name[:4] + " bare app"]
+        overhead = median([a - b for a, b in zip(per_request[name], bare, strict=True)])
         rows.append(
-            [
-                case.name,
-                case.expect_status,
-                f"{median(values) / 1000:.2f}",
-                f"{percentile(values, 25) / 1000:.2f}-{percentile(values, 75) / 1000:.2f}",
-                "-" if case.baseline is None else f"{over:.2f}",
-            ]
+            [name, f"{median(per_request[name]):.2f}", "-" if "bare" in name else f"{overhead:.2f}"]
         )
     print_table(
-        ["case", "status", "µs/request (median)", "IQR over rounds", "overhead µs"], rows, title
+        ["case", "µs/request", "overhead µs"],
+        rows,
+        "In process, per request (medians over rounds):",
     )
-    return overheads
 
-
-def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b > 0 else "n/a"
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--rounds", type=int, help="rounds per case (default 101, quick 5)")
-    parser.add_argument("--batch-ms", type=float, help="batch length (default 12, quick 5)")
-    parser.add_argument("--only", choices=["asgi", "wsgi"], help="one adapter only")
-    args = parser.parse_args(argv)
-    rounds = args.rounds or (5 if args.quick else 101)
-    batch_ns = int((args.batch_ms or (5.0 if args.quick else 12.0)) * 1e6)
-
-    print("wxauth-middleware in-process benchmark")
-    for line in machine_lines():
-        print("  " + line)
-    print(f"  rounds={rounds}, batch={batch_ns / 1e6:.0f} ms; figures are medians over rounds")
-
-    if args.only != "wsgi":
-        asgi_cases = asyncio.run(_asgi_main(rounds, batch_ns))
-        o = report("ASGI (await app(scope, receive, send))", list(asgi_cases))
-        ours_in = o["ours: logged-in (WeChat, session cookie)"]
-        peer_in = o["starlette SessionMiddleware: logged-in"]
-        ours_auth = o["ours + AuthenticationMiddleware: logged-in"]
-        peer_auth = o["SessionMiddleware + AuthenticationMiddleware: logged-in"]
-        passthrough = o["ours: pass-through (desktop, no cookie)"]
-        peer_empty = o["starlette SessionMiddleware: no cookie"]
-        print_table(
-            ["ratio (overheads over the bare app)", "value", "target", "verdict"],
-            [
-                [
-                    "ours logged-in / SessionMiddleware logged-in",
-                    ratio(ours_in, peer_in),
-                    "<= 0.5x",
-                    verdict(ours_in <= 0.5 * peer_in),
-                ],
-                [
-                    "ours+Auth logged-in / Session+Auth logged-in",
-                    ratio(ours_auth, peer_auth),
-                    "-",
-                    "-",
-                ],
-                [
-                    "ours pass-through / SessionMiddleware no cookie",
-                    ratio(passthrough, peer_empty),
-                    "-",
-                    "-",
-                ],
-                [
-                    "ours pass-through overhead (µs)",
-                    f"{passthrough:.2f}",
-                    "< 1.5",
-                    verdict(passthrough < 1.5),
-                ],
-            ],
-            "ASGI ratios",
-        )
-
-    if args.only != "asgi":
-        wsgi_cases = build_wsgi_cases()
-        run_wsgi(wsgi_cases, rounds, batch_ns)
-        o = report(
-            "WSGI (app(environ, start_response), body iterated and closed)", list(wsgi_cases)
-        )
-        ours_flask = o["flask + ours: logged-in (reads the WeChat user)"]
-        flask_session = o["flask session: logged-in (reads session['user'])"]
-        print_table(
-            ["ratio (overheads)", "value"],
-            [
-                [
-                    "ours logged-in around Flask / Flask session over bare Flask",
-                    ratio(ours_flask, flask_session),
-                ],
-                [
-                    "ours logged-in around the bare callable / Flask session over bare Flask",
-                    ratio(o["ours: logged-in (WeChat, session cookie)"], flask_session),
-                ],
-                [
-                    "ours pass-through overhead (µs, around the bare callable)",
-                    f"{o['ours: pass-through (desktop, no cookie)']:.2f}",
-                ],
-            ],
-            "WSGI ratios",
-        )
+    for _, run in runners:  # caches fill up first (the verified-cookie cache, user agents)
+        await timed(run, args.requests // 10)
+    before = rss_kib()
+    for _, run in runners:
+        await timed(run, args.requests)
+    print(
+        f"\nVmRSS: {before} KiB, after {args.requests} more requests of each case: "
+        f"{rss_kib()} KiB ({rss_kib() - before:+d} KiB)"
+    )
     return 0
 
 
-async def _asgi_main(rounds: int, batch_ns: int) -> list[AsgiCase]:
-    cases = await build_asgi_cases()
-    await run_asgi(cases, rounds, batch_ns)
-    return cases
+def asgi_runner(app: ASGIApp, http_scope: Scope) -> Callable[[int], Any]:
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        return None
+
+    async def run(n: int) -> None:
+        for _ in range(n):
+            await app(dict(http_scope), receive, send)
+
+    return run
+
+
+def wsgi_runner(app: WSGIApplication, env: dict[str, Any]) -> Callable[[int], Any]:
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
+        return lambda data: None
+
+    async def run(n: int) -> None:
+        for _ in range(n):
+            consume(app(dict(env), start_response))
+
+    return run
+
+
+async def timed(run: Callable[[int], Any], n: int) -> float:
+    start = time.perf_counter()
+    await run(n)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--rounds", type=int, default=201)
+    parser.add_argument("--requests", type=int, default=100_000, help="per case, for memory")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.requests = 5, 2000
+    print("\n".join(machine_lines()))
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

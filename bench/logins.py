@@ -1,484 +1,272 @@
-"""Many concurrent WeChat logins against the emulator with an upstream latency L.
+"""App CPU per login during a burst: the middleware against a hand-written floor, one run.
 
-    python bench/logins.py            # full run (L = 50 ms; 1, 50 and 200 concurrent), ~1 min
-    python bench/logins.py --quick    # smoke run, ~15 s
+    python bench/logins.py            # 1, 50 and 200 concurrent, 3 rounds (about 2 min)
+    python bench/logins.py --quick    # 1 and 10 concurrent, a few logins (seconds)
+    python bench/logins.py --levels 200 --rounds 5 --latency 0.05
 
-Three processes on 127.0.0.1: the WeChat emulator CLI (`python -m wxauth_middleware.emulator
---auto-approve --latency L`, uvicorn, access log on), the app (a minimal ASGI app behind
-`WeChatAuthMiddleware`, scope snsapi_userinfo, pointed at the emulator; uvicorn, 1 worker),
-and this driver. Each "phone" is its own `httpx.AsyncClient` (its own cookies and
-connections, WeChat's user agent) and does the whole login by hand: the page (302 to WeChat)
--> the emulator's authorize (302 back, auto-approved) -> the callback (the middleware calls
-/sns/oauth2/access_token then /sns/userinfo, each delayed L) -> the page again, which must
-answer 200 (a phone that is not logged in would be sent to WeChat again). All phones of a
-wave start together. The floor is 2·L: the two sequential WeChat calls.
+Processes, all on 127.0.0.1: the WeChat emulator (`python -m wxauth_middleware.emulator
+--auto-approve --latency L`, default L = 50 ms on every API answer), and two apps under uvicorn
+(one worker each, asyncio + h11; see bench/_apps.py): "ours", `WeChatAuthMiddleware` (scope
+snsapi_base, default options) around a page, and "floor", the same login written by hand in a
+few lines of ASGI with a minimal pooled HTTP/1.1 client. This process plays the phones, with
+raw HTTP/1.1 on asyncio streams so that it takes little CPU from the servers.
 
-The full run does this twice: with the middleware as shipped (its own httpx.AsyncClient and
-its default pool size) and with `max_connections=200` (enough connections for 200 logins at
-once), to show what the pool size changes. `--max-connections N`, `--pool MAX KEEPALIVE` (an
-httpx transport with those limits) and `--bounded N` (a transport that lets N calls into
-httpx's pool at a time, see `_apps.BoundedTransport`) try other variants.
-
-Reported per concurrency level, median over rounds (levels interleaved in every round):
-login time percentiles (whole login, seen by the phone), the callback request alone, the
-middleware's own upstream time (its "login ok ... duration_ms" log line), and connection
-reuse: the emulator's access log gives the client port of every /sns/ call, so the distinct
-ports are the TCP connections the middleware used, and the ports never seen in earlier waves
-the connections it opened.
+A login, as a phone opening a pushed article does it, each on new connections with an empty
+cookie jar: GET /article → 302 to the emulator's authorize → 302 to /wxauth/callback → 302
+back → GET /article, which must name the user's openid. At concurrency C, C phones start
+together and each does `logins per phone` logins one after another. Each round runs every
+level against ours, then the floor (interleaved, so outside load hits both alike); app CPU per
+login = the server process's utime + stime (/proc/<pid>/stat) over the wave / logins. Printed:
+medians over rounds of ms of app CPU per login, ours / floor, the wall time of a login, and
+the emulator's CPU. Exit status 1 if any login fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import pstats
-import re
-import resource
-import signal
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
-from _apps import ours_asgi
 from _common import (
     WECHAT_UA,
+    cpu_seconds,
     free_port,
     machine_lines,
     median,
     percentile,
     print_table,
+    read_response,
+    request_bytes,
+    stop_process,
     wait_for_port,
 )
 
-BENCH_DIR = Path(__file__).resolve().parent
-_ACCESS = re.compile(r"127\.0\.0\.1:(\d+) - \"GET (/[^ ?\"]*)")
-_LOGIN_OK = re.compile(r"wxauth login ok .*duration_ms=(\d+)")
+BENCH = Path(__file__).resolve().parent
+APPS = ("ours", "floor")
+PHONE_HEADERS = (
+    ("User-Agent", WECHAT_UA),
+    ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    ("Accept-Language", "zh-CN,zh;q=0.9"),
+)
+
+
+class LoginFailed(Exception):
+    pass
+
+
+class Phone:
+    """One WeChat browser: its own cookie jar and keep-alive connection per host."""
+
+    def __init__(self) -> None:
+        self.cookies: dict[str, str] = {}
+        self.streams: dict[str, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+
+    async def get(self, url: str) -> tuple[int, dict[str, str], bytes]:
+        parts = urlsplit(url)
+        if parts.netloc not in self.streams:
+            opened = await asyncio.open_connection(parts.hostname, parts.port)
+            self.streams[parts.netloc] = opened
+        reader, writer = self.streams[parts.netloc]
+        headers = list(PHONE_HEADERS)
+        if self.cookies:
+            headers.append(("Cookie", "; ".join(f"{k}={v}" for k, v in self.cookies.items())))
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        writer.write(request_bytes(target, parts.netloc, headers))
+        status, answer, body = await read_response(reader)
+        for name, value in answer:
+            if name == "set-cookie":
+                pair, _, attributes = value.partition(";")
+                key, _, item = pair.strip().partition("=")
+                if item and "max-age=0" not in attributes.lower().replace(" ", ""):
+                    self.cookies[key] = item
+                else:
+                    self.cookies.pop(key, None)
+        return status, dict(answer), body
+
+    def close(self) -> None:
+        for _, writer in self.streams.values():
+            writer.close()
+
+
+async def login(app_url: str, emulator_url: str) -> float:
+    """One login from a new phone; its wall time in seconds. LoginFailed if any step is off."""
+    phone = Phone()
+    start = time.perf_counter()
+    try:
+        url = f"{app_url}/article?id=7"
+        expected = (302, emulator_url), (302, f"{app_url}/wxauth/callback"), (302, "/article?id=7")
+        for status, prefix in expected:
+            got, headers, _ = await phone.get(url)
+            location = headers.get("location", "")
+            if got != status or not location.startswith(prefix):
+                raise LoginFailed(f"GET {url}: {got} {location!r}, expected {status} {prefix}…")
+            url = location if "://" in location else app_url + location
+        got, _, body = await phone.get(url)
+        if got != 200 or not body.startswith(b"hello o"):
+            raise LoginFailed(f"GET {url}: {got} {body[:80]!r}, expected the page, logged in")
+    finally:
+        phone.close()
+    return time.perf_counter() - start
 
 
 @dataclass
 class Wave:
-    concurrency: int
-    total_ms: list[float] = field(default_factory=list)
-    callback_ms: list[float] = field(default_factory=list)
-    upstream_ms: list[float] = field(default_factory=list)
-    failures: int = 0
-    api_calls: int = 0
-    connections_used: int = 0
-    connections_opened: int = 0
-    cpu_s: dict[str, float] = field(default_factory=dict)  # process -> CPU seconds in the wave
+    cpu_ms: float = 0.0  # app CPU per login
+    emulator_ms: float = 0.0
+    seconds: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
 
-@dataclass
-class LogTail:
-    path: Path
-    offset: int = 0
+async def wave(
+    app_url: str, emulator_url: str, phones: int, each: int, pids: tuple[int, int]
+) -> Wave:
+    result = Wave()
 
-    def new_lines(self) -> list[str]:
-        with open(self.path, "rb") as log:
-            log.seek(self.offset)
-            data = log.read()
-        # Only whole lines; a partial last line is read next time.
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        return data[:end].decode("utf-8", "replace").splitlines()
+    async def phone() -> None:
+        for _ in range(each):
+            try:
+                result.seconds.append(await login(app_url, emulator_url))
+            except (LoginFailed, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                result.failures.append(f"{type(exc).__name__}: {exc}")
 
-
-async def phone_login(
-    app_url: str, context: ssl.SSLContext, start: asyncio.Event, wave: Wave
-) -> None:
-    async with httpx.AsyncClient(
-        headers={"user-agent": WECHAT_UA, "accept": "text/html,*/*;q=0.8"},
-        verify=context,
-        timeout=30,
-    ) as phone:
-        await start.wait()
-        began = time.perf_counter()
-        try:
-            page = await phone.get(f"{app_url}/page")
-            if page.status_code != 302:
-                raise RuntimeError(f"page: {page.status_code}")
-            authorize = await phone.get(page.headers["location"])
-            if authorize.status_code != 302:
-                raise RuntimeError(f"authorize: {authorize.status_code}")
-            callback_began = time.perf_counter()
-            callback = await phone.get(authorize.headers["location"])
-            callback_ended = time.perf_counter()
-            if callback.status_code != 302:
-                raise RuntimeError(f"callback: {callback.status_code} {callback.text[:200]}")
-            back = await phone.get(f"{app_url}{callback.headers['location']}")
-            if back.status_code != 200:
-                raise RuntimeError(f"page after login: {back.status_code}")
-        except (httpx.HTTPError, RuntimeError, KeyError) as exc:
-            wave.failures += 1
-            if wave.failures <= 3:
-                print(f"  login failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return
-        ended = time.perf_counter()
-        wave.total_ms.append((ended - began) * 1000)
-        wave.callback_ms.append((callback_ended - callback_began) * 1000)
+    app_cpu, emulator_cpu = cpu_seconds(pids[0]), cpu_seconds(pids[1])
+    await asyncio.gather(*(phone() for _ in range(phones)))
+    logins = phones * each
+    result.cpu_ms = (cpu_seconds(pids[0]) - app_cpu) * 1000 / logins
+    result.emulator_ms = (cpu_seconds(pids[1]) - emulator_cpu) * 1000 / logins
+    return result
 
 
-async def run_wave(app_url: str, concurrency: int, sequential: int) -> Wave:
-    """`concurrency` phones at once; at concurrency 1, `sequential` logins one after another."""
-    wave = Wave(concurrency)
-    context = ssl.create_default_context()  # one for all phones (all plain http anyway)
-    repeats = sequential if concurrency == 1 else 1
-    for _ in range(repeats):
-        start = asyncio.Event()
-        tasks = [
-            asyncio.create_task(phone_login(app_url, context, start, wave))
-            for _ in range(concurrency)
-        ]
-        await asyncio.sleep(0.05)  # every client built and waiting
-        start.set()
-        await asyncio.gather(*tasks)
-    return wave
-
-
-def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
-    """CPU time (user + system) used so far by each process, and by this driver."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out = {}
-    for name, pid in pids.items():
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        out[name] = (int(fields[11]) + int(fields[12])) / tick
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    out["driver"] = usage.ru_utime + usage.ru_stime
-    return out
-
-
-def account(wave: Wave, emulator_log: LogTail, app_log: LogTail, seen_ports: set[str]) -> None:
-    time.sleep(0.3)  # let the servers write their log lines
-    ports = []
-    for line in emulator_log.new_lines():
-        match = _ACCESS.search(line)
-        if match and match.group(2).startswith("/sns/"):
-            ports.append(match.group(1))
-    wave.api_calls = len(ports)
-    used = set(ports)
-    wave.connections_used = len(used)
-    wave.connections_opened = len(used - seen_ports)
-    seen_ports.update(used)
-    for line in app_log.new_lines():
-        match = _LOGIN_OK.search(line)
-        if match:
-            wave.upstream_ms.append(float(match.group(1)))
-
-
-@dataclass
-class Config:
-    label: str
-    app_args: list[str]  # extra arguments of `_apps.py serve` (the middleware's variant)
-    results: dict[int, list[Wave]] = field(default_factory=dict)
-
-
-def run_config(
-    config: Config,
-    levels: list[int],
-    rounds: int,
-    sequential: int,
-    latency: float,
-    profile: Path | None = None,
-) -> None:
-    """Start the emulator and the app, run the waves (levels interleaved), stop them."""
-    emulator_port, app_port = free_port(), free_port()
-    wechat_url = f"http://127.0.0.1:{emulator_port}"
-    app_url = f"http://127.0.0.1:{app_port}"
-    profiler = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
-    app_command = [
-        sys.executable,
-        *profiler,
-        str(BENCH_DIR / "_apps.py"),
-        "serve",
-        "ours",
-        str(app_port),
-        "--wechat-url",
-        wechat_url,
-        "--log-logins",
-    ]
-    app_command += config.app_args
-    commands = {
-        "emulator": [
-            sys.executable,
-            "-m",
-            "wxauth_middleware.emulator",
-            "--auto-approve",
-            "--latency",
-            f"{latency:g}",
-            "--port",
-            str(emulator_port),
-        ],
-        "app": app_command,
-    }
-    config.results = {level: [] for level in levels}
-    processes: dict[str, subprocess.Popen[bytes]] = {}
-    with tempfile.TemporaryDirectory(prefix="wxauth-logins-") as tmp:
-        logs = {name: Path(tmp) / f"{name}.log" for name in commands}
-        try:
-            for name, command in commands.items():
-                with open(logs[name], "wb") as log:
-                    processes[name] = subprocess.Popen(  # noqa: S603
-                        command,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                        cwd=BENCH_DIR.parent,
-                    )
-            for port, process in zip((emulator_port, app_port), processes.values(), strict=True):
-                wait_for_port(port, alive=lambda p=process: p.poll() is None)  # type: ignore[misc]
-            pids = {name: process.pid for name, process in processes.items()}
-            emulator_log, app_log = LogTail(logs["emulator"]), LogTail(logs["app"])
-            asyncio.run(run_wave(app_url, 1, 2))  # warm-up
-            account(Wave(0), emulator_log, app_log, set())
-            seen_ports: set[str] = set()
-            for r in range(rounds):
-                for level in levels:
-                    before = cpu_seconds(pids)
-                    wave = asyncio.run(run_wave(app_url, level, sequential))
-                    after = cpu_seconds(pids)
-                    wave.cpu_s = {name: after[name] - before[name] for name in after}
-                    account(wave, emulator_log, app_log, seen_ports)
-                    config.results[level].append(wave)
-                    print(
-                        f"  round {r + 1}/{rounds} concurrency {level:>4}: "
-                        f"p50 {percentile(wave.total_ms, 50):7.1f} ms  "
-                        f"p99 {percentile(wave.total_ms, 99):7.1f} ms  "
-                        f"failures {wave.failures}  "
-                        f"connections used {wave.connections_used}, "
-                        f"opened {wave.connections_opened} for {wave.api_calls} API calls",
-                        flush=True,
-                    )
-        finally:
-            for process in processes.values():
-                if process.poll() is None:
-                    # SIGINT: uvicorn shuts down cleanly, so a profiler writes its file.
-                    process.send_signal(signal.SIGINT)
-            for process in processes.values():
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(5)
-
-
-def report(config: Config, floor: float) -> None:
-    results = config.results
-
-    def med(level: int, values: str, q: float) -> float:
-        return median([percentile(getattr(w, values), q) for w in results[level]])
-
-    def cpu_ms(level: int, process: str) -> str:
-        per_login = [
-            1000 * w.cpu_s.get(process, 0.0) / max(1, len(w.total_ms)) for w in results[level]
-        ]
-        return f"{median(per_login):.1f}"
-
-    rows = []
-    for level, waves in results.items():
-        rows.append(
-            [
-                level,
-                sum(len(w.total_ms) for w in waves),
-                sum(w.failures for w in waves),
-                f"{med(level, 'total_ms', 50):.1f}",
-                f"{med(level, 'total_ms', 90):.1f}",
-                f"{med(level, 'total_ms', 99):.1f}",
-                f"{med(level, 'callback_ms', 99):.1f}",
-                f"{med(level, 'upstream_ms', 50):.0f}",
-                f"{med(level, 'upstream_ms', 99):.0f}",
-                f"{median([w.connections_used for w in waves]):.0f}",
-                f"{median([w.connections_opened for w in waves]):.0f}",
-                f"{median([w.api_calls for w in waves]):.0f}",
-                cpu_ms(level, "app"),
-                cpu_ms(level, "emulator"),
-                cpu_ms(level, "driver"),
-            ]
-        )
-    print_table(
-        [
-            "concurrent",
-            "logins",
-            "failed",
-            "login p50 ms",
-            "p90",
-            "p99",
-            "callback p99",
-            "upstream p50",
-            "upstream p99",
-            "conns used",
-            "conns opened",
-            "API calls",
-            "app CPU ms/login",
-            "emulator CPU",
-            "phones CPU",
-        ],
-        rows,
-        f"{config.label}: login times (medians over rounds of each wave's percentiles); "
-        f"floor 2L = {floor:g} ms",
-    )
-
-
-_GROUPS = (
-    ("wxauth_middleware/", "wxauth_middleware (the package)"),
-    ("itsdangerous/", "itsdangerous"),
-    ("uvicorn/", "uvicorn + h11 (server)"),
-    ("h11/", "uvicorn + h11 (server)"),
-    ("httpx/", "httpx + httpcore (client)"),
-    ("httpcore/", "httpx + httpcore (client)"),
-    ("anyio/", "anyio"),
-    ("starlette/", "starlette"),
-    ("asyncio/", "asyncio"),
-    ("/bench/", "bench app"),
-)
-
-
-def app_profile_breakdown(path: Path, logins: int) -> None:
-    """Where the app process's time went (own time, by package), idle waiting excluded."""
-    stats = pstats.Stats(str(path))
-    entries = stats.stats  # type: ignore[attr-defined]
-    totals: dict[str, float] = {}
-    calls: dict[str, list[tuple[float, str]]] = {}
-    for (filename, line, name), (_cc, _nc, tottime, _ct, _callers) in entries.items():
-        if name in ("<method 'poll' of 'select.epoll' objects>",):
-            continue  # the event loop waiting for I/O: idle, not work
-        if "importlib" in filename or name == "<built-in method builtins.exec>":
-            continue  # start-up
-        group = "other (stdlib, built-ins: sockets, json, hashing...)"
-        for needle, label in _GROUPS:
-            if needle in filename:
-                group = label
-                break
-        totals[group] = totals.get(group, 0.0) + tottime
-        where = "/".join(filename.split("/")[-2:]) + f":{line}({name})"
-        if filename == "~":
-            where = name
-        calls.setdefault(group, []).append((tottime, where))
-    busy = sum(totals.values())
-    rows = []
-    for group, seconds in sorted(totals.items(), key=lambda item: item[1], reverse=True):
-        top = max(calls[group])[1] if calls[group] else ""
-        rows.append(
-            [group, f"{100 * seconds / busy:.1f}%", f"{1000 * seconds / logins:.2f}", top[:70]]
-        )
-    print_table(
-        ["app process: own time by package", "share", "ms/login (profiled)", "largest function"],
-        rows,
-        f"cProfile of the app process over {logins} logins (start-up and idle waits excluded; "
-        "the profiler inflates small calls)",
-    )
+def start(command: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        # Our own fixed arguments: nothing untrusted reaches the command line.
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+    try:
+        wait_for_port(port, alive=lambda: process.poll() is None)
+    except RuntimeError:
+        stop_process(process)
+        raise RuntimeError(
+            f"{' '.join(command)} did not start:\n{log.read_text()[-2000:]}"
+        ) from None
+    return process
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Concurrent logins against the emulator.")
-    parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--latency", type=float, default=0.05, help="L, seconds (default 0.05)")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--levels", type=int, nargs="+", help="concurrent phones per wave")
     parser.add_argument(
-        "--levels", type=int, nargs="+", help="concurrency levels (default 1 50 200; quick 1 200)"
+        "--logins", type=int, default=200, help="logins per wave (at least one per phone)"
     )
-    parser.add_argument("--rounds", type=int, help="rounds per level (default 3, quick 1)")
-    parser.add_argument(
-        "--max-connections",
-        type=int,
-        action="append",
-        metavar="N",
-        help="also run with the middleware's max_connections=N (repeatable; the full run "
-        "adds 200, enough connections for 200 logins at once, unless a variant is given)",
-    )
-    parser.add_argument(
-        "--pool",
-        type=int,
-        nargs=2,
-        action="append",
-        metavar=("MAX", "KEEPALIVE"),
-        help="also run with transport=httpx.AsyncHTTPTransport(limits=...) (repeatable)",
-    )
-    parser.add_argument(
-        "--bounded",
-        type=int,
-        action="append",
-        metavar="N",
-        help="also run with a transport letting at most N calls into httpx's pool at once, "
-        "through an asyncio.Semaphore (repeatable)",
-    )
-    parser.add_argument(
-        "--profile-app",
-        action="store_true",
-        help="run the shipped app under cProfile (one config) and print where its time goes",
-    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.05, help="emulator API latency, s")
     args = parser.parse_args(argv)
-    levels = args.levels or ([1, 200] if args.quick else [1, 50, 200])
-    rounds = args.rounds or (1 if args.quick else 3)
-    sequential = 5 if args.quick else 10
-    latency_ms = args.latency * 1000
-    floor = 2 * latency_ms
-    target = floor + 20
-    shipped_max = getattr(ours_asgi().config, "max_connections", None)
-    max_connections: list[int] = args.max_connections or []
-    pools: list[list[int]] = args.pool or []
-    if not (args.max_connections or args.pool or args.bounded or args.quick):
-        if shipped_max is not None:
-            max_connections = [200]
-        else:
-            pools = [[200, 200]]
-    shipped = (
-        f"as shipped (its own httpx client, max_connections={shipped_max})"
-        if shipped_max is not None
-        else "as shipped (its own httpx client, httpx's default limits 100/20)"
-    )
-    configs = [Config(shipped, [])]
-    configs += [
-        Config(f"max_connections={n}", ["--max-connections", str(n)]) for n in max_connections
-    ]
-    configs += [
-        Config(f"transport with Limits({m}, {k})", ["--pool", str(m), str(k)]) for m, k in pools
-    ]
-    configs += [
-        Config(f"semaphore-bounded transport of {n}", ["--bounded", str(n)])
-        for n in args.bounded or []
-    ]
+    levels = args.levels or ([1, 10] if args.quick else [1, 50, 200])
+    logins, rounds = (10, 1) if args.quick else (args.logins, args.rounds)
 
-    print("wxauth-middleware concurrent logins against the emulator")
-    for line in machine_lines():
-        print("  " + line)
-    print(
-        f"  L={latency_ms:g} ms per WeChat API call; floor 2L={floor:g} ms; levels={levels}; "
-        f"rounds={rounds}; concurrency 1 = {sequential} sequential logins"
+    print("\n".join(machine_lines()))
+    print(f"emulator latency {args.latency * 1000:g} ms; {logins} logins per wave; {rounds} rounds")
+    processes: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="wxauth-logins-") as tmp:
+        try:
+            emulator_port = free_port()
+            emulator_url = f"http://127.0.0.1:{emulator_port}"
+            emulator = start(
+                [
+                    sys.executable,
+                    "-m",
+                    "wxauth_middleware.emulator",
+                    "--port",
+                    str(emulator_port),
+                    "--auto-approve",
+                    "--latency",
+                    str(args.latency),
+                ],
+                emulator_port,
+                Path(tmp) / "emulator.log",
+            )
+            processes.append(emulator)
+            urls: dict[str, str] = {}
+            pids: dict[str, int] = {}
+            for name in APPS:
+                port = free_port()
+                command = [sys.executable, str(BENCH / "_apps.py"), name, str(port), emulator_url]
+                processes.append(start(command, port, Path(tmp) / f"{name}.log"))
+                urls[name], pids[name] = f"http://127.0.0.1:{port}", processes[-1].pid
+            return asyncio.run(
+                run(args, levels, logins, rounds, urls, pids, emulator.pid, emulator_url)
+            )
+        finally:
+            for process in processes:
+                stop_process(process)
+
+
+async def run(
+    args: argparse.Namespace,
+    levels: list[int],
+    logins: int,
+    rounds: int,
+    urls: dict[str, str],
+    pids: dict[str, int],
+    emulator_pid: int,
+    emulator_url: str,
+) -> int:
+    for name in APPS:  # warm-up: imports, first connections, caches
+        warm = await wave(urls[name], emulator_url, 5, 2, (pids[name], emulator_pid))
+        if warm.failures:
+            print(f"{name}: the warm-up failed: {warm.failures[0]}")
+            return 1
+    waves: dict[tuple[str, int], list[Wave]] = {(n, c): [] for n in APPS for c in levels}
+    for _ in range(rounds):
+        for concurrent in levels:
+            for name in APPS:
+                each = max(1, logins // concurrent)
+                waves[name, concurrent].append(
+                    await wave(
+                        urls[name], emulator_url, concurrent, each, (pids[name], emulator_pid)
+                    )
+                )
+    rows = []
+    failures = 0
+    for concurrent in levels:
+        ours, floor = waves["ours", concurrent], waves["floor", concurrent]
+        ratio = median([o.cpu_ms / f.cpu_ms for o, f in zip(ours, floor, strict=True) if f.cpu_ms])
+        cells: list[object] = [concurrent]
+        for name in APPS:
+            done = waves[name, concurrent]
+            seconds = [s for w in done for s in w.seconds]
+            failed = [f for w in done for f in w.failures]
+            failures += len(failed)
+            for failure in failed[:3]:
+                print(f"{name}, {concurrent} concurrent: {failure}")
+            cells += [
+                f"{median([w.cpu_ms for w in done]):.2f}",
+                f"{percentile(seconds, 50) * 1000:.0f} / {percentile(seconds, 99) * 1000:.0f}",
+            ]
+        cells += [f"{ratio:.2f}", f"{median([w.emulator_ms for w in ours + floor]):.2f}"]
+        rows.append(cells)
+    print_table(
+        [
+            "concurrent",
+            "ours: app CPU ms/login",
+            "ours: login p50 / p99 ms",
+            "floor: app CPU ms/login",
+            "floor: login p50 / p99 ms",
+            "ours / floor CPU",
+            "emulator CPU ms/login",
+        ],
+        rows,
+        "App CPU per login (medians over rounds; one uvicorn worker each):",
     )
-    if args.profile_app:
-        configs = configs[:1]
-        with tempfile.TemporaryDirectory(prefix="wxauth-profile-") as tmp:
-            path = Path(tmp) / "app.prof"
-            print(f"\n{configs[0].label}, the app under cProfile")
-            run_config(configs[0], levels, rounds, sequential, args.latency, profile=path)
-            logins = sum(len(w.total_ms) for waves in configs[0].results.values() for w in waves)
-            app_profile_breakdown(path, logins + 2)  # + the warm-up logins
-    else:
-        for config in configs:
-            print(f"\n{config.label}")
-            run_config(config, levels, rounds, sequential, args.latency)
-    for config in configs:
-        report(config, floor)
-    top = max(levels)
-    for config in configs:
-        p99 = median([percentile(w.total_ms, 99) for w in config.results[top]])
-        verdict = "met" if p99 <= target else "NOT met"
-        print(
-            f"\ntarget ({config.label}): login p99 at {top} concurrent <= 2L + 20 ms = "
-            f"{target:g} ms: {p99:.1f} ms -> {verdict}"
-        )
-    print(
-        "\nconnections: 'used' = distinct TCP connections the middleware's WeChat calls came on "
-        "in a wave; 'opened' = those not seen in an earlier wave (new TCP connections). "
-        "CPU: per successful login, user + system, of the app process, the emulator process, "
-        "and this driver (the phones)."
-    )
+    if failures:
+        print(f"{failures} logins failed")
+        return 1
     return 0
 
 

@@ -41,7 +41,7 @@ emulator too, which keeps by design every code and token it issues (up to 100,00
 and its last 10,000 API calls, about 3 KB per login until those caps; the middleware's own
 per-login state is its 1024-entry cache of verified session cookies. So a short run grows by
 roughly 3.5 KB per login whatever the middleware does; compare runs per login, and see
-bench/memory.py for the middleware alone.
+bench/inprocess.py for the middleware alone.
 
 With --redis, the store's memory is watched too: Redis's used_memory (INFO memory) and its number
 of keys (DBSIZE) at the start, with every RSS sample, and at the end, with the keys by kind, the
@@ -65,7 +65,7 @@ the faults, 0 otherwise.
 
 This machine is shared: the browsers run in this one Python process and compete with the
 server for the same cores, so requests/s and latencies are those of this setup, not of the
-middleware alone (bench/server.py and bench/logins.py measure those).
+middleware alone (bench/logins.py and bench/inprocess.py measure those).
 """
 
 from __future__ import annotations
@@ -73,7 +73,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import os
 import random
 import re
@@ -103,8 +102,6 @@ from _common import (
     wait_for_port,
 )
 
-from wxauth_middleware.config import Config
-
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
@@ -133,12 +130,10 @@ _EXPECTED_LOG = re.compile(
 )
 
 
-def _middleware_default(name: str) -> float:
-    """A default of the middleware's options (the demo keeps them)."""
-    for option in dataclasses.fields(Config):
-        if option.name == name:
-            return float(option.default)  # type: ignore[arg-type]
-    raise KeyError(name)
+# The middleware's defaults (README, options table), which the demo keeps.
+HTTP_TIMEOUT = 10.0
+LOGIN_TIMEOUT = 20.0
+RETRIES = 2
 
 
 # -- the injected faults, and what they can explain --------------------------------------------
@@ -190,8 +185,8 @@ class Fault:
 @dataclass(frozen=True)
 class FaultPlan:
     faults: tuple[Fault, ...]
-    http_timeout: float = _middleware_default("http_timeout")
-    login_timeout: float = _middleware_default("login_timeout")
+    http_timeout: float = HTTP_TIMEOUT
+    login_timeout: float = LOGIN_TIMEOUT
 
     def http_status(self, status: int, endpoint: str | None = None) -> bool:
         return any(f.http_status == status and f.hits(endpoint) for f in self.faults)
@@ -218,7 +213,7 @@ class FaultPlan:
 
     def expected_failure_share(self) -> float:
         """The share of logins the faults should fail (errcode -1 retried `retries` times)."""
-        retries = int(_middleware_default("retries"))
+        retries = RETRIES
         busy = malformed = bad_gateway = 0.0
         for f in self.faults:
             if f.errcode == -1 and f.hits("access_token"):
