@@ -135,7 +135,7 @@ PASSWORD = "s3cret-data-node-password"
 SERVICE = "wxauth-primary"
 
 
-def _wait_for(what: str, ready: Callable[[], bool], timeout: float = READY_TIMEOUT_S) -> None:
+def wait_for(what: str, ready: Callable[[], bool], timeout: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -175,8 +175,8 @@ class SentinelDeployment:
     def start(self) -> None:
         for server in (self.primary, self.replica, *self.sentinels):
             server.start()
-        _wait_for("the replica's first sync", lambda: self._replicated(self.primary))
-        _wait_for("the Sentinels seeing each other and the replica", self._watching)
+        wait_for("the replica's first sync", lambda: self._replicated(self.primary))
+        wait_for("the Sentinels seeing each other and the replica", self._watching)
 
     def _replicated(self, primary: RedisServer) -> bool:
         with primary.client() as client:
@@ -247,7 +247,7 @@ class ClusterDeployment:
         )
         if created.returncode != 0:
             pytest.fail(f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}")
-        _wait_for("the cluster's state ok", self.healthy)
+        wait_for("the cluster's state ok", self.healthy)
 
     def healthy(self) -> bool:
         for node in self.nodes:

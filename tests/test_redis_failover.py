@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from .redis_support import ClusterDeployment, Deployment, SentinelDeployment
+from .redis_support import ClusterDeployment, Deployment, SentinelDeployment, wait_for
 from .support import CHROME_UA, Middleware, Stack, Switchboard, login
 
 pytestmark = pytest.mark.anyio
@@ -85,6 +85,10 @@ async def sessions_across_an_outage(
                 recovered.add(i)
             await _sleep(PROBE_INTERVAL_S)
         window = time.monotonic() - failed_at
+        if isinstance(deployment, ClusterDeployment):
+            # The sessions' nodes may answer before every node has seen the lost one back
+            # (the cluster's state spreads by gossip); a login may touch any slot.
+            wait_for("the cluster's state ok", deployment.healthy, RECOVERY_TIMEOUT_S)
         # Back without a restart: logins and sessions work across both instances.
         for phone, other in ((phones[0], instances[1]), (phones[1], instances[0])):
             phone.cookies.clear()
