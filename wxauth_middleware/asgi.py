@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, unquote
 
@@ -15,7 +16,7 @@ from .decisions import Forward
 from .drivers import drive_async
 from .effects import Flow
 from .errors import StoreUnavailable
-from .messages import HTTPRequest, HTTPResponse
+from .messages import FORM_TOO_LARGE, MAX_FORM_BYTES, HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
 from .redis_client import async_redis_client
 from .urls import PATH_SAFE
@@ -68,7 +69,15 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        decision = self.core.handle(_request(scope))
+        request = _request(scope)
+        if request.method == "POST" and request.path in self.core.form_paths:
+            # One of the middleware's own forms: the app never sees this request.
+            body = await _read_body(receive)
+            if body is None:
+                await _send_response(FORM_TOO_LARGE, send, head=False)
+                return
+            request = replace(request, body=body)
+        decision = self.core.handle(request)
         if not isinstance(decision, (Forward, HTTPResponse)):
             decision = await self._drive(decision)
         if isinstance(decision, Forward):
@@ -192,6 +201,23 @@ def _request(scope: Scope) -> HTTPRequest:
         query_string=query,
         headers=_headers(scope["headers"]),
     )
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The request's body, or None if it is larger than a form of the middleware's can be."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b""  # the client went away: an empty form, refused as such
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _retarget(scope: Scope, target: str) -> Scope:

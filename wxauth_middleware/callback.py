@@ -91,7 +91,7 @@ class Callback:
                 # remember the refusal (so the page doesn't ask again), back to the page.
                 logger.info("wxauth profile declined openid=%s", session.user.openid)
                 declined = replace(session, profile_declined=True)
-                return self._with_session(request, login, declined, session, (drop,))
+                return self.with_session(request, login.return_to, declined, session, (drop,))
             logger.info("wxauth login declined scope=%s", login.scope)
             error = LoginDeclined("the callback carried no code")
             return self._error(error, request, login, (drop,))
@@ -166,7 +166,9 @@ class Callback:
             response = snapshot_response(login.return_to)
             return HTTPResponse(response.status, (*response.headers, done), response.body)
         # A fresh login replaces whatever session was there (another account included).
-        return (yield from self._with_session(request, login, Session(user), session, (done,)))
+        return (
+            yield from self.with_session(request, login.return_to, Session(user), session, (done,))
+        )
 
     def _user_once(
         self,
@@ -231,23 +233,24 @@ class Callback:
             with contextlib.suppress(StoreUnavailable):
                 yield from self._store.code_failed(claim[0])
 
-    def _with_session(
+    def with_session(
         self,
         request: HTTPRequest,
-        login: LoginState,
+        return_to: str,
         session: Session,
         old: Session | None,
         cookies: tuple[tuple[str, str], ...],
-    ) -> Flow[HTTPResponse | Forward]:
-        """Back to the login's page with `session` (replacing `old`) in place."""
+    ) -> Flow[HTTPResponse]:
+        """Back to `return_to` with `session` (replacing `old`) in place: in its cookie, or in
+        the store with its id in the cookie. Every login ends here (the scan login's too)."""
         try:
             if self._store is None:
                 value = self._sessions.encode(session)
             else:
                 value = yield from self._store.save(session, old)
         except StoreUnavailable as exc:
-            return self._error(exc, request, login)
-        return redirect(login.return_to, (*cookies, self._cookies.session(request, value)))
+            return error_response(self.config.on_error, exc, request, return_to)
+        return redirect(return_to, (*cookies, self._cookies.session(request, value)))
 
     def _error(
         self,

@@ -48,7 +48,7 @@ _PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
 class Config:
     """Validated options shared by the ASGI and WSGI middleware.
 
-    Its fields up to `keep_tokens` are the options, written here once: the middleware's
+    Its fields up to `scan_max_age` are the options, written here once: the middleware's
     signature, the `WXAUTH_*` environment variables and the README's table are checked
     against them (tests/test_options.py). Raises `ConfigurationError` (a `ValueError`)
     saying what to fix.
@@ -93,6 +93,8 @@ class Config:
     redis_url: str | None = field(default=None, repr=False)
     redis_prefix: str = "wxauth:"
     keep_tokens: bool = False
+    scan_path: str = "/wxauth/scan"
+    scan_max_age: int = 180
     # Derived, normalised forms.
     secret_keys: tuple[bytes, ...] = field(init=False, repr=False)
     rule_set: RuleSet = field(init=False, repr=False)
@@ -240,6 +242,12 @@ class Config:
                     "which is not the Official Account's."
                 )
             _require_url("qrconnect_url", self.qrconnect_url)
+        _require_path("scan_path", self.scan_path)
+        if not _is_int(self.scan_max_age) or not 30 <= self.scan_max_age <= 600:
+            raise ConfigurationError(
+                f"scan_max_age (the life of a scan login's QR code) must be 30 to 600 seconds, "
+                f"not {self.scan_max_age!r}."
+            )
         object.__setattr__(self, "default_policy", PagePolicy(self.scope, self.other_browsers))
 
     def _check_paths(self) -> None:
@@ -252,10 +260,31 @@ class Config:
             raise ConfigurationError(
                 "callback_path, login_path and logout_path must be different paths."
             )
+        if self.uses_scan and any(
+            p == self.scan_path or p.startswith(self.scan_path + "/") for p in own
+        ):
+            raise ConfigurationError(
+                f"scan_path {self.scan_path!r} and its sub-paths must not be callback_path, "
+                "login_path or logout_path."
+            )
 
     def policy(self, path: str) -> PagePolicy:
         """What the page at `path` asks of its visitors: its rule's, completed by the options."""
         return self.rule_set.policy(path, self.default_policy)
+
+    @property
+    def uses_scan(self) -> bool:
+        """Whether any page logs other browsers in by scanning (other_browsers="scan")."""
+        return self.other_browsers == "scan" or any(
+            rule.other_browsers == "scan" for rule in self.rule_set.rules
+        )
+
+    @property
+    def scan_ticket_life(self) -> int:
+        """How long a scan login's ticket and its binding cookie are kept: the code's life and
+        a minute more, so a desktop asking just after hears "expired", not "not this
+        browser"."""
+        return self.scan_max_age + 60
 
     @property
     def state_cookie_prefix(self) -> str:

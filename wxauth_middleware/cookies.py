@@ -296,7 +296,8 @@ class CookieWriter:
     navigation coming from WeChat's site, and a Strict cookie would not be sent with it).
     Secure on https; also on http when public_url says the public site is https (a
     TLS-terminating proxy in front) or https_only is set. The session cookie lives on
-    cookie_path; a login's state cookie only on callback_path, where it is read.
+    cookie_path; a login's state cookie only on callback_path, where it is read; a scan
+    login's binding cookie only on scan_path (and below), where it is read.
     """
 
     def __init__(self, config: Config) -> None:
@@ -307,6 +308,9 @@ class CookieWriter:
         self._state_prefix = config.state_cookie_prefix
         self._state_max_age = config.login_max_age
         self._state_path = config.callback_path
+        self._binding_prefix = config.session_cookie + "_scan_"
+        self._binding_max_age = config.scan_ticket_life
+        self._binding_path = config.scan_path
         self._always_secure = config.https_only or (config.public_url or "").startswith("https:")
         self._scheme_decides = config.public_url is None
 
@@ -330,6 +334,18 @@ class CookieWriter:
 
     def clear_login_state(self, request: HTTPRequest, key: str) -> tuple[str, str]:
         return self._set(request, self.state_name(key), "", 0, self._state_path)
+
+    def binding_name(self, ticket: str) -> str:
+        """The name of the cookie that binds a scan login's `ticket` to its desktop browser."""
+        return self._binding_prefix + ticket
+
+    def binding(self, request: HTTPRequest, ticket: str, value: str) -> tuple[str, str]:
+        return self._set(
+            request, self.binding_name(ticket), value, self._binding_max_age, self._binding_path
+        )
+
+    def clear_binding(self, request: HTTPRequest, ticket: str) -> tuple[str, str]:
+        return self._set(request, self.binding_name(ticket), "", 0, self._binding_path)
 
     def _set(
         self, request: HTTPRequest, name: str, value: str, max_age: int | None, path: str

@@ -8,8 +8,9 @@
   a hook) and finally returns one of those (the callback, a stored session's lookup).
 
 Each job has a module of its own: starting a login (`login.py`), the callback
-(`callback.py`), logging out and the application API (`account.py`), the cookies
-(`cookies.py`). The ASGI and WSGI middleware are thin drivers around this one object.
+(`callback.py`), logging out and the application API (`account.py`), the desktop login by
+scanning (`scan.py`), the cookies (`cookies.py`). The ASGI and WSGI middleware are thin
+drivers around this one object.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .errors import StoreUnavailable
 from .login import LoginStarter
 from .messages import HTTPRequest, HTTPResponse
 from .pages import error_response
+from .scan import ScanLogin
 from .store import SessionStore
 from .user import WeChatUser
 from .useragent import is_wechat_browser
@@ -73,6 +75,14 @@ class LoginCore:
             self._own_paths[config.logout_path] = self.account.logout
         for name, content in config.verify_files.items():
             self._own_paths["/" + name] = _text_file(content)
+        # other_browsers="scan": the desktop login by scanning, and its own paths.
+        self.scan: ScanLogin | None = None
+        # The paths whose POST form the adapters read into `HTTPRequest.body`.
+        self.form_paths: frozenset[str] = frozenset()
+        if config.uses_scan:
+            self.scan = ScanLogin(config, self.cookies, self.login, self.callback, clock)
+            self._own_paths.update(self.scan.own_paths())
+            self.form_paths = frozenset({self.scan.phone_path})
 
     def quick_forward(self, path: str, user_agent: str, cookie_header: str) -> Forward | None:
         """The two common cases, decided from three strings without building an HTTPRequest:
@@ -132,6 +142,8 @@ class LoginCore:
             return Forward(session.user)
         if wechat:
             return self.login.require_login(request, policy.scope)
+        if policy.other_browsers == "scan" and self.scan is not None:
+            return self.scan.login_required(request)
         return self.login.other_browser(request, policy.other_browsers)
 
     # -- reading the session ---------------------------------------------------------------

@@ -16,6 +16,7 @@ __all__ = [
     "LoginDeclined",
     "LoginStateError",
     "LoginVetoed",
+    "ScanLoginError",
     "StoreUnavailable",
     "TokenUnavailable",
     "UpstreamError",
@@ -104,6 +105,64 @@ class LoginVetoed(WeChatAuthError):
     code = "login_vetoed"
     title = "This account may not log in here"
     hint = "The site does not accept this WeChat account."
+
+
+class ScanLoginError(WeChatAuthError):
+    """A step of a desktop login by scanning (other_browsers="scan") that cannot go on: the
+    code expired, was used or cancelled, belongs to another browser, or a confirmation came
+    from another site. `code` says which; nobody is logged in."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.status, self.title, hint = _SCAN_FAILURES[code]
+        self.code = code
+        super().__init__(message, hint=hint)
+
+
+# code -> (HTTP status, title, what the visitor can do).
+_SCAN_FAILURES: dict[str, tuple[int, str, str]] = {
+    "scan_expired": (
+        410,
+        "二维码已过期 · This code has expired",
+        "请在电脑上刷新二维码, 再用微信扫一扫。 Get a new code on the computer and scan it again.",
+    ),
+    "scan_used": (
+        409,
+        "二维码已使用 · This code was already used",
+        "每个二维码只能登录一次。 Each code logs in once: get a new code on the computer.",
+    ),
+    "scan_pending": (
+        409,
+        "还未在手机上确认 · Not confirmed on the phone yet",
+        "请在手机上点「确认登录」。 Tap “Log in” on the phone first.",
+    ),
+    "scan_cancelled": (
+        409,
+        "登录已取消 · The login was cancelled",
+        "这次登录已在手机上取消。 The login was cancelled on the phone: get a new code to retry.",
+    ),
+    "scan_not_this_browser": (
+        403,
+        "不是这个浏览器的二维码 · Not this browser's code",
+        "这个二维码是在另一个浏览器上生成的, 不能在这里登录。 This code was made for another "
+        "browser and cannot log this one in.",
+    ),
+    "scan_cross_site": (
+        403,
+        "请求来源不可信 · Refused: not sent from this site",
+        "确认只能在本站的确认页上进行。 A login can only be confirmed on this site's own page.",
+    ),
+    "scan_wechat_required": (
+        403,
+        "请用微信扫一扫 · Scan it with WeChat",
+        "请用手机微信扫描电脑上的二维码。 Scan the code on the computer with WeChat on your phone.",
+    ),
+    "scan_snapshot": (
+        403,
+        "请使用完整服务 · Use the full service",
+        "页面快照中不能确认登录: 点击屏幕下方的「使用完整服务」。 A snapshot page cannot confirm a "
+        "login: tap “use full service” first.",
+    ),
+}
 
 
 class WeChatAPIError(WeChatAuthError):

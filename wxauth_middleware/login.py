@@ -38,7 +38,7 @@ class LoginStarter:
             return self.start(request, request.target, scope)
         # An API call can't follow a redirect to WeChat: tell the front end where to send the
         # page. After the login it comes back to the page that made the call, when known.
-        return self.start(request, self._referer_path(request), scope, navigation=False)
+        return self.start(request, self.referer_path(request), scope, navigation=False)
 
     def other_browser(self, request: HTTPRequest, policy: OtherBrowsers) -> Decision:
         """A browser that is not WeChat's (a desktop browser, WeCom, ...), without a session."""
@@ -69,6 +69,8 @@ class LoginStarter:
             return self.start(request, next_page, scope)
         if policy.other_browsers == "qrconnect":
             return self.start(request, next_page, QRCONNECT_SCOPE)
+        if policy.other_browsers == "scan":
+            return redirect(f"{self.config.scan_path}?{urlencode({'next': next_page})}")
         origin = self.origin(request) or ""
         return open_in_wechat_response(request, origin + next_page)
 
@@ -132,6 +134,7 @@ class LoginStarter:
             return self.config.public_url
         return request_origin(request.scheme, request.header("host"))
 
-    def _referer_path(self, request: HTTPRequest) -> str:
+    def referer_path(self, request: HTTPRequest) -> str:
+        """The page of this site an API call came from (its Referer), or "/"."""
         origin = self.origin(request)
         return (origin and same_origin_path(request.header("referer"), origin)) or "/"

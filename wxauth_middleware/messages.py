@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["HTTPRequest", "HTTPResponse"]
+__all__ = ["FORM_TOO_LARGE", "MAX_FORM_BYTES", "HTTPRequest", "HTTPResponse"]
+
+# The largest body of the middleware's own forms (a few short fields).
+MAX_FORM_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,8 @@ class HTTPRequest:
     target: str
     query_string: str
     headers: Mapping[str, str]
+    # The body, read only for the middleware's own forms (see `LoginCore.form_paths`).
+    body: bytes = b""
 
     def header(self, name: str) -> str:
         return self.headers.get(name, "")
@@ -39,3 +44,8 @@ class HTTPResponse:
     status: int
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
+
+
+FORM_TOO_LARGE = HTTPResponse(
+    413, (("content-type", "text/plain; charset=utf-8"),), b"413 Request body too large"
+)

@@ -76,6 +76,8 @@ class MiddlewareOptions(Generic[AppT]):
         redis_url: str | None = None,
         redis_prefix: str = "wxauth:",
         keep_tokens: bool = False,
+        scan_path: str = "/wxauth/scan",
+        scan_max_age: int = 180,
     ) -> None:
         # Every parameter but self and app is a field of Config, of the same name.
         given = locals()

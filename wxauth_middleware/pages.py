@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from html import escape
 
+import segno
+
 from .errors import WeChatAPIError, WeChatAuthError
 from .messages import HTTPRequest, HTTPResponse
 
@@ -114,7 +116,7 @@ def open_in_wechat_response(request: HTTPRequest, url: str) -> HTTPResponse:
     body = (
         "<p>这个页面需要用微信登录, 请在微信中打开.</p>"
         "<p>This page logs you in with WeChat: open it in WeChat.</p>"
-        f"{_qr_code(url)}<p class=code>{escape(url)}</p>"
+        f"{qr_code(url)}<p class=code>{escape(url)}</p>"
     )
     return html_response(403, "请在微信中打开 · Open in WeChat", body)
 
@@ -146,12 +148,8 @@ def _link(href: str, text: str) -> str:
     return f'<a href="{escape(href)}">{escape(text)}</a>'
 
 
-def _qr_code(url: str) -> str:
-    # segno (the "qrcode" extra) draws the QR code; without it the address alone is shown.
-    try:
-        import segno
-    except ImportError:
-        return ""
+def qr_code(url: str) -> str:
+    """`url` as an inline SVG QR code (drawn by segno, offline), or "" if it is too long."""
     try:
         svg: str = segno.make(url, error="m").svg_inline(scale=5, border=2)
     except ValueError:  # longer than a QR code holds: the address alone is shown

@@ -135,3 +135,35 @@ def is_wechat_browser(user_agent: str | None) -> bool:
         return False
     kind = classify_user_agent(user_agent)
     return kind is _WECHAT or kind is _WECHAT_DESKTOP or kind is _MINI_PROGRAM
+
+
+# (token, name) pairs, first match wins: the browser, then the system, as a person names them.
+_BROWSERS = (
+    ("edg/", "Edge"),
+    ("opr/", "Opera"),
+    ("firefox/", "Firefox"),
+    ("qqbrowser/", "QQ Browser"),
+    ("360se", "360 Browser"),
+    ("chrome/", "Chrome"),
+    ("chromium/", "Chromium"),
+    ("safari/", "Safari"),
+)
+_SYSTEMS = (
+    ("windows", "Windows"),
+    ("iphone", "iOS"),  # before macOS: iPhones say "like Mac OS X"
+    ("ipad", "iPadOS"),
+    ("android", "Android"),  # before Linux: Android says "Linux" too
+    ("cros", "ChromeOS"),
+    ("macintosh", "macOS"),
+    ("linux", "Linux"),
+)
+
+
+def describe_user_agent(user_agent: str | None) -> str:
+    """A short human name of the browser and system a user agent says it is ("Chrome ·
+    Windows"), for a person to recognise their own computer; "" when it says nothing known.
+    A user agent can claim anything: this describes, it proves nothing."""
+    low = (user_agent or "")[:_CACHE_MAX_LENGTH].lower()
+    browser = next((name for token, name in _BROWSERS if token in low), "")
+    system = next((name for token, name in _SYSTEMS if token in low), "")
+    return " · ".join(part for part in (browser, system) if part)

@@ -14,10 +14,10 @@ from urllib.parse import quote, unquote_to_bytes
 
 import httpx
 
-from .decisions import Forward
+from .decisions import Decision, Forward
 from .drivers import drive_sync
 from .effects import Flow
-from .messages import HTTPRequest, HTTPResponse
+from .messages import FORM_TOO_LARGE, MAX_FORM_BYTES, HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
 from .redis_client import SyncClient, redis_client
 from .urls import PATH_SAFE
@@ -49,11 +49,14 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         # Most requests are another browser without a session, or a logged-in user: decided
         # from two environ entries. (Own paths are ASCII, so the latin-1 path compares right.)
-        decision = self.core.quick_forward(
+        decision: Decision | None = self.core.quick_forward(
             environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
             environ.get("HTTP_USER_AGENT", ""),
             environ.get("HTTP_COOKIE", ""),
-        ) or self.core.handle(_request(environ))
+        )
+        if decision is None:
+            request = _request(environ, self.core.form_paths)
+            decision = FORM_TOO_LARGE if request is None else self.core.handle(request)
         if not isinstance(decision, (Forward, HTTPResponse)):
             decision = self._drive(decision)
         if isinstance(decision, Forward):
@@ -133,7 +136,11 @@ def _retarget(environ: WSGIEnvironment, target: str) -> None:
     environ["QUERY_STRING"] = query
 
 
-def _request(environ: WSGIEnvironment) -> HTTPRequest:
+def _request(
+    environ: WSGIEnvironment, form_paths: frozenset[str] = frozenset()
+) -> HTTPRequest | None:
+    """The request, with its body read if it is one of the middleware's own forms; None if
+    that body is larger than such a form can be."""
     headers: dict[str, str] = {}
     for key, value in environ.items():
         if key.startswith("HTTP_"):
@@ -150,11 +157,24 @@ def _request(environ: WSGIEnvironment) -> HTTPRequest:
     raw_path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
     query = environ.get("QUERY_STRING", "")
     target = quote(raw_path, safe=PATH_SAFE) or "/"
+    method = environ.get("REQUEST_METHOD", "GET")
+    path = raw_path.decode("utf-8", "replace") or "/"
+    body = b""
+    if method == "POST" and path in form_paths:
+        # One of the middleware's own forms: the app never sees this request.
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_FORM_BYTES:
+            return None
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
     return HTTPRequest(
-        method=environ.get("REQUEST_METHOD", "GET"),
+        method=method,
         scheme=environ.get("wsgi.url_scheme", "http"),
-        path=raw_path.decode("utf-8", "replace") or "/",
+        path=path,
         target=f"{target}?{query}" if query else target,
         query_string=query,
         headers=headers,
+        body=body,
     )
