@@ -20,6 +20,7 @@ from wxauth_middleware.emulator import DEFAULT_APP_ID
 from wxauth_middleware.emulator.personas import DEFAULT_PERSONAS
 from wxauth_middleware.messages import HTTPRequest
 
+from .redis_support import RedisServer
 from .support import APP_ORIGIN, CHROME_UA, Middleware, Stack, inner_app, location
 
 pytestmark = pytest.mark.anyio
@@ -382,3 +383,47 @@ def test_scan_options_are_checked() -> None:
         )
     with pytest.raises(ValueError, match="other_browsers"):
         Rule("/x", other_browsers="scann")  # type: ignore[arg-type]
+
+
+# -- two instances, one Redis -------------------------------------------------------------------
+
+
+async def test_every_step_may_land_on_another_instance_sharing_redis(
+    stack: Stack, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    stack.emulator(auto_approve=True)
+    options = {
+        "other_browsers": "scan",
+        "redis_url": redis_server.url,
+        "redis_prefix": redis_prefix,
+    }
+    a, b = stack.middleware(**options), stack.middleware(**options)
+    async with (
+        stack.phone(a, user_agent=CHROME_UA) as desktop_on_a,
+        stack.phone(b, user_agent=CHROME_UA) as desktop_on_b,
+        stack.phone(b) as phone_on_b,
+    ):
+        scan_url, status_url = await open_scan_page(desktop_on_a)
+        # One browser behind a load balancer: B gets A's cookies (httpx copies them).
+        desktop_on_b.cookies = desktop_on_a.cookies
+        with redis_server.client() as client:
+            assert client.ttl(f"{redis_prefix}scan:{scan_url.rpartition('t=')[2]}") > 180
+        confirmation = await scan(phone_on_b, scan_url)
+        assert await status(desktop_on_a, status_url) == {"status": "scanned"}
+        assert (await decide(phone_on_b, confirmation, "confirm")).status_code == 200
+        answer = await status(desktop_on_b, status_url)
+        landed = await desktop_on_a.get(answer["next"])
+        assert location(landed) == "/page?x=1"
+        desktop_on_b.cookies = desktop_on_a.cookies
+        assert (await whoami(desktop_on_b))["openid"] == OPENID
+        with redis_server.client() as client:
+            assert client.keys(f"{redis_prefix}session:*")  # sessions in Redis, as any login's
+
+
+async def test_without_redis_tickets_stay_in_their_process(stack: Stack) -> None:
+    stack.emulator(auto_approve=True)
+    a, b = stack.middleware(other_browsers="scan"), stack.middleware(other_browsers="scan")
+    async with stack.phone(a, user_agent=CHROME_UA) as desktop, stack.phone(b) as phone_on_b:
+        scan_url, _ = await open_scan_page(desktop)
+        start = await phone_on_b.get(scan_url)
+        assert start.status_code == 410  # the other process never saw the ticket
