@@ -61,6 +61,8 @@ EVERY_OPTION = {
     "WXAUTH_REDIS_URL": "redis://127.0.0.1:6379/3",
     "WXAUTH_REDIS_PREFIX": "shop:",
     "WXAUTH_KEEP_TOKENS": "on",
+    "WXAUTH_SCAN_PATH": "/login/scan",
+    "WXAUTH_SCAN_MAX_AGE": "120",
 }
 # Options that are code (callables, objects, mappings): keyword arguments only.
 CODE_ONLY = {"app", "on_error", "on_login", "transport", "rules", "verify_files"}
