@@ -19,7 +19,9 @@ from wxauth_middleware import Rule, WeChatAuthMiddleware, WeChatUser
 from wxauth_middleware.emulator import DEFAULT_APP_ID
 from wxauth_middleware.emulator.personas import DEFAULT_PERSONAS
 from wxauth_middleware.messages import HTTPRequest
+from wxauth_middleware.scan_tickets import MemoryTickets
 
+from .emulator_support import Clock
 from .redis_support import RedisServer
 from .support import APP_ORIGIN, CHROME_UA, Middleware, Stack, inner_app, location
 
@@ -427,3 +429,30 @@ async def test_without_redis_tickets_stay_in_their_process(stack: Stack) -> None
         scan_url, _ = await open_scan_page(desktop)
         start = await phone_on_b.get(scan_url)
         assert start.status_code == 410  # the other process never saw the ticket
+
+
+# -- the store of tickets, on an injected clock ---------------------------------------------------
+
+
+def _run(flow: Any) -> Any:
+    """Run an in-process ticket store's flow (it never yields)."""
+    try:
+        next(flow)
+    except StopIteration as stop:
+        return stop.value
+    raise AssertionError("the in-process store yielded an effect")
+
+
+def test_in_process_tickets_are_forgotten_after_their_life() -> None:
+    clock = Clock()
+    tickets = MemoryTickets(clock)
+    assert _run(tickets.create("a" * 22, "record", 240))
+    assert _run(tickets.set_once("a" * 22, "d", "cancel", 240))
+    assert not _run(tickets.set_once("a" * 22, "d", "{}", 240))  # the first decision wins
+    clock.advance(239)
+    assert _run(tickets.fields("a" * 22)) == {"t": "record", "d": "cancel"}
+    clock.advance(1)
+    assert _run(tickets.fields("a" * 22)) == {}
+    assert not _run(tickets.set_once("a" * 22, "u", "1", 240))  # no ticket comes back
+    assert _run(tickets.create("b" * 22, "record", 240))
+    assert len(tickets) == 1  # the expired one was dropped on the way
