@@ -20,6 +20,7 @@ _STYLE = """<style>
 .scan .status[data-status=scanned],.scan .status[data-status=confirmed]{color:#07c160}
 .scan .status[data-status=expired],.scan .status[data-status=cancelled]{color:#fa5151}
 .note{color:#888;font-size:.85rem}
+.scan .code{overflow-wrap:anywhere;user-select:all}
 .phone{text-align:center}
 .phone .icon{width:72px;height:72px;margin:1rem auto}
 .phone dl{text-align:left;background:#f7f7f7;border-radius:6px;padding:.75rem 1rem;margin:1rem 0}
@@ -90,6 +91,9 @@ def desktop_page(*, phone_url: str, status_url: str, renew_url: str, max_age: in
         '<p class="note">Scan with WeChat on your phone and confirm there: this page then '
         "logs you in.</p>"
         f'<div id="scan-qr" class="qr">{qr_code(phone_url)}</div>'
+        '<details class="note"><summary>无法扫码? · Cannot scan?</summary>'
+        "<p>在手机微信中打开这个地址 · Open this address in WeChat on your phone:</p>"
+        f'<p class="code" id="scan-url">{escape(phone_url)}</p></details>'
         '<p id="scan-status" class="status" data-status="waiting" role="status" '
         'aria-live="polite">等待扫码 · Waiting for a scan</p>'
         f'<p id="scan-renew" hidden><a href="{escape(renew_url)}">获取新的二维码 · Get a new '

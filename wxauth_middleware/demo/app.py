@@ -10,7 +10,9 @@ Layout of the one Starlette app `create_demo_app` returns::
         ├── /wxauth/callback         answered by the middleware
         ├── /                        home
         ├── /profile                 every WeChatUser field
-        └── /api/me                  the user as JSON
+        ├── /api/me                  the user as JSON
+        ├── /desktop                 other browsers log in by scanning (demo/desktop.py)
+        └── /wxauth/scan/...         the scan login's QR-code page, status and phone pages
 
 The middleware reaches the emulator's API in-process through `httpx.ASGITransport`, so the demo
 needs one port and no network at all. Sessions are the signed cookie itself, or, with
@@ -46,6 +48,7 @@ from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET, WeCha
 from wxauth_middleware.pages import wants_json
 
 from .as_wechat import AS_WECHAT_COOKIE, BrowseAsWeChatMiddleware, is_browsing_as_wechat
+from .desktop import DESKTOP_PATH, DESKTOP_RULE, desktop
 from .pages import error_page, home_page, profile_page
 
 __all__ = ["EMULATOR_PREFIX", "SESSION_COOKIE", "create_demo_app"]
@@ -98,6 +101,7 @@ def create_demo_app(
             Route("/", _home, methods=["GET"]),
             Route("/profile", _profile, methods=["GET"]),
             Route("/api/me", _api_me, methods=["GET"]),
+            Route(DESKTOP_PATH, desktop, methods=["GET"]),
         ]
     )
     auth = WeChatAuthMiddleware(
@@ -118,6 +122,7 @@ def create_demo_app(
         logout_path=_LOGOUT_PATH,
         redis_url=redis_url,
         redis_prefix=redis_prefix,
+        rules=[DESKTOP_RULE],
     )
 
     @asynccontextmanager
