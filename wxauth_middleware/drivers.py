@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlencode
 
 import anyio
 import httpx
@@ -23,6 +24,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 
 from .effects import Effect, Flow, HookCall, Sleep, StoreCommands, UpstreamRequest, UpstreamResponse
 from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from .pool import Pool
 from .redis_client import run_async, run_sync
 
 if TYPE_CHECKING:
@@ -61,7 +63,8 @@ def _redacted(url: httpx.URL) -> httpx.URL:
     return url.copy_with(params=params)
 
 
-logging.getLogger("httpx").addFilter(_RedactCredentials())
+_httpx_logger = logging.getLogger("httpx")
+_httpx_logger.addFilter(_RedactCredentials())
 
 
 def _upstream_error(exc: Exception, request: UpstreamRequest) -> UpstreamError:
@@ -106,11 +109,12 @@ def drive_sync(
 
 async def drive_async(
     flow: Flow[T],
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | Pool,
     limiter: anyio.Semaphore | None = None,
     store: AsyncClient | None = None,
 ) -> T:
-    """Run `flow` to completion with an asynchronous httpx client, the same way."""
+    """Run `flow` to completion with an asynchronous httpx client, or the ASGI middleware's
+    own connection pool (asyncio only), the same way."""
     try:
         effect = next(flow)
         while True:
@@ -156,7 +160,7 @@ def _perform_sync(
 
 async def _perform_async(
     effect: Effect,
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | Pool,
     limiter: anyio.Semaphore | None,
     store: AsyncClient | None,
 ) -> object:
@@ -172,6 +176,8 @@ async def _perform_async(
     if isinstance(effect, Sleep):
         await anyio.sleep(effect.seconds)
         return None
+    if isinstance(client, Pool):
+        return await _pooled(effect, client)
     try:
         # httpx's timeouts bound each phase; this bounds the whole call, the wait for a free
         # slot included.
@@ -181,6 +187,23 @@ async def _perform_async(
     except (httpx.HTTPError, TimeoutError) as exc:
         raise _upstream_error(exc, effect) from None
     return _response(r)
+
+
+async def _pooled(effect: UpstreamRequest, pool: Pool) -> UpstreamResponse:
+    # The request line as httpx would send it; the pool bounds the whole call, the wait for a
+    # free connection included.
+    assert effect.url.startswith(pool.origin), "a call to WeChat outside api_base_url"
+    path = effect.url[len(pool.origin) :] or "/"
+    target = f"{path}?{urlencode(effect.params)}" if effect.params else path
+    try:
+        status, reason, content_type, body = await pool.get(target, effect.timeout or pool.timeout)
+    except (httpx.HTTPError, OSError) as exc:
+        raise _upstream_error(exc, effect) from None
+    if _httpx_logger.isEnabledFor(logging.INFO):
+        # httpx's log line for a call, its credentials masked the same way.
+        url = _redacted(httpx.URL(effect.url, params=effect.params))
+        _httpx_logger.info('HTTP Request: GET %s "HTTP/1.1 %d %s"', url, status, reason)
+    return UpstreamResponse(status, body, content_type)
 
 
 async def _awaited(awaitable: Awaitable[object]) -> object:
