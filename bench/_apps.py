@@ -4,6 +4,8 @@ asyncio loop, h11, no access log), logging in against the emulator at EMULATOR_U
     python bench/_apps.py ours PORT EMULATOR_URL    # WeChatAuthMiddleware around a page
     python bench/_apps.py floor PORT EMULATOR_URL   # the same login, written by hand
 
+A fourth argument, `uvloop`, serves with uvloop and httptools instead (both must be installed).
+
 The floor is the least a login can cost in this server: a page visit without a valid session
 cookie gets a 302 to WeChat's authorize URL and a signed state cookie; the callback checks the
 state against that cookie, makes one GET to /sns/oauth2/access_token over a pooled keep-alive
@@ -160,17 +162,22 @@ def floor(emulator: str) -> ASGIApp:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[0] not in ("ours", "floor"):
+    if (
+        len(argv) not in (3, 4)
+        or argv[0] not in ("ours", "floor")
+        or argv[3:] not in ([], ["uvloop"])
+    ):
         print(__doc__, file=sys.stderr)
         return 2
-    kind, port, emulator = argv
+    kind, port, emulator = argv[:3]
+    fast = argv[3:] == ["uvloop"]
     app = ours(emulator) if kind == "ours" else floor(emulator)
     uvicorn.run(
         app,
         host="127.0.0.1",
         port=int(port),
-        loop="asyncio",
-        http="h11",
+        loop="uvloop" if fast else "asyncio",
+        http="httptools" if fast else "h11",
         lifespan="off",
         access_log=False,
         log_level="warning",

@@ -166,12 +166,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency", type=float, default=0.05, help="emulator API latency, s")
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="serve both apps with uvloop and httptools (pip install uvloop httptools)",
+    )
     args = parser.parse_args(argv)
     levels = args.levels or ([1, 10] if args.quick else [1, 50, 200])
     logins, rounds = (10, 1) if args.quick else (args.logins, args.rounds)
 
     print("\n".join(machine_lines()))
-    print(f"emulator latency {args.latency * 1000:g} ms; {logins} logins per wave; {rounds} rounds")
+    server = "uvloop + httptools" if args.uvloop else "asyncio + h11"
+    print(
+        f"emulator latency {args.latency * 1000:g} ms; {logins} logins per wave; "
+        f"{rounds} rounds; {server}"
+    )
     processes: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="wxauth-logins-") as tmp:
         try:
@@ -197,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in APPS:
                 port = free_port()
                 command = [sys.executable, str(BENCH / "_apps.py"), name, str(port), emulator_url]
+                command += ["uvloop"] if args.uvloop else []
                 processes.append(start(command, port, Path(tmp) / f"{name}.log"))
                 urls[name], pids[name] = f"http://127.0.0.1:{port}", processes[-1].pid
             return asyncio.run(
