@@ -17,6 +17,7 @@ import collections
 import ssl
 import sys
 import time
+from typing import cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -61,8 +62,8 @@ class _Connection(asyncio.Protocol):
         self._head: tuple[int, str, dict[str, str]] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's is not a subclass of asyncio.Transport).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self.waiter is None or self.waiter.done():
