@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 from html.parser import HTMLParser
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 import pytest
@@ -193,10 +193,53 @@ async def test_desktop_browser_to_wechat_login_and_logout() -> None:
 
         logout = await client.post("/logout")
         assert logout.status_code == 303
-        assert logout.headers["location"] == "/"
+        assert logout.headers["location"] == "/logged-out"
         assert "wxauth_session" not in client.cookies
         home = await client.get("/", headers=PAGE)
         assert parse(home.text).attrs_by_id["login-status"]["data-logged-in"] == "false"
+
+
+@pytest.mark.anyio
+async def test_logout_while_browsing_as_wechat_shows_logged_out_first() -> None:
+    async with demo_client(auto_approve=True) as client:
+        client.headers["user-agent"] = CHROME_UA
+        await client.post("/_demo/as-wechat", data={"as_wechat": "on", "next": "/"})
+        location = assert_authorize_redirect(await client.get("/", headers=PAGE))
+        approved = await client.get(location.split("#")[0], headers=PAGE)
+        await client.get(approved.headers["location"], headers=PAGE)
+        assert "wxauth_session" in client.cookies
+
+        logout = await client.post("/logout")
+        assert (logout.status_code, logout.headers["location"]) == (303, "/logged-out")
+        assert "wxauth_session" not in client.cookies
+        # Still "WeChat", without a session: the page says so instead of starting a login.
+        landed = await client.get(logout.headers["location"], headers=PAGE)
+        assert landed.status_code == 200
+        page = parse(landed.text)
+        assert page.text_by_id["logged-out"] == "已退出登录 · Logged out"
+        assert page.attrs_by_id["login-again"]["href"] == "/"
+        assert page.attrs_by_id["as-wechat"]["value"] == "off"
+        # The way back in is a login, as WeChat.
+        assert_authorize_redirect(await client.get("/", headers=PAGE))
+
+
+@pytest.mark.anyio
+async def test_home_page_speaks_to_the_real_wechat_browser() -> None:
+    async with demo_client(auto_approve=True) as client:
+        client.headers["user-agent"] = ANDROID_WECHAT_UA
+        location = assert_authorize_redirect(await client.get("/", headers=PAGE))
+        approved = await client.get(location.split("#")[0], headers=PAGE)
+        await client.get(approved.headers["location"], headers=PAGE)
+        home = await client.get("/", headers=PAGE)
+        assert parse(home.text).attrs_by_id["login-status"]["data-logged-in"] == "true"
+        assert "You opened this page in WeChat" in home.text
+        assert "Press <strong>Browse as WeChat</strong>" not in home.text
+        assert "as-wechat" not in parse(home.text).attrs_by_id
+    async with demo_client() as client:
+        client.headers["user-agent"] = CHROME_UA
+        home = await client.get("/", headers=PAGE)
+        assert "Press <strong>Browse as WeChat</strong>" in home.text
+        assert "You opened this page in WeChat" not in home.text
 
 
 @pytest.mark.anyio
@@ -333,6 +376,48 @@ def test_cli_refuses_non_loopback_hosts(host: str, capsys: pytest.CaptureFixture
     assert "--allow-remote" in capsys.readouterr().err
 
 
+def test_cli_refuses_allow_remote_without_public_url(capsys: pytest.CaptureFixture[str]) -> None:
+    # Without --public-url the emulator's pages would send a phone to 127.0.0.1: itself.
+    with pytest.raises(SystemExit) as exited:
+        main(["--host", "0.0.0.0", "--allow-remote"])  # noqa: S104
+    assert exited.value.code == 2
+    assert "--allow-remote needs --public-url" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("hostname", ["localhost", "127.0.0.1"])
+def test_command_logs_in_at_whatever_loopback_host_it_is_opened_on(hostname: str) -> None:
+    port = free_port()
+    argv = python_command("-m", "wxauth_middleware.demo", "--port", str(port))
+    site = f"http://{hostname}:{port}"
+    with (
+        running_server("demo", argv, port=port, ready_path="/_wechat/") as server,
+        httpx.Client(timeout=5.0, trust_env=False) as client,
+    ):
+        client.headers["user-agent"] = WECHAT_IOS_UA
+        start = client.get(f"{site}/profile", headers=PAGE)
+        assert start.status_code == 302, start.text
+        authorize = urlsplit(start.headers["location"])
+        params = dict(parse_qsl(authorize.query))
+        assert params["redirect_uri"] == f"{site}/wxauth/callback"
+        consent = client.get(start.headers["location"].split("#")[0], headers=PAGE)
+        assert consent.status_code == 200, consent.text
+        action, fields = parse(consent.text).forms[0]
+        query = next(f["value"] for f in fields if f.get("name") == "query")
+        allowed = client.post(
+            f"{authorize.scheme}://{authorize.netloc}{action}",
+            data={"query": query, "persona": "xiaoming", "decision": "allow"},
+            headers=PAGE,
+        )
+        assert allowed.status_code == 302, allowed.text
+        assert allowed.headers["location"].startswith(f"{site}/wxauth/callback?code=")
+        back = client.get(allowed.headers["location"], headers=PAGE)
+        assert (back.status_code, back.headers["location"]) == (302, "/profile")
+        profile = client.get(f"{site}/profile", headers=PAGE)
+        assert profile.status_code == 200
+        assert parse(profile.text).text_by_id["nickname"] == XIAOMING
+    assert "invalid_state" not in server.output()
+
+
 def test_command_serves_the_login_over_real_sockets() -> None:
     port = free_port()
     argv = python_command("-m", "wxauth_middleware.demo", "--port", str(port), "--auto-approve")
@@ -386,7 +471,7 @@ async def test_sessions_in_redis_and_logout_ends_the_stored_one(
             # The demo's "Log out" ends the stored session, not only the cookie.
             logout = await client.post("/logout")
             assert logout.status_code == 303
-            assert logout.headers["location"] == "/"
+            assert logout.headers["location"] == "/logged-out"
             assert "wxauth_session" not in client.cookies
             assert _keys(redis_server, redis_prefix + "session:*") == set()
             home = await client.get("/", headers=PAGE)

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from ..effects import StoreCommands
+from ..emulator.__main__ import exit_with, listen_error
 from ..emulator.app import is_loopback_host
 from ..redis_client import check_redis_url, redacted_url, redis_client, run_sync
 from .app import EMULATOR_PREFIX, create_demo_app
@@ -140,13 +141,17 @@ def banner(public_url: str, *, auto_approve: bool, redis_url: str | None = None)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not 0 < args.port < 65536:
-        parser.error("--port must be between 1 and 65535")
     if not is_loopback_host(args.host) and not args.allow_remote:
         parser.error(
             f"--host {args.host} is reachable from other machines. The demo's embedded WeChat "
             "emulator answers only this machine (loopback) and logs in anyone who asks; add "
             "--allow-remote (and --public-url) if you really mean to serve other machines"
+        )
+    if args.allow_remote and args.public_url is None:
+        parser.error(
+            "--allow-remote needs --public-url: the address other machines use to reach the "
+            f"demo, e.g. --public-url http://192.168.1.20:{args.port} (without it, WeChat's "
+            "pages would send a phone to this machine's loopback address, the phone itself)"
         )
     if args.redis_url is not None:
         try:
@@ -161,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    problem = listen_error(args.host, args.port)
+    if problem is not None:
+        return exit_with(parser.prog, problem)
     public_url = args.public_url or _origin(args.host, args.port)
     _log_logins()
     try:

@@ -5,6 +5,7 @@ Layout of the one Starlette app `create_demo_app` returns::
     BrowseAsWeChatMiddleware         demo only: the "Browse as WeChat" cookie rewrites the UA
     ├── /_wechat/...                 the WeChat emulator (WeChat's own pages: no middleware)
     ├── POST /logout                 the middleware's logout (cookie, and stored session)
+    ├── /logged-out                  "logged out", before WeChat mode would log in again
     ├── POST /_demo/as-wechat        switches "Browse as WeChat" on or off
     └── everything else              WeChatAuthMiddleware
         ├── /wxauth/callback         answered by the middleware
@@ -15,7 +16,10 @@ Layout of the one Starlette app `create_demo_app` returns::
         └── /wxauth/scan/...         the scan login's QR-code page, status and phone pages
 
 The middleware reaches the emulator's API in-process through `httpx.ASGITransport`, so the demo
-needs one port and no network at all. Sessions are the signed cookie itself, or, with
+needs one port and no network at all. Served at a loopback origin, the demo follows the host the
+browser used (`localhost`, `127.0.0.1` or `[::1]`): the middleware builds `redirect_uri` from the
+request, and the emulator accepts all three as registered domains, so WeChat sends the browser
+back to the host that holds its login cookie. Sessions are the signed cookie itself, or, with
 `redis_url`, kept in that Redis (the middleware's `redis_url` and `redis_prefix` options).
 """
 
@@ -45,11 +49,12 @@ from wxauth_middleware import (
     is_wechat_browser,
 )
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET, WeChatEmulator
+from wxauth_middleware.emulator.app import is_loopback_host
 from wxauth_middleware.pages import wants_json
 
 from .as_wechat import AS_WECHAT_COOKIE, BrowseAsWeChatMiddleware, is_browsing_as_wechat
 from .desktop import DESKTOP_PATH, DESKTOP_RULE, desktop
-from .pages import error_page, home_page, profile_page
+from .pages import error_page, home_page, logged_out_page, profile_page
 
 __all__ = ["EMULATOR_PREFIX", "SESSION_COOKIE", "create_demo_app"]
 
@@ -63,6 +68,11 @@ _EMULATOR_API_BASE = "http://wechat-emulator"
 
 # The middleware's own logout path (its default), which the demo's log-out button goes through.
 _LOGOUT_PATH = "/wxauth/logout"
+# Where the log-out button lands: outside the middleware, so that WeChat mode does not log the
+# visitor in again before they have seen that they were logged out.
+_LOGGED_OUT_PATH = "/logged-out"
+# The names a browser may use for this machine: a loopback demo answers on any of them.
+_LOOPBACK_DOMAINS = ("127.0.0.1", "localhost", "::1")
 
 
 def create_demo_app(
@@ -76,6 +86,10 @@ def create_demo_app(
     """The demo site with the emulator embedded, served at `public_url` (the browser's origin,
     e.g. "http://127.0.0.1:8000").
 
+    A loopback `public_url` (localhost, 127.0.0.1, [::1]) only places the emulator's pages:
+    the site itself follows the host each request names, so the login works whichever of those
+    names the browser was given. Any other `public_url` is the one origin of the site.
+
     `auto_approve` makes the emulator log in as the default persona without a consent page.
     `allow_remote` lets the emulator answer clients on other machines (it answers loopback
     clients only otherwise). `redis_url` keeps the sessions in that Redis, under the keys'
@@ -88,11 +102,12 @@ def create_demo_app(
             f"public_url must be an origin such as 'http://127.0.0.1:8000', not {public_url!r}"
         )
     public_url = public_url.rstrip("/")
+    local = is_loopback_host(parts.hostname)
     emulator = WeChatEmulator(
         app_id=DEFAULT_APP_ID,
         app_secret=DEFAULT_APP_SECRET,
-        # WeChat only sends users back to a registered domain: register the demo's own host.
-        domains=(parts.hostname,),
+        # WeChat only sends users back to a registered domain: register the demo's own host(s).
+        domains=_LOOPBACK_DOMAINS if local else (parts.hostname,),
         auto_approve=auto_approve,
         allow_remote=allow_remote,
     )
@@ -113,7 +128,8 @@ def create_demo_app(
         scope="snsapi_userinfo",
         # Snapshot-mode visitors get no session; the demo shows them its own page, flagged.
         snapshot_users="app",
-        public_url=public_url,
+        # Loopback: redirect_uri from the request's Host, so localhost stays localhost.
+        public_url=None if local else public_url,
         authorize_url=f"{public_url}{EMULATOR_PREFIX}/connect/oauth2/authorize",
         api_base_url=_EMULATOR_API_BASE,
         session_cookie=SESSION_COOKIE,
@@ -135,13 +151,14 @@ def create_demo_app(
         routes=[
             Mount(EMULATOR_PREFIX, app=emulator),
             Route("/logout", _logout, methods=["POST"]),
+            Route(_LOGGED_OUT_PATH, _logged_out, methods=["GET"]),
             Route("/_demo/as-wechat", _as_wechat, methods=["POST"]),
             Mount("", app=auth),
         ],
         middleware=[Middleware(BrowseAsWeChatMiddleware)],
         lifespan=lifespan,
     )
-    app.state.public_url = public_url
+    app.state.public_url = None if local else public_url
     app.state.emulator = emulator
     app.state.auth = auth
     return app
@@ -159,8 +176,17 @@ async def _home(request: Request) -> StarletteResponse:
         get_wechat_user(request),
         as_wechat=is_browsing_as_wechat(request.cookies),
         in_wechat=_in_wechat(request),
-        public_url=request.app.state.public_url,
+        public_url=request.app.state.public_url or _request_origin(request),
     )
+    return HTMLResponse(page, headers={"cache-control": "no-store"})
+
+
+def _request_origin(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def _logged_out(request: Request) -> StarletteResponse:
+    page = logged_out_page(as_wechat=is_browsing_as_wechat(request.cookies))
     return HTMLResponse(page, headers={"cache-control": "no-store"})
 
 
@@ -238,11 +264,11 @@ async def _logout(request: Request) -> StarletteResponse:
     if _cross_site(request):
         return _forbidden()
     # The middleware's own logout, so that a session kept in Redis ends too (not only the
-    # cookie); answered as a 303 back home, since this was a form post.
+    # cookie); answered as a 303 to the "logged out" page, since this was a form post.
     answer = await _call(request.app.state.auth, request.scope, _LOGOUT_PATH, "next=/")
     if answer.status_code != 302:
         return answer  # the store did not answer (503): not logged out, and the page says so
-    response = RedirectResponse("/", status_code=303)
+    response = RedirectResponse(_LOGGED_OUT_PATH, status_code=303)
     for name, value in answer.headers.items():
         if name == "set-cookie":
             response.headers.append(name, value)

@@ -11,7 +11,7 @@ import html
 
 from wxauth_middleware import WeChatAPIError, WeChatAuthError, WeChatUser
 
-__all__ = ["as_wechat_form", "error_page", "home_page", "profile_page"]
+__all__ = ["as_wechat_form", "error_page", "home_page", "logged_out_page", "profile_page"]
 
 AS_WECHAT_BANNER = "正在以微信身份浏览 (仅限演示)· Browsing as WeChat (demo only)"
 IN_WECHAT_BANNER = "微信浏览器 · Opened in the WeChat browser"
@@ -45,8 +45,8 @@ td{overflow-wrap:anywhere}
 th{color:#7f7f7f;font-weight:400;white-space:nowrap}
 .actions{display:flex;flex-wrap:wrap;gap:10px;margin-top:16px}
 .actions form{margin:0}
-button,.button{display:inline-block;font-size:16px;padding:9px 16px;border-radius:6px;border:0;
-cursor:pointer;text-decoration:none;line-height:1.4}
+button,.button{display:inline-block;font:inherit;font-size:16px;padding:9px 16px;
+border-radius:6px;border:0;cursor:pointer;text-decoration:none;line-height:1.4}
 .primary{background:#07c160;color:#fff}
 .secondary{background:#f2f2f2;color:#07c160}
 .danger{background:#f2f2f2;color:#fa5151}
@@ -128,14 +128,28 @@ def _or_dash(value: str | None) -> str:
 
 def home_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool, public_url: str) -> str:
     """The home page: what is going on, who is logged in, and the buttons to try it."""
+    if in_wechat and not as_wechat:
+        how = (
+            "<p>你正在微信里打开本页: 中间件已经带你走过微信的授权页 (这里是模拟器的), "
+            "回来时已登录。</p>"
+            "<p>You opened this page in WeChat: the middleware took you through WeChat's consent "
+            "page (the emulator's, here) and you came back logged in.</p>"
+        )
+    else:
+        how = (
+            "<p>按 <strong>以微信身份浏览</strong>, 选择一个身份, 再按 <strong>允许</strong>。"
+            "</p><p>Press <strong>Browse as WeChat</strong>, choose a persona, press "
+            "<strong>允许 / Allow</strong>.</p>"
+        )
     intro = (
         '<div class="card"><h1>微信登录演示 · wxauth-middleware demo</h1>'
+        "<p>本站运行在 <code>WeChatAuthMiddleware</code> 之后; 同一进程里的微信模拟器 (不是真的"
+        '微信) 在 <a href="/_wechat/"><code>/_wechat</code></a>。</p>'
         "<p>This site runs behind <code>WeChatAuthMiddleware</code>; a WeChat emulator (not the "
         'real WeChat) runs in the same process at <a href="/_wechat/"><code>/_wechat</code></a>.'
         "</p><p>Ordinary browsers pass through without a user; the WeChat browser without a "
         "session is sent to WeChat's consent page, and comes back logged in.</p>"
-        "<p>Press <strong>Browse as WeChat</strong>, choose a persona, press "
-        "<strong>允许 / Allow</strong>.</p>"
+        f"{how}"
         '<p class="muted">The app reads the user with <code>get_wechat_user(request)</code> '
         '(or <code>scope["wechat_user"]</code>).</p></div>'
     )
@@ -233,6 +247,22 @@ def profile_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool) -
         body,
         banner=_banner(as_wechat=as_wechat, in_wechat=in_wechat),
     )
+
+
+def logged_out_page(*, as_wechat: bool) -> str:
+    """Where "Log out" lands: outside the middleware, so WeChat mode does not log in again
+    before the visitor has read that they were logged out."""
+    actions = '<a class="button primary" href="/" id="login-again">重新登录 · Log in again</a>'
+    if as_wechat:
+        actions += as_wechat_form(as_wechat=True, next_path="/")
+    body = (
+        '<div class="card"><h1 id="logged-out">已退出登录 · Logged out</h1>'
+        "<p>会话已结束。在微信里再打开本站的任何页面, 都会重新登录。</p>"
+        "<p>Your session has ended. Opening any page of the site in WeChat logs you in again."
+        "</p>"
+        f'<div class="actions">{actions}</div></div>'
+    )
+    return _layout("已退出登录 · Logged out", body, banner=AS_WECHAT_BANNER if as_wechat else "")
 
 
 def error_page(error: WeChatAuthError, *, as_wechat: bool) -> str:

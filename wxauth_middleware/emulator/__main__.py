@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -143,6 +144,31 @@ def banner(
     return "\n".join(lines)
 
 
+def listen_error(host: str, port: int) -> str | None:
+    """Why a server could not listen on `host`:`port`, in one sentence naming the flag to
+    change, or None when it can. Checked before the banner, so nothing says "Open ..." first."""
+    if not 0 < port < 65536:
+        return f"--port {port} is not a TCP port: use one from 1 to 65535"
+    host = host.strip("[]")
+    # The socket uvicorn would open: an IPv6 one for an IPv6 address, SO_REUSEADDR set.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        reason = exc.strerror or str(exc)
+        return f"cannot listen on {shown} ({reason}): choose another --port, or --host"
+    return None
+
+
+def exit_with(prog: str, message: str) -> int:
+    """Print `message` as the one line of a usage error; the exit status argparse uses (2)."""
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -165,6 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    problem = listen_error(args.host, args.port)
+    if problem is not None:
+        return exit_with(parser.prog, problem)
     print(
         banner(emulator, args.host, args.port, args.app_secret, emulator.website_app_secret),
         flush=True,
