@@ -2,6 +2,7 @@
 
 Run it from the repository root, against the local WeChat emulator:
 
+    python -m pip install -e ".[examples]"      # once: uvicorn, FastAPI, Flask, Django
     python -m wxauth_middleware.emulator      # terminal 1: "WeChat" on http://127.0.0.1:8400
     python examples/starlette_app.py          # terminal 2: this app on http://127.0.0.1:8000
 

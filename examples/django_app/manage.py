@@ -2,6 +2,7 @@
 
 Run it from the repository root, against the local WeChat emulator:
 
+    python -m pip install -e ".[examples]"      # once: uvicorn, FastAPI, Flask, Django
     python -m wxauth_middleware.emulator                            # terminal 1: "WeChat"
     python examples/django_app/manage.py runserver 127.0.0.1:8000   # terminal 2: this site
 
