@@ -63,6 +63,8 @@ EVERY_OPTION = {
     "WXAUTH_KEEP_TOKENS": "on",
     "WXAUTH_SCAN_PATH": "/login/scan",
     "WXAUTH_SCAN_MAX_AGE": "120",
+    "WXAUTH_JSSDK_PATH": "/auth/jssdk",
+    "WXAUTH_JSSDK_SCRIPT_URL": "http://127.0.0.1:8400/open/js/jweixin-1.6.0.js",
 }
 # Options that are code (callables, objects, mappings): keyword arguments only.
 CODE_ONLY = {"app", "on_error", "on_login", "transport", "rules", "verify_files"}
@@ -116,6 +118,8 @@ def test_every_plain_option_is_read_and_parsed(kind: str) -> None:
     assert config.redis_url == "redis://127.0.0.1:6379/3"
     assert config.redis_prefix == "shop:"
     assert config.keep_tokens is True
+    assert config.jssdk_path == "/auth/jssdk"
+    assert config.jssdk_script_url == "http://127.0.0.1:8400/open/js/jweixin-1.6.0.js"
 
 
 def test_every_plain_option_has_a_variable() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections.abc import Iterable
 from dataclasses import replace
@@ -15,7 +14,7 @@ import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .decisions import Forward
-from .drivers import drive_async
+from .drivers import drive_async, running_loop
 from .effects import Flow
 from .errors import StoreUnavailable
 from .messages import FORM_TOO_LARGE, MAX_FORM_BYTES, HTTPRequest, HTTPResponse
@@ -117,6 +116,22 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         Needs keep_tokens=True; raises TokenUnavailable when the user must log in again."""
         return await self._drive(self.core.account.user_access_token(openid))
 
+    async def access_token(self, rejected: str | None = None) -> str:
+        """The Official Account's server access_token, for the application's own calls to
+        WeChat's API in the account's name (cached; shared through Redis with redis_url).
+        Pass `rejected=token` when WeChat just refused `token` (errcode 40001/42001)."""
+        return await self._drive(self.core.credentials.access_token(rejected))
+
+    async def jssdk_config(self, url: str) -> dict[str, object]:
+        """`wx.config`'s appId, timestamp, nonceStr and signature for the page at `url`
+        (absolute; any #fragment dropped). ValueError for a URL that is not absolute
+        http(s), or (with public_url) not on the site's origin."""
+        return await self._drive(self.core.credentials.jssdk_config(url, self.config.public_url))
+
+    async def follows(self, openid: str) -> bool:
+        """Whether the user `openid` follows the Official Account (/cgi-bin/user/info)."""
+        return await self._drive(self.core.credentials.follows(openid))
+
     async def _drive(self, flow: Flow[T]) -> T:
         client = self._http_client()
         return await drive_async(flow, client, self._outbound, self._store)
@@ -126,7 +141,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         # pooled connections belong to that loop: a server that runs the app on another loop
         # later (without a lifespan to close it) gets a new client rather than a broken one.
         # The same goes for the session store's client.
-        loop = _running_loop()
+        loop = running_loop()
         if self._client is None or self._client_loop is not loop:
             if self.config.redis_url is not None:
                 self._store = async_redis_client(self.config.redis_url)
@@ -178,13 +193,6 @@ def _proxied() -> bool:
 def _tls_context(url: str) -> ssl.SSLContext | None:
     # httpx's own: the same certificates (certifi, or SSL_CERT_FILE / SSL_CERT_DIR) verified.
     return httpx.create_ssl_context() if url.startswith("https:") else None
-
-
-def _running_loop() -> object:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # another async library (trio): one client for the process
-        return None
 
 
 def _full_path(scope: Scope) -> str:

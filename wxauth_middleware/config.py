@@ -48,7 +48,7 @@ _PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
 class Config:
     """Validated options shared by the ASGI and WSGI middleware.
 
-    Its fields up to `scan_max_age` are the options, written here once: the middleware's
+    Its fields up to `jssdk_script_url` are the options, written here once: the middleware's
     signature, the `WXAUTH_*` environment variables and the README's table are checked
     against them (tests/test_options.py). Raises `ConfigurationError` (a `ValueError`)
     saying what to fix.
@@ -95,6 +95,8 @@ class Config:
     keep_tokens: bool = False
     scan_path: str = "/wxauth/scan"
     scan_max_age: int = 180
+    jssdk_path: str | None = "/wxauth/jssdk"
+    jssdk_script_url: str | None = None
     # Derived, normalised forms.
     secret_keys: tuple[bytes, ...] = field(init=False, repr=False)
     rule_set: RuleSet = field(init=False, repr=False)
@@ -251,14 +253,15 @@ class Config:
         object.__setattr__(self, "default_policy", PagePolicy(self.scope, self.other_browsers))
 
     def _check_paths(self) -> None:
-        for name in ("login_path", "logout_path"):
+        for name in ("login_path", "logout_path", "jssdk_path"):
             value = getattr(self, name)
             if value is not None:
                 _require_path(name, value)
-        own = [p for p in (self.callback_path, self.login_path, self.logout_path) if p]
+        jssdk = (self.jssdk_path, self.jssdk_path + ".js") if self.jssdk_path else ()
+        own = [p for p in (self.callback_path, self.login_path, self.logout_path, *jssdk) if p]
         if len(set(own)) != len(own):
             raise ConfigurationError(
-                "callback_path, login_path and logout_path must be different paths."
+                "callback_path, login_path, logout_path and jssdk_path must be different paths."
             )
         if self.uses_scan and any(
             p == self.scan_path or p.startswith(self.scan_path + "/") for p in own
@@ -267,6 +270,8 @@ class Config:
                 f"scan_path {self.scan_path!r} and its sub-paths must not be callback_path, "
                 "login_path or logout_path."
             )
+        if self.jssdk_script_url is not None:
+            _require_url("jssdk_script_url", self.jssdk_script_url)
 
     def policy(self, path: str) -> PagePolicy:
         """What the page at `path` asks of its visitors: its rule's, completed by the options."""

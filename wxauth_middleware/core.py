@@ -8,9 +8,9 @@
   a hook) and finally returns one of those (the callback, a stored session's lookup).
 
 Each job has a module of its own: starting a login (`login.py`), the callback
-(`callback.py`), logging out and the application API (`account.py`), the desktop login by
-scanning (`scan.py`), the cookies (`cookies.py`). The ASGI and WSGI middleware are thin
-drivers around this one object.
+(`callback.py`), logging out and the application API (`account.py`), the cookies
+(`cookies.py`), the Official Account's credentials (`credentials.py`) and the JS-SDK's paths
+(`jssdk.py`). The ASGI and WSGI middleware are thin drivers around this one object.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from .account import Account
 from .callback import Callback
 from .config import Config
 from .cookies import Clock, CookieWriter, LoginStateCodec, Session, SessionCodec, wall_clock
+from .credentials import Credentials
 from .decisions import ANONYMOUS, Decision, Forward, OwnPath, is_navigation, needs_profile
 from .effects import Flow
 from .errors import StoreUnavailable
+from .jssdk import jssdk_paths
 from .login import LoginStarter
 from .messages import HTTPRequest, HTTPResponse
 from .pages import error_response
@@ -83,12 +85,16 @@ class LoginCore:
             self.scan = ScanLogin(config, self.cookies, self.login, self.callback, clock)
             self._own_paths.update(self.scan.own_paths())
             self.form_paths = frozenset({self.scan.phone_path})
+        # The Official Account's own credentials, and the JS-SDK's paths: answered without
+        # a look at the session (whose store may be down), for any browser.
+        self.credentials = Credentials(config, clock=clock)
+        self._sessionless = jssdk_paths(config, self.credentials)
 
     def quick_forward(self, path: str, user_agent: str, cookie_header: str) -> Forward | None:
         """The two common cases, decided from three strings without building an HTTPRequest:
         a valid session whose page needs nothing more, and another browser without a session
         where other browsers pass. None means "ask `handle`", which decides the same way."""
-        if path in self._own_paths:
+        if path in self._own_paths or path in self._sessionless:
             return None
         if cookie_header and self.store is not None:
             if _cookie_value(cookie_header, self._session_cookie_eq):
@@ -104,6 +110,9 @@ class LoginCore:
         return None
 
     def handle(self, request: HTTPRequest) -> Decision:
+        sessionless = self._sessionless.get(request.path)
+        if sessionless is not None:
+            return sessionless(request)
         cookie_header = request.header("cookie")
         if self.store is None:
             return self._decide(request, self.session(cookie_header))

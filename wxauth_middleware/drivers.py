@@ -1,13 +1,15 @@
 """The drivers: carrying out the effects the sans-I/O flows yield.
 
 `drive_sync` (WSGI) and `drive_async` (ASGI) run a flow to completion with an httpx client for
-WeChat's API, redis-py for the session store, the application's hooks and sleeps. This is the
+WeChat's API, redis-py for the store, the application's hooks, sleeps, and a lock around the
+flows that must run one at a time (`Exclusive`). This is the
 only module that talks to WeChat; the error mapping of httpx's exceptions and the filter that
 keeps credentials out of httpx's log lines live here with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
@@ -22,7 +24,16 @@ import anyio
 import httpx
 from asgiref.sync import async_to_sync, sync_to_async
 
-from .effects import Effect, Flow, HookCall, Sleep, StoreCommands, UpstreamRequest, UpstreamResponse
+from .effects import (
+    Effect,
+    Exclusive,
+    Flow,
+    HookCall,
+    Sleep,
+    StoreCommands,
+    UpstreamRequest,
+    UpstreamResponse,
+)
 from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .pool import Pool
 from .redis_client import run_async, run_sync
@@ -30,7 +41,7 @@ from .redis_client import run_async, run_sync
 if TYPE_CHECKING:
     from .redis_client import AsyncClient, SyncClient
 
-__all__ = ["drive_async", "drive_sync"]
+__all__ = ["drive_async", "drive_sync", "running_loop"]
 
 T = TypeVar("T")
 
@@ -145,11 +156,20 @@ def _perform_sync(
     if isinstance(effect, Sleep):
         time.sleep(effect.seconds)
         return None
+    if isinstance(effect, Exclusive):
+        with effect.gate.thread_lock:
+            return drive_sync(effect.flow, client, limiter, store)
     try:
         if limiter is not None and not limiter.acquire(timeout=effect.timeout):
             raise TimeoutError("no free slot for a call to WeChat")
         try:
-            r = client.get(effect.url, params=effect.params, timeout=effect.timeout)
+            r = client.request(
+                effect.method,
+                effect.url,
+                params=effect.params,
+                json=effect.json,
+                timeout=effect.timeout,
+            )
         finally:
             if limiter is not None:
                 limiter.release()
@@ -176,6 +196,9 @@ async def _perform_async(
     if isinstance(effect, Sleep):
         await anyio.sleep(effect.seconds)
         return None
+    if isinstance(effect, Exclusive):
+        async with effect.gate.async_lock(running_loop(), anyio.Lock):
+            return await drive_async(effect.flow, client, limiter, store)
     if isinstance(client, Pool):
         return await _pooled(effect, client)
     try:
@@ -183,7 +206,13 @@ async def _perform_async(
         # slot included.
         with anyio.fail_after(effect.timeout or math.inf):
             async with limiter if limiter is not None else contextlib.nullcontext():
-                r = await client.get(effect.url, params=effect.params, timeout=effect.timeout)
+                r = await client.request(
+                    effect.method,
+                    effect.url,
+                    params=effect.params,
+                    json=effect.json,
+                    timeout=effect.timeout,
+                )
     except (httpx.HTTPError, TimeoutError) as exc:
         raise _upstream_error(exc, effect) from None
     return _response(r)
@@ -195,15 +224,30 @@ async def _pooled(effect: UpstreamRequest, pool: Pool) -> UpstreamResponse:
     assert effect.url.startswith(pool.origin), "a call to WeChat outside api_base_url"
     path = effect.url[len(pool.origin) :] or "/"
     target = f"{path}?{urlencode(effect.params)}" if effect.params else path
+    # A POST's body as httpx encodes json=... (compact, UTF-8).
+    json_body = (
+        None if effect.json is None else httpx.Request("POST", "/", json=effect.json).content
+    )
+    timeout = effect.timeout or pool.timeout
     try:
-        status, reason, content_type, body = await pool.get(target, effect.timeout or pool.timeout)
+        status, reason, content_type, body = await pool.get(target, timeout, json_body)
     except (httpx.HTTPError, OSError) as exc:
         raise _upstream_error(exc, effect) from None
     if _httpx_logger.isEnabledFor(logging.INFO):
         # httpx's log line for a call, its credentials masked the same way.
         url = _redacted(httpx.URL(effect.url, params=effect.params))
-        _httpx_logger.info('HTTP Request: GET %s "HTTP/1.1 %d %s"', url, status, reason)
+        _httpx_logger.info(
+            'HTTP Request: %s %s "HTTP/1.1 %d %s"', effect.method, url, status, reason
+        )
     return UpstreamResponse(status, body, content_type)
+
+
+def running_loop() -> object:
+    """The running event loop: what the async clients and locks belong to."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # another async library (trio): one lock for the process
+        return None
 
 
 async def _awaited(awaitable: Awaitable[object]) -> object:

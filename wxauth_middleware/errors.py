@@ -281,6 +281,11 @@ _ERRCODES: dict[int, tuple[int, str]] = {
         "against the Official Account's settings, and that the secret was not reset.",
     ),
     40163: (400, "The login code was already used (errcode 40163). Log in again."),
+    40164: (
+        500,
+        "WeChat refused the server's IP address (errcode 40164): add the servers' outbound "
+        "addresses to the Official Account's IP allowlist (IP白名单) for its access_token.",
+    ),
     41008: (400, "The callback carried no code (errcode 41008)."),
     42001: (400, "The access_token expired (errcode 42001). Log in again."),
     42002: (400, "The refresh_token expired (errcode 42002). Log in again."),

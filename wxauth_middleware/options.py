@@ -78,6 +78,8 @@ class MiddlewareOptions(Generic[AppT]):
         keep_tokens: bool = False,
         scan_path: str = "/wxauth/scan",
         scan_max_age: int = 180,
+        jssdk_path: str | None = "/wxauth/jssdk",
+        jssdk_script_url: str | None = None,
     ) -> None:
         # Every parameter but self and app is a field of Config, of the same name.
         given = locals()

@@ -12,7 +12,14 @@ import segno
 from .errors import WeChatAPIError, WeChatAuthError
 from .messages import HTTPRequest, HTTPResponse
 
-__all__ = ["default_error_response", "error_response", "json_response", "redirect", "wants_json"]
+__all__ = [
+    "default_error_response",
+    "error_json",
+    "error_response",
+    "json_response",
+    "redirect",
+    "wants_json",
+]
 
 logger = logging.getLogger("wxauth_middleware")
 
@@ -81,24 +88,29 @@ def default_error_response(error: WeChatAuthError, request: HTTPRequest) -> HTTP
     It shows the error's title and hint, and WeChat's errcode and rid when there are some,
     never the request's query (it may carry a code) nor anything from the configuration.
     """
+    if wants_json(request):
+        return error_json(error)
     errcode = error.errcode if isinstance(error, WeChatAPIError) else None
     rid = error.rid if isinstance(error, WeChatAPIError) else None
-    if wants_json(request):
-        payload: dict[str, object] = {
-            "error": error.code,
-            "message": error.title,
-            "detail": error.hint,
-        }
-        if errcode is not None:
-            payload["errcode"] = errcode
-            payload["rid"] = rid
-        return json_response(error.status, payload)
     details = ""
     if errcode is not None:
         details = f"<p class=code>WeChat errcode {errcode}"
         details += f" · rid {escape(rid)}</p>" if rid else "</p>"
     body = f"<p>{escape(error.hint)}</p>{details}" + _link(error.return_to or "/", "返回 · Back")
     return html_response(error.status, error.title, body)
+
+
+def error_json(error: WeChatAuthError) -> HTTPResponse:
+    """The error as JSON: its code, title and hint, and WeChat's errcode and rid if any."""
+    payload: dict[str, object] = {
+        "error": error.code,
+        "message": error.title,
+        "detail": error.hint,
+    }
+    if isinstance(error, WeChatAPIError):
+        payload["errcode"] = error.errcode
+        payload["rid"] = error.rid
+    return json_response(error.status, payload)
 
 
 def open_in_wechat_response(request: HTTPRequest, url: str) -> HTTPResponse:

@@ -1,11 +1,12 @@
-"""A small pooled HTTP/1.1 client for WeChat's API on asyncio: GET, keep-alive, TLS.
+"""A small pooled HTTP/1.1 client for WeChat's API on asyncio: GET, JSON POST, keep-alive, TLS.
 
 The ASGI middleware's default way to call WeChat. A login's two calls are GETs of small JSON
 answers on one host, and a burst of logins makes thousands of them: httpx's client layer and
 httpcore's pool spend ~0.6-1.3 ms of CPU on each, this pool ~0.05 ms. It does only what those
-calls need — one origin, GET, Content-Length or chunked bodies, keep-alive connections reused
-most-recently-used first, at most `max_connections` open with the other calls waiting in
-order — and raises httpx's exceptions, so errors are mapped and handled exactly as with httpx.
+calls need — one origin, GET (and a POST of a JSON body, for the account's stable_token),
+Content-Length or chunked bodies, keep-alive connections reused most-recently-used first, at
+most `max_connections` open with the other calls waiting in order — and raises httpx's
+exceptions, so errors are mapped and handled exactly as with httpx.
 A `transport=` option, a proxy in the environment, or an event loop other than asyncio's
 take httpx's client instead (see `asgi.py`).
 """
@@ -226,9 +227,10 @@ class Pool:
         netloc = self._host if parts.port in (None, default) else f"{self._host}:{parts.port}"
         if ":" in self._host:  # an IPv6 address: bracketed in the Host header
             netloc = netloc.replace(self._host, f"[{self._host}]", 1)
+        # The request line's end and the headers, without the blank line that ends them.
         self._head_tail = (
             f" HTTP/1.1\r\nHost: {netloc}\r\nAccept: */*\r\nAccept-Encoding: identity\r\n"
-            "User-Agent: wxauth-middleware\r\n\r\n"
+            "User-Agent: wxauth-middleware\r\n"
         ).encode("latin-1")
         self._size = size
         self._open = 0
@@ -236,22 +238,36 @@ class Pool:
         self._waiting: collections.deque[asyncio.Future[_Connection]] = collections.deque()
         self._closed = False
 
-    async def get(self, target: str, timeout: float) -> tuple[int, str, str, bytes]:
+    async def get(
+        self, target: str, timeout: float, json_body: bytes | None = None
+    ) -> tuple[int, str, str, bytes]:
         """GET `target` (path and query, encoded) within `timeout` seconds, the wait for a
-        connection included: (status, reason phrase, content type, body). Raises httpx's
-        exceptions: PoolTimeout, ConnectTimeout or ReadTimeout when the time runs out in that
-        phase; ConnectError, ReadError or RemoteProtocolError."""
+        connection included: (status, reason phrase, content type, body). With `json_body`, a
+        POST of it as application/json. Raises httpx's exceptions: PoolTimeout, ConnectTimeout
+        or ReadTimeout when the time runs out in that phase; ConnectError, ReadError or
+        RemoteProtocolError."""
+        if json_body is None:
+            request = b"GET " + target.encode("ascii") + self._head_tail + b"\r\n"
+        else:
+            request = (
+                b"POST "
+                + target.encode("ascii")
+                + self._head_tail
+                + b"Content-Type: application/json\r\nContent-Length: "
+                + str(len(json_body)).encode("ascii")
+                + b"\r\n\r\n"
+                + json_body
+            )
         phase = ["pool"]
         try:
             if sys.version_info >= (3, 11):
                 async with asyncio.timeout(timeout):
-                    return await self._get(target, phase)
-            return await asyncio.wait_for(self._get(target, phase), timeout)
+                    return await self._get(request, phase)
+            return await asyncio.wait_for(self._get(request, phase), timeout)
         except TimeoutError:
             raise _TIMEOUTS[phase[0]](f"no answer within {timeout:g} s") from None
 
-    async def _get(self, target: str, phase: list[str]) -> tuple[int, str, str, bytes]:
-        request = b"GET " + target.encode("ascii") + self._head_tail
+    async def _get(self, request: bytes, phase: list[str]) -> tuple[int, str, str, bytes]:
         connection = await self._acquire()
         reused = connection.transport is not None
         try:
@@ -266,9 +282,9 @@ class Pool:
             stale = isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError))
             if reused and stale and not connection.buffer:
                 # A kept connection the server closed before our request reached it (its idle
-                # timeout): the GET is made once more on a new connection, as httpx does.
+                # timeout): the request is made once more on a new connection, as httpx does.
                 phase[0] = "pool"
-                return await self._get(target, phase)
+                return await self._get(request, phase)
             raise
         if not response.keep_alive:
             connection.close()

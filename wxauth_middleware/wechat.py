@@ -1,4 +1,6 @@
-"""WeChat's web-authorization API, as one sans-I/O flow: code -> token -> (userinfo) -> user.
+"""WeChat's API as sans-I/O flows: the web authorization (code -> token -> (userinfo) -> user),
+and the calls made with the Official Account's own credentials (its server access_token, the
+JS-SDK's jsapi_ticket, a user's follow status).
 
 `fetch_user` is a generator that yields the `UpstreamRequest`s to make and is sent back the
 `UpstreamResponse`s. It is written once; the drivers (`drivers.py`) run it with an httpx
@@ -12,6 +14,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,11 +30,15 @@ from .user import WeChatUser
 
 __all__ = [
     "CallPolicy",
+    "Issued",
     "TokenGrant",
     "exchange_code",
     "fetch_user",
+    "follow_status",
+    "jsapi_ticket",
     "parse_body",
     "refresh_grant",
+    "stable_token",
 ]
 
 logger = logging.getLogger("wxauth_middleware")
@@ -157,11 +164,84 @@ def _grant(body: dict[str, Any], endpoint: str) -> TokenGrant:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A credential of the account's own (its server access_token, a jsapi_ticket) as WeChat
+    issued it: good for `expires_in` seconds from the answer."""
+
+    value: str
+    expires_in: int
+
+    def __repr__(self) -> str:
+        return f"Issued(expires_in={self.expires_in}, ...)"
+
+
+def stable_token(
+    api_base_url: str, app_id: str, app_secret: str, force_refresh: bool, policy: CallPolicy
+) -> Flow[Issued]:
+    """The account's server access_token from /cgi-bin/stable_token. The normal mode answers
+    the same token while it is valid, so instances calling it do not invalidate each other's;
+    `force_refresh` issues a new one and invalidates the old (a last resort)."""
+    endpoint = "cgi-bin/stable_token"
+    body = yield from _call(
+        api_base_url,
+        endpoint,
+        (),
+        policy,
+        json_body={
+            "grant_type": "client_credential",
+            "appid": app_id,
+            "secret": app_secret,
+            "force_refresh": force_refresh,
+        },
+    )
+    return _issued(body, "access_token", endpoint)
+
+
+def jsapi_ticket(api_base_url: str, access_token: str, policy: CallPolicy) -> Flow[Issued]:
+    """The account's jsapi_ticket, which signs the JS-SDK's `wx.config`."""
+    endpoint = "cgi-bin/ticket/getticket"
+    params = (("access_token", access_token), ("type", "jsapi"))
+    body = yield from _call(api_base_url, endpoint, params, policy)
+    return _issued(body, "ticket", endpoint)
+
+
+def follow_status(
+    api_base_url: str, access_token: str, openid: str, lang: str, policy: CallPolicy
+) -> Flow[bool]:
+    """Whether `openid` follows the account (/cgi-bin/user/info's `subscribe`)."""
+    endpoint = "cgi-bin/user/info"
+    params = (("access_token", access_token), ("openid", openid), ("lang", lang))
+    body = yield from _call(api_base_url, endpoint, params, policy)
+    subscribe = _opt_int(body, "subscribe", endpoint)
+    if subscribe not in (0, 1):
+        raise UpstreamResponseError(f"WeChat {endpoint} answered without a valid 'subscribe'")
+    return subscribe == 1
+
+
+def _issued(body: dict[str, Any], key: str, endpoint: str) -> Issued:
+    expires_in = _opt_int(body, "expires_in", endpoint)
+    if expires_in is not None and expires_in <= 0:
+        raise UpstreamResponseError(f"WeChat {endpoint} answered expires_in {expires_in}")
+    return Issued(_str(body, key, endpoint), 7200 if expires_in is None else expires_in)
+
+
 def _call(
-    api_base_url: str, endpoint: str, params: tuple[tuple[str, str], ...], policy: CallPolicy
+    api_base_url: str,
+    endpoint: str,
+    params: tuple[tuple[str, str], ...],
+    policy: CallPolicy,
+    json_body: Mapping[str, object] | None = None,
 ) -> Flow[dict[str, Any]]:
-    """A GET of WeChat's API at `endpoint`, retried as `policy` allows; its answer's body."""
-    request = UpstreamRequest(url=f"{api_base_url}/{endpoint}", params=params, endpoint=endpoint)
+    """A GET of WeChat's API at `endpoint` (a POST of `json_body`, if given), retried as
+    `policy` allows; its answer's body."""
+    request = UpstreamRequest(
+        url=f"{api_base_url}/{endpoint}",
+        params=params,
+        endpoint=endpoint,
+        method="GET" if json_body is None else "POST",
+        json=json_body,
+    )
     attempt = 0
     while True:
         remaining = policy.deadline - time.monotonic()

@@ -80,6 +80,22 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         Needs keep_tokens=True; raises TokenUnavailable when the user must log in again."""
         return self._drive(self.core.account.user_access_token(openid))
 
+    def access_token(self, rejected: str | None = None) -> str:
+        """The Official Account's server access_token, for the application's own calls to
+        WeChat's API in the account's name (cached; shared through Redis with redis_url).
+        Pass `rejected=token` when WeChat just refused `token` (errcode 40001/42001)."""
+        return self._drive(self.core.credentials.access_token(rejected))
+
+    def jssdk_config(self, url: str) -> dict[str, object]:
+        """`wx.config`'s appId, timestamp, nonceStr and signature for the page at `url`
+        (absolute; any #fragment dropped). ValueError for a URL that is not absolute
+        http(s), or (with public_url) not on the site's origin."""
+        return self._drive(self.core.credentials.jssdk_config(url, self.config.public_url))
+
+    def follows(self, openid: str) -> bool:
+        """Whether the user `openid` follows the Official Account (/cgi-bin/user/info)."""
+        return self._drive(self.core.credentials.follows(openid))
+
     def _drive(self, flow: Flow[T]) -> T:
         client = self._http_client()
         return drive_sync(flow, client, self._outbound, self._store)

@@ -1,0 +1,137 @@
+/* wxauth-middleware: WeChat's JS-SDK, configured for this page.
+ *
+ *   <script src="/wxauth/jssdk.js" data-js-api-list="updateAppMessageShareData"></script>
+ *   <script>wx.ready(function () { wx.updateAppMessageShareData({...}); });</script>
+ *
+ * Loads WeChat's JS-SDK, asks the site for the signed configuration of the URL WeChat will
+ * verify, and calls wx.config. WeChat on iOS verifies the URL the page was first loaded at (the
+ * entry URL), whatever pushState did since; other systems verify the current URL. After each
+ * route change (pushState, replaceState, popstate to another URL) it configures again.
+ * Attributes: data-js-api-list (names, comma- or space-separated), data-open-tag-list,
+ * data-debug. Events on document: "wxauth:ready" and "wxauth:error" (detail: {url, errMsg}).
+ */
+(function (global) {
+  "use strict";
+  var SIGN_PATH = __WXAUTH_SIGN_PATH__;
+  var SDK_URL = __WXAUTH_SDK_URL__;
+  var DEFAULT_APIS = ["updateAppMessageShareData", "updateTimelineShareData"];
+  var me = document.currentScript;
+
+  function attr(name) {
+    return me ? me.getAttribute(name) : null;
+  }
+  function names(value, fallback) {
+    if (value === null) return fallback;
+    return value.split(/[\s,]+/).filter(Boolean);
+  }
+  function withoutFragment(href) {
+    var at = href.indexOf("#");
+    return at < 0 ? href : href.slice(0, at);
+  }
+
+  var apis = names(attr("data-js-api-list"), DEFAULT_APIS);
+  var openTags = names(attr("data-open-tag-list"), []);
+  var debug = attr("data-debug") !== null;
+  // Recorded before the page's router can change it.
+  var entryUrl = withoutFragment(location.href);
+  var iOS = /iPhone|iPad|iPod/i.test(navigator.userAgent);
+  var configuredAt = null; // the page's URL when it was last configured
+  var sequence = 0;
+
+  function verifiedUrl() {
+    return iOS ? entryUrl : withoutFragment(location.href);
+  }
+  function announce(kind, detail) {
+    document.dispatchEvent(new CustomEvent("wxauth:" + kind, { detail: detail }));
+  }
+  function fail(url, message) {
+    console.error("wxauth: wx.config for " + url + " failed: " + message);
+    announce("error", { url: url, errMsg: message });
+  }
+
+  function configure() {
+    var here = withoutFragment(location.href);
+    if (here === configuredAt) return; // a fragment change, or the same URL again
+    configuredAt = here;
+    var url = verifiedUrl();
+    var mine = ++sequence;
+    fetch(SIGN_PATH + "?url=" + encodeURIComponent(url), {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" }
+    })
+      .then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) throw new Error(body.message || body.error || response.status);
+          return body;
+        });
+      })
+      .then(function (signed) {
+        if (mine !== sequence) return; // a later route change asked again
+        var wx = global.wx;
+        wx.config({
+          debug: debug,
+          appId: signed.appId,
+          timestamp: signed.timestamp,
+          nonceStr: signed.nonceStr,
+          signature: signed.signature,
+          jsApiList: apis,
+          openTagList: openTags
+        });
+        wx.ready(function () {
+          if (mine === sequence) announce("ready", { url: url, errMsg: "config:ok" });
+        });
+        wx.error(function (result) {
+          if (mine === sequence) fail(url, (result && result.errMsg) || "config:fail");
+        });
+      })
+      .catch(function (error) {
+        if (mine !== sequence) return;
+        configuredAt = null; // the next route change tries again
+        fail(url, "the signature could not be fetched from " + SIGN_PATH + ": " + error.message);
+      });
+  }
+
+  function watchRoutes() {
+    ["pushState", "replaceState"].forEach(function (name) {
+      var original = history[name];
+      history[name] = function () {
+        var result = original.apply(this, arguments);
+        setTimeout(configure, 0);
+        return result;
+      };
+    });
+    global.addEventListener("popstate", configure);
+  }
+
+  // Until WeChat's script has loaded, the page's wx.ready and wx.error calls are queued.
+  var queued = [];
+
+  function start() {
+    queued.forEach(function (call) {
+      global.wx[call[0]](call[1]);
+    });
+    queued = [];
+    watchRoutes();
+    configure();
+  }
+
+  if (global.wx && typeof global.wx.config === "function") {
+    start(); // the page loaded WeChat's script itself
+    return;
+  }
+  global.wx = global.jWeixin = {
+    ready: function (callback) {
+      queued.push(["ready", callback]);
+    },
+    error: function (callback) {
+      queued.push(["error", callback]);
+    }
+  };
+  var sdk = document.createElement("script");
+  sdk.src = SDK_URL;
+  sdk.onload = start;
+  sdk.onerror = function () {
+    fail(verifiedUrl(), "WeChat's JS-SDK could not be loaded from " + SDK_URL);
+  };
+  document.head.appendChild(sdk);
+})(window);
