@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,7 +16,11 @@ from .redis_support import (
     SentinelDeployment,
     require_redis_server,
 )
+from .servers import ServerProcess, free_port, python_command, running_server
 from .support import Stack, Switchboard, serve
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 
 @pytest.fixture
@@ -109,3 +114,21 @@ def redis_prefix(redis_server: RedisServer) -> Iterator[str]:
         keys = list(client.scan_iter(match=prefix + "*"))
         if keys:
             client.delete(*keys)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, for a module's real-browser tests."""
+    from .browser_support import chromium_browser  # Playwright only where a browser is used
+
+    with chromium_browser() as chromium:
+        yield chromium
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[ServerProcess]:
+    """`python -m wxauth_middleware.demo` (uvicorn), consent page on, on a free port."""
+    port = free_port()
+    argv = python_command("-m", "wxauth_middleware.demo", "--port", str(port))
+    with running_server("demo", argv, port=port, ready_status=None) as server:
+        yield server

@@ -22,7 +22,6 @@ from .browser_support import (
     WECHAT_UA,
     Navigations,
     browser_page,
-    chromium_browser,
     screenshot,
 )
 from .servers import (
@@ -42,22 +41,7 @@ STATE_RE = re.compile(r"[A-Za-z0-9]{1,128}")
 FLASK_APP = REPO_ROOT / "examples" / "flask_app.py"
 
 
-# -- fixtures: the browser and the servers, once per module --------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium_browser() as chromium:
-        yield chromium
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[ServerProcess]:
-    """`python -m wxauth_middleware.demo` (uvicorn), consent page on, on a free port."""
-    port = free_port()
-    argv = python_command("-m", "wxauth_middleware.demo", "--port", str(port))
-    with running_server("demo", argv, port=port, ready_status=None) as server:
-        yield server
+# -- fixtures: the servers, once per module (the browser and the demo: conftest.py) ------
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ Layout of the one Starlette app `create_demo_app` returns::
         ├── /                        home
         ├── /profile                 every WeChatUser field
         ├── /api/me                  the user as JSON
+        ├── /share                   a share card set up with the JS-SDK (demo/share.py)
         ├── /desktop                 other browsers log in by scanning (demo/desktop.py)
         └── /wxauth/scan/...         the scan login's QR-code page, status and phone pages
 
@@ -55,6 +56,7 @@ from wxauth_middleware.pages import wants_json
 from .as_wechat import AS_WECHAT_COOKIE, BrowseAsWeChatMiddleware, is_browsing_as_wechat
 from .desktop import DESKTOP_PATH, DESKTOP_RULE, desktop
 from .pages import error_page, home_page, logged_out_page, profile_page
+from .share import share
 
 __all__ = ["EMULATOR_PREFIX", "SESSION_COOKIE", "create_demo_app"]
 
@@ -117,6 +119,7 @@ def create_demo_app(
             Route("/profile", _profile, methods=["GET"]),
             Route("/api/me", _api_me, methods=["GET"]),
             Route(DESKTOP_PATH, desktop, methods=["GET"]),
+            Route("/share", share, methods=["GET"]),
         ]
     )
     auth = WeChatAuthMiddleware(
