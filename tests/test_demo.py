@@ -567,3 +567,16 @@ def test_command_with_a_bad_redis_url_exits_2_without_a_traceback() -> None:
         f"python -m wxauth_middleware.demo: error: {MUST_BE}, not 'redis//:***@127.0.0.1:6379' "
         "(e.g. 'redis://127.0.0.1:6379/0')."
     )
+
+
+@pytest.mark.anyio
+async def test_home_page_links_to_every_demo_page() -> None:
+    async with demo_client() as client:
+        client.headers["user-agent"] = CHROME_UA
+        links = parse((await client.get("/", headers=PAGE)).text).attrs_by_id
+        for link in ("profile-link", "share-link", "desktop-link"):
+            page = await client.get(links[link]["href"], headers=PAGE)
+            assert page.status_code == 200, (link, page.text)
+        # A desktop browser on /desktop gets the scan login's QR-code page.
+        desktop = await client.get(links["desktop-link"]["href"], headers=PAGE)
+        assert "data-scan-url" in desktop.text

@@ -193,6 +193,11 @@ def home_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool, publ
         '<li><a href="/api/me" id="api-link">/api/me</a>: the user as JSON · JSON 接口. '
         "An anonymous API call from WeChat gets the middleware's 401 JSON with "
         f"<code>authorize_url</code>, never a redirect: <code>{curl}</code></li>"
+        '<li><a href="/share" id="share-link">/share</a>: 分享卡片, 用中间件的一个 '
+        "<code>&lt;script&gt;</code> 配好 JS-SDK · a share card set up with the JS-SDK's one "
+        "script tag</li>"
+        '<li><a href="/desktop" id="desktop-link">/desktop</a>: 电脑浏览器扫码登录 · a desktop '
+        "browser logs in by scanning with WeChat (open the phone link in a private window)</li>"
         '<li><a href="/_wechat/">/_wechat/</a>: the emulator, its endpoints and personas · '
         "微信模拟器</li></ul></div>"
     )
