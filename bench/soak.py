@@ -437,7 +437,7 @@ class Browser:
 
     async def logout(self) -> None:
         response = await self.request("POST", self.base + "/logout", "logout", HTML)
-        if response.status_code != 303 or response.headers.get("location") != "/":
+        if response.status_code != 303 or response.headers.get("location") != "/logged-out":
             raise self.unexpected("logout", response)
         if SESSION_COOKIE in self.client.cookies:
             raise self.unexpected("logout", response, "session cookie kept")
