@@ -521,6 +521,7 @@ def test_store_options_are_checked(options: dict[str, Any], message: str) -> Non
         ("redis+sentinel://:hunter2@127.0.0.1:26379,127.0.0.1:x/s", "is not host:port"),
         ("redis+sentinel://:hunter2@127.0.0.1:26379/s/0/1", "names the service"),
         ("redis+cluster://:hunter2@127.0.0.1:7000/0", "a cluster has no database number"),
+        ("redis+cluster://:hunter2@127.0.0.1:7000?db=1", "a cluster has no database number"),
         ("redis+cluster://:hunter2@127.0.0.1:70000", "is not host:port"),
         ("unix://:hunter2@/run/redis.sock?db=x", "not a valid Redis URL"),
     ],

@@ -129,8 +129,8 @@ def _multi_node_target(scheme: str, url: str) -> _Target:
     options = _options(plain)
     for key in ("host", "port"):
         options.pop(key, None)
-    if scheme == "redis+cluster":
-        options.pop("db", None)
+    if scheme == "redis+cluster" and options.pop("db", 0) != 0:
+        raise ValueError("a redis+cluster:// URL has no db=: a cluster has no database number")
     return _Target(scheme, nodes=nodes, service=service, options=options)
 
 
