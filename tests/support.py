@@ -296,6 +296,21 @@ def authorize_params(url: str, base: str) -> dict[str, str]:
     return dict(query)
 
 
+def attribute(page: httpx.Response, name: str) -> str:
+    """The (unescaped) value of the first `name="..."` in the page."""
+    match = re.search(rf'{name}="([^"]*)"', page.text)
+    assert match is not None, page.text
+    return unescape(match.group(1))
+
+
+def session_cookie_set(response: httpx.Response) -> bool:
+    """Whether `response` sets a session cookie (not one that deletes it)."""
+    return any(
+        value.startswith("wxauth_session=") and not value.startswith("wxauth_session=;")
+        for value in response.headers.get_list("set-cookie")
+    )
+
+
 def location(response: httpx.Response) -> str:
     assert response.status_code in (301, 302, 303, 307), response.text
     return response.headers["location"]

@@ -4,11 +4,9 @@ against the emulator over real HTTP."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from html import unescape
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,19 +21,22 @@ from wxauth_middleware.scan_tickets import MemoryTickets
 
 from .emulator_support import Clock
 from .redis_support import RedisServer
-from .support import APP_ORIGIN, CHROME_UA, Middleware, Stack, inner_app, location
+from .support import (
+    APP_ORIGIN,
+    CHROME_UA,
+    Middleware,
+    Stack,
+    attribute,
+    inner_app,
+    location,
+    session_cookie_set,
+)
 
 pytestmark = pytest.mark.anyio
 
 OPENID = DEFAULT_PERSONAS[0].openid_for(DEFAULT_APP_ID)
 JSON = {"accept": "application/json"}
 SAME_ORIGIN = {"origin": APP_ORIGIN, "sec-fetch-site": "same-origin"}
-
-
-def attribute(page: httpx.Response, name: str) -> str:
-    match = re.search(rf'{name}="([^"]*)"', page.text)
-    assert match is not None, page.text
-    return unescape(match.group(1))
 
 
 @asynccontextmanager
@@ -92,13 +93,6 @@ async def decide(
         str(confirmation.url),
         data={"csrf": token, "decision": decision},
         headers=SAME_ORIGIN if headers is None else headers,
-    )
-
-
-def session_cookie_set(response: httpx.Response) -> bool:
-    return any(
-        value.startswith("wxauth_session=") and not value.startswith("wxauth_session=;")
-        for value in response.headers.get_list("set-cookie")
     )
 
 
