@@ -218,7 +218,9 @@ class Callback:
                 hint="identity='unionid' needs the Official Account (and the website app) "
                 "bound to one Open Platform account, and the snsapi_userinfo scope.",
             )
-        if config.on_login is not None:
+        # A snapshot identity is virtual (its unionid may be shared by many openids): never
+        # handed to the hook that upserts users.
+        if config.on_login is not None and not user.is_snapshot_user:
             verdict = yield HookCall(config.on_login, (user, request))
             if verdict is False:
                 raise LoginVetoed(f"on_login refused openid {user.openid}")
