@@ -26,6 +26,14 @@ def test_valid_options_normalise() -> None:
     assert config.secret_keys == (b"a-long-enough-signing-key-0123456789",)
 
 
+def test_a_cookie_path_over_the_own_paths_is_accepted() -> None:
+    assert Config(**VALID, cookie_path="/wxauth").cookie_path == "/wxauth"
+    config = Config(
+        **VALID, cookie_path="/app/", callback_path="/app/cb", login_path="/app/in", logout_path=None
+    )
+    assert config.cookie_path == "/app/"
+
+
 def test_key_rotation_list_keeps_order() -> None:
     config = Config(**{**VALID, "secret_key": ["old-key-0123456789abc", b"new-key-0123456789abc"]})
     assert config.secret_keys == (b"old-key-0123456789abc", b"new-key-0123456789abc")
@@ -55,6 +63,8 @@ def test_key_rotation_list_keeps_order() -> None:
         ("max_age", True, "max_age must be"),
         ("login_max_age", 10, "login_max_age must be"),
         ("cookie_domain", "exa mple.com", "not a domain"),
+        ("cookie_path", "/app", "/wxauth/callback, /wxauth/login, /wxauth/logout is outside"),
+        ("cookie_path", "/wx", "must cover the middleware's own paths"),
         ("lang", "fr", "lang must be one of"),
         ("http_timeout", 0, "http_timeout must be"),
         ("on_error", "not callable", "on_error must be a callable"),

@@ -42,7 +42,7 @@ EVERY_OPTION = {
     "WXAUTH_SESSION_COOKIE": "sid",
     "WXAUTH_MAX_AGE": "3600",
     "WXAUTH_COOKIE_DOMAIN": ".example.com",
-    "WXAUTH_COOKIE_PATH": "/app",
+    "WXAUTH_COOKIE_PATH": "/auth",
     "WXAUTH_HTTPS_ONLY": "yes",
     "WXAUTH_LOGIN_MAX_AGE": "120",
     "WXAUTH_LANG": "en",
@@ -98,7 +98,7 @@ def test_every_plain_option_is_read_and_parsed(kind: str) -> None:
     assert config.max_age == 3600
     assert type(config.max_age) is int
     assert config.cookie_domain == ".example.com"
-    assert config.cookie_path == "/app"
+    assert config.cookie_path == "/auth"
     assert config.https_only is True
     assert config.login_max_age == 120
     assert type(config.login_max_age) is int
@@ -143,6 +143,9 @@ def _companions(variable: str) -> dict[str, Any]:
         return {"website_app_id": DEFAULT_WEBSITE_APP_ID, "website_app_secret": "s3cret"}
     if variable == "WXAUTH_KEEP_TOKENS":
         return {"redis_url": "redis://127.0.0.1:6379/0"}
+    if variable == "WXAUTH_COOKIE_PATH":
+        # The session must reach the middleware's own paths.
+        return {"callback_path": "/auth/callback", "login_path": None, "logout_path": None}
     return {}
 
 

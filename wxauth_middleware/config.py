@@ -272,6 +272,18 @@ class Config:
             )
         if self.jssdk_script_url is not None:
             _require_url("jssdk_script_url", self.jssdk_script_url)
+        # Where the middleware reads the session (the JS-SDK endpoint does not need one).
+        covered = [p for p in (self.callback_path, self.login_path, self.logout_path) if p]
+        if self.uses_scan:
+            covered.append(self.scan_path)
+        outside = [p for p in covered if not _path_matches(self.cookie_path, p)]
+        if outside:
+            raise ConfigurationError(
+                f"cookie_path {self.cookie_path!r} must cover the middleware's own paths, and "
+                f"{', '.join(outside)} is outside it: the browser would not send the session "
+                "there (logging out would leave the session alive). Use a cookie_path they "
+                "are under, or move them under it (callback_path=..., logout_path=...)."
+            )
 
     def policy(self, path: str) -> PagePolicy:
         """What the page at `path` asks of its visitors: its rule's, completed by the options."""
@@ -307,6 +319,15 @@ def _is_int(value: object) -> bool:
 def _require_str(name: str, value: object) -> None:
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{name} is required and must be a non-empty string.")
+
+
+def _path_matches(cookie_path: str, path: str) -> bool:
+    """Whether a browser sends a cookie of `cookie_path` to `path` (RFC 6265, 5.1.4)."""
+    return (
+        path == cookie_path
+        or cookie_path.endswith("/") and path.startswith(cookie_path)
+        or path.startswith(cookie_path + "/")
+    )
 
 
 def _require_path(name: str, value: object) -> None:
