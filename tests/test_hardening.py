@@ -7,8 +7,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from starlette.middleware.cors import CORSMiddleware
 
-from .support import Stack, approve_consent, location
+from wxauth_middleware.emulator import DEFAULT_WEBSITE_APP_ID, DEFAULT_WEBSITE_APP_SECRET
+
+from .support import (
+    CHROME_UA,
+    WECHAT_UA,
+    Stack,
+    approve_consent,
+    inner_app,
+    inner_wsgi_app,
+    location,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -29,3 +40,37 @@ async def test_on_login_never_sees_a_snapshot_user(stack: Stack) -> None:
         await client.get(location(approved))
     # The virtual identity is never handed to the hook; a real user still is.
     assert [user.is_snapshot_user for user in seen] == [False]
+
+
+@pytest.mark.parametrize("policy", ["pass", "refuse", "qrconnect"])
+@pytest.mark.parametrize("user_agent", [WECHAT_UA, CHROME_UA], ids=["wechat", "chrome"])
+async def test_a_cors_preflight_reaches_the_app(stack: Stack, policy: str, user_agent: str) -> None:
+    stack.emulator()
+    cors = CORSMiddleware(
+        inner_app(), allow_origins=["https://other.example"], allow_methods=["*"]
+    )
+    middleware = stack.around(
+        cors,
+        inner_wsgi_app,
+        other_browsers=policy,
+        website_app_id=DEFAULT_WEBSITE_APP_ID,
+        website_app_secret=DEFAULT_WEBSITE_APP_SECRET,
+    )
+    preflight = {
+        "origin": "https://other.example",
+        "access-control-request-method": "PUT",
+        "accept": "*/*",
+    }
+    async with stack.phone(middleware, user_agent=user_agent) as client:
+        answer = await client.options("/api/items", headers=preflight)
+        other = await client.options("/api/items", headers={"accept": "application/json"})
+    # Browsers send no cookies on a preflight: it is the app's (its CORS layer's) to answer.
+    if stack.kind == "asgi":
+        assert answer.status_code == 200
+        assert answer.headers["access-control-allow-origin"] == "https://other.example"
+    else:
+        assert answer.headers["x-app"] == "reached"
+    assert "set-cookie" not in answer.headers
+    # An OPTIONS that is not a preflight is a request like any other.
+    if user_agent == WECHAT_UA:
+        assert other.status_code == 401

@@ -110,6 +110,10 @@ class LoginCore:
         return None
 
     def handle(self, request: HTTPRequest) -> Decision:
+        if request.method == "OPTIONS" and request.header("access-control-request-method"):
+            # A CORS preflight: browsers never send cookies with it, so it can prove no
+            # session; it is the application's (its CORS layer's) to answer, untouched.
+            return ANONYMOUS
         sessionless = self._sessionless.get(request.path)
         if sessionless is not None:
             return sessionless(request)
