@@ -4,24 +4,32 @@ may call WeChat, what ends a session."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from starlette.middleware.cors import CORSMiddleware
 
+from wxauth_middleware import WeChatUser
+from wxauth_middleware.cookies import Session, SessionCodec
 from wxauth_middleware.emulator import DEFAULT_WEBSITE_APP_ID, DEFAULT_WEBSITE_APP_SECRET
 
 from .support import (
     CHROME_UA,
+    SECRET_KEY,
     WECHAT_UA,
     Stack,
     approve_consent,
     inner_app,
     inner_wsgi_app,
     location,
+    login,
 )
 
 pytestmark = pytest.mark.anyio
+
+DAY = 24 * 3600
+JSON = {"accept": "application/json"}
 
 
 async def test_on_login_never_sees_a_snapshot_user(stack: Stack) -> None:
@@ -74,3 +82,21 @@ async def test_a_cors_preflight_reaches_the_app(stack: Stack, policy: str, user_
     # An OPTIONS that is not a preflight is a request like any other.
     if user_agent == WECHAT_UA:
         assert other.status_code == 401
+
+
+async def test_a_browser_session_cookie_still_has_a_bounded_signature_age(stack: Stack) -> None:
+    stack.emulator()
+    middleware = stack.middleware(max_age=None)
+    async with stack.phone(middleware) as client:
+        page = await login(client, "/page", persona="xiaoming")
+        user = page.json()["user"]
+        (value,) = [c.value for c in client.cookies.jar if c.name == "wxauth_session"]
+        client.cookies.clear()
+        fresh = await client.get("/page", headers={**JSON, "cookie": f"wxauth_session={value}"})
+        # The same session, signed 31 days ago (a cookie copied a month ago).
+        old = SessionCodec((SECRET_KEY.encode(),), None, clock=lambda: time.time() - 31 * DAY)
+        session = Session(WeChatUser(openid=user["openid"], scope=user["scope"]))
+        stale = old.encode(session)
+        aged = await client.get("/page", headers={**JSON, "cookie": f"wxauth_session={stale}"})
+    assert fresh.json()["user"]["openid"] == user["openid"]
+    assert aged.status_code == 401  # no session: the login is asked for again

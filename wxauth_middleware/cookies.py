@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .messages import HTTPRequest
 
 __all__ = [
+    "BROWSER_SESSION_LIFE",
     "Clock",
     "CookieWriter",
     "LoginState",
@@ -46,6 +47,10 @@ LOGIN_STATE_SALT = "wxauth_middleware.login-state"
 # Version tag of the session payload layout, so a future layout can reject old cookies cleanly.
 _SESSION_V = 1
 _SESSION_FIELDS = 13
+# How long a session's signature is accepted with max_age=None (a cookie that lasts as long as
+# the browser runs, which some browsers restore for ever): a copied cookie must not work for
+# years.
+BROWSER_SESSION_LIFE = 30 * 24 * 3600
 # How many verified session cookies a codec remembers (a few hundred KB at most).
 _VERIFIED_CACHE_SIZE = 1024
 
@@ -146,9 +151,9 @@ class SessionCodec:
         clock: Clock = wall_clock,
     ) -> None:
         self._serializer = _serializer(secret_keys, SESSION_SALT, clock)
-        self._max_age = max_age
+        self._max_age = max_age or BROWSER_SESSION_LIFE
         self._identity_key = identity_key
-        self._verified: VerifiedCache[Session] = VerifiedCache(max_age, clock)
+        self._verified: VerifiedCache[Session] = VerifiedCache(self._max_age, clock)
 
     def encode(self, session: Session) -> str:
         return self._serializer.dumps(session_payload(session))

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from .cookies import (
+    BROWSER_SESSION_LIFE,
     Clock,
     Session,
     VerifiedCache,
@@ -60,8 +61,6 @@ SESSION_ID_SALT = "wxauth_middleware.session-id"
 # How long WeChat's codes and refresh tokens live.
 CODE_LIFE = 300
 REFRESH_LIFE = 30 * 24 * 3600
-# A stored session's life when max_age is None (the cookie lasts as long as the browser runs).
-UNBOUNDED_SESSION_LIFE = 30 * 24 * 3600
 # How many entries of an identity's index a login checks for ones that expired (each login
 # adds at most two, so the index stays within about 8/7 of what is alive).
 PRUNE_SAMPLE = 16
@@ -103,11 +102,11 @@ class SessionStore:
         self._ids = URLSafeTimedSerializer(
             list(secret_keys), salt=SESSION_ID_SALT, signer=clocked_signer(clock)
         )
-        self._verified_ids: VerifiedCache[str] = VerifiedCache(max_age, clock)
+        self.session_life = max_age or BROWSER_SESSION_LIFE
+        self._verified_ids: VerifiedCache[str] = VerifiedCache(self.session_life, clock)
         self._clock = clock
-        self._max_age = max_age
+        self._max_age = self.session_life
         self._identity_key = identity_key
-        self.session_life = max_age or UNBOUNDED_SESSION_LIFE
         # An identity's index outlives each of its sessions and kept tokens.
         self._index_life = max(self.session_life, REFRESH_LIFE)
 
