@@ -29,7 +29,11 @@ def test_valid_options_normalise() -> None:
 def test_a_cookie_path_over_the_own_paths_is_accepted() -> None:
     assert Config(**VALID, cookie_path="/wxauth").cookie_path == "/wxauth"
     config = Config(
-        **VALID, cookie_path="/app/", callback_path="/app/cb", login_path="/app/in", logout_path=None
+        **VALID,
+        cookie_path="/app/",
+        callback_path="/app/cb",
+        login_path="/app/in",
+        logout_path=None,
     )
     assert config.cookie_path == "/app/"
 

@@ -191,7 +191,7 @@ async def test_desktop_browser_to_wechat_login_and_logout() -> None:
         assert parse(home.text).text_by_id["nickname"] == XIAOMING
         assert "Browsing as WeChat" not in home.text
 
-        logout = await client.post("/logout")
+        logout = await client.post("/logout", headers={"origin": ORIGIN})
         assert logout.status_code == 303
         assert logout.headers["location"] == "/logged-out"
         assert "wxauth_session" not in client.cookies
@@ -209,7 +209,7 @@ async def test_logout_while_browsing_as_wechat_shows_logged_out_first() -> None:
         await client.get(approved.headers["location"], headers=PAGE)
         assert "wxauth_session" in client.cookies
 
-        logout = await client.post("/logout")
+        logout = await client.post("/logout", headers={"origin": ORIGIN})
         assert (logout.status_code, logout.headers["location"]) == (303, "/logged-out")
         assert "wxauth_session" not in client.cookies
         # Still "WeChat", without a session: the page says so instead of starting a login.
@@ -469,7 +469,7 @@ async def test_sessions_in_redis_and_logout_ends_the_stored_one(
             assert "openid" not in client.cookies["wxauth_session"]
 
             # The demo's "Log out" ends the stored session, not only the cookie.
-            logout = await client.post("/logout")
+            logout = await client.post("/logout", headers={"origin": ORIGIN})
             assert logout.status_code == 303
             assert logout.headers["location"] == "/logged-out"
             assert "wxauth_session" not in client.cookies
@@ -503,7 +503,7 @@ def test_command_with_redis_url_keeps_sessions_in_redis(redis_server: RedisServe
             me = client.get("/api/me", headers={"accept": "application/json"})
             assert me.json()["user"]["nickname"] == XIAOMING
 
-            logout = client.post("/logout")
+            logout = client.post("/logout", headers={"origin": server.url})
             assert logout.status_code == 303
             assert _keys(redis_server, "wxauth:session:*") & new_sessions == set()
         output = server.output()

@@ -15,6 +15,7 @@ from wxauth_middleware.cookies import Session, SessionCodec
 from wxauth_middleware.emulator import DEFAULT_WEBSITE_APP_ID, DEFAULT_WEBSITE_APP_SECRET
 
 from .support import (
+    APP_ORIGIN,
     CHROME_UA,
     SECRET_KEY,
     WECHAT_UA,
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.anyio
 
 DAY = 24 * 3600
 JSON = {"accept": "application/json"}
+SAME_ORIGIN = {"sec-fetch-site": "same-origin"}
 
 
 async def test_on_login_never_sees_a_snapshot_user(stack: Stack) -> None:
@@ -54,9 +56,7 @@ async def test_on_login_never_sees_a_snapshot_user(stack: Stack) -> None:
 @pytest.mark.parametrize("user_agent", [WECHAT_UA, CHROME_UA], ids=["wechat", "chrome"])
 async def test_a_cors_preflight_reaches_the_app(stack: Stack, policy: str, user_agent: str) -> None:
     stack.emulator()
-    cors = CORSMiddleware(
-        inner_app(), allow_origins=["https://other.example"], allow_methods=["*"]
-    )
+    cors = CORSMiddleware(inner_app(), allow_origins=["https://other.example"], allow_methods=["*"])
     middleware = stack.around(
         cors,
         inner_wsgi_app,
@@ -100,3 +100,48 @@ async def test_a_browser_session_cookie_still_has_a_bounded_signature_age(stack:
         aged = await client.get("/page", headers={**JSON, "cookie": f"wxauth_session={stale}"})
     assert fresh.json()["user"]["openid"] == user["openid"]
     assert aged.status_code == 401  # no session: the login is asked for again
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # a link, an image, a prefetch
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site"},  # a sibling subdomain's page
+        {"origin": "https://evil.example"},
+        {"origin": "null"},
+    ],
+    ids=["no-evidence", "cross-site", "same-site", "foreign-origin", "null-origin"],
+)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_logout_takes_a_same_origin_post(
+    stack: Stack, method: str, headers: dict[str, str]
+) -> None:
+    stack.emulator()
+    async with stack.phone(stack.middleware()) as client:
+        await login(client, "/page", persona="xiaoming")
+        refused = await client.request(method, "/wxauth/logout?next=/bye", headers=headers)
+        still = await client.get("/page", headers=JSON)
+        logout = await client.post(
+            "/wxauth/logout?next=/bye", headers={"origin": APP_ORIGIN, **SAME_ORIGIN}
+        )
+        after = await client.get("/page", headers=JSON)
+    # Anything but a same-origin POST leaves the session, and offers the logout button.
+    assert refused.status_code == (200 if method == "GET" else 403)
+    assert "set-cookie" not in refused.headers
+    assert '<form method="post" action="/wxauth/logout?next=%2Fbye">' in refused.text
+    assert "退出登录" in refused.text
+    assert still.json()["user"]["openid"]
+    assert logout.status_code == 302
+    assert location(logout) == "/bye"
+    assert after.status_code == 401
+
+
+async def test_logout_by_origin_alone_for_browsers_without_fetch_metadata(stack: Stack) -> None:
+    stack.emulator()
+    async with stack.phone(stack.middleware()) as client:
+        await login(client, "/page", persona="xiaoming")
+        logout = await client.post("/wxauth/logout", headers={"origin": APP_ORIGIN})
+        after = await client.get("/page", headers=JSON)
+    assert location(logout) == "/"
+    assert after.status_code == 401

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
+from urllib.parse import urlencode
 
 from .config import Config
 from .cookies import Clock, CookieWriter, Session
@@ -13,9 +14,9 @@ from .decisions import Forward, query_params
 from .effects import Flow
 from .errors import ConfigurationError, StoreUnavailable, TokenUnavailable, WeChatAPIError
 from .messages import HTTPRequest, HTTPResponse
-from .pages import error_response, redirect
+from .pages import error_response, logout_page, redirect
 from .store import SessionStore
-from .urls import safe_return_path
+from .urls import request_origin, safe_return_path
 from .wechat import CallPolicy, refresh_grant
 
 __all__ = ["Account"]
@@ -36,8 +37,13 @@ class Account:
     def logout(
         self, request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
     ) -> Flow[HTTPResponse | Forward]:
-        """`logout_path[?next=/page]`: forget the session, back to a page of this site."""
+        """`POST logout_path[?next=/page]` from a page of this site: forget the session, back
+        to a page of this site. Any other request (a GET, another site's form) gets the page
+        with the logout button, and the session stays."""
         next_page = safe_return_path(query_params(request).get("next")) or "/"
+        if request.method != "POST" or not self._same_origin(request):
+            action = f"{self.config.logout_path}?{urlencode({'next': next_page})}"
+            return logout_page(action, 200 if request.method in ("GET", "HEAD") else 403)
         if session is not None:
             if self._store is not None:
                 try:
@@ -47,6 +53,16 @@ class Account:
                     return error_response(self.config.on_error, exc, request)
             logger.info("wxauth logout openid=%s", session.user.openid)
         return redirect(next_page, (self._cookies.clear_session(request),))
+
+    def _same_origin(self, request: HTTPRequest) -> bool:
+        """Whether the browser says the request comes from a page of this site: Sec-Fetch-Site
+        (current browsers), else an Origin equal to the site's. No evidence is no."""
+        site = request.header("sec-fetch-site")
+        if site:
+            return site == "same-origin"
+        origin = request.header("origin")
+        own = self.config.public_url or request_origin(request.scheme, request.header("host"))
+        return bool(origin) and origin == own
 
     def revoke(self, identity: str) -> Flow[int]:
         """End every session of `identity` (an openid, or a unionid with identity='unionid')

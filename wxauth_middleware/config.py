@@ -325,7 +325,7 @@ def _path_matches(cookie_path: str, path: str) -> bool:
     """Whether a browser sends a cookie of `cookie_path` to `path` (RFC 6265, 5.1.4)."""
     return (
         path == cookie_path
-        or cookie_path.endswith("/") and path.startswith(cookie_path)
+        or (cookie_path.endswith("/") and path.startswith(cookie_path))
         or path.startswith(cookie_path + "/")
     )
 

@@ -144,6 +144,17 @@ def snapshot_response(return_to: str) -> HTTPResponse:
     return html_response(200, "页面快照 · Page snapshot", body)
 
 
+def logout_page(action: str, status: int = 200) -> HTTPResponse:
+    """The logout page: a form that posts to `action` (logging out takes a same-origin POST,
+    so a link or another site's form cannot end the session)."""
+    body = (
+        "<p>确定要退出登录吗?</p><p>Log out of this site?</p>"
+        f'<form method="post" action="{escape(action)}">'
+        '<button type="submit">退出登录 · Log out</button></form>'
+    )
+    return html_response(status, "退出登录 · Log out", body)
+
+
 def html_response(status: int, title: str, body: str) -> HTTPResponse:
     """A small, self-contained page: `title` is escaped here, `body` must already be HTML."""
     html = _PAGE.format(title=escape(title), body=body)

@@ -264,13 +264,14 @@ def _forbidden() -> StarletteResponse:
 
 
 async def _logout(request: Request) -> StarletteResponse:
-    if _cross_site(request):
-        return _forbidden()
     # The middleware's own logout, so that a session kept in Redis ends too (not only the
-    # cookie); answered as a 303 to the "logged out" page, since this was a form post.
+    # cookie), with this post's headers: it logs out only a same-origin post. Answered as a
+    # 303 to the "logged out" page, since this was a form post.
     answer = await _call(request.app.state.auth, request.scope, _LOGOUT_PATH, "next=/")
     if answer.status_code != 302:
-        return answer  # the store did not answer (503): not logged out, and the page says so
+        # Another site's form (403, with the logout button), or the store did not answer
+        # (503): not logged out, and the page says so.
+        return answer
     response = RedirectResponse(_LOGGED_OUT_PATH, status_code=303)
     for name, value in answer.headers.items():
         if name == "set-cookie":
@@ -279,10 +280,10 @@ async def _logout(request: Request) -> StarletteResponse:
 
 
 async def _call(app: ASGIApp, scope: Scope, path: str, query: str) -> StarletteResponse:
-    """`app`'s answer to a bodyless GET of `path?query` with the headers of `scope`."""
+    """`app`'s answer to a bodyless POST of `path?query` with the headers of `scope`."""
     sub_scope = {
         **scope,
-        "method": "GET",
+        "method": "POST",
         "path": path,
         "raw_path": path.encode("ascii"),
         "root_path": "",
