@@ -4,6 +4,8 @@ may call WeChat, what ends a session."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -14,6 +16,7 @@ from wxauth_middleware import WeChatUser
 from wxauth_middleware.cookies import Session, SessionCodec
 from wxauth_middleware.emulator import DEFAULT_WEBSITE_APP_ID, DEFAULT_WEBSITE_APP_SECRET
 
+from .redis_support import RedisServer
 from .support import (
     APP_ORIGIN,
     CHROME_UA,
@@ -145,3 +148,29 @@ async def test_logout_by_origin_alone_for_browsers_without_fetch_metadata(stack:
         after = await client.get("/page", headers=JSON)
     assert location(logout) == "/"
     assert after.status_code == 401
+
+
+async def test_a_cancelled_exchange_releases_its_claim(
+    asgi_stack: Stack, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    emulator = asgi_stack.emulator(auto_approve=True)
+    emulator.inject("access_token", latency=1.0)  # the first exchange waits on WeChat
+    middleware = asgi_stack.middleware(
+        redis_url=redis_server.url, redis_prefix=redis_prefix, login_timeout=4
+    )
+    async with asgi_stack.phone(middleware) as phone:
+        start = await phone.get("/page")
+        callback_url = location(await phone.get(location(start)))
+        first = asyncio.ensure_future(phone.get(callback_url))
+        # Until the exchange is under way (the emulator has the call): no event to wait on.
+        while not [c for c in emulator.calls if c.path == "/sns/oauth2/access_token"]:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        first.cancel()  # the browser went away: the server cancels the request
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        # The same callback again (a reload) gets WeChat's own answer, not the wait for a
+        # claim nobody holds any more (a 504 at login_timeout).
+        retry = await phone.get(callback_url)
+    # Back to the page, or (if WeChat had spent the code before the cancel) the one restart.
+    assert retry.status_code == 302, retry.text
+    assert location(retry) == "/page" or location(retry).startswith(asgi_stack.authorize_url)

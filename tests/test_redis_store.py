@@ -33,6 +33,7 @@ from .emulator_support import Clock
 from .redis_support import Deployment, RedisServer
 from .servers import free_port
 from .support import (
+    APP_ORIGIN,
     CHROME_UA,
     SECRET_KEY,
     Middleware,
@@ -174,7 +175,7 @@ async def test_logout_ends_the_stored_session(
         await login(phone, "/whoami")
         cookie = phone.cookies["wxauth_session"]
         assert len(keys(db, redis_prefix + "session:*")) == 1
-        out = await phone.get("/wxauth/logout?next=/bye")
+        out = await phone.post("/wxauth/logout?next=/bye", headers={"origin": APP_ORIGIN})
         assert location(out) == "/bye"
         assert keys(db, redis_prefix + "session:*") == []
     # The old cookie, kept by someone, is worth nothing now.
@@ -432,7 +433,7 @@ async def test_a_session_cannot_be_checked_while_the_store_is_down(
         assert api.status_code == 503
         assert api.json()["error"] == "store_unavailable"
         # Logging out cannot be done either: said, not pretended.
-        out = await phone.get("/wxauth/logout")
+        out = await phone.post("/wxauth/logout", headers={"origin": APP_ORIGIN})
         assert out.status_code == 503
         assert "set-cookie" not in out.headers
 

@@ -144,6 +144,11 @@ class Callback:
             logger.exception("wxauth login failed with an unexpected error")
             yield from self._code_failed(claim)
             return self._error(WeChatAuthError("unexpected error during login"), request, login)
+        except BaseException:
+            # Cancelled (the browser went away): the driver throws the cancellation in, so
+            # that a retry of this callback does not wait for a claim nobody holds.
+            yield from self._code_failed(claim)
+            raise
         logger.info(
             "wxauth login ok openid=%s unionid=%s scope=%s snapshot=%d duration_ms=%d",
             user.openid,

@@ -111,6 +111,12 @@ def drive_sync(
                 result = _perform_sync(effect, client, limiter, store)
             except Exception as exc:
                 effect = flow.throw(exc)
+            except BaseException as exc:
+                # Interrupted: the flow releases what it holds (its cleanup's effects are
+                # carried out), then the interruption goes on.
+                effect = flow.throw(exc)
+                drive_sync(_resumed(flow, effect), client, limiter, store)
+                raise
             else:
                 effect = flow.send(result)
     except StopIteration as stop:
@@ -133,11 +139,28 @@ async def drive_async(
                 result = await _perform_async(effect, client, limiter, store)
             except Exception as exc:
                 effect = flow.throw(exc)
+            except BaseException as exc:
+                # Cancelled: the flow releases what it holds, its cleanup shielded from the
+                # cancellation, then the cancellation goes on.
+                effect = flow.throw(exc)
+                with anyio.CancelScope(shield=True):
+                    await drive_async(_resumed(flow, effect), client, limiter, store)
+                raise
             else:
                 effect = flow.send(result)
     except StopIteration as stop:
         value: T = stop.value
         return value
+
+
+def _resumed(flow: Flow[T], effect: Effect) -> Flow[None]:
+    """The rest of `flow`, from `effect` on, whatever it finally raises or returns: the
+    cleanup of a flow that an interruption was thrown into."""
+    try:
+        while True:
+            effect = flow.send((yield effect))
+    except BaseException:  # the interruption it re-raises, or its end: cleanup is over
+        return
 
 
 def _perform_sync(
