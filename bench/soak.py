@@ -279,12 +279,21 @@ class Browser:
     logout_share: float
     rng: random.Random
 
-    async def request(self, method: str, url: str, step: str, accept: str) -> httpx.Response:
+    async def request(
+        self, method: str, url: str, step: str, accept: str, fetch_site: str | None = None
+    ) -> httpx.Response:
         if time.monotonic() >= self.deadline:
             raise _Stop
         self.stats.requests += 1
         try:
-            response = await self.client.request(method, url, headers={"accept": accept})
+            response = await self.client.request(
+                method,
+                url,
+                headers={
+                    "accept": accept,
+                    **({"sec-fetch-site": fetch_site} if fetch_site else {}),
+                },
+            )
         except httpx.TimeoutException as exc:
             self.stats.error(f"client-side timeout on {step}", False, f"{type(exc).__name__}")
             raise _Failed from exc
@@ -436,7 +445,10 @@ class Browser:
         self.stats.page_ms.append(elapsed)
 
     async def logout(self) -> None:
-        response = await self.request("POST", self.base + "/logout", "logout", HTML)
+        # The log-out button's form post, from the site's own page.
+        response = await self.request(
+            "POST", self.base + "/logout", "logout", HTML, fetch_site="same-origin"
+        )
         if response.status_code != 303 or response.headers.get("location") != "/logged-out":
             raise self.unexpected("logout", response)
         if SESSION_COOKIE in self.client.cookies:
