@@ -113,7 +113,8 @@ PAGES = ("/", "/profile", "/api/me")
 CALLBACK_PATH = "/wxauth/callback"
 AUTHORIZE_PATH = "/_wechat/connect/oauth2/authorize"
 SESSION_COOKIE = "wxauth_session"
-STATE_COOKIE_PREFIX = "wxauth_session_state_"
+# The login-state cookie (the logins in progress), over http and over https.
+STATE_COOKIES = ("wxauth_session_login", "__Host-wxauth_session_login")
 # A truncated token answer: what a proxy cutting WeChat's body short would deliver.
 MALFORMED_BODY = '{"access_token":"ACCESS_TOKEN","expires_in":7200,"refresh_token":'
 FLAT_MIB = 5.0
@@ -389,9 +390,7 @@ class Browser:
     def _cookies(self, response: httpx.Response) -> None:
         sent = response.request.headers.get("cookie", "")
         self.stats.max_cookie_bytes = max(self.stats.max_cookie_bytes, len(sent))
-        states = sum(
-            1 for cookie in self.client.cookies.jar if cookie.name.startswith(STATE_COOKIE_PREFIX)
-        )
+        states = sum(1 for cookie in self.client.cookies.jar if cookie.name in STATE_COOKIES)
         self.stats.max_state_cookies = max(self.stats.max_state_cookies, states)
 
     def login_failed(self, response: httpx.Response) -> None:

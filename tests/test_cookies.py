@@ -6,7 +6,15 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from wxauth_middleware import WeChatUser
-from wxauth_middleware.cookies import LoginState, LoginStateCodec, Session, SessionCodec
+from wxauth_middleware.cookies import (
+    MAX_LOGINS,
+    LoginState,
+    LoginStateCodec,
+    Session,
+    SessionCodec,
+    kept_return,
+    with_login,
+)
 from wxauth_middleware.store import SessionStore
 
 OLD = b"old-signing-key-0123456789"
@@ -81,18 +89,40 @@ def test_expired_session_is_no_session() -> None:
 
 
 def test_login_state_cookie_cannot_pass_for_a_session_or_the_reverse() -> None:
-    login = LoginState("abc", "/page", "snsapi_base")
-    state_value = LoginStateCodec((NEW,), 600).encode(login)
+    login = LoginState("abc", "/page", "snsapi_base", issued=int(time.time()))
+    state_value = LoginStateCodec((NEW,), 600).encode((login,))
     assert SessionCodec((NEW,), 3600).decode(state_value) is None
     session_value = SessionCodec((NEW,), 3600).encode(Session(USER))
-    assert LoginStateCodec((NEW,), 600).decode(session_value, "abc") is None
+    assert LoginStateCodec((NEW,), 600).decode(session_value) == ()
 
 
-def test_login_state_is_bound_to_its_state() -> None:
-    codec = LoginStateCodec((NEW,), 600)
-    value = codec.encode(LoginState("abc", "/page", "snsapi_base", attempt=1, done=False))
-    assert codec.decode(value, "abc") == LoginState("abc", "/page", "snsapi_base", 1, False)
-    assert codec.decode(value, "abd") is None
+def test_login_states_round_trip_and_expire_one_by_one() -> None:
+    clock = Clock()
+    codec = LoginStateCodec((NEW,), 600, clock)
+    old = LoginState("abc", "/page", "snsapi_base", attempt=1, bound="o1", issued=int(clock.now))
+    clock.now += 400
+    new = LoginState("def", "/other", "snsapi_userinfo", api=True, issued=int(clock.now))
+    value = codec.encode((new, old))
+    assert codec.decode(value) == (new, old)
+    clock.now += 201  # the cookie was signed 201 s ago; the older login started 601 s ago
+    assert codec.decode(value) == (new,)
+
+
+def test_a_browser_keeps_a_bounded_few_logins_newest_first() -> None:
+    logins: tuple[LoginState, ...] = ()
+    for n in range(MAX_LOGINS + 2):
+        logins = with_login(logins, LoginState(f"s{n}", "/", "snsapi_base"))
+    assert [x.state for x in logins] == [f"s{n}" for n in range(MAX_LOGINS + 1, 1, -1)]
+    # An API call's login replaces the previous one (a front end polling while logged out).
+    api = with_login(logins, LoginState("a1", "/", "snsapi_base", api=True))
+    api = with_login(api, LoginState("a2", "/", "snsapi_base", api=True))
+    assert [x.state for x in api if x.api] == ["a2"]
+
+
+def test_long_return_paths_are_kept_short() -> None:
+    assert kept_return("/p?" + "x" * 2000) == "/p"
+    assert kept_return("/" + "p" * 2000) == "/"
+    assert kept_return("/p?x=1") == "/p?x=1"
 
 
 def test_signed_payload_of_the_wrong_shape_is_no_session() -> None:

@@ -376,18 +376,28 @@ async def test_6_state_from_another_browser_logs_nobody_in(stack: Stack) -> None
     async with stack.phone(middleware) as victim:
         callback_url, _ = await _started(victim)
     async with stack.phone(middleware) as attacker:
+        await attacker.get("/page")  # a login of its own in progress
         await _assert_not_logged_in(attacker, await attacker.get(callback_url))
+    async with stack.phone(middleware) as stranger:
+        # No login-state cookie at all (a lost cookie): the login restarts, never with this
+        # code, from a page that sets the cookie (see test_hardening).
+        restarted = await stranger.get(callback_url)
+        assert restarted.status_code == 200
+        assert not any(c.startswith("wxauth_session=") for c in _set_cookies(restarted))
+        assert (
+            await stranger.get("/page", headers={"accept": "application/json"})
+        ).status_code == 401
     assert emulator.calls == []
 
 
 async def test_6_tampered_state_cookie_logs_nobody_in(stack: Stack) -> None:
     stack.emulator(auto_approve=True)
     async with stack.phone(stack.middleware()) as client:
-        callback_url, state = await _started(client)
-        name = f"wxauth_session_state_{state}"
+        callback_url, _ = await _started(client)
+        name = "wxauth_session_login"
         value = client.cookies[name]
         client.cookies.delete(name)
-        client.cookies.set(name, value[:-2] + "xx", path="/wxauth/callback")
+        client.cookies.set(name, value[:-2] + "xx", path="/")
         await _assert_not_logged_in(client, await client.get(callback_url))
 
 
@@ -398,9 +408,12 @@ async def test_6_expired_state_logs_nobody_in(
     stack.emulator(auto_approve=True, clock=time.time)
     async with stack.phone(stack.middleware(login_max_age=60)) as client:
         callback_url, _ = await _started(client)
+        # The browser still sends it (its clock is not the server's): the server refuses it.
+        kept = {"cookie": f"wxauth_session_login={client.cookies['wxauth_session_login']}"}
         now = time.time()
         monkeypatch.setattr(time, "time", lambda: now + 61)
-        await _assert_not_logged_in(client, await client.get(callback_url))
+        client.cookies.clear()
+        await _assert_not_logged_in(client, await client.get(callback_url, headers=kept))
 
 
 async def test_6_refusal_ends_on_a_page_not_in_a_loop(stack: Stack) -> None:
@@ -709,11 +722,10 @@ async def test_4_polling_while_logged_out_keeps_one_api_state_cookie(stack: Stac
         for _ in range(30):  # a front end polling an API while nobody is logged in
             api = await client.get("/api/me", headers={"accept": "application/json"})
             assert api.status_code == 401
-        state_cookies = [
-            c for c in client.cookies.jar if c.name.startswith("wxauth_session_state_")
-        ]
+        state_cookies = [c for c in client.cookies.jar if c.name.startswith("wxauth_session_")]
         # The latest 401's authorize_url still completes the login.
         callback = await client.get(location(await client.get(api.json()["authorize_url"])))
         page = await client.get(location(callback))
-    assert [c.name for c in state_cookies] == ["wxauth_session_state_api"]
+    assert [c.name for c in state_cookies] == ["wxauth_session_login"]
+    assert len(state_cookies[0].value or "") < 400  # one login: the API call's latest
     assert page.json()["user"] is not None

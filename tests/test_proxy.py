@@ -53,7 +53,8 @@ PUBLIC = "shop.example.com"
 # for `proxy_pass http://127.0.0.1:8000` is the upstream's address.
 INTERNAL = "127.0.0.1:8000"
 BROWSER_IP = "203.0.113.7"  # TEST-NET-3: the phone's public address, seen by the proxy
-STATE_COOKIE = "wxauth_session_state_"
+# The login-state cookie: a __Host- one where the browser sees https.
+STATE_COOKIES = ("wxauth_session_login=", "__Host-wxauth_session_login=")
 # The environment variable that tells the server-process factories where "WeChat" is.
 WECHAT_URL_ENV = "PROXY_TEST_WECHAT_URL"
 
@@ -70,7 +71,7 @@ def redirect_uri(response: httpx.Response) -> str:
 
 
 def state_cookie(response: httpx.Response) -> str:
-    [cookie] = [c for c in response.headers.get_list("set-cookie") if c.startswith(STATE_COOKIE)]
+    [cookie] = [c for c in response.headers.get_list("set-cookie") if c.startswith(STATE_COOKIES)]
     return cookie
 
 

@@ -17,7 +17,16 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from .config import Config
-from .cookies import API_STATE, CookieWriter, LoginState, LoginStateCodec, Session, SessionCodec
+from .cookies import (
+    CookieWriter,
+    LoginState,
+    LoginStateCodec,
+    Session,
+    SessionCodec,
+    find_login,
+    with_login,
+    without_login,
+)
 from .decisions import Decision, Forward, query_params
 from .effects import Flow, HookCall
 from .errors import (
@@ -36,6 +45,7 @@ from .scopes import QRCONNECT_SCOPE
 from .store import SessionStore
 from .urls import is_valid_state
 from .user import WeChatUser
+from .useragent import is_wechat_browser
 from .wechat import CallPolicy, fetch_user
 
 __all__ = ["Callback"]
@@ -67,12 +77,13 @@ class Callback:
     ) -> Decision:
         params = query_params(request)
         state = params.get("state", "")
-        login = None
-        if is_valid_state(state):
-            cookie = cookies.get(self._cookies.state_name(state)) or cookies.get(
-                self._cookies.state_name(API_STATE)
-            )
-            login = self._logins.decode(cookie, state) if cookie else None
+        if not is_valid_state(state):
+            return self._error(LoginStateError("unknown or expired login state"), request)
+        value = cookies.get(self._cookies.login_name(request))
+        if value is None:
+            return self._cookie_lost(request, state, session)
+        logins = self._logins.decode(value)
+        login = find_login(logins, state)
         if login is None:
             # Unknown, forged, expired or another browser's state: never log anyone in, and
             # never restart the login from here (a browser refusing cookies would loop).
@@ -82,10 +93,15 @@ class Callback:
             if session is not None:
                 return redirect(login.return_to)
             return self._error(LoginStateError("login state already used"), request, login)
+        drop = self._logins_cookie(request, without_login(logins, state))
+        if session is not None and login.bound != session.user.identity:
+            # A login this session did not start (one from before this browser logged in, or
+            # one another site planted): it never switches the browser to another account.
+            logger.warning("wxauth callback of a login this session did not start: ignored")
+            return redirect(login.return_to, (drop,))
         code = params.get("code")
         if not code:
             # The user refused (older WeChat clients come back with state and no code).
-            drop = self._cookies.clear_login_state(request, login.state)
             if session is not None:
                 # They refused to share the profile but are logged in: keep the session,
                 # remember the refusal (so the page doesn't ask again), back to the page.
@@ -95,10 +111,34 @@ class Callback:
             logger.info("wxauth login declined scope=%s", login.scope)
             error = LoginDeclined("the callback carried no code")
             return self._error(error, request, login, (drop,))
-        return self._exchange(request, login, code, session)
+        done = self._logins_cookie(request, with_login(logins, replace(login, done=True)))
+        return self._exchange(request, login, code, session, done)
+
+    def _cookie_lost(self, request: HTTPRequest, state: str, session: Session | None) -> Decision:
+        """A callback from a browser that sent no login-state cookie at all (WeChat's webview
+        sometimes loses a cookie set on a redirect): the login starts over once, from a page
+        that sets the cookie itself. The new state says it is that restart: a second loss
+        ends on the error page, never in a loop, and the code that came is never used."""
+        if self._login.is_restart(state) or not is_wechat_browser(request.header("user-agent")):
+            return self._error(LoginStateError("unknown or expired login state"), request)
+        logger.warning("wxauth login state cookie missing at the callback: login restarted")
+        scope = self.config.policy("/").scope
+        return self._login.start(request, "/", scope, session, restart_page=True)
+
+    def _logins_cookie(
+        self, request: HTTPRequest, logins: tuple[LoginState, ...]
+    ) -> tuple[str, str]:
+        # Kept even when empty: a callback finding no cookie at all is a lost cookie
+        # (restarted once), one finding no login of its state is refused.
+        return self._cookies.login_state(request, self._logins.encode(logins))
 
     def _exchange(
-        self, request: HTTPRequest, login: LoginState, code: str, session: Session | None
+        self,
+        request: HTTPRequest,
+        login: LoginState,
+        code: str,
+        session: Session | None,
+        done: tuple[str, str],
     ) -> Flow[HTTPResponse | Forward]:
         config = self.config
         started = time.monotonic()
@@ -106,7 +146,7 @@ class Callback:
             app_id, app_secret = config.website_app_id, config.website_app_secret
         else:
             app_id, app_secret = config.app_id, config.app_secret
-        claim: list[str] = []  # the store key of a code this request exchanges, once claimed
+        claim: list[str] = []  # what this request claimed: its state (and store key)
         try:
             if app_id is None or app_secret is None:
                 raise ConfigurationError(
@@ -123,16 +163,8 @@ class Callback:
         except WeChatAPIError as exc:
             yield from self._code_failed(claim)
             _log_failure(exc, started)
-            if exc.is_invalid_code and login.attempt == 0:
-                # A code can be spent by a replay or expire on a slow phone: start over once.
-                # The attempt count rides in the new state cookie, so this happens only once.
-                return self._login.start(
-                    request,
-                    login.return_to,
-                    login.scope,
-                    attempt=login.attempt + 1,
-                    cookies=(self._cookies.clear_login_state(request, login.state),),
-                )
+            if exc.is_invalid_code:
+                return self._code_spent(request, login, session, exc)
             return self._error(exc, request, login)
         except WeChatAuthError as exc:
             yield from self._code_failed(claim)
@@ -157,11 +189,6 @@ class Callback:
             user.is_snapshot_user,
             (time.monotonic() - started) * 1000,
         )
-        done = self._cookies.login_state(
-            request,
-            login.state,
-            self._logins.encode(LoginState(login.state, login.return_to, login.scope, 0, True)),
-        )
         if user.is_snapshot_user:
             # A snapshot identity is virtual: no session at all. The visitor sees the
             # interstitial (or the app its page, for this one request) until they tap
@@ -173,6 +200,22 @@ class Callback:
         # A fresh login replaces whatever session was there (another account included).
         return (
             yield from self.with_session(request, login.return_to, Session(user), session, (done,))
+        )
+
+    def _code_spent(
+        self,
+        request: HTTPRequest,
+        login: LoginState,
+        session: Session | None,
+        error: WeChatAuthError,
+    ) -> HTTPResponse:
+        """A code that cannot be used (WeChat refused it, or the state was already
+        exchanged): a replay or a slow phone, so the login starts over once. The attempt
+        count rides in the new login's state, so this happens only once."""
+        if login.attempt > 0:
+            return self._error(error, request, login)
+        return self._login.start(
+            request, login.return_to, login.scope, session, attempt=1, replaces=login.state
         )
 
     def _user_once(

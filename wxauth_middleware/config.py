@@ -130,6 +130,7 @@ class Config:
                 f"session_cookie {self.session_cookie!r} is not a valid cookie name "
                 "(letters, digits and !#$%&'*+-.^_`|~, at most 64)."
             )
+        self._check_cookie_prefix()
         if self.max_age is not None and (not _is_int(self.max_age) or self.max_age <= 0):
             raise ConfigurationError(
                 f"max_age must be a positive number of seconds or None, not {self.max_age!r}."
@@ -203,6 +204,28 @@ class Config:
         # A copy: changing the caller's mapping later does not change the middleware.
         object.__setattr__(self, "verify_files", dict(verify_files))
         self._check_store()
+
+    def _check_cookie_prefix(self) -> None:
+        """A `__Host-`/`__Secure-` session cookie name: browsers keep such a cookie only if
+        it is Secure (and, for __Host-, on Path=/ without a Domain): refuse what cannot be."""
+        name = self.session_cookie.lower()
+        if not name.startswith(("__host-", "__secure-")):
+            return
+        prefix = self.session_cookie[: name.index("-") + 1]
+        https = self.https_only or (self.public_url or "").startswith("https:")
+        if not https:
+            raise ConfigurationError(
+                f"session_cookie {self.session_cookie!r}: browsers keep a {prefix} cookie only "
+                "if it is Secure. Set public_url to the site's https origin, or https_only=True."
+            )
+        if name.startswith("__host-") and (
+            self.cookie_domain is not None or self.cookie_path != "/"
+        ):
+            raise ConfigurationError(
+                f"session_cookie {self.session_cookie!r}: browsers keep a __Host- cookie only "
+                "on Path=/ without a Domain. Leave cookie_domain unset and cookie_path '/', or "
+                "use a __Secure- name."
+            )
 
     def _check_store(self) -> None:
         if self.redis_url is not None:
@@ -302,10 +325,6 @@ class Config:
         a minute more, so a desktop asking just after hears "expired", not "not this
         browser"."""
         return self.scan_max_age + 60
-
-    @property
-    def state_cookie_prefix(self) -> str:
-        return f"{self.session_cookie}_state_"
 
 
 # The options' names, in order: Config's fields but the derived ones.

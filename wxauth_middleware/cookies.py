@@ -19,6 +19,7 @@ from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
+from starlette.requests import cookie_parser
 
 from .user import WeChatUser
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BROWSER_SESSION_LIFE",
+    "COOKIE_PREFIXES",
+    "MAX_LOGINS",
     "Clock",
     "CookieWriter",
     "LoginState",
@@ -36,9 +39,13 @@ __all__ = [
     "SessionCodec",
     "VerifiedCache",
     "clocked_signer",
+    "find_login",
+    "kept_return",
     "session_from_payload",
     "session_payload",
     "wall_clock",
+    "with_login",
+    "without_login",
 ]
 
 SESSION_SALT = "wxauth_middleware.session"
@@ -58,9 +65,9 @@ _VERIFIED_CACHE_SIZE = 1024
 T = TypeVar("T")
 # The current time in seconds since the epoch; injectable, so tests step time themselves.
 Clock = Callable[[], float]
-# The name of the cookie of an API call's login, after the state-cookie prefix (states are
-# hex, so it cannot collide with a page login's cookie).
-API_STATE = "api"
+# Cookie name prefixes browsers enforce (RFC 6265bis): __Host- cookies are Secure, on '/',
+# without a Domain; __Secure- cookies are Secure.
+COOKIE_PREFIXES = ("__Host-", "__Secure-")
 
 
 def wall_clock() -> float:
@@ -250,12 +257,16 @@ def _opt_str(value: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class LoginState:
-    """What a `state` handle stands for, kept in a short-lived signed cookie of its own.
+    """What a `state` handle stands for: one entry of the login-state cookie.
 
     `attempt` counts restarts after an invalid code, so a restart happens at most once even
     across the round trip through WeChat. `done` marks a login already completed, so a
     replayed callback (back button, refresh, WeChat's double redirect) lands on the page
-    again instead of spending another code.
+    again instead of spending another code. `bound` is the openid of the session the login
+    started from ("" for none): a callback never switches a logged-in browser to another
+    account unless that account's own session started the login. `api` marks the login of an
+    API call's 401 (one at a time: a front end polling while logged out replaces it).
+    `issued` is when it started (seconds since the epoch).
     """
 
     state: str
@@ -263,35 +274,95 @@ class LoginState:
     scope: str
     attempt: int = 0
     done: bool = False
+    bound: str = ""
+    api: bool = False
+    issued: int = 0
+
+
+# How many logins one browser may have in progress at once (tabs), newest first; an older
+# one is dropped. With return paths kept to MAX_KEPT_RETURN characters, the login-state
+# cookie stays under about 2 KB whatever the browser does (servers refuse Cookie headers of
+# 8 KB and more).
+MAX_LOGINS = 3
+MAX_KEPT_RETURN = 384
+_LOGIN_FIELDS = 8
+
+
+def kept_return(return_to: str) -> str:
+    """`return_to` as a login keeps it: a path too long to keep loses its query, then is
+    the site's root."""
+    if len(return_to) <= MAX_KEPT_RETURN:
+        return return_to
+    path = return_to.partition("?")[0]
+    return path if len(path) <= MAX_KEPT_RETURN else "/"
+
+
+def with_login(logins: tuple[LoginState, ...], login: LoginState) -> tuple[LoginState, ...]:
+    """`logins` with `login` first, replacing one of its state (and any other API login if
+    it is one), at most MAX_LOGINS."""
+    others = tuple(
+        kept for kept in logins if kept.state != login.state and not (login.api and kept.api)
+    )
+    return (login, *others)[:MAX_LOGINS]
+
+
+def without_login(logins: tuple[LoginState, ...], state: str) -> tuple[LoginState, ...]:
+    return tuple(kept for kept in logins if kept.state != state)
+
+
+def find_login(logins: tuple[LoginState, ...], state: str) -> LoginState | None:
+    return next((kept for kept in logins if kept.state == state), None)
 
 
 class LoginStateCodec:
+    """The logins in progress in one browser, as the signed value of its login-state cookie."""
+
     def __init__(
         self, secret_keys: tuple[bytes, ...], max_age: int, clock: Clock = wall_clock
     ) -> None:
         self._serializer = _serializer(secret_keys, LOGIN_STATE_SALT, clock)
         self._max_age = max_age
+        self._clock = clock
 
-    def encode(self, login: LoginState) -> str:
+    def now(self) -> int:
+        return int(self._clock())
+
+    def encode(self, logins: tuple[LoginState, ...]) -> str:
         return self._serializer.dumps(
-            [login.state, login.return_to, login.scope, login.attempt, login.done]
+            [
+                [x.state, x.return_to, x.scope, x.attempt, x.done, x.bound, x.api, x.issued]
+                for x in logins
+            ]
         )
 
-    def decode(self, value: str, state: str) -> LoginState | None:
-        """The login for `state`, if `value` is a valid, unexpired cookie issued for it."""
+    def decode(self, value: str) -> tuple[LoginState, ...]:
+        """The unexpired logins a valid cookie value holds; none for anything else."""
         try:
             payload = self._serializer.loads(value, max_age=self._max_age)
         except (BadData, ValueError, UnicodeDecodeError):
-            return None
-        if not isinstance(payload, list) or len(payload) != 5:
-            return None
-        issued_state, return_to, scope, attempt, done = payload
-        # The cookie's name carries the state too, but only the signed payload is trusted.
-        if issued_state != state or not isinstance(return_to, str) or not isinstance(scope, str):
-            return None
-        if not isinstance(attempt, int) or isinstance(attempt, bool) or not isinstance(done, bool):
-            return None
-        return LoginState(state, return_to, scope, attempt, done)
+            return ()
+        if not isinstance(payload, list):
+            return ()
+        oldest = self._clock() - self._max_age
+        logins = (_login(entry) for entry in payload[:MAX_LOGINS])
+        return tuple(login for login in logins if login is not None and login.issued >= oldest)
+
+
+def _login(entry: object) -> LoginState | None:
+    if not isinstance(entry, list) or len(entry) != _LOGIN_FIELDS:
+        return None
+    state, return_to, scope, attempt, done, bound, api, issued = entry
+    if not all(isinstance(v, str) for v in (state, return_to, scope, bound)):
+        return None
+    if not all(_is_int(v) for v in (attempt, issued)) or not isinstance(done, bool):
+        return None
+    if not isinstance(api, bool):
+        return None
+    return LoginState(state, return_to, scope, attempt, done, bound, api, issued)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class CookieWriter:
@@ -301,8 +372,10 @@ class CookieWriter:
     navigation coming from WeChat's site, and a Strict cookie would not be sent with it).
     Secure on https; also on http when public_url says the public site is https (a
     TLS-terminating proxy in front) or https_only is set. The session cookie lives on
-    cookie_path; a login's state cookie only on callback_path, where it is read; a scan
-    login's binding cookie only on scan_path (and below), where it is read.
+    cookie_path. The login-state cookie (the logins in progress) lives on '/', where a new
+    login finds the others; on https, without cookie_domain, it is a `__Host-` cookie, which
+    a sibling subdomain cannot plant (its signed value binds a login to this browser). A scan
+    login's binding cookie lives only on scan_path (and below), where it is read.
     """
 
     def __init__(self, config: Config) -> None:
@@ -310,35 +383,46 @@ class CookieWriter:
         self._max_age = config.max_age
         self._path = config.cookie_path
         self._domain = config.cookie_domain
-        self._state_prefix = config.state_cookie_prefix
         self._state_max_age = config.login_max_age
-        self._state_path = config.callback_path
-        self._binding_prefix = config.session_cookie + "_scan_"
         self._binding_max_age = config.scan_ticket_life
         self._binding_path = config.scan_path
         self._always_secure = config.https_only or (config.public_url or "").startswith("https:")
         self._scheme_decides = config.public_url is None
+        base = config.session_cookie
+        for prefix in COOKIE_PREFIXES:
+            if base.lower().startswith(prefix.lower()):
+                base = base[len(prefix) :]
+        self._login_host = f"__Host-{base}_login"
+        # A prefixed session name (https guaranteed) makes the others __Secure- (the binding
+        # cookie's path, and cookie_domain, rule __Host- out for them).
+        secure = "__Secure-" if base != config.session_cookie else ""
+        self._login = f"{secure}{base}_login"
+        self._binding_prefix = f"{secure}{base}_scan_"
 
     def secure(self, request: HTTPRequest) -> bool:
         return self._always_secure or (self._scheme_decides and request.scheme == "https")
 
     def session(self, request: HTTPRequest, value: str) -> tuple[str, str]:
-        return self._set(request, self._session, value, self._max_age, self._path)
+        return self._set(request, self._session, value, self._max_age, self._path, self._domain)
 
     def clear_session(self, request: HTTPRequest) -> tuple[str, str]:
-        return self._set(request, self._session, "", 0, self._path)
+        return self._set(request, self._session, "", 0, self._path, self._domain)
 
-    def state_name(self, key: str) -> str:
-        """The name of the cookie of a login's state: `key` is the state, or API_STATE."""
-        return self._state_prefix + key
+    def login_name(self, request: HTTPRequest) -> str:
+        """The name of the login-state cookie, for this request's scheme."""
+        if self._domain is None and self.secure(request):
+            return self._login_host
+        return self._login
 
-    def login_state(self, request: HTTPRequest, key: str, value: str) -> tuple[str, str]:
-        return self._set(
-            request, self.state_name(key), value, self._state_max_age, self._state_path
-        )
+    def login_value(self, request: HTTPRequest) -> str | None:
+        """The login-state cookie's value in the request, None if it sent none."""
+        return cookie_parser(request.header("cookie")).get(self.login_name(request))
 
-    def clear_login_state(self, request: HTTPRequest, key: str) -> tuple[str, str]:
-        return self._set(request, self.state_name(key), "", 0, self._state_path)
+    def login_state(self, request: HTTPRequest, value: str) -> tuple[str, str]:
+        """Sets the login-state cookie to `value` (the codec's)."""
+        name = self.login_name(request)
+        domain = None if name == self._login_host else self._domain
+        return self._set(request, name, value, self._state_max_age, "/", domain)
 
     def binding_name(self, ticket: str) -> str:
         """The name of the cookie that binds a scan login's `ticket` to its desktop browser."""
@@ -346,14 +430,27 @@ class CookieWriter:
 
     def binding(self, request: HTTPRequest, ticket: str, value: str) -> tuple[str, str]:
         return self._set(
-            request, self.binding_name(ticket), value, self._binding_max_age, self._binding_path
+            request,
+            self.binding_name(ticket),
+            value,
+            self._binding_max_age,
+            self._binding_path,
+            self._domain,
         )
 
     def clear_binding(self, request: HTTPRequest, ticket: str) -> tuple[str, str]:
-        return self._set(request, self.binding_name(ticket), "", 0, self._binding_path)
+        return self._set(
+            request, self.binding_name(ticket), "", 0, self._binding_path, self._domain
+        )
 
     def _set(
-        self, request: HTTPRequest, name: str, value: str, max_age: int | None, path: str
+        self,
+        request: HTTPRequest,
+        name: str,
+        value: str,
+        max_age: int | None,
+        path: str,
+        domain: str | None,
     ) -> tuple[str, str]:
         cookie: SimpleCookie = SimpleCookie()
         cookie[name] = value
@@ -361,8 +458,8 @@ class CookieWriter:
         if max_age is not None:
             morsel["max-age"] = max_age
         morsel["path"] = path
-        if self._domain is not None:
-            morsel["domain"] = self._domain
+        if domain is not None:
+            morsel["domain"] = domain
         morsel["httponly"] = True
         morsel["samesite"] = "lax"
         if self.secure(request):

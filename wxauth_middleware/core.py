@@ -151,7 +151,7 @@ class LoginCore:
             if wechat and is_navigation(request):
                 # The page wants the profile and the session has only the silent scope: ask
                 # once; a refusal is remembered in the session.
-                return self.login.start(request, request.target, policy.scope)
+                return self.login.start(request, request.target, policy.scope, session)
             return Forward(session.user)
         if wechat:
             return self.login.require_login(request, policy.scope)

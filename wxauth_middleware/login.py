@@ -3,17 +3,32 @@ the login state it carries, and the `login_path` endpoint that starts one on pur
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from .config import Config
-from .cookies import API_STATE, CookieWriter, LoginState, LoginStateCodec, Session
+from .cookies import (
+    CookieWriter,
+    LoginState,
+    LoginStateCodec,
+    Session,
+    kept_return,
+    with_login,
+    without_login,
+)
 from .decisions import ANONYMOUS, Decision, is_navigation, query_params
 from .errors import InvalidRequest
 from .messages import HTTPRequest, HTTPResponse
-from .pages import error_response, json_response, open_in_wechat_response, redirect
+from .pages import (
+    continue_page,
+    error_response,
+    json_response,
+    open_in_wechat_response,
+    redirect,
+)
 from .rules import OtherBrowsers
 from .scopes import PROFILE_SCOPES, QRCONNECT_SCOPE, SCOPES
 from .urls import authorize_url, request_origin, safe_return_path, same_origin_path
@@ -66,9 +81,9 @@ class LoginStarter:
         ):
             return redirect(next_page)
         if is_wechat_browser(request.header("user-agent")):
-            return self.start(request, next_page, scope)
+            return self.start(request, next_page, scope, session)
         if policy.other_browsers == "qrconnect":
-            return self.start(request, next_page, QRCONNECT_SCOPE)
+            return self.start(request, next_page, QRCONNECT_SCOPE, session)
         if policy.other_browsers == "scan":
             return redirect(f"{self.config.scan_path}?{urlencode({'next': next_page})}")
         origin = self.origin(request) or ""
@@ -79,13 +94,19 @@ class LoginStarter:
         request: HTTPRequest,
         return_to: str,
         scope: str,
+        session: Session | None = None,
         *,
         attempt: int = 0,
         navigation: bool = True,
-        cookies: tuple[tuple[str, str], ...] = (),
+        replaces: str | None = None,
+        restart_page: bool = False,
     ) -> HTTPResponse:
         """Off to WeChat, to come back to `return_to`: a redirect for a page, a 401 with the
-        authorize URL for an API call."""
+        authorize URL for an API call. The login is bound to `session` (the one it starts
+        from, if any); it joins the browser's other logins in progress, replacing the login
+        of state `replaces`. With `restart_page`, it restarts a login whose state cookie was
+        lost: a 200 page sets the cookie (a cookie set on a redirect is what was lost) and
+        goes on to WeChat, with a state that says so, so it happens only once."""
         config = self.config
         origin = self.origin(request)
         if origin is None:
@@ -95,15 +116,22 @@ class LoginStarter:
                 "proxy, set the public_url option to the site's public origin.",
             )
             return error_response(config.on_error, error, request)
-        return_to = safe_return_path(return_to) or "/"
-        state = secrets.token_hex(16)
-        login = LoginState(state, return_to, scope, attempt)
-        # A page's login gets a cookie of its own (two tabs at once). An API call's 401 gets
-        # the one API cookie, replaced each time: a front end polling while logged out must
+        return_to = kept_return(safe_return_path(return_to) or "/")
+        state = self._restart_state() if restart_page else secrets.token_hex(16)
+        bound = session.user.identity if session is not None else ""
+        login = LoginState(
+            state, return_to, scope, attempt, False, bound, not navigation, self._logins.now()
+        )
+        # One cookie holds the browser's logins in progress (two tabs at once), a bounded
+        # few: a front end polling while logged out, or pages left at WeChat's consent, must
         # not pile up cookies that the callback request then carries (servers refuse large
         # Cookie headers, and the login would fail).
+        value = self._cookies.login_value(request)
+        logins = self._logins.decode(value) if value else ()
+        if replaces is not None:
+            logins = without_login(logins, replaces)
         state_cookie = self._cookies.login_state(
-            request, state if navigation else API_STATE, self._logins.encode(login)
+            request, self._logins.encode(with_login(logins, login))
         )
         redirect_uri = origin + config.callback_path
         if scope == QRCONNECT_SCOPE:
@@ -114,6 +142,8 @@ class LoginStarter:
         else:
             url = authorize_url(config.authorize_url, config.app_id, redirect_uri, scope, state)
         logger.info("wxauth login start scope=%s attempt=%d page=%s", scope, attempt, navigation)
+        if restart_page:
+            return continue_page(url, (state_cookie,))
         if not navigation:
             payload: dict[str, object] = {
                 "error": "login_required",
@@ -125,8 +155,20 @@ class LoginStarter:
                 if scope not in (config.scope, QRCONNECT_SCOPE):
                     query["scope"] = scope  # the page's rule wants more than the site default
                 payload["login_url"] = f"{config.login_path}?{urlencode(query)}"
-            return json_response(401, payload, (*cookies, state_cookie))
-        return redirect(url, (*cookies, state_cookie))
+            return json_response(401, payload, (state_cookie,))
+        return redirect(url, (state_cookie,))
+
+    def is_restart(self, state: str) -> bool:
+        """Whether `state` is one this middleware gave a login restarted after its state
+        cookie was lost (signed: it cannot be made up)."""
+        nonce, tag = state[1:_RESTART_NONCE], state[_RESTART_NONCE:]
+        return state[:1] == "R" and any(
+            hmac.compare_digest(tag, _restart_tag(key, nonce)) for key in self.config.secret_keys
+        )
+
+    def _restart_state(self) -> str:
+        nonce = secrets.token_hex(12)
+        return "R" + nonce + _restart_tag(self.config.secret_keys[-1], nonce)
 
     def origin(self, request: HTTPRequest) -> str | None:
         """The site's origin: public_url, or the request's own when it is valid."""
@@ -138,3 +180,12 @@ class LoginStarter:
         """The page of this site an API call came from (its Referer), or "/"."""
         origin = self.origin(request)
         return (origin and same_origin_path(request.header("referer"), origin)) or "/"
+
+
+# A restarted login's state: "R", 24 hex characters of nonce, 16 of its HMAC (WeChat allows
+# [A-Za-z0-9]{1,128}; a page login's state is 32 hex characters, so never starts with "R").
+_RESTART_NONCE = 25
+
+
+def _restart_tag(key: bytes, nonce: str) -> str:
+    return hmac.new(key, b"wxauth_middleware.restart " + nonce.encode(), "sha256").hexdigest()[:16]

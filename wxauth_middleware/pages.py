@@ -144,6 +144,20 @@ def snapshot_response(return_to: str) -> HTTPResponse:
     return html_response(200, "页面快照 · Page snapshot", body)
 
 
+def continue_page(url: str, cookies: tuple[tuple[str, str], ...]) -> HTTPResponse:
+    """A page that sets `cookies` and goes on to `url` at once: for a cookie that a browser
+    lost when it came with a redirect."""
+    page = html_response(
+        200,
+        "正在登录 · Logging in",
+        f'<meta http-equiv="refresh" content="0;url={escape(url)}">'
+        "<p>正在前往微信登录…</p><p>On the way to WeChat to log in…</p>"
+        + _link(url, "继续 · Continue"),
+    )
+    refresh = ("refresh", "0;url=" + url)
+    return HTTPResponse(200, (*page.headers, refresh, *cookies), page.body)
+
+
 def logout_page(action: str, status: int = 200) -> HTTPResponse:
     """The logout page: a form that posts to `action` (logging out takes a same-origin POST,
     so a link or another site's form cannot end the session)."""

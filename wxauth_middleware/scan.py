@@ -250,7 +250,7 @@ class ScanLogin:
             if request.method not in ("GET", "HEAD"):
                 raise InvalidRequest("the phone URL takes GET and POST only")
             if session is None or needs_profile(session, ticket.scope):
-                return self._login.start(request, request.target, ticket.scope)
+                return self._login.start(request, request.target, ticket.scope, session)
             if session.user.is_snapshot_user:
                 raise ScanLoginError("scan_snapshot", "a snapshot user cannot confirm")
             yield from self.tickets.set_once(ticket_id, "s", "1", self._life)
