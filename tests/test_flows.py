@@ -250,25 +250,40 @@ def test_with_the_store_a_callback_claims_its_code_and_saves_the_session() -> No
     assert not any(isinstance(effect, UpstreamRequest) for effect in effects)
 
 
-def test_with_the_store_a_failed_exchange_releases_its_claim() -> None:
-    core = _core(redis_url="redis://127.0.0.1:6379/0")
+@pytest.mark.parametrize(
+    ("refusal", "status", "last"),
+    [
+        # WeChat refused the code: the state stays spent (no more calls for it anywhere).
+        ({"errcode": 40163, "errmsg": "code been used"}, 302, "SET"),
+        # WeChat busy: the claim is deleted, duplicates and a reload try again.
+        ({"errcode": -1, "errmsg": "system error"}, 503, "DEL"),
+    ],
+)
+def test_with_the_store_a_failed_exchange_releases_its_claim_unless_the_code_was_refused(
+    refusal: dict[str, Any], status: int, last: str
+) -> None:
+    core = _core(redis_url="redis://127.0.0.1:6379/0", retries=0)
     redis = FakeRedis()
-    wechat = _wechat({"errcode": 40163, "errmsg": "code been used"})
+    wechat = _wechat(refusal)
     state, cookies = _start(core)
     core_state = _get(_callback(state), cookies)
 
     def answer(effect: Effect) -> Any:
         return redis(effect) if isinstance(effect, StoreCommands) else wechat(effect)
 
-    restarted, effects = _run(core.handle(core_state), answer)
-    assert isinstance(restarted, HTTPResponse)
-    assert restarted.status == 302  # the first invalid code restarts the login
-    claim, last = effects[0], effects[-1]
+    answered, effects = _run(core.handle(core_state), answer)
+    assert isinstance(answered, HTTPResponse)
+    assert answered.status == status  # an invalid code restarts the login, once
+    claim, final = effects[0], effects[-1]
     assert isinstance(claim, StoreCommands)
-    assert isinstance(last, StoreCommands)
-    # The claimed key is deleted: waiting duplicates try for themselves.
-    assert last.commands == (("DEL", claim.commands[0][1]),)
-    assert claim.commands[0][1] not in redis.data
+    assert isinstance(final, StoreCommands)
+    key = str(claim.commands[0][1])
+    if last == "DEL":
+        assert final.commands == (("DEL", key),)
+        assert key not in redis.data
+    else:
+        assert final.commands == (("SET", key, "!", "XX", "KEEPTTL"),)
+        assert redis.data[key] == b"!"
 
 
 def test_an_error_page_leaves_the_error_it_was_given_unchanged() -> None:

@@ -321,6 +321,43 @@ def test_prefixed_names_that_cannot_work_are_refused(options: dict[str, Any], me
         WeChatAuthWSGIMiddleware(inner_wsgi_app, **given)
 
 
+# -- one exchange per state ---------------------------------------------------------------------
+
+
+async def _forged_callbacks(stack: Stack, middlewares: list[Middleware]) -> int:
+    """A login started, then 20 callbacks with made-up codes and its state cookie (spread over
+    the instances): how many calls carrying the AppSecret reached WeChat."""
+    emulator = stack.emulator(auto_approve=True)
+    async with stack.phone(middlewares[0]) as attacker:
+        start = await attacker.get("/page")
+        state = dict(parse_qsl(urlsplit(location(start)).query))["state"]
+        cookie = attacker.cookies["wxauth_session_login"]
+    for n in range(20):
+        async with stack.phone(middlewares[n % len(middlewares)]) as forger:
+            forged = f"/wxauth/callback?code=made-up-{n}&state={state}"
+            answer = await forger.get(forged, headers={"cookie": f"wxauth_session_login={cookie}"})
+            assert answer.status_code in (302, 400), answer.text  # a restart, or refused
+            assert "wxauth_session=" not in str(answer.headers.get_list("set-cookie"))
+    calls = len([c for c in emulator.calls if c.path == "/sns/oauth2/access_token"])
+    # A real login still goes through at once.
+    async with stack.phone(middlewares[-1]) as phone:
+        assert (await login(phone, "/page")).json()["user"] is not None
+    return calls
+
+
+async def test_a_state_buys_one_call_to_wechat(stack: Stack) -> None:
+    assert await _forged_callbacks(stack, [stack.middleware()]) == 1
+
+
+async def test_with_redis_a_state_buys_one_call_on_every_instance(
+    stack: Stack, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    instances = [
+        stack.middleware(redis_url=redis_server.url, redis_prefix=redis_prefix) for _ in range(3)
+    ]
+    assert await _forged_callbacks(stack, instances) == 1
+
+
 # -- a lost login-state cookie ------------------------------------------------------------------
 
 

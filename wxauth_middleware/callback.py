@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from .config import Config
@@ -42,15 +43,17 @@ from .login import LoginStarter
 from .messages import HTTPRequest, HTTPResponse
 from .pages import error_response, redirect, snapshot_response
 from .scopes import QRCONNECT_SCOPE
-from .store import SessionStore
+from .store import CODE_LIFE, SessionStore
 from .urls import is_valid_state
 from .user import WeChatUser
 from .useragent import is_wechat_browser
 from .wechat import CallPolicy, fetch_user
 
-__all__ = ["Callback"]
+__all__ = ["SPENT_MEMORY", "Callback", "SpentStates"]
 
 logger = logging.getLogger("wxauth_middleware")
+# How many spent states a process remembers without the store (a few MB at most).
+SPENT_MEMORY = 20_000
 
 
 class Callback:
@@ -71,6 +74,10 @@ class Callback:
         self._sessions = sessions
         self._store = store
         self._login = login
+        self._spent = SpentStates(config.login_max_age, logins.now)
+        # How long the store remembers a state's exchange: the result is shared that long,
+        # and the state cannot be exchanged again while its login could come back.
+        self._state_life = max(CODE_LIFE, config.login_max_age)
 
     def __call__(
         self, request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
@@ -161,11 +168,17 @@ class Callback:
                 request, app_id, app_secret, login, code, policy, claim
             )
         except WeChatAPIError as exc:
-            yield from self._code_failed(claim)
+            # A code WeChat refused keeps the state spent; anything else lets it be retried.
+            yield from self._code_failed(claim, spent=exc.is_invalid_code)
             _log_failure(exc, started)
             if exc.is_invalid_code:
                 return self._code_spent(request, login, session, exc)
             return self._error(exc, request, login)
+        except _StateSpent:
+            logger.warning("wxauth callback of a state already exchanged: no call to WeChat")
+            return self._code_spent(
+                request, login, session, LoginStateError("login state already used")
+            )
         except WeChatAuthError as exc:
             yield from self._code_failed(claim)
             _log_failure(exc, started)
@@ -228,19 +241,25 @@ class Callback:
         policy: CallPolicy,
         claim: list[str],
     ) -> Flow[WeChatUser]:
-        """The user a code stands for, the code spent once: with the store, a duplicate of a
-        callback being (or already) handled, on any instance, gets that one's result. The key
-        this request claims is appended to `claim`, for `_code_failed`."""
+        """The user a state's code stands for, a state exchanged once: a callback with a
+        state already exchanged (or being exchanged), whatever its code, makes no call to
+        WeChat (raises _StateSpent). With the store this holds on every instance, and a
+        duplicate of a callback being (or already) handled gets that one's result. What this
+        request claims is appended to `claim`, for `_code_failed`."""
         store = self._store
         if store is None:
+            if not self._spent.claim(login.state):
+                raise _StateSpent
+            claim.append(login.state)
             return (yield from self._fetch_user(request, app_id, app_secret, code, policy))
-        key = store.code_key(app_id, login.state, code)
-        if not (yield from store.claim_code(key)):
+        key = store.code_key(app_id, login.state)
+        if not (yield from store.claim_code(key, self._state_life)):
             earlier = yield from store.code_result(key, policy.deadline)
             if earlier is not None:
                 return earlier.user
-            # The first one failed or vanished: try for ourselves, without a claim.
-            return (yield from self._fetch_user(request, app_id, app_secret, code, policy))
+            # The first one failed: if it could be retried its claim is gone; else spent.
+            if not (yield from store.claim_code(key, self._state_life)):
+                raise _StateSpent
         claim.append(key)
         user = yield from self._fetch_user(request, app_id, app_secret, code, policy)
         yield from store.code_done(key, Session(user))
@@ -276,12 +295,19 @@ class Callback:
             yield from self._store.keep(user.identity, app_id, grant)
         return user
 
-    def _code_failed(self, claim: list[str]) -> Flow[None]:
-        # Duplicates waiting for this code's result stop waiting and try for themselves. If
-        # the store fails too, they time out at their deadline: nothing else is at stake.
-        if claim and self._store is not None:
-            with contextlib.suppress(StoreUnavailable):
-                yield from self._store.code_failed(claim[0])
+    def _code_failed(self, claim: list[str], spent: bool = False) -> Flow[None]:
+        """A claimed exchange failed: unless WeChat refused the code (`spent`), the state may
+        be exchanged again (a reload of the callback). Duplicates waiting for its result stop
+        waiting. If the store fails too, they time out at their deadline: nothing else is at
+        stake."""
+        if not claim:
+            return
+        if self._store is None:
+            if not spent:
+                self._spent.release(claim[0])
+            return
+        with contextlib.suppress(StoreUnavailable):
+            yield from self._store.code_failed(claim[0], spent)
 
     def with_session(
         self,
@@ -331,3 +357,38 @@ def _log_failure(error: WeChatAuthError, started: float) -> None:
             error.message,
             duration_ms,
         )
+
+
+class _StateSpent(Exception):
+    """The callback's state was already exchanged (or is being exchanged) for a code."""
+
+
+class SpentStates:
+    """The states this process exchanged a code for, each remembered for login_max_age
+    (as long as its login could come back), at most SPENT_MEMORY of them, oldest out
+    first. Without the store, a state allows one exchange in each process."""
+
+    def __init__(self, life: int, clock: Callable[[], int]) -> None:
+        self._life = life
+        self._clock = clock
+        self._until: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, state: str) -> bool:
+        """True if `state` was not exchanged yet (it is now claimed)."""
+        now = self._clock()
+        with self._lock:
+            until = self._until.get(state)
+            if until is not None and until > now:
+                return False
+            self._until.pop(state, None)
+            while self._until and (
+                len(self._until) >= SPENT_MEMORY or next(iter(self._until.values())) <= now
+            ):
+                del self._until[next(iter(self._until))]
+            self._until[state] = now + self._life
+            return True
+
+    def release(self, state: str) -> None:
+        with self._lock:
+            self._until.pop(state, None)

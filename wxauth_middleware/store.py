@@ -2,9 +2,9 @@
 
 With a store, the session cookie holds only a signed, opaque session id; the session itself
 lives in Redis, so it can be ended from the server (`revoke`), and the WeChat tokens of a login
-can be kept there for the application (`keep_tokens`). A code's result is remembered for the
-code's five-minute life, so a duplicate callback succeeds on any instance instead of spending
-the code twice (WeChat's errcode 40163).
+can be kept there for the application (`keep_tokens`). A login state's exchange is remembered,
+so a duplicate callback succeeds on any instance instead of spending the code twice (WeChat's
+errcode 40163), and a state allows one call to WeChat on every instance.
 
 What is stored, and how, is written once here as sans-I/O flows that yield `StoreCommands`;
 the drivers run them with redis-py's synchronous or asyncio client. Keys, under `redis_prefix`:
@@ -13,7 +13,9 @@ the drivers run them with redis-py's synchronous or asyncio client. Keys, under 
   is `<tag><rest>`;
 - `identity:{<tag>}<identity>`: a set of the identity's sessions (`s:<sid>`), kept tokens
   (`t:<openid>`) and code results (`c:<sha256>`), what `revoke` ends;
-- `code:<sha256>`: a code being exchanged (empty) or the user it gave, for five minutes;
+- `code:<sha256>`: a login state's exchange: claimed (empty), the user it gave, or "!" once
+  WeChat refused its code, for five minutes or login_max_age if longer (a state allows one
+  exchange);
 - `token:{<tag>}<openid>`: the user's WeChat tokens (`keep_tokens`), for the refresh_token's
   30 days.
 
@@ -64,6 +66,8 @@ REFRESH_LIFE = 30 * 24 * 3600
 # How many entries of an identity's index a login checks for ones that expired (each login
 # adds at most two, so the index stays within about 8/7 of what is alive).
 PRUNE_SAMPLE = 16
+# The value of an exchange's key once WeChat refused its code.
+_FAILED = "!"
 # How often a duplicate callback looks for the result of the exchange it waits for.
 CODE_POLL = 0.05
 # A session id: the identity's hash tag, then 32 random characters.
@@ -214,16 +218,17 @@ class SessionStore:
 
     # -- codes -----------------------------------------------------------------------------
 
-    def code_key(self, app_id: str, state: str, code: str) -> str:
-        """The key of a code's result. The state is part of it: only the browser holding
-        that login's state cookie can be given the result, so a code leaked from a URL is
-        worth no more than without the store."""
-        digest = hashlib.sha256(f"{app_id}\0{state}\0{code}".encode()).hexdigest()
+    def code_key(self, app_id: str, state: str) -> str:
+        """The key of a login state's exchange: claimed by the one request that exchanges its
+        code, then its result. Only the browser holding that login's state cookie can be given
+        the result, so a code leaked from a URL is worth no more than without the store."""
+        digest = hashlib.sha256(f"{app_id}\0{state}".encode()).hexdigest()
         return self._key("code", digest)
 
-    def claim_code(self, key: str) -> Flow[bool]:
-        """True if this request exchanges the code; False if another one already does."""
-        (claimed,) = yield StoreCommands((("SET", key, "", "NX", "EX", CODE_LIFE),))
+    def claim_code(self, key: str, life: int = CODE_LIFE) -> Flow[bool]:
+        """True if this request exchanges the state's code; False if another one did or does.
+        The claim (then the result) lives `life` seconds."""
+        (claimed,) = yield StoreCommands((("SET", key, "", "NX", "EX", life),))
         return bool(claimed)
 
     def code_done(self, key: str, session: Session) -> Flow[None]:
@@ -240,16 +245,20 @@ class SessionStore:
             ]
         )
 
-    def code_failed(self, key: str) -> Flow[None]:
-        # The duplicates waiting on it make their own attempt (and get WeChat's own answer).
-        yield StoreCommands((("DEL", key),))
+    def code_failed(self, key: str, spent: bool = False) -> Flow[None]:
+        """The exchange failed. The duplicates waiting on it stop waiting; unless WeChat
+        refused the code (`spent`: the state stays used), one of them may try again."""
+        if spent:
+            yield StoreCommands((("SET", key, _FAILED, "XX", "KEEPTTL"),))
+        else:
+            yield StoreCommands((("DEL", key),))
 
     def code_result(self, key: str, deadline: float) -> Flow[Session | None]:
         """The session the exchange of a claimed code gave, waiting for it to finish; None
         if that exchange failed."""
         while True:
             (raw,) = yield StoreCommands((("GET", key),))
-            if raw is None:
+            if raw is None or raw in (_FAILED, _FAILED.encode()):
                 return None
             if raw:
                 return session_from_payload(_json(raw), self._identity_key)
