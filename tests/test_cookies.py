@@ -6,12 +6,11 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from wxauth_middleware import WeChatUser
-from wxauth_middleware.cookies import (
+from wxauth_middleware.cookies import Session, SessionCodec
+from wxauth_middleware.logins import (
     MAX_LOGINS,
     LoginState,
     LoginStateCodec,
-    Session,
-    SessionCodec,
     kept_return,
     with_login,
 )

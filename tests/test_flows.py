@@ -12,11 +12,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from wxauth_middleware.config import Config
-from wxauth_middleware.cookies import LoginState, LoginStateCodec
 from wxauth_middleware.core import Forward, LoginCore
 from wxauth_middleware.effects import Effect, HookCall, StoreCommands, UpstreamRequest
 from wxauth_middleware.effects import UpstreamResponse as Answer
 from wxauth_middleware.errors import LoginStateError, WeChatAuthError
+from wxauth_middleware.logins import LoginState, LoginStateCodec
 from wxauth_middleware.messages import HTTPRequest, HTTPResponse
 
 from .support import SECRET_KEY, WECHAT_UA

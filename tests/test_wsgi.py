@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from wxauth_middleware import ConfigurationError, HTTPResponse, WeChatAuthWSGIMiddleware
-from wxauth_middleware.cookies import LoginStateCodec
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
+from wxauth_middleware.logins import LoginStateCodec
 
 from .support import SECRET_KEY, WECHAT_UA, Stack, inner_wsgi_app, location
 

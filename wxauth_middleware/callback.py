@@ -18,16 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from .config import Config
-from .cookies import (
-    CookieWriter,
-    LoginState,
-    LoginStateCodec,
-    Session,
-    SessionCodec,
-    find_login,
-    with_login,
-    without_login,
-)
+from .cookies import CookieWriter, Session, SessionCodec
 from .decisions import Decision, Forward, query_params
 from .effects import Flow, HookCall
 from .errors import (
@@ -40,6 +31,7 @@ from .errors import (
     WeChatAuthError,
 )
 from .login import LoginStarter
+from .logins import LoginState, LoginStateCodec, find_login, with_login, without_login
 from .messages import HTTPRequest, HTTPResponse
 from .pages import error_response, redirect, snapshot_response
 from .scopes import QRCONNECT_SCOPE

@@ -1,5 +1,5 @@
-"""The middleware's cookies: every one it writes (`CookieWriter`), and the signed payloads they
-carry (the session, and the state of a login in progress).
+"""The middleware's cookies: every one it writes (`CookieWriter`), and the signed session they
+carry (the logins in progress are `logins.py`'s).
 
 The payloads are signed with itsdangerous using the configured `secret_key` (a list rotates
 keys: the newest, last, signs; every key verifies) and a salt of their own, so one kind of
@@ -30,22 +30,16 @@ if TYPE_CHECKING:
 __all__ = [
     "BROWSER_SESSION_LIFE",
     "COOKIE_PREFIXES",
-    "MAX_LOGINS",
     "Clock",
     "CookieWriter",
-    "LoginState",
-    "LoginStateCodec",
     "Session",
     "SessionCodec",
     "VerifiedCache",
     "clocked_signer",
-    "find_login",
-    "kept_return",
+    "serializer",
     "session_from_payload",
     "session_payload",
     "wall_clock",
-    "with_login",
-    "without_login",
 ]
 
 SESSION_SALT = "wxauth_middleware.session"
@@ -129,7 +123,7 @@ def clocked_signer(clock: Clock) -> type[TimestampSigner]:
     return Signer
 
 
-def _serializer(secret_keys: tuple[bytes, ...], salt: str, clock: Clock) -> URLSafeTimedSerializer:
+def serializer(secret_keys: tuple[bytes, ...], salt: str, clock: Clock) -> URLSafeTimedSerializer:
     # itsdangerous signs with the LAST key of a list and verifies with all of them.
     return URLSafeTimedSerializer(
         list(secret_keys), salt=salt, serializer=_CompactJSON, signer=clocked_signer(clock)
@@ -157,7 +151,7 @@ class SessionCodec:
         identity_key: str = "openid",
         clock: Clock = wall_clock,
     ) -> None:
-        self._serializer = _serializer(secret_keys, SESSION_SALT, clock)
+        self._serializer = serializer(secret_keys, SESSION_SALT, clock)
         self._max_age = max_age or BROWSER_SESSION_LIFE
         self._identity_key = identity_key
         self._verified: VerifiedCache[Session] = VerifiedCache(self._max_age, clock)
@@ -253,116 +247,6 @@ def session_from_payload(payload: Any, identity_key: str) -> Session | None:
 
 def _opt_str(value: object) -> bool:
     return value is None or isinstance(value, str)
-
-
-@dataclass(frozen=True, slots=True)
-class LoginState:
-    """What a `state` handle stands for: one entry of the login-state cookie.
-
-    `attempt` counts restarts after an invalid code, so a restart happens at most once even
-    across the round trip through WeChat. `done` marks a login already completed, so a
-    replayed callback (back button, refresh, WeChat's double redirect) lands on the page
-    again instead of spending another code. `bound` is the openid of the session the login
-    started from ("" for none): a callback never switches a logged-in browser to another
-    account unless that account's own session started the login. `api` marks the login of an
-    API call's 401 (one at a time: a front end polling while logged out replaces it).
-    `issued` is when it started (seconds since the epoch).
-    """
-
-    state: str
-    return_to: str
-    scope: str
-    attempt: int = 0
-    done: bool = False
-    bound: str = ""
-    api: bool = False
-    issued: int = 0
-
-
-# How many logins one browser may have in progress at once (tabs), newest first; an older
-# one is dropped. With return paths kept to MAX_KEPT_RETURN characters, the login-state
-# cookie stays under about 2 KB whatever the browser does (servers refuse Cookie headers of
-# 8 KB and more).
-MAX_LOGINS = 3
-MAX_KEPT_RETURN = 384
-_LOGIN_FIELDS = 8
-
-
-def kept_return(return_to: str) -> str:
-    """`return_to` as a login keeps it: a path too long to keep loses its query, then is
-    the site's root."""
-    if len(return_to) <= MAX_KEPT_RETURN:
-        return return_to
-    path = return_to.partition("?")[0]
-    return path if len(path) <= MAX_KEPT_RETURN else "/"
-
-
-def with_login(logins: tuple[LoginState, ...], login: LoginState) -> tuple[LoginState, ...]:
-    """`logins` with `login` first, replacing one of its state (and any other API login if
-    it is one), at most MAX_LOGINS."""
-    others = tuple(
-        kept for kept in logins if kept.state != login.state and not (login.api and kept.api)
-    )
-    return (login, *others)[:MAX_LOGINS]
-
-
-def without_login(logins: tuple[LoginState, ...], state: str) -> tuple[LoginState, ...]:
-    return tuple(kept for kept in logins if kept.state != state)
-
-
-def find_login(logins: tuple[LoginState, ...], state: str) -> LoginState | None:
-    return next((kept for kept in logins if kept.state == state), None)
-
-
-class LoginStateCodec:
-    """The logins in progress in one browser, as the signed value of its login-state cookie."""
-
-    def __init__(
-        self, secret_keys: tuple[bytes, ...], max_age: int, clock: Clock = wall_clock
-    ) -> None:
-        self._serializer = _serializer(secret_keys, LOGIN_STATE_SALT, clock)
-        self._max_age = max_age
-        self._clock = clock
-
-    def now(self) -> int:
-        return int(self._clock())
-
-    def encode(self, logins: tuple[LoginState, ...]) -> str:
-        return self._serializer.dumps(
-            [
-                [x.state, x.return_to, x.scope, x.attempt, x.done, x.bound, x.api, x.issued]
-                for x in logins
-            ]
-        )
-
-    def decode(self, value: str) -> tuple[LoginState, ...]:
-        """The unexpired logins a valid cookie value holds; none for anything else."""
-        try:
-            payload = self._serializer.loads(value, max_age=self._max_age)
-        except (BadData, ValueError, UnicodeDecodeError):
-            return ()
-        if not isinstance(payload, list):
-            return ()
-        oldest = self._clock() - self._max_age
-        logins = (_login(entry) for entry in payload[:MAX_LOGINS])
-        return tuple(login for login in logins if login is not None and login.issued >= oldest)
-
-
-def _login(entry: object) -> LoginState | None:
-    if not isinstance(entry, list) or len(entry) != _LOGIN_FIELDS:
-        return None
-    state, return_to, scope, attempt, done, bound, api, issued = entry
-    if not all(isinstance(v, str) for v in (state, return_to, scope, bound)):
-        return None
-    if not all(_is_int(v) for v in (attempt, issued)) or not isinstance(done, bool):
-        return None
-    if not isinstance(api, bool):
-        return None
-    return LoginState(state, return_to, scope, attempt, done, bound, api, issued)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class CookieWriter:

@@ -20,13 +20,14 @@ from starlette.requests import cookie_parser
 from .account import Account
 from .callback import Callback
 from .config import Config
-from .cookies import Clock, CookieWriter, LoginStateCodec, Session, SessionCodec, wall_clock
+from .cookies import Clock, CookieWriter, Session, SessionCodec, wall_clock
 from .credentials import Credentials
 from .decisions import ANONYMOUS, Decision, Forward, OwnPath, is_navigation, needs_profile
 from .effects import Flow
 from .errors import StoreUnavailable
 from .jssdk import jssdk_paths
 from .login import LoginStarter
+from .logins import LoginStateCodec
 from .messages import HTTPRequest, HTTPResponse
 from .pages import error_response
 from .scan import ScanLogin

@@ -10,17 +10,10 @@ from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from .config import Config
-from .cookies import (
-    CookieWriter,
-    LoginState,
-    LoginStateCodec,
-    Session,
-    kept_return,
-    with_login,
-    without_login,
-)
+from .cookies import CookieWriter, Session
 from .decisions import ANONYMOUS, Decision, is_navigation, query_params
 from .errors import InvalidRequest
+from .logins import LoginState, LoginStateCodec, kept_return, with_login, without_login
 from .messages import HTTPRequest, HTTPResponse
 from .pages import (
     continue_page,
