@@ -291,3 +291,40 @@ def test_flask_example_under_gunicorn_logs_in_through_the_emulator(
         me = api.json()
         assert me["nickname"] == XIAOMING
         assert me["scope"] == "snsapi_userinfo"
+
+
+def test_demo_logout_takes_the_sites_own_post_never_another_sites(
+    browser: Browser, demo: ServerProcess
+) -> None:
+    """Logout CSRF, in Chromium: a link, an image and an auto-submitted form on another site
+    leave the session; the site's own log-out button ends it."""
+    scenario = "demo-logout"
+    logout = f"{demo.url}/wxauth/logout?next=/"
+    evil = "http://evil.test/"
+    attack = (
+        f'<img src="{logout}"><form id="f" method="post" action="{logout}"></form>'
+        "<script>document.getElementById('f').submit()</script>"
+    )
+    with (
+        printed_on_failure(demo),
+        browser_page(browser, user_agent=WECHAT_UA, scenario=scenario) as page,
+    ):
+        page.goto(f"{demo.url}/profile")
+        allow_as(page, "xiaoming", back_to=_at("/profile"))
+        expect(page.locator("#login-status")).to_have_attribute("data-logged-in", "true")
+        # Another site's page, served in place of evil.test: its form posts cross-site.
+        page.route(evil, lambda route: route.fulfill(content_type="text/html", body=attack))
+        with page.expect_navigation(url=logout):
+            page.goto(evil)
+        assert page.locator("button[type=submit]").inner_text() == "退出登录 · Log out"
+        screenshot(page, scenario, "1-cross-site-refused")
+        page.goto(logout)  # a link: the page with the button, nothing more
+        page.goto(f"{demo.url}/")
+        expect(page.locator("#login-status")).to_have_attribute("data-logged-in", "true")
+        me = f"{demo.url}/api/me"
+        assert page.request.get(me, headers={"accept": "application/json"}).status == 200
+        # The site's own log-out button (a same-origin form post) logs out.
+        page.locator("#logout").click()
+        page.wait_for_url(lambda url: urlsplit(url).netloc == urlsplit(demo.url).netloc)
+        page.wait_for_load_state("load")
+        assert page.request.get(me, headers={"accept": "application/json"}).status == 401
