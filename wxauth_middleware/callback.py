@@ -79,8 +79,12 @@ class Callback:
         if not is_valid_state(state):
             return self._error(LoginStateError("unknown or expired login state"), request)
         value = cookies.get(self._cookies.login_name(request))
-        if value is None:
+        if value is None and params.get("code"):
             return self._cookie_lost(request, state, session)
+        if value is None:
+            # No cookie and no code (a refusal): nothing to resume, and asking again would
+            # show the visitor the consent they just refused.
+            return self._error(LoginStateError("unknown or expired login state"), request)
         logins = self._logins.decode(value)
         login = find_login(logins, state)
         if login is None:
