@@ -115,6 +115,14 @@ class ServerProcess:
                     )
                 time.sleep(0.1)  # polling interval: nothing to wait on before the port opens
 
+    def wait_exit(self, timeout: float = READY_TIMEOUT_S) -> int | None:
+        """The exit status once the process ends within `timeout` s; None if it still runs."""
+        assert self._process is not None
+        try:
+            return self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self) -> None:
         """Terminate, wait up to 10 s, then kill the process group; the output is kept and the
         log file closed (and deleted)."""

@@ -5,7 +5,7 @@ from typing import Any
 import httpx
 import pytest
 
-from wxauth_middleware import ConfigurationError, WeChatAuthMiddleware
+from wxauth_middleware import ConfigurationError, WeChatAuthMiddleware, WeChatAuthWSGIMiddleware
 from wxauth_middleware.config import Config
 
 VALID: dict[str, Any] = {
@@ -48,6 +48,12 @@ def test_key_rotation_list_keeps_order() -> None:
     [
         ("app_id", "", "app_id is required"),
         ("app_id", "wx 123", "is not an AppID"),
+        ("app_id", "wx12345", "16 hexadecimal digits"),
+        ("app_id", "1234567890abcdef", "16 hexadecimal digits"),
+        ("app_id", "wx1234567890ABCDEF", "16 hexadecimal digits"),
+        ("app_id", "wx1234567890abcdefa", "16 hexadecimal digits"),
+        ("public_url", "https://example.com:8443", "ports 80 and 443 only"),
+        ("public_url", "http://example.com:8000", "ports 80 and 443 only"),
         ("app_secret", "", "app_secret is required"),
         ("app_secret", "abc def", "white space"),
         ("secret_key", "", "non-empty"),
@@ -80,9 +86,38 @@ def test_invalid_option_raises_value_error_naming_it(option: str, value: Any, me
     assert isinstance(info.value, ConfigurationError)
 
 
-def test_required_options_are_required() -> None:
-    with pytest.raises(TypeError):
-        WeChatAuthMiddleware(_app, app_id="wx8e6a2d5c0b1f4a37")  # type: ignore[call-arg]
+@pytest.mark.parametrize("middleware", [WeChatAuthMiddleware, WeChatAuthWSGIMiddleware])
+@pytest.mark.parametrize("missing", ["app_id", "app_secret", "secret_key"])
+def test_a_missing_required_option_names_it_and_its_variable(
+    middleware: type[Any], missing: str
+) -> None:
+    options = {name: value for name, value in VALID.items() if name != missing}
+    with pytest.raises(ConfigurationError) as info:
+        middleware(_app, **options)
+    assert str(info.value) == (
+        f"{missing} is required: pass {missing}=... or set WXAUTH_{missing.upper()}."
+    )
+
+
+@pytest.mark.parametrize("middleware", [WeChatAuthMiddleware, WeChatAuthWSGIMiddleware])
+def test_a_misspelt_option_is_named_with_the_likely_one(middleware: type[Any]) -> None:
+    with pytest.raises(
+        ConfigurationError, match="no option 'public_uri': did you mean 'public_url'"
+    ):
+        middleware(_app, **VALID, public_uri="https://example.com")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        # An emulator or relay may answer on any port; WeChat's own pages only on 80 and 443.
+        {"public_url": "http://localhost:8000", "authorize_url": "http://127.0.0.1:8400/a"},
+        {"public_url": "https://example.com:443"},
+        {"public_url": "http://example.com:80"},
+    ],
+)
+def test_public_url_ports_accepted(options: dict[str, Any]) -> None:
+    assert Config(**VALID, **options).public_url == options["public_url"]
 
 
 def test_short_secret_key_warns() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING, TypeVar
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote
 from urllib.request import getproxies
 
@@ -16,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .decisions import Forward
 from .drivers import drive_async, running_loop
 from .effects import Flow
-from .errors import StoreUnavailable
+from .errors import ConfigurationError, StoreUnavailable
 from .messages import FORM_TOO_LARGE, MAX_FORM_BYTES, HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
 from .pool import Pool
@@ -46,6 +47,17 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
     _client_loop: object = None
     _outbound: anyio.Semaphore | None = None
     _store: AsyncClient | None = None
+
+    @classmethod
+    def _failed(cls, error: ConfigurationError, caller: FrameType) -> Any:
+        # Starlette and FastAPI build their middleware (`add_middleware`, `middleware=[...]`)
+        # on the first ASGI call, the server's lifespan startup. An exception there is taken
+        # by uvicorn's default lifespan="auto" for "lifespan unsupported": it logs that at INFO
+        # and serves a 500 to every request. Built there, the middleware fails the startup
+        # instead, with the error: the server says so and exits.
+        if caller.f_code.co_name == "build_middleware_stack":
+            return _FailedStartup(error)
+        raise error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -203,6 +215,20 @@ def _full_path(scope: Scope) -> str:
     if root_path and not path.startswith(root_path):
         return root_path + path
     return path
+
+
+class _FailedStartup:
+    """Stands for a middleware whose options are wrong: fails the lifespan startup with the
+    error, and raises it to any other scope (a server that sends no lifespan)."""
+
+    def __init__(self, error: ConfigurationError) -> None:
+        self.error = error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and (await receive())["type"] == "lifespan.startup":
+            # As Starlette's own lifespan does: say the startup failed, then raise.
+            await send({"type": "lifespan.startup.failed", "message": str(self.error)})
+        raise self.error
 
 
 def _headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -21,7 +21,17 @@ if TYPE_CHECKING:
     from .messages import HTTPRequest, HTTPResponse
     from .user import WeChatUser
 
-__all__ = ["OPTIONS", "Config", "ErrorHandler", "Identity", "Lang", "LoginHook", "SnapshotUsers"]
+__all__ = [
+    "OPTIONS",
+    "REQUIRED",
+    "WECHAT_AUTHORIZE_HOST",
+    "Config",
+    "ErrorHandler",
+    "Identity",
+    "Lang",
+    "LoginHook",
+    "SnapshotUsers",
+]
 
 # The choices of the options that take one.
 Lang = Literal["zh_CN", "zh_TW", "en"]
@@ -38,7 +48,10 @@ _VERIFY_FILE = re.compile(r"MP_verify_[A-Za-z0-9]{1,64}\.txt")
 
 # RFC 6265 cookie-name token characters.
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
-_APP_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# An AppID is "wx" and 16 hexadecimal digits (Official Accounts and website apps alike).
+_APP_ID = re.compile(r"^wx[0-9a-f]{16}$")
+# The host of WeChat's own authorize pages: they send visitors back to ports 80 and 443 only.
+WECHAT_AUTHORIZE_HOST = "open.weixin.qq.com"
 # No braces: the store's keys carry their own hash tags (Redis Cluster).
 _REDIS_PREFIX = re.compile(r"^[!-z|~]{0,64}$")
 _PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
@@ -106,8 +119,9 @@ class Config:
         _require_str("app_id", self.app_id)
         if not _APP_ID.match(self.app_id):
             raise ConfigurationError(
-                f"app_id {self.app_id!r} is not an AppID: use the Official Account's AppID "
-                "(it looks like 'wx1234567890abcdef')."
+                f"app_id {self.app_id!r} is not an AppID: use the Official Account's AppID, "
+                "'wx' and 16 hexadecimal digits (like 'wx1234567890abcdef'), from the "
+                "Official Account's console (设置与开发 > 基本配置)."
             )
         _require_str("app_secret", self.app_secret)
         if any(c.isspace() for c in self.app_secret):
@@ -119,9 +133,17 @@ class Config:
             )
         _require_path("callback_path", self.callback_path)
         _require_path("cookie_path", self.cookie_path)
+        _require_url("authorize_url", self.authorize_url)
         if self.public_url is not None:
             object.__setattr__(self, "public_url", _origin("public_url", self.public_url))
-        _require_url("authorize_url", self.authorize_url)
+            port = urlsplit(self.public_url).port
+            wechat = urlsplit(self.authorize_url).hostname == WECHAT_AUTHORIZE_HOST
+            if wechat and port not in (None, 80, 443):
+                raise ConfigurationError(
+                    f"public_url {self.public_url!r} has port {port}: WeChat sends visitors "
+                    "back to ports 80 and 443 only. Serve the site on the default port of its "
+                    "scheme (a proxy in front may listen there for it)."
+                )
         object.__setattr__(
             self, "api_base_url", _require_url("api_base_url", self.api_base_url).rstrip("/")
         )
@@ -263,8 +285,8 @@ class Config:
                 )
             if not _APP_ID.match(self.website_app_id) or self.website_app_id == self.app_id:
                 raise ConfigurationError(
-                    f"website_app_id {self.website_app_id!r} must be the website app's AppID, "
-                    "which is not the Official Account's."
+                    f"website_app_id {self.website_app_id!r} must be the website app's AppID "
+                    "('wx' and 16 hexadecimal digits), which is not the Official Account's."
                 )
             _require_url("qrconnect_url", self.qrconnect_url)
         _require_path("scan_path", self.scan_path)
@@ -329,6 +351,12 @@ class Config:
 
 # The options' names, in order: Config's fields but the derived ones.
 OPTIONS: tuple[str, ...] = tuple(f.name for f in fields(Config) if f.init)
+# The options without a default.
+REQUIRED: tuple[str, ...] = tuple(
+    f.name
+    for f in fields(Config)
+    if f.init and f.default is MISSING and f.default_factory is MISSING
+)
 
 
 def _is_int(value: object) -> bool:

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping, Sequence
+from difflib import get_close_matches
+from types import FrameType
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
-from .config import OPTIONS, Config, ErrorHandler, Identity, Lang, LoginHook, SnapshotUsers
+from .config import (
+    OPTIONS,
+    REQUIRED,
+    WECHAT_AUTHORIZE_HOST,
+    Config,
+    ErrorHandler,
+    Identity,
+    Lang,
+    LoginHook,
+    SnapshotUsers,
+)
 from .core import LoginCore
 from .env import ENV_PREFIX, options_from_env
 from .errors import ConfigurationError
@@ -23,7 +36,6 @@ AppT = TypeVar("AppT")
 _M = TypeVar("_M", bound="MiddlewareOptions[Any]")
 logger = logging.getLogger("wxauth_middleware")
 
-_WECHAT_AUTHORIZE_HOST = "open.weixin.qq.com"
 _WECHAT_API_HOST = "api.weixin.qq.com"
 
 
@@ -36,6 +48,32 @@ class MiddlewareOptions(Generic[AppT]):
 
     # The kind of httpx transport the adapter's client takes (async for ASGI, sync for WSGI).
     _transport_type: type = object
+    config: Config
+
+    def __new__(cls, app: AppT, **options: Any) -> Any:
+        # The options are checked here, before Python matches them with __init__'s
+        # signature: a missing or misspelt option is a ConfigurationError that says what to
+        # pass, not a TypeError about keyword-only arguments.
+        try:
+            config = _config(options)
+            transport = options.get("transport")
+            if transport is not None and not isinstance(transport, cls._transport_type):
+                raise ConfigurationError(
+                    f"transport must be an {cls._transport_type.__module__}."
+                    f"{cls._transport_type.__qualname__} for {cls.__name__}, "
+                    f"not {type(transport).__name__}."
+                )
+        except ConfigurationError as error:
+            return cls._failed(error, sys._getframe(1))
+        self = super().__new__(cls)
+        self.config = config
+        return self
+
+    @classmethod
+    def _failed(cls, error: ConfigurationError, caller: FrameType) -> Any:
+        """Raises `error`; an adapter may answer something else to a `caller` that would not
+        report it (see the ASGI middleware)."""
+        raise error
 
     def __init__(
         self,
@@ -81,16 +119,9 @@ class MiddlewareOptions(Generic[AppT]):
         jssdk_path: str | None = "/wxauth/jssdk",
         jssdk_script_url: str | None = None,
     ) -> None:
-        # Every parameter but self and app is a field of Config, of the same name.
-        given = locals()
+        # Every parameter but app is a field of Config, of the same name (a test holds them
+        # equal): __new__ checked them into self.config.
         self.app = app
-        self.config = Config(**{name: given[name] for name in OPTIONS})
-        if transport is not None and not isinstance(transport, self._transport_type):
-            raise ConfigurationError(
-                f"transport must be an {self._transport_type.__module__}."
-                f"{self._transport_type.__qualname__} for {type(self).__name__}, "
-                f"not {type(transport).__name__}."
-            )
         self.core = LoginCore(self.config)
         self._configured()
         # The outbound client's pool: bounded, so a burst of logins queues for a connection
@@ -99,7 +130,7 @@ class MiddlewareOptions(Generic[AppT]):
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
         if (
-            urlsplit(authorize_url).hostname != _WECHAT_AUTHORIZE_HOST
+            urlsplit(authorize_url).hostname != WECHAT_AUTHORIZE_HOST
             or urlsplit(api_base_url).hostname != _WECHAT_API_HOST
         ):
             # Legitimate with the emulator or a relay, a mistake in production: say it once.
@@ -121,12 +152,6 @@ class MiddlewareOptions(Generic[AppT]):
         given here win over the environment."""
         options = options_from_env(os.environ if environ is None else environ)
         options.update(overrides)
-        for required in ("app_id", "app_secret", "secret_key"):
-            if required not in options:
-                raise ConfigurationError(
-                    f"{required} is required: set {ENV_PREFIX}{required.upper()} or pass "
-                    f"{required}=..."
-                )
         try:
             return cls(app, **options)
         except ConfigurationError as exc:
@@ -140,3 +165,20 @@ class MiddlewareOptions(Generic[AppT]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.app!r}, config={self.config!r})"
+
+
+def _config(options: Mapping[str, Any]) -> Config:
+    missing = [name for name in REQUIRED if name not in options]
+    if missing:
+        raise ConfigurationError(
+            " ".join(
+                f"{name} is required: pass {name}=... or set {ENV_PREFIX}{name.upper()}."
+                for name in missing
+            )
+        )
+    for name in options:
+        if name not in OPTIONS:
+            close = get_close_matches(name, OPTIONS, n=1)
+            hint = f": did you mean {close[0]!r}?" if close else " (see the README's options)."
+            raise ConfigurationError(f"there is no option {name!r}{hint}")
+    return Config(**options)
