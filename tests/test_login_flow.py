@@ -88,8 +88,12 @@ async def test_3_malformed_host_header_is_refused_with_a_page(stack: Stack) -> N
     stack.emulator()
     async with stack.phone(stack.middleware()) as client:
         response = await client.get("/page", headers={"host": "evil.com/x@y"})
+        as_json = await client.get(
+            "/page", headers={"host": "evil.com/x@y", "accept": "application/json"}
+        )
     assert response.status_code == 400
-    assert "public_url" in response.text
+    assert "无法从这里开始微信登录" in response.text
+    assert "public_url" in as_json.json()["detail"]  # the owner's hint
     assert "location" not in response.headers
 
 
@@ -442,7 +446,7 @@ async def test_6_refusal_ends_on_a_page_not_in_a_loop(stack: Stack) -> None:
     [
         ({"errcode": 40001}, 500, "40001"),
         ({"errcode": 40013}, 500, "40013"),
-        ({"errcode": -1}, 503, "busy"),
+        ({"errcode": -1}, 503, "errcode -1"),
         ({"errcode": 45011}, 503, "45011"),
         ({"errcode": 48001}, 500, "48001"),
         ({"http_status": 500}, 502, "could not be reached"),

@@ -840,7 +840,7 @@ def test_unionid_identity_needs_the_profile_scope(kind: str) -> None:
     _construct(kind, identity="unionid", scope="snsapi_userinfo")
 
 
-async def test_unionid_identity(stack: Stack) -> None:
+async def test_unionid_identity(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
     emulator = stack.emulator()
     recorder = HookRecorder()
     middleware = stack.around(
@@ -863,7 +863,8 @@ async def test_unionid_identity(stack: Stack) -> None:
     assert user["openid"] == XIAOMING.openid_for(DEFAULT_APP_ID)
     assert [u.identity for u, _, _ in recorder.calls] == [XIAOMING.unionid]
     assert failed.status_code == 500
-    assert "unionid" in failed.text
+    assert "微信登录暂时无法使用" in failed.text  # the visitor's page; the owner's log:
+    assert "WeChat gave no unionid" in caplog.text
     assert "Traceback" not in failed.text
     assert _session_cookies(failed) == []
     assert api.status_code == 401  # nobody is logged in

@@ -204,7 +204,7 @@ class Callback:
             # WeChat's "use full service", which opens the page for real.
             if config.snapshot_users == "app":
                 return Forward(user, target=login.return_to)
-            response = snapshot_response(login.return_to)
+            response = snapshot_response(request, login.return_to)
             return HTTPResponse(response.status, (*response.headers, done), response.body)
         # A fresh login replaces whatever session was there (another account included).
         return (

@@ -34,13 +34,17 @@ _E = TypeVar("_E", bound="WeChatAuthError")
 class WeChatAuthError(Exception):
     """Base class: a login could not be completed.
 
-    `status` is the HTTP status the default error page uses; `title` is what the visitor reads;
-    `hint` is what the site owner can check.
+    `status` is the HTTP status the default error page uses; `hint` is what the site owner can
+    check (the log and the JSON answer carry it). The visitor reads `title_zh` and `advice_zh`
+    (Chinese, first) and `title` and `advice` (English); `title` is also the JSON `message`.
     """
 
     status: int = 500
     code: str = "wxauth_error"
     title: str = "WeChat login failed"
+    title_zh: str = "微信登录失败"
+    advice: str = "Something went wrong while logging you in. Try again in a moment."
+    advice_zh: str = "登录时出了点问题, 请稍后再试。"
     hint: str = ""
     # The page to offer the visitor to go back to, when the login knows it.
     return_to: str | None = None
@@ -67,6 +71,9 @@ class ConfigurationError(WeChatAuthError, ValueError):
 
     code = "configuration_error"
     title = "WeChat login is not configured correctly"
+    title_zh = "微信登录暂时无法使用"
+    advice = "This site's WeChat login is not set up correctly. Please try again later."
+    advice_zh = "本网站的微信登录设置有误, 请稍后再试。"
 
 
 class InvalidRequest(WeChatAuthError):
@@ -75,6 +82,9 @@ class InvalidRequest(WeChatAuthError):
     status = 400
     code = "invalid_request"
     title = "This request cannot start a WeChat login"
+    title_zh = "无法从这里开始微信登录"
+    advice = "Open the site from its usual address and try again."
+    advice_zh = "请从网站的常用地址打开, 再试一次。"
 
 
 class LoginStateError(WeChatAuthError):
@@ -83,9 +93,18 @@ class LoginStateError(WeChatAuthError):
     status = 400
     code = "invalid_state"
     title = "This login link is no longer valid"
+    title_zh = "登录链接已失效"
+    advice = (
+        "The login was started in another browser, took too long, or the link was opened "
+        "twice. Open the page again to log in."
+    )
+    advice_zh = (
+        "登录可能是在另一个浏览器中开始的、用时太久, 或链接被打开了两次。请重新打开页面登录。"
+    )
     hint = (
-        "The login was started in another browser, took longer than allowed, or the link was "
-        "opened twice. Open the page again to log in."
+        "The callback's state matched no login-state cookie of this browser: the login was "
+        "started in another browser or on another host name (set public_url), took longer "
+        "than login_max_age, or the callback was opened twice."
     )
 
 
@@ -95,7 +114,10 @@ class LoginDeclined(WeChatAuthError):
     status = 403
     code = "login_declined"
     title = "WeChat login was declined"
-    hint = "You chose not to log in with WeChat. Open the page again if you change your mind."
+    title_zh = "你已拒绝微信登录"
+    advice = "You chose not to log in with WeChat. Open the page again if you change your mind."
+    advice_zh = "你选择了不用微信登录。如果改变主意, 请重新打开页面。"
+    hint = "The visitor refused WeChat's authorization (the callback carried no code)."
 
 
 class LoginVetoed(WeChatAuthError):
@@ -104,7 +126,10 @@ class LoginVetoed(WeChatAuthError):
     status = 403
     code = "login_vetoed"
     title = "This account may not log in here"
-    hint = "The site does not accept this WeChat account."
+    title_zh = "这个微信帐号不能在这里登录"
+    advice = "The site does not accept this WeChat account."
+    advice_zh = "本网站不接受这个微信帐号。"
+    hint = "The on_login hook returned False for this user."
 
 
 class ScanLoginError(WeChatAuthError):
@@ -113,7 +138,9 @@ class ScanLoginError(WeChatAuthError):
     from another site. `code` says which; nobody is logged in."""
 
     def __init__(self, code: str, message: str) -> None:
-        self.status, self.title, hint = _SCAN_FAILURES[code]
+        self.status, title, hint = _SCAN_FAILURES[code]
+        self.title_zh, _, self.title = title.partition(" · ")
+        self.advice_zh, self.advice = hint, ""  # the hint is in both languages
         self.code = code
         super().__init__(message, hint=hint)
 
@@ -171,6 +198,9 @@ class WeChatAPIError(WeChatAuthError):
     status = 502
     code = "wechat_error"
     title = "WeChat refused the login"
+    title_zh = "微信未能完成登录"
+    advice = "Try again. If it keeps happening, tell the site the code below."
+    advice_zh = "请再试一次。如果一直这样, 请把下面的错误码告诉网站。"
 
     def __init__(
         self, errcode: int, errmsg: str, *, endpoint: str, hint: str | None = None
@@ -198,6 +228,9 @@ class UpstreamError(WeChatAuthError):
     status = 502
     code = "upstream_error"
     title = "WeChat could not be reached"
+    title_zh = "暂时连不上微信"
+    advice = "WeChat did not answer properly. Try again in a moment."
+    advice_zh = "微信没有正常回应, 请稍后再试。"
     hint = "WeChat's API did not answer properly. Try again in a moment."
 
 
@@ -223,6 +256,7 @@ class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"
     title = "WeChat took too long to answer"
+    title_zh = "微信响应超时"
     hint = "WeChat's API did not answer in time. Try again in a moment."
 
 
@@ -238,6 +272,9 @@ class StoreUnavailable(WeChatAuthError):
     status = 503
     code = "store_unavailable"
     title = "Login is unavailable for a moment"
+    title_zh = "登录暂时不可用"
+    advice = "Login is unavailable for a moment. Try again shortly."
+    advice_zh = "登录暂时不可用, 请稍后再试。"
     hint = (
         "The session store (Redis, the redis_url option) could not be reached. Try again in a "
         "moment; the site's operators should check that Redis is up and reachable."
@@ -250,6 +287,9 @@ class TokenUnavailable(WeChatAuthError):
     status = 401
     code = "token_unavailable"
     title = "Log in with WeChat again"
+    title_zh = "请重新用微信登录"
+    advice = "Open the page again to log in with WeChat."
+    advice_zh = "请重新打开页面, 用微信登录。"
     hint = (
         "No WeChat token is kept for this user (keep_tokens is off, they never logged in, were "
         "revoked, or their 30-day refresh_token expired): send them through a login again."

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from html import escape
+from typing import Literal
 
 import segno
 
@@ -13,15 +15,21 @@ from .errors import WeChatAPIError, WeChatAuthError
 from .messages import HTTPRequest, HTTPResponse
 
 __all__ = [
+    "bilingual_page",
     "default_error_response",
     "error_json",
     "error_response",
     "json_response",
+    "page_language",
     "redirect",
     "wants_json",
 ]
 
 logger = logging.getLogger("wxauth_middleware")
+
+Language = Literal["zh", "en"]
+# WeChat's in-app browser says the app's language in its User-Agent: "Language/zh_CN".
+_WECHAT_LANGUAGE = re.compile(r"\bLanguage/([A-Za-z_-]+)")
 
 # Nothing the middleware answers may be cached: it is per-visitor and often carries cookies.
 _NO_STORE = ("cache-control", "no-store")
@@ -83,21 +91,32 @@ def error_response(
 
 
 def default_error_response(error: WeChatAuthError, request: HTTPRequest) -> HTTPResponse:
-    """A short page (or JSON for JSON clients) saying what went wrong and what to check.
+    """A short page (or JSON for JSON clients) saying what went wrong.
 
-    It shows the error's title and hint, and WeChat's errcode and rid when there are some,
-    never the request's query (it may carry a code) nor anything from the configuration.
+    The page tells the visitor, in Chinese first and in English, what happened and what they
+    can do, with WeChat's errcode and rid when there are some (what WeChat support asks for);
+    the owner's hint is folded away under "technical details" (and in the JSON answer). Never
+    the request's query (it may carry a code) nor anything from the configuration.
     """
     if wants_json(request):
         return error_json(error)
-    errcode = error.errcode if isinstance(error, WeChatAPIError) else None
-    rid = error.rid if isinstance(error, WeChatAPIError) else None
     details = ""
-    if errcode is not None:
-        details = f"<p class=code>WeChat errcode {errcode}"
-        details += f" · rid {escape(rid)}</p>" if rid else "</p>"
-    body = f"<p>{escape(error.hint)}</p>{details}" + _link(error.return_to or "/", "返回 · Back")
-    return html_response(error.status, error.title, body)
+    if isinstance(error, WeChatAPIError):
+        details = f"<p class=code>WeChat errcode {error.errcode}"
+        details += f" · rid {escape(error.rid)}</p>" if error.rid else "</p>"
+    if error.hint:
+        # Folded away: the visitor reads the advice; the site's developers open this.
+        details += (
+            "<details class=code><summary>技术信息 · Technical details</summary>"
+            f"<p>{escape(error.hint)}</p></details>"
+        )
+    return bilingual_page(
+        request,
+        error.status,
+        (error.title_zh, error.title),
+        [(error.advice_zh, error.advice)],
+        details + _link(error.return_to or "/", "返回 · Back"),
+    )
 
 
 def error_json(error: WeChatAuthError) -> HTTPResponse:
@@ -125,23 +144,36 @@ def open_in_wechat_response(request: HTTPRequest, url: str) -> HTTPResponse:
                 "url": url,
             },
         )
-    body = (
-        "<p>这个页面需要用微信登录, 请在微信中打开.</p>"
-        "<p>This page logs you in with WeChat: open it in WeChat.</p>"
-        f"{qr_code(url)}<p class=code>{escape(url)}</p>"
+    return bilingual_page(
+        request,
+        403,
+        ("请在微信中打开", "Open in WeChat"),
+        [
+            (
+                "这个页面需要用微信登录, 请在微信中打开。",
+                "This page logs you in with WeChat: open it in WeChat.",
+            )
+        ],
+        f"{qr_code(url)}<p class=code>{escape(url)}</p>",
     )
-    return html_response(403, "请在微信中打开 · Open in WeChat", body)
 
 
-def snapshot_response(return_to: str) -> HTTPResponse:
+def snapshot_response(request: HTTPRequest, return_to: str) -> HTTPResponse:
     """The interstitial for WeChat's snapshot mode: the visitor is a virtual user until they
     tap WeChat's "use full service" bar, which opens the page for real."""
-    body = (
-        "<p>你正在浏览页面快照。点击屏幕下方的「使用完整服务」继续。</p>"
-        "<p>You are viewing a snapshot of this page. Tap “use full service” at the bottom of "
-        "the screen to continue.</p>" + _link(return_to, "继续 · Continue")
+    return bilingual_page(
+        request,
+        200,
+        ("页面快照", "Page snapshot"),
+        [
+            (
+                "你正在浏览页面快照。点击屏幕下方的「使用完整服务」继续。",
+                "You are viewing a snapshot of this page. Tap “use full service” at the "
+                "bottom of the screen to continue.",
+            )
+        ],
+        _link(return_to, "继续 · Continue"),
     )
-    return html_response(200, "页面快照 · Page snapshot", body)
 
 
 def continue_page(url: str, cookies: tuple[tuple[str, str], ...]) -> HTTPResponse:
@@ -169,9 +201,70 @@ def logout_page(action: str, status: int = 200) -> HTTPResponse:
     return html_response(status, "退出登录 · Log out", body)
 
 
-def html_response(status: int, title: str, body: str) -> HTTPResponse:
-    """A small, self-contained page: `title` is escaped here, `body` must already be HTML."""
-    html = _PAGE.format(title=escape(title), body=body)
+def page_language(request: HTTPRequest) -> Language:
+    """The language a visitor reads first: WeChat's own (its User-Agent says `Language/en`
+    or `Language/zh_CN`), else the `Accept-Language` header's preferred of Chinese and
+    English; Chinese when neither says."""
+    wechat = _WECHAT_LANGUAGE.search(request.header("user-agent"))
+    if wechat is not None:
+        return "en" if wechat.group(1).lower().startswith("en") else "zh"
+    best: dict[Language, float] = {"zh": 0.0, "en": 0.0}
+    for item in request.header("accept-language").split(","):
+        tag, _, params = item.strip().partition(";")
+        language = tag.strip().lower()[:2]
+        if language not in best:
+            continue
+        weight = 1.0
+        name, _, value = params.strip().partition("=")
+        if name.strip() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                continue
+        best[language] = max(best[language], weight)
+    return "en" if best["en"] > best["zh"] else "zh"
+
+
+def bilingual_page(
+    request: HTTPRequest,
+    status: int,
+    title: tuple[str, str],
+    paragraphs: Sequence[tuple[str, str]],
+    extra: str = "",
+) -> HTTPResponse:
+    """A page in Chinese and English, the visitor's language first: `title` and each of
+    `paragraphs` are (Chinese, English) plain text, escaped here; `extra` is HTML, after."""
+    first, second = (0, 1) if page_language(request) == "zh" else (1, 0)
+    langs = ("zh-CN", "en")
+    head = (
+        f'<h1 lang="{langs[first]}">{escape(title[first])}</h1>'
+        f'<p class=sub lang="{langs[second]}">{escape(title[second])}</p>'
+    )
+    text = "".join(
+        f'<p lang="{langs[first]}">{escape(pair[first])}</p>'
+        + (
+            f'<p class=second lang="{langs[second]}">{escape(pair[second])}</p>'
+            if pair[second]
+            else ""
+        )
+        for pair in paragraphs
+    )
+    return html_response(
+        status,
+        f"{title[first]} · {title[second]}",
+        head + text + extra,
+        lang=langs[first],
+        heading=False,
+    )
+
+
+def html_response(
+    status: int, title: str, body: str, *, lang: str = "zh-CN", heading: bool = True
+) -> HTTPResponse:
+    """A small, self-contained page: `title` is escaped here, `body` must already be HTML;
+    `heading=False` leaves the `<h1>` to the body."""
+    head = f"<h1>{escape(title)}</h1>\n" if heading else ""
+    html = _PAGE.format(title=escape(title), body=head + body, lang=lang)
     return HTTPResponse(
         status, (("content-type", "text/html; charset=utf-8"), _NO_STORE), html.encode("utf-8")
     )
@@ -195,7 +288,7 @@ def qr_code(url: str) -> str:
 
 
 _PAGE = """<!doctype html>
-<html lang="zh-CN">
+<html lang="{lang}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -203,16 +296,20 @@ _PAGE = """<!doctype html>
 <style>
 body{{font:16px/1.6 -apple-system,"PingFang SC","Microsoft YaHei",sans-serif;margin:0;
 background:#f2f2f2;color:#222}}
-main{{max-width:28rem;margin:12vh auto;padding:1.5rem;background:#fff;border-radius:8px}}
-h1{{font-size:1.2rem;margin:0 0 .5rem}}
+main{{max-width:28rem;margin:12vh auto;padding:1.5rem;background:#fff;border-radius:8px;
+box-sizing:border-box;overflow-wrap:anywhere}}
+@media (max-width:30rem){{main{{margin:0;min-height:100vh;border-radius:0}}}}
+h1{{font-size:1.25rem;margin:0}}
+.sub{{color:#888;margin:0 0 1rem;font-size:.9rem}}
+.second{{color:#666;font-size:.9rem}}
 .code{{color:#888;font-size:.85rem;overflow-wrap:anywhere}}
+summary{{cursor:pointer}}
 .qr{{text-align:center;margin:1rem 0}}
 a{{display:inline-block;margin-top:1rem;color:#07c160}}
 </style>
 </head>
 <body>
 <main>
-<h1>{title}</h1>
 {body}
 </main>
 </body>
