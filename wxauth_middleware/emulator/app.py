@@ -34,7 +34,15 @@ from .credentials import CredentialStore
 from .faults import FaultOptions, FaultPlan, fault_kwargs_from_json
 from .grants import ACCESS_TOKEN_TTL, AccessGrant, GrantError, GrantStore
 from .jssdk import JSSDK_PATH, JSSDK_SCRIPT, VERIFY_PATH, verify_config
-from .pages import consent_page, error_page, fault_page, index_page, qrconnect_page
+from .pages import (
+    CONSENT,
+    QRCONNECT,
+    DecisionForm,
+    decision_page,
+    error_page,
+    fault_page,
+    index_page,
+)
 from .personas import DEFAULT_PERSONAS, Persona
 from .protocol import (
     API_CONTENT_TYPE,
@@ -146,6 +154,30 @@ def _refusal(auth: AuthorizeRequest) -> StarletteResponse:
     return RedirectResponse(
         callback_url(auth.redirect_uri, [("state", auth.state)]), status_code=302
     )
+
+
+def _decision(
+    form: DecisionForm,
+    path: str,
+    request: Request,
+    auth: AuthorizeRequest,
+    personas: Sequence[Persona],
+    selected: str,
+    message: str,
+    status: int,
+) -> StarletteResponse:
+    """The consent or QR-code page for the link at `path`, posting to its /confirm; a message
+    (a form sent back) leaves the fragment unchecked, as the link is no longer in the URL."""
+    page = decision_page(
+        form,
+        auth,
+        action=f"{request.scope.get('root_path', '')}{path}/confirm",
+        personas=personas,
+        selected=selected,
+        message=message,
+        check_fragment=not message,
+    )
+    return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
 
 
 def _first_values(params: Sequence[tuple[str, str]]) -> Params:
@@ -418,16 +450,17 @@ class WeChatEmulator:
         self, request: Request, auth: AuthorizeRequest, *, message: str = "", status: int = 200
     ) -> StarletteResponse:
         chosen = self._cookie_persona(request)
-        root_path = request.scope.get("root_path", "")
-        page = consent_page(
+        selected = chosen.key if chosen else self.default_persona
+        return _decision(
+            CONSENT,
+            "/connect/oauth2/authorize",
+            request,
             auth,
-            action=f"{root_path}/connect/oauth2/authorize/confirm",
-            personas=self.personas,
-            selected=chosen.key if chosen else self.default_persona,
-            message=message,
-            check_fragment=not message,
+            self.personas,
+            selected,
+            message,
+            status,
         )
-        return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
 
     async def _authorize(self, request: Request) -> StarletteResponse:
         auth = self._parse(request.scope["query_string"].decode("latin-1"))
@@ -505,16 +538,10 @@ class WeChatEmulator:
             selected = self.default_persona
         else:
             selected = next(iter(self._scanners))
-        root_path = request.scope.get("root_path", "")
-        page = qrconnect_page(
-            auth,
-            action=f"{root_path}/connect/qrconnect/confirm",
-            personas=tuple(self._scanners.values()),
-            selected=selected,
-            message=message,
-            check_fragment=not message,
+        scanners = tuple(self._scanners.values())
+        return _decision(
+            QRCONNECT, "/connect/qrconnect", request, auth, scanners, selected, message, status
         )
-        return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
 
     async def _qrconnect(self, request: Request) -> StarletteResponse:
         auth = self._parse_qrconnect(request.scope["query_string"].decode("latin-1"))

@@ -5,12 +5,21 @@ from __future__ import annotations
 import hashlib
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 
 from .authorize import AuthorizeRejection, AuthorizeRequest
 from .personas import Persona
 
-__all__ = ["consent_page", "error_page", "fault_page", "index_page", "qrconnect_page"]
+__all__ = [
+    "CONSENT",
+    "QRCONNECT",
+    "DecisionForm",
+    "decision_page",
+    "error_page",
+    "fault_page",
+    "index_page",
+]
 
 BANNER = "WeChat emulator — not the real WeChat · 微信模拟器 · 并非真正的微信"
 
@@ -122,44 +131,6 @@ if (location.hash !== "#wechat_redirect") {
 </script>"""
 
 
-def consent_page(
-    request: AuthorizeRequest,
-    *,
-    action: str,
-    personas: Sequence[Persona],
-    selected: str,
-    message: str = "",
-    check_fragment: bool = True,
-) -> str:
-    """The consent popup: pick a persona, then allow or refuse."""
-    rows = "".join(_persona_row(p, p.key == selected) for p in personas)
-    note = f'<p class="error" id="form-error">{_e(message)}</p>' if message else ""
-    body = (
-        '<div class="card">'
-        '<p class="error" id="fragment-error" hidden>'
-        "缺少 #wechat_redirect (微信文档要求带上) / "
-        "The link lacks the #wechat_redirect fragment, which WeChat's documentation requires.</p>"
-        "<h1>微信授权登录 / Log in with WeChat</h1>"
-        f'<p>应用 / App: <code id="appid">{_e(request.app_id)}</code></p>'
-        f"<p>申请获取 / Requests: <strong>{_e(_SCOPE_WORDS[request.scope])}</strong> "
-        f'<code id="scope">{_e(request.scope)}</code></p>'
-        f'<p class="muted">登录后返回 / Returns to: <code>{_e(request.redirect_host)}</code></p>'
-        f"{note}"
-        f'<form method="post" action="{_e(action)}">'
-        f'<input type="hidden" name="query" value="{_e(request.query)}">'
-        f"<fieldset><legend>以哪个身份登录 / Log in as</legend>{rows}</fieldset>"
-        '<div class="buttons">'
-        '<button type="submit" class="secondary" id="refuse" name="decision" value="refuse" '
-        "formnovalidate>拒绝 / Refuse</button>"
-        '<button type="submit" class="primary" id="allow" name="decision" value="allow">'
-        "允许 / Allow</button>"
-        "</div></form></div>"
-    )
-    if check_fragment:
-        body += _FRAGMENT_CHECK
-    return _layout("微信授权 / WeChat authorization (emulator)", body)
-
-
 # The fake QR code: 25 x 25 modules with the three finder squares, a 4-module quiet zone.
 _QR_SIZE = 25
 _QR_QUIET = 4
@@ -199,7 +170,46 @@ def _fake_qr_svg(seed: str) -> str:
     )
 
 
-def qrconnect_page(
+@dataclass(frozen=True)
+class DecisionForm:
+    """What tells WeChat's two "who logs in?" forms apart; `refuse` and `allow` are each a
+    button's (id, label)."""
+
+    title: str
+    heading: str
+    app_label: str
+    legend: str
+    refuse: tuple[str, str]
+    allow: tuple[str, str]
+    qr_code: bool = False
+
+
+# The consent popup: pick a persona, then allow or refuse.
+CONSENT = DecisionForm(
+    title="微信授权 / WeChat authorization (emulator)",
+    heading="微信授权登录 / Log in with WeChat",
+    app_label="应用 / App",
+    legend="以哪个身份登录 / Log in as",
+    refuse=("refuse", "拒绝 / Refuse"),
+    allow=("allow", "允许 / Allow"),
+)
+
+# Website QR-code login: a fake QR code; pick who scans it, then confirm or cancel. Its
+# personas are the ones that can scan: snapshot-mode users exist only inside WeChat's in-app
+# browser, so the caller leaves them out.
+QRCONNECT = DecisionForm(
+    title="微信登录 / WeChat QR-code login (emulator)",
+    heading="微信登录 / Log in with WeChat",
+    app_label="网站应用 / Website app",
+    legend="用哪个微信扫码 / Who scans the code",
+    refuse=("scan-cancel", "取消登录 / Cancel"),
+    allow=("scan-confirm", "扫码并确认 / Scan and confirm"),
+    qr_code=True,
+)
+
+
+def decision_page(
+    form: DecisionForm,
     request: AuthorizeRequest,
     *,
     action: str,
@@ -208,42 +218,44 @@ def qrconnect_page(
     message: str = "",
     check_fragment: bool = True,
 ) -> str:
-    """Website QR-code login: a fake QR code; pick who scans it, then confirm or cancel.
-
-    `personas` are the ones that can scan: snapshot-mode users exist only inside WeChat's
-    in-app browser, so the caller leaves them out.
-    """
+    """The consent popup or the QR-code page (`form`): who logs in, then allow or refuse."""
     rows = "".join(_persona_row(p, p.key == selected) for p in personas)
     note = f'<p class="error" id="form-error">{_e(message)}</p>' if message else ""
-    body = (
-        '<div class="card">'
-        '<p class="error" id="fragment-error" hidden>'
-        "缺少 #wechat_redirect (微信文档要求带上) / "
-        "The link lacks the #wechat_redirect fragment, which WeChat's documentation requires.</p>"
-        "<h1>微信登录 / Log in with WeChat</h1>"
+    figure = (
         "<figure>"
         f"{_fake_qr_svg(request.query)}"
         '<figcaption id="qrcode-label">WeChat emulator — scan simulation · '
         "使用微信扫一扫登录 / Scan with WeChat to log in</figcaption>"
         "</figure>"
-        f'<p>网站应用 / Website app: <code id="appid">{_e(request.app_id)}</code></p>'
+        if form.qr_code
+        else ""
+    )
+    (refuse_id, refuse_label), (allow_id, allow_label) = form.refuse, form.allow
+    body = (
+        '<div class="card">'
+        '<p class="error" id="fragment-error" hidden>'
+        "缺少 #wechat_redirect (微信文档要求带上) / "
+        "The link lacks the #wechat_redirect fragment, which WeChat's documentation requires.</p>"
+        f"<h1>{form.heading}</h1>"
+        f"{figure}"
+        f'<p>{form.app_label}: <code id="appid">{_e(request.app_id)}</code></p>'
         f"<p>申请获取 / Requests: <strong>{_e(_SCOPE_WORDS[request.scope])}</strong> "
         f'<code id="scope">{_e(request.scope)}</code></p>'
         f'<p class="muted">登录后返回 / Returns to: <code>{_e(request.redirect_host)}</code></p>'
         f"{note}"
         f'<form method="post" action="{_e(action)}">'
         f'<input type="hidden" name="query" value="{_e(request.query)}">'
-        f"<fieldset><legend>用哪个微信扫码 / Who scans the code</legend>{rows}</fieldset>"
+        f"<fieldset><legend>{form.legend}</legend>{rows}</fieldset>"
         '<div class="buttons">'
-        '<button type="submit" class="secondary" id="scan-cancel" name="decision" '
-        'value="refuse" formnovalidate>取消登录 / Cancel</button>'
-        '<button type="submit" class="primary" id="scan-confirm" name="decision" value="allow">'
-        "扫码并确认 / Scan and confirm</button>"
+        f'<button type="submit" class="secondary" id="{refuse_id}" name="decision" '
+        f'value="refuse" formnovalidate>{refuse_label}</button>'
+        f'<button type="submit" class="primary" id="{allow_id}" name="decision" value="allow">'
+        f"{allow_label}</button>"
         "</div></form></div>"
     )
     if check_fragment:
         body += _FRAGMENT_CHECK
-    return _layout("微信登录 / WeChat QR-code login (emulator)", body)
+    return _layout(form.title, body)
 
 
 def index_page(
