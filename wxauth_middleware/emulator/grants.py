@@ -13,7 +13,7 @@ import string
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 __all__ = [
     "ACCESS_TOKEN_TTL",
@@ -60,30 +60,34 @@ class CodeGrant:
 
 
 @dataclass(frozen=True)
-class AccessGrant:
+class _TokenGrant:
+    """What a token grants: valid until `expires_at`, then "expired" for `_RETAIN` seconds."""
+
+    _RETAIN: ClassVar[float]
+
     app_id: str
     persona_key: str
     openid: str
     scope: str
-    refresh_token: str
     expires_at: float
 
     @property
     def forget_at(self) -> float:
-        return self.expires_at + _ACCESS_RETAIN
+        return self.expires_at + self._RETAIN
 
 
 @dataclass(frozen=True)
-class _RefreshGrant:
-    app_id: str
-    persona_key: str
-    openid: str
-    scope: str
-    expires_at: float
+class _RefreshGrant(_TokenGrant):
+    _RETAIN: ClassVar[float] = _REFRESH_RETAIN
 
-    @property
-    def forget_at(self) -> float:
-        return self.expires_at + _REFRESH_RETAIN
+
+@dataclass(frozen=True)
+class AccessGrant(_TokenGrant):
+    """A user access token's grant, with the refresh token it was issued with."""
+
+    _RETAIN: ClassVar[float] = _ACCESS_RETAIN
+
+    refresh_token: str
 
 
 class _Expiring(Protocol):
@@ -168,8 +172,8 @@ class GrantStore:
             grant.persona_key,
             grant.openid,
             grant.scope,
-            refresh_token,
             now + ACCESS_TOKEN_TTL,
+            refresh_token,
         )
         self._access[token] = access
         return token, access
