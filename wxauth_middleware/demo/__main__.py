@@ -19,9 +19,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from starlette.applications import Starlette
+
 from ..effects import StoreCommands
-from ..emulator.__main__ import exit_with, listen_error
-from ..emulator.app import is_loopback_host
+from ..emulator.__main__ import parse_server_args, serve, server_parser
 from ..redis_client import check_redis_url, redacted_url, redis_client, run_sync
 from .app import EMULATOR_PREFIX, create_demo_app
 
@@ -45,24 +46,13 @@ def _log_logins() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m wxauth_middleware.demo",
-        description=(
-            "Serve a small demo site behind WeChatAuthMiddleware, with a WeChat emulator "
-            "(not the real WeChat) embedded, so the whole WeChat login works in a desktop "
-            "browser, offline, without a WeChat account."
-        ),
-    )
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="interface to bind (default: %(default)s); a non-loopback one needs --allow-remote",
-    )
-    parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
-    parser.add_argument(
-        "--auto-approve",
-        action="store_true",
-        help="log in at once as the default persona instead of showing the consent page",
+    parser = server_parser(
+        "python -m wxauth_middleware.demo",
+        "Serve a small demo site behind WeChatAuthMiddleware, with a WeChat emulator "
+        "(not the real WeChat) embedded, so the whole WeChat login works in a desktop "
+        "browser, offline, without a WeChat account.",
+        port=8000,
+        auto_approve="log in at once as the default persona instead of showing the consent page",
     )
     parser.add_argument(
         "--public-url",
@@ -140,13 +130,13 @@ def banner(public_url: str, *, auto_approve: bool, redis_url: str | None = None)
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not is_loopback_host(args.host) and not args.allow_remote:
-        parser.error(
-            f"--host {args.host} is reachable from other machines. The demo's embedded WeChat "
-            "emulator answers only this machine (loopback) and logs in anyone who asks; add "
-            "--allow-remote (and --public-url) if you really mean to serve other machines"
-        )
+    args = parse_server_args(
+        parser,
+        argv,
+        ". The demo's embedded WeChat emulator answers only this machine (loopback) and logs "
+        "in anyone who asks; add --allow-remote (and --public-url) if you really mean to serve "
+        "other machines",
+    )
     if args.allow_remote and args.public_url is None:
         parser.error(
             "--allow-remote needs --public-url: the address other machines use to reach the "
@@ -158,36 +148,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_redis_url(args.redis_url)  # what the middleware checks, before any side effect
         except ValueError as exc:
             parser.error(_as_flag(str(exc)))
-    try:
-        import uvicorn
-    except ImportError:
-        print(
-            'The demo server needs uvicorn: pip install "wxauth-middleware[demo]"',
-            file=sys.stderr,
+
+    def start() -> Starlette:
+        public_url = args.public_url or _origin(args.host, args.port)
+        _log_logins()
+        try:
+            app = create_demo_app(
+                public_url=public_url,
+                auto_approve=args.auto_approve,
+                allow_remote=args.allow_remote,
+                redis_url=args.redis_url,
+            )
+        except ValueError as exc:  # ConfigurationError included: a bad --public-url or --redis-url
+            parser.error(_as_flag(str(exc)))
+        banner_text = banner(
+            public_url.rstrip("/"), auto_approve=args.auto_approve, redis_url=args.redis_url
         )
-        return 1
-    problem = listen_error(args.host, args.port)
-    if problem is not None:
-        return exit_with(parser.prog, problem)
-    public_url = args.public_url or _origin(args.host, args.port)
-    _log_logins()
-    try:
-        app = create_demo_app(
-            public_url=public_url,
-            auto_approve=args.auto_approve,
-            allow_remote=args.allow_remote,
-            redis_url=args.redis_url,
-        )
-    except ValueError as exc:  # ConfigurationError included: a bad --public-url or --redis-url
-        parser.error(_as_flag(str(exc)))
-    banner_text = banner(
-        public_url.rstrip("/"), auto_approve=args.auto_approve, redis_url=args.redis_url
-    )
-    print(banner_text, flush=True)
-    if args.redis_url is not None:
-        _check_redis(args.redis_url)
-    uvicorn.run(app, host=args.host.strip("[]"), port=args.port, log_level="info")
-    return 0
+        print(banner_text, flush=True)
+        if args.redis_url is not None:
+            _check_redis(args.redis_url)
+        return app
+
+    return serve(parser, args, "demo", start)
 
 
 if __name__ == "__main__":

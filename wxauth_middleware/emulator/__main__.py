@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from .app import (
     DEFAULT_APP_ID,
@@ -20,26 +20,31 @@ from .personas import DEFAULT_PERSONAS
 _DEFAULT_DOMAINS = ("127.0.0.1", "localhost")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m wxauth_middleware.emulator",
-        description=(
-            "Serve a local emulator of WeChat's web-page authorization (the authorize page, the "
-            "website QR-code login page and the /sns/* APIs) for offline development and "
-            "tests. It is not the real WeChat."
-        ),
-    )
+def server_parser(
+    prog: str, description: str, *, port: int, auto_approve: str
+) -> argparse.ArgumentParser:
+    """A command line with what every server command here takes: --host, --port (default
+    `port`) and --auto-approve (helped by `auto_approve`)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
         "--host",
         default="127.0.0.1",
         help="interface to bind (default: %(default)s); a non-loopback one needs --allow-remote",
     )
-    parser.add_argument("--port", type=int, default=8400, help="port (default: %(default)s)")
-    parser.add_argument(
-        "--auto-approve",
-        action="store_true",
-        help="approve every authorization and QR-code login at once as the default persona "
-        "(for scripts), instead of showing the consent or QR-code page",
+    parser.add_argument("--port", type=int, default=port, help="port (default: %(default)s)")
+    parser.add_argument("--auto-approve", action="store_true", help=auto_approve)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = server_parser(
+        "python -m wxauth_middleware.emulator",
+        "Serve a local emulator of WeChat's web-page authorization (the authorize page, the "
+        "website QR-code login page and the /sns/* APIs) for offline development and "
+        "tests. It is not the real WeChat.",
+        port=8400,
+        auto_approve="approve every authorization and QR-code login at once as the default "
+        "persona (for scripts), instead of showing the consent or QR-code page",
     )
     parser.add_argument(
         "--app-id",
@@ -171,34 +176,61 @@ def exit_with(prog: str, message: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not is_loopback_host(args.host) and not args.allow_remote:
-        parser.error(
-            f"--host {args.host} is reachable from other machines; the emulator hands out "
-            "logins to anyone who asks, so add --allow-remote if you really mean it"
-        )
+    args = parse_server_args(
+        parser,
+        argv,
+        "; the emulator hands out logins to anyone who asks, so add --allow-remote if you "
+        "really mean it",
+    )
     if args.latency < 0:
         parser.error("--latency must be >= 0")
     try:
         emulator = build_emulator(args)
     except ValueError as exc:
         parser.error(str(exc))
+
+    def start() -> WeChatEmulator:
+        print(
+            banner(emulator, args.host, args.port, args.app_secret, emulator.website_app_secret),
+            flush=True,
+        )
+        return emulator
+
+    return serve(parser, args, "emulator", start)
+
+
+def parse_server_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, risk: str
+) -> argparse.Namespace:
+    """`argv` parsed; a usage error for a non-loopback --host without --allow-remote, the
+    message going on with `risk` (what serving other machines would expose)."""
+    args = parser.parse_args(argv)
+    if not is_loopback_host(args.host) and not args.allow_remote:
+        parser.error(f"--host {args.host} is reachable from other machines{risk}")
+    return args
+
+
+def serve(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    server: str,
+    start: Callable[[], Callable[..., Awaitable[None]]],
+) -> int:
+    """Serve the ASGI app `start` builds (and announces) with uvicorn at --host and --port,
+    once uvicorn is installed and the address is free; the exit status."""
     try:
         import uvicorn
     except ImportError:
         print(
-            'The emulator server needs uvicorn: pip install "wxauth-middleware[demo]"',
+            f'The {server} server needs uvicorn: pip install "wxauth-middleware[demo]"',
             file=sys.stderr,
         )
         return 1
     problem = listen_error(args.host, args.port)
     if problem is not None:
         return exit_with(parser.prog, problem)
-    print(
-        banner(emulator, args.host, args.port, args.app_secret, emulator.website_app_secret),
-        flush=True,
-    )
-    uvicorn.run(emulator, host=args.host, port=args.port, log_level="info")
+    app = start()
+    uvicorn.run(app, host=args.host.strip("[]"), port=args.port, log_level="info")
     return 0
 
 
