@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = server_parser(
         "python -m wxauth_middleware.emulator",
         "Serve a local emulator of WeChat's web-page authorization (the authorize page, the "
-        "website QR-code login page and the /sns/* APIs) for offline development and "
-        "tests. It is not the real WeChat.",
+        "website QR-code login page, the /sns/* APIs, the account's /cgi-bin/* token and "
+        "ticket APIs and a JS-SDK stand-in) for offline development and tests. It is not "
+        "the real WeChat.",
         port=8400,
         auto_approve="approve every authorization and QR-code login at once as the default "
         "persona (for scripts), instead of showing the consent or QR-code page",
