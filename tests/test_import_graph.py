@@ -109,3 +109,44 @@ def test_modules_stay_small() -> None:
         and (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert too_long == {}
+
+
+# The modules that carry effects out: the adapters, the drivers and the clients they use, and
+# the options module (it checks the type of a `transport=`). Everything else in the package is
+# sans-I/O: it decides and builds, and may not even import an I/O library at module level.
+IO_MODULES = {"asgi", "wsgi", "drivers", "pool", "redis_client", "options"}
+IO_LIBRARIES = {"httpx", "httpcore", "redis", "anyio", "asyncio", "socket", "uvicorn"}
+
+
+def _module_level_imports(source: str) -> set[str]:
+    """The top-level names a module imports when it is imported (TYPE_CHECKING blocks and
+    function bodies excluded)."""
+    found: set[str] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.partition(".")[0])
+        elif isinstance(node, ast.Import):
+            found.update(alias.name.partition(".")[0] for alias in node.names)
+    return found
+
+
+def test_protocol_modules_import_no_io_library() -> None:
+    offenders = {
+        path.stem: sorted(libraries)
+        for path in PACKAGE.glob("*.py")
+        if path.stem not in IO_MODULES
+        and (libraries := _module_level_imports(path.read_text(encoding="utf-8")) & IO_LIBRARIES)
+    }
+    assert offenders == {}
+
+
+def test_the_io_checker_sees_module_level_imports_only() -> None:
+    source = (
+        "import httpx\n"
+        "from redis.asyncio import Redis\n"
+        "if TYPE_CHECKING:\n"
+        "    import anyio\n"
+        "def f():\n"
+        "    import socket\n"
+    )
+    assert _module_level_imports(source) & IO_LIBRARIES == {"httpx", "redis"}
