@@ -10,17 +10,23 @@ start_response)` with the body iterated and closed. The session cookie comes fro
 (the middleware's callback, its token call answered in process by `WeChatEmulator`). Rounds
 of batches of about 10 ms are interleaved across the cases; overhead = median over rounds of
 (case - bare app) in the same round, so drifts of a shared machine cancel out. Every case is
-checked first (status, the user the app sees). Memory: VmRSS of this process after a tenth of
-`--requests` requests of every case, and after `--requests` more.
+checked first (status, the user the app sees). The login case is a whole login per
+iteration, ASGI only: the 302 to WeChat, then the callback with its login-state cookie, whose
+token call goes through the middleware's own connection pool to a stub of WeChat's API on
+127.0.0.1 in this process (a canned answer; its cost is in the figure). Memory: VmRSS of this
+process after a tenth of `--requests` requests of every case but the login, and after
+`--requests` more.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -47,6 +53,16 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 OPTIONS: dict[str, Any] = {"app_id": APP_ID, "app_secret": APP_SECRET, "secret_key": SECRET_KEY}
+OPENID = "oXk3v2mQ9cJ7tR1bN8aW4eY6uZ0s"
+_GRANT = json.dumps(
+    {
+        "access_token": "ACCESS",
+        "expires_in": 7200,
+        "refresh_token": "REFRESH",
+        "openid": OPENID,
+        "scope": "snsapi_base",
+    }
+).encode()
 _START: Message = {"type": "http.response.start", "status": 200, "headers": []}
 _BODY: Message = {"type": "http.response.body", "body": b"ok"}
 
@@ -179,11 +195,61 @@ async def starlette_cookie() -> str:
     return set_cookies(headers)
 
 
+@asynccontextmanager
+async def stub_wechat() -> AsyncIterator[str]:
+    """A stub of WeChat's API on 127.0.0.1 (keep-alive), its base URL: every request gets
+    one token grant."""
+    answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+    answer += b"content-length: %d\r\n\r\n%s" % (len(_GRANT), _GRANT)
+    connections: dict[asyncio.StreamWriter, asyncio.Task[Any] | None] = {}
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections[writer] = asyncio.current_task()
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):  # GETs: no body
+                writer.write(answer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for writer in connections:
+            writer.close()  # the middleware's kept connections: their readers end
+        await asyncio.gather(*(task for task in connections.values() if task is not None))
+        await server.wait_closed()
+
+
+def login_runner(app: ASGIApp) -> Callable[[int], Any]:
+    """Whole logins of a phone: the page's 302 to WeChat, then the callback."""
+    page = scope(WECHAT_UA)
+
+    async def run(n: int) -> None:
+        for i in range(n):
+            _, headers = await asgi_call(app, page)
+            location = dict(headers)[b"location"].decode()
+            state = parse_qs(urlsplit(location).query)["state"][0]
+            query = f"code=code{i}&state={state}"
+            callback = scope(WECHAT_UA, set_cookies(headers), "/wxauth/callback", query)
+            status, headers = await asgi_call(app, callback)
+            if status != 302 or "wxauth_session=" not in set_cookies(headers):
+                raise SystemExit(f"the login failed: {status} {headers}")
+
+    return run
+
+
 def user_seen(http_scope: Scope) -> object:
     return get_wechat_user(http_scope) or http_scope.get("session", {}).get("user")
 
 
 async def main_async(args: argparse.Namespace) -> int:
+    async with stub_wechat() as api_base_url:
+        return await measure(args, api_base_url)
+
+
+async def measure(args: argparse.Namespace, api_base_url: str) -> int:
     cookie, peer_cookie = await login_cookie(), await starlette_cookie()
     seen: list[object] = [None]  # what the app saw on its last request
 
@@ -231,14 +297,20 @@ async def main_async(args: argparse.Namespace) -> int:
             raise SystemExit(f"{name}: status {got}, user {seen[0]}; expected {status}, {user}")
         seen[0] = None
         runners.append((name, runner))
+    logging_in = WeChatAuthMiddleware(bare_asgi, **OPTIONS, api_base_url=api_base_url)
+    await login_runner(logging_in)(2)
+    # Per login, not per request; left out of the memory run (a login is remembered a while).
+    timed_cases = [*runners[:4], ("ASGI ours: login, stub WeChat", login_runner(logging_in))]
+    timed_cases += runners[4:]
 
-    sizes = {name: max(20, int(0.01 / (await timed(run, 200) / 200))) for name, run in runners}
-    per_request: dict[str, list[float]] = {name: [] for name, _ in runners}
+    sizes = {name: max(20, int(0.01 / (await timed(run, 200) / 200))) for name, run in timed_cases}
+    per_request: dict[str, list[float]] = {name: [] for name, _ in timed_cases}
     for r in range(args.rounds):
-        for name, run in runners[r % len(runners) :] + runners[: r % len(runners)]:
+        n = r % len(timed_cases)
+        for name, run in timed_cases[n:] + timed_cases[:n]:
             per_request[name].append(await timed(run, sizes[name]) / sizes[name] * 1e6)
     rows = []
-    for name, _ in runners:
+    for name, _ in timed_cases:
         bare = per_request[name[:4] + " bare app"]
         overhead = median([a - b for a, b in zip(per_request[name], bare, strict=True)])
         rows.append(
@@ -247,7 +319,7 @@ async def main_async(args: argparse.Namespace) -> int:
     print_table(
         ["case", "µs/request", "overhead µs"],
         rows,
-        "In process, per request (medians over rounds):",
+        "In process, per request (the login: per login; medians over rounds):",
     )
 
     for _, run in runners:  # caches fill up first (the verified-cookie cache, user agents)

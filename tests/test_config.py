@@ -26,6 +26,29 @@ def test_valid_options_normalise() -> None:
     assert config.secret_keys == (b"a-long-enough-signing-key-0123456789",)
 
 
+@pytest.mark.parametrize(
+    ("options", "option"),
+    [
+        ({"other_browsers": "scan", "scan_path": "/sc;an"}, "scan_path"),
+        (
+            {
+                "cookie_path": "/a;b/",
+                "callback_path": "/a;b/cb",
+                "login_path": None,
+                "logout_path": None,
+            },
+            "cookie_path",
+        ),
+    ],
+)
+def test_a_cookie_path_with_a_semicolon_is_refused(options: dict[str, Any], option: str) -> None:
+    # A path of a URL may hold ';', a cookie's Path may not (it would end the attribute).
+    with pytest.raises(ConfigurationError, match=f"{option} .*cannot hold ';'"):
+        WeChatAuthMiddleware(_app, **VALID, **options)
+    with pytest.raises(ConfigurationError, match=f"{option} .*cannot hold ';'"):
+        WeChatAuthWSGIMiddleware(lambda environ, start_response: [], **VALID, **options)
+
+
 def test_a_cookie_path_over_the_own_paths_is_accepted() -> None:
     assert Config(**VALID, cookie_path="/wxauth").cookie_path == "/wxauth"
     config = Config(

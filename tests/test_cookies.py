@@ -3,10 +3,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from itsdangerous import URLSafeTimedSerializer
 
 from wxauth_middleware import WeChatUser
-from wxauth_middleware.cookies import Session, SessionCodec
+from wxauth_middleware.cookies import Session, SessionCodec, Signer
 from wxauth_middleware.logins import (
     MAX_LOGINS,
     LoginState,
@@ -126,10 +125,10 @@ def test_long_return_paths_are_kept_short() -> None:
 
 def test_signed_payload_of_the_wrong_shape_is_no_session() -> None:
     # Signed with the right key and salt, but not a layout we wrote: still never an error.
-    forger = URLSafeTimedSerializer([NEW], salt="wxauth_middleware.session")
+    forger = Signer((NEW,), "wxauth_middleware.session", time.time)
     codec = SessionCodec((NEW,), 3600)
     for payload in ({"openid": "o"}, [1, "", None], [2] + [None] * 12, "x", None, [1] * 13):
-        assert codec.decode(forger.dumps(payload)) is None
+        assert codec.decode(forger.sign(payload)) is None
 
 
 def test_identity_key_is_applied_on_decode() -> None:
@@ -164,15 +163,47 @@ def test_remembered_sessions_are_bounded() -> None:
 def test_stored_session_ids_are_remembered_verified_only_and_until_they_expire() -> None:
     clock = Clock()
     store = SessionStore("p:", (NEW,), max_age=60, identity_key="openid", clock=clock)
-    signer = URLSafeTimedSerializer([NEW], salt="wxauth_middleware.session-id")
+    signer = Signer((NEW,), "wxauth_middleware.session-id", clock)
     # A session id: the four hex digits of its slot tag, then 32 random characters.
-    values = [signer.dumps(f"0a1b{i:032d}") for i in range(1100)]
+    values = [signer.sign(f"0a1b{i:032d}") for i in range(1100)]
     for i, value in enumerate(values):
         assert store.session_id(value) == f"0a1b{i:032d}"
     assert len(store._verified_ids) <= 1024
     forged = values[-1][:-2] + ("AA" if not values[-1].endswith("AA") else "BB")
     assert store.session_id(forged) is None
-    assert store.session_id(signer.dumps("not-a-session-id")) is None
+    assert store.session_id(signer.sign("not-a-session-id")) is None
     assert len(store._verified_ids) <= 1024
     clock.now += 61
     assert store.session_id(values[-1]) is None  # remembered, but expired all the same
+
+
+def test_signed_values_verify_only_whole_in_time_and_for_their_purpose() -> None:
+    clock = Clock()
+    signer = Signer((OLD, NEW), "p", clock)
+    value = signer.sign(["小明", 1])
+    assert value.isascii()
+    assert all(c.isalnum() or c in "-_." for c in value)
+    assert signer.verify(value, 60) == (["小明", 1], int(clock.now))
+    assert Signer((NEW,), "p", clock).verify(value, 60) is not None  # the newest key signs
+    assert Signer((OLD,), "p", clock).verify(value, 60) is None
+    assert Signer((NEW, OLD), "p", clock).verify(Signer((OLD,), "p", clock).sign(1), 60)
+    assert Signer((NEW,), "q", clock).verify(value, 60) is None  # another purpose's key
+    data, stamp, signature = value.split(".")
+    for changed in (
+        f"{data}.{int(stamp) + 1}.{signature}",  # the time is signed too
+        f"{data[:-1]}A.{stamp}.{signature}" if not data.endswith("A") else f"B.{stamp}.{signature}",
+        f"{data}.{stamp}.{signature[:-1]}",
+        f"{data}.{stamp}",
+        value + ".",
+        value + "é",
+        value + "x" * 5000,
+        "",
+        "...",
+        # The format before this one (itsdangerous): no longer verifies.
+        ".eJxTMkg0TDIgAJQAlp8HaQ.awmDDw.sJCRqcFtYYCagDZWUGFhP74Hvnk",
+    ):
+        assert signer.verify(changed, 60) is None, changed
+    clock.now += 61
+    assert signer.verify(value, 60) is None  # expired
+    clock.now -= 62
+    assert signer.verify(value, 60) is None  # signed in the future

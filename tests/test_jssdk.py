@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -382,8 +383,7 @@ async def test_in_process_with_the_emulator_as_transport() -> None:
 
 
 async def test_signs_with_a_stored_session_while_redis_is_down(kind: str) -> None:
-    from itsdangerous import URLSafeTimedSerializer
-
+    from wxauth_middleware.cookies import Signer
     from wxauth_middleware.store import SESSION_ID_SALT
 
     from .servers import free_port
@@ -391,7 +391,7 @@ async def test_signs_with_a_stored_session_while_redis_is_down(kind: str) -> Non
     wechat = ScriptedWeChat()
     app = middleware(kind, wechat, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     # A validly signed session id (hash tag, then 32 characters): a page looks it up in Redis.
-    sid = URLSafeTimedSerializer(SECRET_KEY, salt=SESSION_ID_SALT).dumps("0a1b" + "s" * 32)
+    sid = Signer((SECRET_KEY.encode(),), SESSION_ID_SALT, time.time).sign("0a1b" + "s" * 32)
     async with site(app) as client:
         cookie = {"cookie": f"wxauth_session={sid}"}
         page = await client.get("/page", headers={"accept": "text/html", **cookie})

@@ -33,7 +33,6 @@ from wsgiref.validate import validator
 import anyio
 import httpx
 import pytest
-from itsdangerous import URLSafeTimedSerializer
 
 from wxauth_middleware import (
     HTTPRequest,
@@ -41,7 +40,7 @@ from wxauth_middleware import (
     WeChatAuthMiddleware,
     WeChatAuthWSGIMiddleware,
 )
-from wxauth_middleware.cookies import LOGIN_STATE_SALT, SESSION_SALT
+from wxauth_middleware.cookies import LOGIN_STATE_SALT, SESSION_SALT, Signer
 from wxauth_middleware.emulator import (
     DEFAULT_APP_ID,
     DEFAULT_APP_SECRET,
@@ -391,9 +390,20 @@ async def test_forged_state_without_a_cookie_logs_nobody_in(stack: Stack) -> Non
     assert _token_codes(emulator) == []  # no code was spent on a forged state
 
 
+def _signer(key: str, purpose: str) -> Signer:
+    """What the middleware signs with, for `key` and `purpose`."""
+    return Signer((key.encode(),), purpose, time.time)
+
+
+def _payload(value: str, purpose: str) -> object:
+    verified = _signer(SECRET_KEY, purpose).verify(value, 3600)
+    assert verified is not None
+    return verified[0]
+
+
 def _forge_state(key: str, state: str, salt: str = LOGIN_STATE_SALT) -> str:
     login = [state, "/forged", "snsapi_base", 0, False, "", False, int(time.time())]
-    return URLSafeTimedSerializer(key, salt=salt).dumps([login])
+    return _signer(key, salt).sign([login])
 
 
 async def test_state_cookie_signed_with_another_key_logs_nobody_in(stack: Stack) -> None:
@@ -953,27 +963,25 @@ async def test_session_cookies_of_other_keys_and_purposes_are_no_session(stack: 
     other = await _logged_in_session(stack, stack.middleware(secret_key=OTHER_KEY))
     await _assert_no_session(stack, middleware, other)
     # The right key, the login-state salt: not a session.
-    payload = URLSafeTimedSerializer(SECRET_KEY, salt=SESSION_SALT).loads(value)
-    as_state = URLSafeTimedSerializer(SECRET_KEY, salt=LOGIN_STATE_SALT).dumps(payload)
+    payload = _payload(value, SESSION_SALT)
+    as_state = _signer(SECRET_KEY, LOGIN_STATE_SALT).sign(payload)
     await _assert_no_session(stack, middleware, as_state)
     # Control: re-signed with the session salt it is a session again (the payload is intact).
-    resigned = URLSafeTimedSerializer(SECRET_KEY, salt=SESSION_SALT).dumps(payload)
+    resigned = _signer(SECRET_KEY, SESSION_SALT).sign(payload)
     async with stack.phone(middleware) as client:
         ok = await client.get("/api", headers={**JSON, "cookie": f"{SESSION}={resigned}"})
         assert ok.json()["user"] is not None
         # And the reverse: a login state signed with the session salt is no login state.
         started = await _start(client)
-        state_payload = URLSafeTimedSerializer(SECRET_KEY, salt=LOGIN_STATE_SALT).loads(
-            started.cookie_value
-        )
-        as_session = URLSafeTimedSerializer(SECRET_KEY, salt=SESSION_SALT).dumps(state_payload)
+        state_payload = _payload(started.cookie_value, LOGIN_STATE_SALT)
+        as_session = _signer(SECRET_KEY, SESSION_SALT).sign(state_payload)
         client.cookies.clear()
         refused = await client.get(
             _callback(started.state, emulator.issue_code()),
             headers={"cookie": f"{started.cookie_name}={as_session}"},
         )
         _refused(refused)
-        restored = URLSafeTimedSerializer(SECRET_KEY, salt=LOGIN_STATE_SALT).dumps(state_payload)
+        restored = _signer(SECRET_KEY, LOGIN_STATE_SALT).sign(state_payload)
         accepted = await client.get(
             _callback(started.state, emulator.issue_code()),
             headers={"cookie": f"{started.cookie_name}={restored}"},

@@ -96,14 +96,15 @@ class Callback:
             if session is not None:
                 return redirect(login.return_to)
             return self._error(LoginStateError("login state already used"), request, login)
-        drop = self._logins_cookie(request, without_login(logins, state))
         if session is not None and login.bound != session.user.identity:
             # A login this session did not start (one from before this browser logged in, or
             # one another site planted): it never switches the browser to another account.
             logger.warning("wxauth callback of a login this session did not start: ignored")
+            drop = self._logins_cookie(request, without_login(logins, state))
             return redirect(login.return_to, (drop,))
         code = params.get("code")
         if not code:
+            drop = self._logins_cookie(request, without_login(logins, state))
             # The user refused (older WeChat clients come back with state and no code).
             if session is not None:
                 # They refused to share the profile but are logged in: keep the session,

@@ -1,26 +1,31 @@
 """The middleware's cookies: every one it writes (`CookieWriter`), and the signed session they
 carry (the logins in progress are `logins.py`'s).
 
-The payloads are signed with itsdangerous using the configured `secret_key` (a list rotates
-keys: the newest, last, signs; every key verifies) and a salt of their own, so one kind of
-cookie can never be replayed as the other. Anything that fails to verify or decode is treated
-as absent: a tampered, expired, truncated or foreign cookie never raises.
+A signed value is `payload.time.signature`: the payload as compact JSON in unpadded base64url,
+the time it was signed (seconds since the epoch, decimal), and HMAC-SHA256 over both, in
+base64url (`Signer`). Each purpose (the session, the logins in progress, a stored session's id)
+signs with a key of its own derived from the configured `secret_key` (a list rotates keys: the
+newest, last, signs; every key verifies), so one kind of value can never be replayed as
+another. Anything that fails to verify or decode is treated as absent: a tampered, expired,
+truncated or foreign cookie never raises.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import math
+import re
 import time
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 from starlette.requests import cookie_parser
 
+from .errors import ConfigurationError
 from .user import WeChatUser
 
 if TYPE_CHECKING:
@@ -34,14 +39,14 @@ __all__ = [
     "CookieWriter",
     "Session",
     "SessionCodec",
+    "Signer",
     "VerifiedCache",
-    "clocked_signer",
-    "serializer",
     "session_from_payload",
     "session_payload",
     "wall_clock",
 ]
 
+# The purposes values are signed for (each with a key of its own).
 SESSION_SALT = "wxauth_middleware.session"
 LOGIN_STATE_SALT = "wxauth_middleware.login-state"
 
@@ -101,33 +106,56 @@ class VerifiedCache(Generic[T]):
         entries[value] = (decoded, expires)
 
 
-class _CompactJSON:
-    """itsdangerous serializer: compact JSON, non-ASCII kept as UTF-8 (nicknames stay short)."""
+class Signer:
+    """Signs JSON-able payloads for one purpose, and verifies them: `payload.time.signature`
+    (see the module's docstring), nothing but base64url, digits and dots, so a cookie value
+    needs no quoting.
 
-    @staticmethod
-    def dumps(obj: Any) -> str:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    The key for `purpose` is HMAC-SHA256(secret key, "wxauth_middleware.key " + purpose): one
+    per secret key, newest first; the newest signs, each verifies. The signature covers the
+    payload and the time, and is compared in constant time; a value is verified before its
+    payload is decoded.
+    """
 
-    @staticmethod
-    def loads(data: str | bytes) -> Any:
-        return json.loads(data)
+    def __init__(self, secret_keys: tuple[bytes, ...], purpose: str, clock: Clock) -> None:
+        label = b"wxauth_middleware.key " + purpose.encode()
+        self._keys = tuple(hmac.digest(key, label, "sha256") for key in reversed(secret_keys))
+        self._clock = clock
+
+    def sign(self, payload: object) -> str:
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        signed = _b64(data) + b"." + str(int(self._clock())).encode()
+        return (signed + b"." + _b64(hmac.digest(self._keys[0], signed, "sha256"))).decode()
+
+    def verify(self, value: str, max_age: int) -> tuple[Any, int] | None:
+        """The payload of `value` and when it was signed, if this signer signed it less than
+        `max_age` seconds ago (and not in the future); None for anything else."""
+        if len(value) > MAX_SIGNED or not value.isascii():
+            return None
+        signed, _, signature = value.rpartition(".")
+        data, _, stamp = signed.partition(".")
+        raw = signed.encode()
+        if not any(
+            hmac.compare_digest(signature, _b64(hmac.digest(key, raw, "sha256")).decode())
+            for key in self._keys
+        ):
+            return None
+        # Signed by this purpose's key, so written by `sign`: the checks below are for a key
+        # shared with something else that signs differently.
+        if not stamp.isdigit() or not 0 <= self._clock() - int(stamp) <= max_age:
+            return None
+        try:
+            return json.loads(urlsafe_b64decode(data + "=" * (-len(data) % 4))), int(stamp)
+        except ValueError:
+            return None
 
 
-def clocked_signer(clock: Clock) -> type[TimestampSigner]:
-    """An itsdangerous signer that dates signatures, and checks their age, by `clock`."""
-
-    class Signer(TimestampSigner):
-        def get_timestamp(self) -> int:
-            return int(clock())
-
-    return Signer
+# The longest signed value verified (browsers keep cookies of up to 4096 bytes).
+MAX_SIGNED = 4096
 
 
-def serializer(secret_keys: tuple[bytes, ...], salt: str, clock: Clock) -> URLSafeTimedSerializer:
-    # itsdangerous signs with the LAST key of a list and verifies with all of them.
-    return URLSafeTimedSerializer(
-        list(secret_keys), salt=salt, serializer=_CompactJSON, signer=clocked_signer(clock)
-    )
+def _b64(data: bytes) -> bytes:
+    return urlsafe_b64encode(data).rstrip(b"=")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,27 +179,25 @@ class SessionCodec:
         identity_key: str = "openid",
         clock: Clock = wall_clock,
     ) -> None:
-        self._serializer = serializer(secret_keys, SESSION_SALT, clock)
+        self._signer = Signer(secret_keys, SESSION_SALT, clock)
         self._max_age = max_age or BROWSER_SESSION_LIFE
         self._identity_key = identity_key
         self._verified: VerifiedCache[Session] = VerifiedCache(self._max_age, clock)
 
     def encode(self, session: Session) -> str:
-        return self._serializer.dumps(session_payload(session))
+        return self._signer.sign(session_payload(session))
 
     def decode(self, value: str) -> Session | None:
         cached = self._verified.get(value)
         if cached is not None:
             return cached
-        try:
-            payload, signed_at = self._serializer.loads(
-                value, max_age=self._max_age, return_timestamp=True
-            )
-        except (BadData, ValueError, UnicodeDecodeError):
+        verified = self._signer.verify(value, self._max_age)
+        if verified is None:
             return None
+        payload, signed_at = verified
         decoded = session_from_payload(payload, self._identity_key)
         if decoded is not None:
-            self._verified.remember(value, decoded, signed_at.timestamp())
+            self._verified.remember(value, decoded, signed_at)
         return decoded
 
 
@@ -282,6 +308,11 @@ class CookieWriter:
         secure = "__Secure-" if base != config.session_cookie else ""
         self._login = f"{secure}{base}_login"
         self._binding_prefix = f"{secure}{base}_scan_"
+        # Set-Cookie is written by hand (`_set`): what goes in unquoted is checked once, here
+        # (Config checks the name and the domain; a path of a URL may hold a ';').
+        for option, path in (("cookie_path", self._path), ("scan_path", self._binding_path)):
+            if not _ATTRIBUTE.fullmatch(path):
+                raise ConfigurationError(f"{option} {path!r}: a cookie's path cannot hold ';'.")
 
     def secure(self, request: HTTPRequest) -> bool:
         return self._always_secure or (self._scheme_decides and request.scheme == "https")
@@ -336,16 +367,19 @@ class CookieWriter:
         path: str,
         domain: str | None,
     ) -> tuple[str, str]:
-        cookie: SimpleCookie = SimpleCookie()
-        cookie[name] = value
-        morsel = cookie[name]
+        # Values are signed values or random tokens (base64url, digits, dots) or empty, and
+        # names and attributes were checked in __init__: nothing needs quoting.
+        header = f"{name}={value}"
         if max_age is not None:
-            morsel["max-age"] = max_age
-        morsel["path"] = path
+            header += f"; Max-Age={max_age}"
+        header += f"; Path={path}"
         if domain is not None:
-            morsel["domain"] = domain
-        morsel["httponly"] = True
-        morsel["samesite"] = "lax"
+            header += f"; Domain={domain}"
+        header += "; HttpOnly; SameSite=Lax"
         if self.secure(request):
-            morsel["secure"] = True
-        return ("set-cookie", morsel.OutputString())
+            header += "; Secure"
+        return ("set-cookie", header)
+
+
+# What a cookie's Path may be written with (RFC 6265: any character but controls and ';').
+_ATTRIBUTE = re.compile(r"[ -:<-~]+")

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from itsdangerous import BadData
-
-from .cookies import LOGIN_STATE_SALT, Clock, serializer, wall_clock
+from .cookies import LOGIN_STATE_SALT, Clock, Signer, wall_clock
 
 __all__ = [
     "MAX_KEPT_RETURN",
@@ -86,7 +84,7 @@ class LoginStateCodec:
     def __init__(
         self, secret_keys: tuple[bytes, ...], max_age: int, clock: Clock = wall_clock
     ) -> None:
-        self._serializer = serializer(secret_keys, LOGIN_STATE_SALT, clock)
+        self._signer = Signer(secret_keys, LOGIN_STATE_SALT, clock)
         self._max_age = max_age
         self._clock = clock
 
@@ -94,7 +92,7 @@ class LoginStateCodec:
         return int(self._clock())
 
     def encode(self, logins: tuple[LoginState, ...]) -> str:
-        return self._serializer.dumps(
+        return self._signer.sign(
             [
                 [x.state, x.return_to, x.scope, x.attempt, x.done, x.bound, x.api, x.issued]
                 for x in logins
@@ -103,12 +101,10 @@ class LoginStateCodec:
 
     def decode(self, value: str) -> tuple[LoginState, ...]:
         """The unexpired logins a valid cookie value holds; none for anything else."""
-        try:
-            payload = self._serializer.loads(value, max_age=self._max_age)
-        except (BadData, ValueError, UnicodeDecodeError):
+        verified = self._signer.verify(value, self._max_age)
+        if verified is None or not isinstance(verified[0], list):
             return ()
-        if not isinstance(payload, list):
-            return ()
+        payload = verified[0]
         oldest = self._clock() - self._max_age
         logins = (_login(entry) for entry in payload[:MAX_LOGINS])
         return tuple(login for login in logins if login is not None and login.issued >= oldest)

@@ -37,14 +37,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from itsdangerous import BadData, URLSafeTimedSerializer
-
 from .cookies import (
     BROWSER_SESSION_LIFE,
     Clock,
     Session,
+    Signer,
     VerifiedCache,
-    clocked_signer,
     session_from_payload,
     session_payload,
     wall_clock,
@@ -103,9 +101,7 @@ class SessionStore:
         clock: Clock = wall_clock,
     ) -> None:
         self._prefix = prefix
-        self._ids = URLSafeTimedSerializer(
-            list(secret_keys), salt=SESSION_ID_SALT, signer=clocked_signer(clock)
-        )
+        self._ids = Signer(secret_keys, SESSION_ID_SALT, clock)
         self.session_life = max_age or BROWSER_SESSION_LIFE
         self._verified_ids: VerifiedCache[str] = VerifiedCache(self.session_life, clock)
         self._clock = clock
@@ -123,15 +119,13 @@ class SessionStore:
         cached = self._verified_ids.get(cookie_value)
         if cached is not None:
             return cached
-        try:
-            sid, signed_at = self._ids.loads(
-                cookie_value, max_age=self._max_age, return_timestamp=True
-            )
-        except (BadData, ValueError, UnicodeDecodeError):
+        verified = self._ids.verify(cookie_value, self._max_age)
+        if verified is None:
             return None
+        sid, signed_at = verified
         if not isinstance(sid, str) or not _SID.match(sid):
             return None
-        self._verified_ids.remember(cookie_value, sid, signed_at.timestamp())
+        self._verified_ids.remember(cookie_value, sid, signed_at)
         return sid
 
     def load(self, sid: str) -> Flow[Session | None]:
@@ -159,7 +153,7 @@ class SessionStore:
             commands += self._end(old)  # another identity's: in a transaction of its own
         yield from _per_slot(commands)
         yield from self._prune(index)
-        return self._ids.dumps(sid)
+        return self._ids.sign(sid)
 
     def delete(self, session: Session) -> Flow[None]:
         if session.sid is not None:
