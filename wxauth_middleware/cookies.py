@@ -129,7 +129,8 @@ class Signer:
 
     def verify(self, value: str, max_age: int) -> tuple[Any, int] | None:
         """The payload of `value` and when it was signed, if this signer signed it less than
-        `max_age` seconds ago (and not in the future); None for anything else."""
+        `max_age` seconds ago (and not more than CLOCK_SKEW seconds in the future); None for
+        anything else."""
         if len(value) > MAX_SIGNED or not value.isascii():
             return None
         signed, _, signature = value.rpartition(".")
@@ -142,7 +143,7 @@ class Signer:
             return None
         # Signed by this purpose's key, so written by `sign`: the checks below are for a key
         # shared with something else that signs differently.
-        if not stamp.isdigit() or not 0 <= self._clock() - int(stamp) <= max_age:
+        if not stamp.isdigit() or not -CLOCK_SKEW <= self._clock() - int(stamp) <= max_age:
             return None
         try:
             return json.loads(urlsafe_b64decode(data + "=" * (-len(data) % 4))), int(stamp)
@@ -152,6 +153,9 @@ class Signer:
 
 # The longest signed value verified (browsers keep cookies of up to 4096 bytes).
 MAX_SIGNED = 4096
+# How far in the future a signature may be dated: the instances of a site sign and verify each
+# other's cookies, and their clocks differ by a little.
+CLOCK_SKEW = 60
 
 
 def _b64(data: bytes) -> bytes:
