@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
-import math
 import re
 import time
 from base64 import urlsafe_b64decode, urlsafe_b64encode
@@ -75,35 +74,48 @@ def wall_clock() -> float:
 
 
 class VerifiedCache(Generic[T]):
-    """What signed cookie values verified to, until their signature's own expiry.
+    """Signed values verified by `signer` (within `max_age`) and decoded by `decode`, and what
+    they verified to, remembered until their signature's own expiry.
 
     Logged-in visitors send the same cookie on every request: remembering it spares checking
     the HMAC (and parsing the payload) again. Bounded, oldest out first; only values that
-    verified are kept, so a flood of forged cookies cannot fill it.
+    verified and decoded are kept, so a flood of forged cookies cannot fill it.
     """
 
-    def __init__(self, max_age: int | None, clock: Clock = wall_clock) -> None:
+    def __init__(
+        self,
+        signer: Signer,
+        max_age: int,
+        decode: Callable[[Any], T | None],
+        clock: Clock = wall_clock,
+    ) -> None:
+        self._signer = signer
         self._max_age = max_age
+        self._decode = decode
         self._clock = clock
         self._entries: dict[str, tuple[T, float]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, value: str) -> T | None:
+    def verify(self, value: str) -> T | None:
+        """What `value` stands for, or None if it does not verify or decode."""
         cached = self._entries.get(value)
         if cached is not None and self._clock() < cached[1]:
             return cached[0]
-        return None
-
-    def remember(self, value: str, decoded: T, signed_at: float) -> None:
-        entries = self._entries
-        if len(entries) >= _VERIFIED_CACHE_SIZE:
-            # Oldest first (dicts keep insertion order); another thread may have evicted it.
-            with contextlib.suppress(KeyError, StopIteration, RuntimeError):
-                del entries[next(iter(entries))]
-        expires = math.inf if self._max_age is None else signed_at + self._max_age
-        entries[value] = (decoded, expires)
+        verified = self._signer.verify(value, self._max_age)
+        if verified is None:
+            return None
+        payload, signed_at = verified
+        decoded = self._decode(payload)
+        if decoded is not None:
+            entries = self._entries
+            if len(entries) >= _VERIFIED_CACHE_SIZE:
+                # Oldest first (dicts keep insertion order); another thread may have evicted it.
+                with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+                    del entries[next(iter(entries))]
+            entries[value] = (decoded, signed_at + self._max_age)
+        return decoded
 
 
 class Signer:
@@ -186,23 +198,18 @@ class SessionCodec:
         self._signer = Signer(secret_keys, SESSION_SALT, clock)
         self._max_age = max_age or BROWSER_SESSION_LIFE
         self._identity_key = identity_key
-        self._verified: VerifiedCache[Session] = VerifiedCache(self._max_age, clock)
+        self._verified: VerifiedCache[Session] = VerifiedCache(
+            self._signer,
+            self._max_age,
+            lambda payload: session_from_payload(payload, identity_key),
+            clock,
+        )
 
     def encode(self, session: Session) -> str:
         return self._signer.sign(session_payload(session))
 
     def decode(self, value: str) -> Session | None:
-        cached = self._verified.get(value)
-        if cached is not None:
-            return cached
-        verified = self._signer.verify(value, self._max_age)
-        if verified is None:
-            return None
-        payload, signed_at = verified
-        decoded = session_from_payload(payload, self._identity_key)
-        if decoded is not None:
-            self._verified.remember(value, decoded, signed_at)
-        return decoded
+        return self._verified.verify(value)
 
 
 def session_payload(session: Session) -> list[Any]:

@@ -103,9 +103,10 @@ class SessionStore:
         self._prefix = prefix
         self._ids = Signer(secret_keys, SESSION_ID_SALT, clock)
         self.session_life = max_age or BROWSER_SESSION_LIFE
-        self._verified_ids: VerifiedCache[str] = VerifiedCache(self.session_life, clock)
+        self._verified_ids: VerifiedCache[str] = VerifiedCache(
+            self._ids, self.session_life, _session_id, clock
+        )
         self._clock = clock
-        self._max_age = self.session_life
         self._identity_key = identity_key
         # An identity's index outlives each of its sessions and kept tokens.
         self._index_life = max(self.session_life, REFRESH_LIFE)
@@ -116,17 +117,7 @@ class SessionStore:
         """The session id a session cookie carries, if its signature verifies: a forged or
         garbage cookie never costs a round trip to Redis. (Whether the session still exists is
         the store's to say, on every request: a revocation takes effect at once.)"""
-        cached = self._verified_ids.get(cookie_value)
-        if cached is not None:
-            return cached
-        verified = self._ids.verify(cookie_value, self._max_age)
-        if verified is None:
-            return None
-        sid, signed_at = verified
-        if not isinstance(sid, str) or not _SID.match(sid):
-            return None
-        self._verified_ids.remember(cookie_value, sid, signed_at)
-        return sid
+        return self._verified_ids.verify(cookie_value)
 
     def load(self, sid: str) -> Flow[Session | None]:
         (raw,) = yield StoreCommands((("GET", self._session_key(sid)),))
@@ -335,6 +326,10 @@ def _per_slot(commands: list[Command]) -> Flow[list[Any]]:
         for i, answer in zip(indexes, answers, strict=True):
             replies[i] = answer
     return replies
+
+
+def _session_id(payload: Any) -> str | None:
+    return payload if isinstance(payload, str) and _SID.match(payload) else None
 
 
 def _dumps(payload: Any) -> str:
