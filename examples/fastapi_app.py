@@ -37,11 +37,12 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from wxauth_middleware import WeChatAuthMiddleware
-from wxauth_middleware.contrib.fastapi import CurrentWeChatUser, OptionalWeChatUser
+from wxauth_middleware.contrib.fastapi import CurrentWeChatUser, OptionalWeChatUser, install
 
 app = FastAPI(title="wxauth-middleware FastAPI example")
 # One line: WeChat-browser visits without a session are sent to WeChat and come back logged in.
 app.add_middleware(WeChatAuthMiddleware, **WXAUTH_OPTIONS)
+install(app)  # /api/me's 401 body: {"error": "login_required", "message": ...}
 
 
 @app.get("/", response_class=HTMLResponse)

@@ -20,6 +20,7 @@ from wxauth_middleware.contrib.fastapi import (
     CurrentWeChatUser,
     OptionalWeChatUser,
     current_user,
+    install,
     require_user,
 )
 from wxauth_middleware.emulator import DEFAULT_APP_ID
@@ -38,10 +39,13 @@ from .support import (
 JSON = {"accept": "application/json"}
 
 
-def build_app(stack: Stack | None, **options: Any) -> FastAPI:
+def build_app(stack: Stack | None, *, handler: bool = True, **options: Any) -> FastAPI:
     """A fresh FastAPI app; behind WeChatAuthMiddleware (pointed at the stack's emulator server)
-    unless `stack` is None."""
+    unless `stack` is None; with the login_required handler installed unless `handler` is
+    False."""
     app = FastAPI()
+    if handler:
+        install(app)
 
     @app.get("/me")
     async def me(user: CurrentWeChatUser) -> dict[str, str | None]:
@@ -105,16 +109,38 @@ async def test_anonymous_desktop_gets_401_from_require_user(accept: str, asgi_st
         response = await client.get("/me", headers={"accept": accept})
         maybe = await client.get("/maybe")
     assert response.status_code == 401
+    # Flat, the body of the Flask and Django helpers' 401 (not FastAPI's {"detail": ...}).
     assert response.json() == {
-        "detail": {
-            "error": "login_required",
-            "message": "Log in with WeChat: open this page inside the WeChat app.",
-        }
+        "error": "login_required",
+        "message": "Log in with WeChat: open this page inside the WeChat app.",
     }
     assert response.headers["cache-control"] == "no-store"
     assert maybe.status_code == 200
     assert maybe.json() == {"openid": None}
     assert emulator.calls == []
+
+
+@pytest.mark.anyio
+async def test_without_the_handler_require_user_says_how_to_install_it(asgi_stack: Stack) -> None:
+    async with browser(build_app(asgi_stack, handler=False), user_agent=CHROME_UA) as client:
+        with pytest.raises(RuntimeError, match=r"contrib\.fastapi\.install\(app\)"):
+            await client.get("/me", headers=JSON)
+
+
+@pytest.mark.anyio
+async def test_an_applications_own_401_handler_takes_precedence(asgi_stack: Stack) -> None:
+    from fastapi import Request
+    from fastapi.responses import PlainTextResponse
+
+    app = build_app(asgi_stack)
+
+    @app.exception_handler(401)
+    async def please_log_in(request: Request, exc: Exception) -> PlainTextResponse:
+        return PlainTextResponse("please log in", 401)
+
+    async with browser(app, user_agent=CHROME_UA) as client:
+        response = await client.get("/me", headers=JSON)
+    assert (response.status_code, response.text) == (401, "please log in")
 
 
 @pytest.mark.anyio
@@ -158,8 +184,9 @@ async def test_the_dependencies_refuse_a_foreign_value_in_the_scope() -> None:
 
 
 def test_the_dependencies_are_plain_functions_of_the_connection() -> None:
-    from fastapi import HTTPException
     from starlette.requests import Request
+
+    from wxauth_middleware.contrib.fastapi import LoginRequired
 
     user = WeChatUser(openid="o-1", nickname="小明🐼")
     scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "wechat_user": user}
@@ -167,7 +194,7 @@ def test_the_dependencies_are_plain_functions_of_the_connection() -> None:
     assert require_user(Request(scope)) is user
     anonymous = Request({**scope, "wechat_user": None})
     assert current_user(anonymous) is None
-    with pytest.raises(HTTPException) as raised:
+    with pytest.raises(LoginRequired) as raised:
         require_user(anonymous)
     assert raised.value.status_code == 401
 

@@ -22,8 +22,8 @@ from werkzeug.exceptions import NotFound, Unauthorized
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from wxauth_middleware import WeChatAuthWSGIMiddleware
+from wxauth_middleware.contrib import LOGIN_REQUIRED_MESSAGE
 from wxauth_middleware.contrib.flask import (
-    LOGIN_REQUIRED_MESSAGE,
     current_wechat_user,
     login_required,
     require_wechat_user,

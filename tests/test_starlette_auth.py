@@ -124,6 +124,19 @@ async def test_requires_refuses_an_anonymous_desktop(asgi_stack: Stack) -> None:
     assert emulator.calls == []
 
 
+async def test_a_wechat_api_call_without_session_gets_the_flat_401(asgi_stack: Stack) -> None:
+    # The one 401 body of every framework: {"error": "login_required", "message": ...} at the
+    # top level, as the FastAPI, Flask and Django helpers answer it (plus where to log in).
+    asgi_stack.emulator()
+    async with browser(build_app(asgi_stack)) as client:
+        refused = await client.get("/private", headers={"accept": "application/json"})
+    assert refused.status_code == 401
+    body = refused.json()
+    assert (body["error"], type(body["message"])) == ("login_required", str)
+    assert "detail" not in body
+    assert body["authorize_url"].startswith(asgi_stack.authorize_url + "?appid=")
+
+
 # -- logged in ---------------------------------------------------------------------------------
 
 

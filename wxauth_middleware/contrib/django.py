@@ -72,6 +72,7 @@ from ..errors import ConfigurationError
 from ..options import MiddlewareOptions
 from ..user import WeChatUser, attached_user, get_wechat_user
 from ..wsgi import WeChatAuthWSGIMiddleware
+from . import LOGIN_REQUIRED
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -90,8 +91,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 RequestT = TypeVar("RequestT")
 M = TypeVar("M", bound=MiddlewareOptions[Any])
-
-LOGIN_REQUIRED_MESSAGE = "Log in with WeChat: open this page inside the WeChat app."
 
 # The salt that makes the derived key wxauth's own: no other use of SECRET_KEY shares it.
 _KEY_SALT = "wxauth_middleware.contrib.django.secret_key"
@@ -200,9 +199,7 @@ def _user_of(request: Any) -> WeChatUser | None:
 
 
 def _login_required_response() -> Any:
-    response = JsonResponse(
-        {"error": "login_required", "message": LOGIN_REQUIRED_MESSAGE}, status=401
-    )
+    response = JsonResponse(LOGIN_REQUIRED, status=401)
     # Never cached: the same URL answers differently once the visitor has a session.
     response["Cache-Control"] = "no-store"
     return response

@@ -49,13 +49,12 @@ from flask import jsonify, request
 from werkzeug.exceptions import Unauthorized
 
 from ..user import WeChatUser, attached_user
+from . import LOGIN_REQUIRED, LOGIN_REQUIRED_MESSAGE
 
 __all__ = ["current_wechat_user", "login_required", "require_wechat_user"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-LOGIN_REQUIRED_MESSAGE = "Log in with WeChat: open this page inside the WeChat app."
 
 
 def current_wechat_user() -> WeChatUser | None:
@@ -79,7 +78,7 @@ def require_wechat_user() -> WeChatUser:
     """The logged-in `WeChatUser`; raises a 401 (werkzeug `Unauthorized`) when there is none."""
     user = current_wechat_user()
     if user is None:
-        response = jsonify(error="login_required", message=LOGIN_REQUIRED_MESSAGE)
+        response = jsonify(LOGIN_REQUIRED)
         response.status_code = 401
         # Never cached: the same URL answers differently once the visitor has a session.
         response.headers["Cache-Control"] = "no-store"
