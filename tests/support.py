@@ -311,6 +311,22 @@ def session_cookie_set(response: httpx.Response) -> bool:
     )
 
 
+async def shown(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
+    """GET `url` as a browser does at the callback: a page the callback shows at its clean
+    address (a 303 to `callback_path?page=...`, never with the code or state) is followed;
+    the answer is that page, with the 303 in its `history`."""
+    response = await client.get(url, **kwargs)
+    if response.status_code != 303:
+        return response
+    clean = urlsplit(location(response))
+    assert clean.path == "/wxauth/callback", clean
+    assert [name for name, _ in parse_qsl(clean.query)] == ["page"], clean  # no code, state
+    page = await client.get(location(response), **kwargs)
+    assert page.status_code != 303  # the clean page never redirects again
+    page.history = [response]
+    return page
+
+
 def location(response: httpx.Response) -> str:
     assert response.status_code in (301, 302, 303, 307), response.text
     return response.headers["location"]
@@ -367,9 +383,9 @@ async def login(
     authorize = await client.get(location(start))
     if authorize.status_code == 200 and persona is not None:
         authorize = await approve_consent(client, authorize, persona=persona)
-    callback = await client.get(location(authorize))
+    callback = await shown(client, location(authorize))
     if callback.status_code == 200:
-        return callback  # a snapshot user: no session, the callback answered the page itself
+        return callback  # a snapshot user: no session, the callback showed the page
     back = location(callback)
     assert urlsplit(back).netloc == "", back
     return await client.get(back)

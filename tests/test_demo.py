@@ -287,7 +287,9 @@ async def test_refusing_consent_offers_a_way_out_of_wechat_mode() -> None:
         action, fields = parse(consent.text).forms[0]
         query = next(f["value"] for f in fields if f.get("name") == "query")
         refused = await client.post(action, data={"query": query, "decision": "refuse"})
-        declined = await client.get(refused.headers["location"], headers=PAGE)
+        callback = await client.get(refused.headers["location"], headers=PAGE)
+        assert callback.status_code == 303  # the page is shown without the code and state
+        declined = await client.get(callback.headers["location"], headers=PAGE)
         assert declined.status_code == 403
         page = parse(declined.text)
         assert page.text_by_id["error-code"] == "login_declined"

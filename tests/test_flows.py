@@ -4,6 +4,7 @@ the effects its flow yields, send back made-up results. No adapter, no server, n
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from typing import Any
@@ -40,6 +41,21 @@ def _get(target: str, cookies: dict[str, str] | None = None) -> HTTPRequest:
 
 def _location(response: HTTPResponse) -> str:
     return dict(response.headers)["location"]
+
+
+def _shown(core: LoginCore, response: object) -> HTTPResponse:
+    """A callback's answer as the browser shows it: a 303 to the callback's clean address
+    (which holds no code or state) followed to the page there."""
+    assert isinstance(response, HTTPResponse)
+    if response.status != 303:
+        return response
+    clean = _location(response)
+    parts = urlsplit(clean)
+    assert (parts.path, list(parse_qs(parts.query))) == ("/wxauth/callback", ["page"]), clean
+    page = core.handle(_get(clean))
+    assert isinstance(page, HTTPResponse)
+    assert page.status != 303
+    return page
 
 
 def _set_cookies(response: HTTPResponse) -> dict[str, str]:
@@ -125,8 +141,7 @@ def test_an_invalid_code_restarts_the_login_once() -> None:
     # The spent state is replaced by the new one.
     assert [login.state for login in _logins(again)] == [new_state]
     second, _ = _run(core.handle(_get(_callback(new_state), again)), _wechat(invalid))
-    assert isinstance(second, HTTPResponse)
-    assert second.status >= 400  # the second time, an error page: never a loop
+    assert _shown(core, second).status >= 400  # the second time, an error page: never a loop
 
 
 def test_a_replayed_callback_goes_back_to_the_page_without_spending_anything() -> None:
@@ -139,8 +154,7 @@ def test_a_replayed_callback_goes_back_to_the_page_without_spending_anything() -
     assert isinstance(replay, HTTPResponse)  # decided at once: no flow, no call to WeChat
     assert (replay.status, _location(replay)) == (302, "/page")
     del after["wxauth_session"]
-    refused = core.handle(_get(_callback(state), after))
-    assert isinstance(refused, HTTPResponse)
+    refused = _shown(core, core.handle(_get(_callback(state), after)))
     assert refused.status == LoginStateError.status
 
 
@@ -150,7 +164,7 @@ def test_a_refusal_logs_nobody_in_and_clears_the_state() -> None:
     refused, effects = _run(core.handle(_get(_callback(state, code=None), cookies)), _wechat())
     assert effects == []
     assert isinstance(refused, HTTPResponse)
-    assert refused.status == 403
+    assert _shown(core, refused).status == 403
     assert _logins(_set_cookies(refused)) == ()  # the login is over
 
 
@@ -160,8 +174,8 @@ def test_an_unknown_state_is_refused_before_any_call(state: str) -> None:
     _, cookies = _start(core)
     refused = core.handle(_get(_callback(state), cookies))
     assert isinstance(refused, HTTPResponse)
-    assert refused.status == 400
     assert "set-cookie" not in dict(refused.headers)
+    assert _shown(core, refused).status == 400
 
 
 def test_on_login_is_a_hook_call_the_driver_makes() -> None:
@@ -179,7 +193,7 @@ def test_on_login_is_a_hook_call_the_driver_makes() -> None:
     vetoed, _ = _run(core.handle(_get(_callback(state), cookies)), answer)
     assert [hook.args[0].openid for hook in hooks] == ["o-1"]  # type: ignore[attr-defined]
     assert isinstance(vetoed, HTTPResponse)
-    assert vetoed.status == 403
+    assert _shown(core, vetoed).status == 403
     assert "wxauth_session" not in _set_cookies(vetoed)
 
 
@@ -272,8 +286,7 @@ def test_with_the_store_a_failed_exchange_releases_its_claim_unless_the_code_was
         return redis(effect) if isinstance(effect, StoreCommands) else wechat(effect)
 
     answered, effects = _run(core.handle(core_state), answer)
-    assert isinstance(answered, HTTPResponse)
-    assert answered.status == status  # an invalid code restarts the login, once
+    assert _shown(core, answered).status == status  # an invalid code restarts the login, once
     claim, final = effects[0], effects[-1]
     assert isinstance(claim, StoreCommands)
     assert isinstance(final, StoreCommands)
@@ -295,9 +308,54 @@ def test_an_error_page_leaves_the_error_it_was_given_unchanged() -> None:
     core = _core(on_error=on_error)
     state, cookies = _start(core)
     refused, _ = _run(core.handle(_get(_callback(state, code=None), cookies)), _wechat())
-    assert isinstance(refused, HTTPResponse)
+    _shown(core, refused)
     [error] = seen
     assert error.return_to == "/page"
     fresh = LoginStateError("x")
     assert fresh.leading_back_to("/a").return_to == "/a"
     assert fresh.return_to is None
+
+
+@pytest.mark.parametrize(
+    ("host", "marked"),
+    [
+        ("www.example.com", True),
+        ("example.com", False),  # public_url's own host
+        ("EXAMPLE.com:443", False),  # the same host, as a browser may send it
+        ("h" * 44 + ".cn", False),  # too long to carry: a plain state (the log still says it)
+    ],
+)
+def test_a_login_started_off_public_urls_host_carries_its_host_in_a_signed_state(
+    host: str, marked: bool
+) -> None:
+    core = _core(public_url="https://example.com")
+    response = core.handle(_with_host(_get("/page"), host))
+    assert isinstance(response, HTTPResponse)
+    state = parse_qs(urlsplit(_location(response)).query)["state"][0]
+    assert re.fullmatch(r"[A-Za-z0-9]{1,128}", state), state
+    assert core.login.started_host(state) == (host if marked else None)
+    if marked:
+        # Signed: another host, or another key, is no marker.
+        forged = state[:41] + b"evil.example".hex()
+        assert core.login.started_host(forged) is None
+        other = LoginCore(
+            Config(
+                app_id=APP_ID,
+                app_secret="s3cret",
+                secret_key="another-key-0123456789",
+                public_url="https://example.com",
+            )
+        )
+        assert other.login.started_host(state) is None
+        # Its callback on public_url's host, without the cookie: the page says where.
+        answer = core.handle(_with_host(_get(_callback(state)), "example.com"))
+        page = _shown(core, answer)
+        assert page.status == 400
+        assert "www.example.com" in page.body.decode()
+
+
+def _with_host(request: HTTPRequest, host: str) -> HTTPRequest:
+    headers = {**request.headers, "host": host}
+    return HTTPRequest(
+        request.method, request.scheme, request.path, request.target, request.query_string, headers
+    )

@@ -16,6 +16,7 @@ state cookies), user agents and Host headers. Invariants, for every request:
   `WeChatUser` WeChat vouched for), and then answers itself (the middleware adds nothing);
 - otherwise the middleware answers a status in OWN_STATUSES, and 500 only for a configuration
   error (a bad AppSecret/AppID, a scope the account lacks, no unionid with identity="unionid");
+  a 303 only to the callback's clean page (`callback_path?page=...`, no code or state);
 - no header holds CR or LF; a `Location` is the configured authorize/qrconnect URL (whose
   redirect_uri is a valid URL on the site's origin) or a path of this site;
 - a session cookie is only ever set by the callback of a state issued to this browser;
@@ -70,7 +71,7 @@ from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
 AUTHORIZE_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
 QRCONNECT_URL = "https://open.weixin.qq.com/connect/qrconnect"
 # What the middleware may answer by itself.
-OWN_STATUSES = frozenset({200, 302, 400, 401, 403, 500, 502, 503, 504})
+OWN_STATUSES = frozenset({200, 302, 303, 400, 401, 403, 500, 502, 503, 504})
 # WeChat errcodes that mean the site is misconfigured: the only WeChat answers worth a 500.
 CONFIG_ERRCODES = frozenset({40001, 40002, 40013, 40125, 48001})
 # Where a browser may be sent: one '/', not followed by '/' or '\', printable ASCII only.
@@ -968,6 +969,10 @@ def check_invariants(req: Req, exchange: Exchange, fixture: Fixture, issued: lis
         assert all(_is_configuration_error(e) for e in exchange.errors), exchange.errors
     if exchange.status == 302:
         assert exchange.header("location") is not None
+    if exchange.status == 303:
+        clean = urlsplit(exchange.header("location") or "")
+        assert clean.path == site.callback_path, clean
+        assert [k for k, _ in parse_qsl(clean.query)] == ["page"], clean
     # A session is only ever set by the callback of a state this browser was issued.
     for header in exchange.set_cookies():
         name, _, rest = header.partition("=")
@@ -1020,8 +1025,10 @@ def test_wsgi_fuzzed_environs_keep_the_invariants(
     _run_one(data, fixtures, "wsgi")
 
 
-# A login's state: 32 hex characters, or a restarted login's "R" and 40 hex characters.
-_STATE_HEX = re.compile(r"R[0-9a-f]{40}|[0-9a-f]{32}")
+# A login's state: 32 hex characters, a restarted login's "R" and 40 hex characters, or one
+# started off public_url's host: "H", 40 hex characters, its host in hex. The callback's clean
+# page: a signed token, timestamped.
+_STATE_HEX = re.compile(r"[RH][0-9a-f]{40}|[0-9a-f]{32}|page=[A-Za-z0-9_.-]+")
 
 
 def _normalised(exchange: Exchange) -> tuple[Any, ...]:

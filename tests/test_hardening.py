@@ -39,6 +39,7 @@ from .support import (
     location,
     login,
     middleware_options,
+    shown,
 )
 
 pytestmark = pytest.mark.anyio
@@ -56,7 +57,7 @@ async def test_on_login_never_sees_a_snapshot_user(stack: Stack) -> None:
         start = await client.get("/page")
         consent = await client.get(location(start))
         approved = await approve_consent(client, consent, persona="snapshot")
-        callback = await client.get(location(approved))
+        callback = await shown(client, location(approved))
         assert callback.status_code == 200  # the interstitial, as before
         start = await client.get("/page")
         consent = await client.get(location(start))
@@ -381,7 +382,7 @@ async def test_a_lost_state_cookie_restarts_the_login_once_from_a_page(
         # Lost again: the error page, never a loop.
         kept = dict(client.cookies)
         client.cookies.clear()
-        again = await client.get(second_callback)
+        again = await shown(client, second_callback)
         assert again.status_code == 400
         client.cookies.update(kept)
         # With the cookie, the restarted login completes.

@@ -26,9 +26,11 @@ from .support import (
     authorize_params,
     location,
     login,
+    shown,
 )
 
 pytestmark = pytest.mark.anyio
+JSON = {"accept": "application/json"}
 
 
 def _query(url: str) -> list[tuple[str, str]]:
@@ -36,7 +38,9 @@ def _query(url: str) -> list[tuple[str, str]]:
 
 
 def _set_cookies(response: httpx.Response) -> list[str]:
-    return response.headers.get_list("set-cookie")
+    """The cookies a response set, the redirects that led to it included."""
+    responses = (*response.history, response)
+    return [cookie for r in responses for cookie in r.headers.get_list("set-cookie")]
 
 
 # -- 1. other browsers pass through ------------------------------------------------------
@@ -104,7 +108,7 @@ async def test_5_base_login_returns_to_the_page_with_the_user(stack: Stack) -> N
         authorize = await client.get(location(start))
         callback_url = location(authorize)
         assert callback_url.startswith(f"{APP_ORIGIN}/wxauth/callback?code=")
-        callback = await client.get(callback_url)
+        callback = await shown(client, callback_url)
         assert callback.status_code == 302
         assert location(callback) == "/deep/page?tab=2&q=%E4%B8%AD"
         page = await client.get(location(callback))
@@ -205,9 +209,10 @@ async def test_snapshot_user_gets_no_session_and_the_interstitial(stack: Stack) 
         start = await client.get("/page?x=1")
         consent = await client.get(location(start))
         approved = await approve_consent(client, consent, persona="snapshot")
-        callback = await client.get(location(approved))
+        callback = await shown(client, location(approved))
         again = await client.get("/page?x=1")
     assert callback.status_code == 200
+    assert callback.history[0].status_code == 303  # shown at the clean address
     assert "使用完整服务" in callback.text
     assert 'href="/page?x=1"' in callback.text
     assert not any(c.startswith("wxauth_session=") for c in _set_cookies(callback))
@@ -221,7 +226,7 @@ async def test_snapshot_user_is_shown_to_the_app_for_that_request_only(stack: St
         start = await client.get("/deep/page?x=1")
         consent = await client.get(location(start))
         approved = await approve_consent(client, consent, persona="snapshot")
-        callback = await client.get(location(approved))
+        callback = await shown(client, location(approved))
         again = await client.get("/deep/page?x=1")
     assert callback.status_code == 200
     assert callback.json()["path"] == "/deep/page"
@@ -257,9 +262,9 @@ async def test_replayed_callback_keeps_the_session_and_spends_no_code(stack: Sta
     async with stack.phone(stack.middleware()) as client:
         start = await client.get("/page?x=1")
         callback_url = location(await client.get(location(start)))
-        first = await client.get(callback_url)
+        first = await shown(client, callback_url)
         session = client.cookies["wxauth_session"]
-        replay = await client.get(callback_url)  # back button / refresh
+        replay = await shown(client, callback_url)  # back button / refresh
         assert replay.status_code == 302
         assert location(replay) == "/page?x=1"
         assert client.cookies["wxauth_session"] == session
@@ -366,11 +371,11 @@ async def test_6_unknown_state_logs_nobody_in(stack: Stack) -> None:
         callback_url, state = await _started(client)
         code = dict(_query(callback_url))["code"]
         forged = f"{APP_ORIGIN}/wxauth/callback?code={code}&state=A{state[1:]}"
-        await _assert_not_logged_in(client, await client.get(forged))
+        await _assert_not_logged_in(client, await shown(client, forged))
         missing = f"{APP_ORIGIN}/wxauth/callback?code={code}"
-        await _assert_not_logged_in(client, await client.get(missing))
+        await _assert_not_logged_in(client, await shown(client, missing))
         bad = f"{APP_ORIGIN}/wxauth/callback?code={code}&state=a.b-c"
-        await _assert_not_logged_in(client, await client.get(bad))
+        await _assert_not_logged_in(client, await shown(client, bad))
     assert emulator.calls == []
 
 
@@ -381,11 +386,11 @@ async def test_6_state_from_another_browser_logs_nobody_in(stack: Stack) -> None
         callback_url, _ = await _started(victim)
     async with stack.phone(middleware) as attacker:
         await attacker.get("/page")  # a login of its own in progress
-        await _assert_not_logged_in(attacker, await attacker.get(callback_url))
+        await _assert_not_logged_in(attacker, await shown(attacker, callback_url))
     async with stack.phone(middleware) as stranger:
         # No login-state cookie at all (a lost cookie): the login restarts, never with this
         # code, from a page that sets the cookie (see test_hardening).
-        restarted = await stranger.get(callback_url)
+        restarted = await shown(stranger, callback_url)
         assert restarted.status_code == 200
         assert not any(c.startswith("wxauth_session=") for c in _set_cookies(restarted))
         assert (
@@ -402,7 +407,7 @@ async def test_6_tampered_state_cookie_logs_nobody_in(stack: Stack) -> None:
         value = client.cookies[name]
         client.cookies.delete(name)
         client.cookies.set(name, value[:-2] + "xx", path="/")
-        await _assert_not_logged_in(client, await client.get(callback_url))
+        await _assert_not_logged_in(client, await shown(client, callback_url))
 
 
 async def test_6_expired_state_logs_nobody_in(
@@ -417,7 +422,7 @@ async def test_6_expired_state_logs_nobody_in(
         now = time.time()
         monkeypatch.setattr(time, "time", lambda: now + 61)
         client.cookies.clear()
-        await _assert_not_logged_in(client, await client.get(callback_url, headers=kept))
+        await _assert_not_logged_in(client, await shown(client, callback_url, headers=kept))
 
 
 async def test_6_refusal_ends_on_a_page_not_in_a_loop(stack: Stack) -> None:
@@ -428,14 +433,105 @@ async def test_6_refusal_ends_on_a_page_not_in_a_loop(stack: Stack) -> None:
         refused = await approve_consent(client, consent, persona="xiaoming", allow=False)
         callback_url = location(refused)
         assert "code=" not in callback_url
-        callback = await client.get(callback_url)
+        callback = await shown(client, callback_url)
         assert callback.status_code == 403
         assert "location" not in callback.headers
         assert "declined" in callback.text
         assert 'href="/page"' in callback.text  # the way back is offered, not forced
-        again = await client.get(callback_url)  # and a reload does not loop either
+        again = await shown(client, callback_url)  # and a reload does not loop either
     assert again.status_code == 400
     assert emulator.calls == []
+
+
+async def test_6_the_callbacks_pages_are_shown_at_an_address_without_code_or_state(
+    stack: Stack,
+) -> None:
+    from wxauth_middleware import HTTPRequest, LoginDeclined, WeChatAuthError
+
+    seen: list[tuple[str, str, str | None, str, str]] = []
+
+    def on_error(error: WeChatAuthError, request: HTTPRequest) -> None:
+        seen.append((error.code, error.hint, error.return_to, request.path, request.target))
+
+    stack.emulator()
+    async with stack.phone(stack.middleware(on_error=on_error)) as client:
+        start = await client.get("/page?x=1")
+        consent = await client.get(location(start))
+        refused = await approve_consent(client, consent, persona="xiaoming", allow=False)
+        callback = await client.get(location(refused))
+        clean = location(callback)
+        page = await client.get(clean)
+        reload = await client.get(clean)
+        forged = await client.get(clean[:-4] + ("AAAA" if clean[-4:] != "AAAA" else "BBBB"))
+        json = await client.get(location(refused), headers=JSON)  # the login is over now
+    # JSON clients have no address bar: answered at once.
+    assert (json.status_code, json.json()["error"]) == (400, "invalid_state")
+    assert "location" not in json.headers
+    assert callback.status_code == 303
+    parts = urlsplit(clean)
+    assert (parts.path, list(dict(_query(clean)))) == ("/wxauth/callback", ["page"])
+    assert "wxauth_session_login=" in callback.headers["set-cookie"]  # the login is over
+    assert page.status_code == 403
+    assert 'href="/page?x=1"' in page.text  # the way back survived the redirect
+    assert (reload.status_code, reload.text) == (403, page.text)  # no loop, same page
+    assert forged.status_code == 400  # a page the callback did not sign
+    assert "location" not in forged.headers
+    # on_error renders each page, at the clean address, with the error's code, hint and
+    # return_to; never for the 303.
+    declined = ("login_declined", LoginDeclined.hint, "/page?x=1", "/wxauth/callback", clean)
+    assert seen[:2] == [declined, declined]
+    assert [code for code, *_ in seen[2:]] == ["invalid_state", "invalid_state"]
+
+
+async def test_6_a_callback_on_another_host_than_the_login_started_on_says_so(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A site answering on www.example.com and example.com, public_url the latter: a login
+    # started on www comes back to example.com, where www's login-state cookie is not.
+    emulator = stack.emulator(auto_approve=True)
+    middleware = stack.middleware(public_url="http://example.com")
+    async with stack.phone(middleware) as client:
+        with caplog.at_level(logging.WARNING, logger="wxauth_middleware"):
+            start = await client.get("/page", headers={"host": "www.example.com"})
+            back = urlsplit(location(await client.get(location(start))))
+            assert back.netloc == "example.com"
+            client.cookies.clear()  # the browser keeps the cookie for www.example.com
+            callback_url = f"{back.path}?{back.query}"
+            page = await shown(client, callback_url, headers={"host": "example.com"})
+            again = await client.get(str(page.url), headers={"host": "example.com"})
+            json = await client.get(callback_url, headers={"host": "example.com", **JSON})
+    assert page.status_code == 400
+    assert page.history[0].status_code == 303  # shown at the clean address
+    zh = page.text.index("登录是在 www.example.com 开始的, 但微信返回到了 example.com")
+    en = page.text.index("The login started at www.example.com, but WeChat came back to")
+    assert zh < en  # Chinese first
+    assert "http://example.com" in page.text  # where to open the site
+    assert (again.status_code, again.text) == (400, page.text)  # a reload: the same page
+    assert json.status_code == 400
+    assert json.json()["error"] == "host_mismatch"
+    assert "set public_url" in json.json()["detail"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("started on host www.example.com" in w and "example.com" in w for w in warnings)
+    assert any(
+        "callback on host example.com of a login started on host www.example.com" in w
+        for w in warnings
+    )
+    assert emulator.calls == []  # the code was never used
+
+
+async def test_6_a_login_on_public_urls_own_host_keeps_a_plain_state(stack: Stack) -> None:
+    # Started on public_url's host, the cookie is where WeChat comes back: nothing to say,
+    # and a lost cookie there restarts the login once, as without public_url.
+    stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware(public_url="http://example.com")) as client:
+        start = await client.get("/page", headers={"host": "example.com"})
+        state = authorize_params(location(start), stack.authorize_url)["state"]
+        back = urlsplit(location(await client.get(location(start))))
+        client.cookies.clear()
+        restart = await client.get(f"{back.path}?{back.query}", headers={"host": "example.com"})
+    assert re.fullmatch(r"[0-9a-f]{32}", state), state
+    assert restart.status_code == 200
+    assert restart.headers["refresh"].startswith("0;url=" + stack.authorize_url)
 
 
 # -- 7. WeChat errors, faults ------------------------------------------------------------------
@@ -463,10 +559,10 @@ async def test_7_wechat_errors_give_a_clear_page(
         callback_url, _ = await _started(client)
         # Until cleared: errcode -1 is retried, and must still fail after the retries.
         emulator.inject("access_token", **fault, times=None)  # type: ignore[arg-type]
-        response = await client.get(callback_url)
+        response = await shown(client, callback_url)
         json_response = None
         if status != 502 or "errcode" not in fault:
-            json_response = await client.get(callback_url, headers={"accept": "application/json"})
+            json_response = await shown(client, callback_url, headers=JSON)
     assert response.status_code == status
     assert response.headers["content-type"].startswith("text/html")
     assert text in response.text or text in response.text.lower()
@@ -482,7 +578,7 @@ async def test_7_system_busy_is_retried_and_the_login_succeeds(stack: Stack) -> 
     async with stack.phone(stack.middleware()) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", errcode=-1, times=2)
-        response = await client.get(callback_url)
+        response = await shown(client, callback_url)
     assert response.status_code == 302
     assert [c.path for c in emulator.calls] == ["/sns/oauth2/access_token"] * 3
 
@@ -492,7 +588,7 @@ async def test_7_retries_are_bounded(stack: Stack) -> None:
     async with stack.phone(stack.middleware(retries=1)) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", errcode=-1, times=None)
-        response = await client.get(callback_url)
+        response = await shown(client, callback_url)
     assert response.status_code == 503
     assert len(emulator.calls) == 2
 
@@ -503,7 +599,7 @@ async def test_7_a_spent_code_or_a_slow_answer_is_never_retried(stack: Stack) ->
     async with stack.phone(middleware) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", latency=1.0)
-        timed_out = await client.get(callback_url)
+        timed_out = await shown(client, callback_url)
     assert timed_out.status_code == 504
     assert len(emulator.calls) <= 1  # the slow call may or may not have been recorded yet
 
@@ -514,7 +610,7 @@ async def test_7_the_login_deadline_bounds_latency_and_retries(stack: Stack) -> 
     async with stack.phone(middleware) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", errcode=-1, latency=0.25, times=None)
-        response = await client.get(callback_url)
+        response = await shown(client, callback_url)
     assert response.status_code in (503, 504)
     # 0.25 s answers with 0.2 s, 0.4 s... between them: the 0.6 s deadline leaves room for
     # two or three attempts of the six that retries=5 would allow.
@@ -526,7 +622,7 @@ async def test_7_errcode_page_shows_wechats_rid_and_a_hint(stack: Stack) -> None
     async with stack.phone(stack.middleware()) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", errcode=40001)
-        response = await client.get(callback_url, headers={"accept": "application/json"})
+        response = await shown(client, callback_url, headers={"accept": "application/json"})
     body = response.json()
     assert body["errcode"] == 40001
     assert re.fullmatch(r"[0-9a-f-]+", body["rid"])
@@ -538,7 +634,7 @@ async def test_7_wrong_secret_is_a_configuration_error_page(stack: Stack) -> Non
     middleware = stack.middleware(app_secret="wrong-secret")
     async with stack.phone(middleware) as client:
         callback_url, _ = await _started(client)
-        response = await client.get(callback_url)
+        response = await shown(client, callback_url)
     # WeChat answers a wrong AppSecret with 40125 today: the page names the option to fix.
     assert response.status_code == 500
     assert "40125" in response.text
@@ -552,7 +648,7 @@ async def test_7_upstream_timeout_gives_504(stack: Stack) -> None:
     async with stack.phone(middleware) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", latency=3.0)
-        response = await client.get(callback_url)
+        response = await shown(client, callback_url)
     assert response.status_code == 504
     assert "too long" in response.text
 
@@ -568,7 +664,7 @@ async def test_7_connection_refused_gives_502(stack: Stack) -> None:
     middleware = stack.middleware(api_base_url=f"http://127.0.0.1:{port}", http_timeout=2)
     async with stack.phone(middleware) as client:
         callback_url, _ = await _started(client)
-        response = await client.get(callback_url)
+        response = await shown(client, callback_url)
     assert response.status_code == 502
     assert "could not connect" in response.text
 
@@ -579,11 +675,11 @@ async def test_7_invalid_code_restarts_the_login_once(errcode: int, stack: Stack
     async with stack.phone(stack.middleware()) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", errcode=errcode, times=2)
-        restart = await client.get(callback_url)
+        restart = await shown(client, callback_url)
         assert restart.status_code == 302
         assert location(restart).startswith(stack.authorize_url)  # once...
         second_callback = location(await client.get(location(restart)))
-        final = await client.get(second_callback)
+        final = await shown(client, second_callback)
         assert final.status_code == 400  # ...and never again
         assert "location" not in final.headers
         # After the page, a fresh visit starts a fresh login that works.
@@ -595,12 +691,12 @@ async def test_7_restarted_login_succeeds_when_the_new_code_works(stack: Stack) 
     emulator = stack.emulator(auto_approve=True)
     async with stack.phone(stack.middleware()) as client:
         callback_url, _ = await _started(client)
-        first = await client.get(callback_url)
+        first = await shown(client, callback_url)
         assert first.status_code == 302
         replay_other_browser = location(first)  # not used: same browser continues
         client.cookies.delete("wxauth_session")
         emulator.inject("access_token", errcode=40163)
-        restart = await client.get(callback_url.replace("code=", "code=x"))
+        restart = await shown(client, callback_url.replace("code=", "code=x"))
     assert replay_other_browser == "/page"
     # The state is done, the session gone: a stale callback is refused, not re-run.
     assert restart.status_code == 400
@@ -619,7 +715,7 @@ async def test_7_on_error_hook_renders_errors(stack: Stack) -> None:
     async with stack.phone(stack.middleware(on_error=on_error)) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", errcode=40001)
-        response = await client.get(callback_url)
+        response = await shown(client, callback_url)
     assert (response.status_code, response.text) == (418, "custom wechat_error")
     assert len(seen) == 1
 
@@ -632,7 +728,7 @@ async def test_7_failing_on_error_hook_falls_back_to_the_default_page(stack: Sta
     async with stack.phone(stack.middleware(on_error=on_error)) as client:
         callback_url, _ = await _started(client)
         emulator.inject("access_token", errcode=45011)
-        response = await client.get(callback_url)
+        response = await shown(client, callback_url)
     assert response.status_code == 503
 
 
@@ -658,7 +754,7 @@ async def test_8_no_secret_or_token_in_responses_or_logs(
         client.cookies.delete("wxauth_session")
         callback_url, _ = await _started(client)
         emulator.inject("access_token", errcode=40001)
-        await client.get(callback_url)
+        await shown(client, callback_url)
         await client.get("/api", headers={"accept": "application/json"})
     tokens = {DEFAULT_APP_SECRET, "test-signing-key"}
     for call in emulator.calls:
@@ -714,7 +810,7 @@ async def test_7_every_errcode_has_its_outcome(
     async with stack.phone(stack.middleware(scope="snsapi_userinfo")) as client:
         callback_url, _ = await _started(client)
         emulator.inject(endpoint, errcode=errcode, times=None)
-        response = await client.get(callback_url, headers={"accept": "application/json"})
+        response = await shown(client, callback_url, headers={"accept": "application/json"})
     assert response.status_code == status
     assert response.json()["errcode"] == errcode
     assert "set-cookie" not in response.headers

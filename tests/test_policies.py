@@ -45,6 +45,7 @@ from .support import (
     authorize_params,
     location,
     login,
+    shown,
     submit_emulator_form,
 )
 
@@ -99,8 +100,8 @@ async def _scan(
 
 
 async def _finish(client: httpx.AsyncClient, start: httpx.Response) -> httpx.Response:
-    """From a 302 to an auto-approving WeChat: the callback's answer."""
-    return await client.get(location(await client.get(location(start))))
+    """From a 302 to an auto-approving WeChat: the callback's answer, as the browser shows it."""
+    return await shown(client, location(await client.get(location(start))))
 
 
 def _construct(kind: str, **options: Any) -> Middleware:
@@ -633,7 +634,7 @@ async def test_qrconnect_cancelled_scan_logs_nobody_in(stack: Stack) -> None:
         cancelled = await _scan(
             desktop, await desktop.get(location(start)), persona="lily", confirm=False
         )
-        callback = await desktop.get(location(cancelled))
+        callback = await shown(desktop, location(cancelled))
     assert callback.status_code == 403
     assert "location" not in callback.headers
     assert _session_cookies(callback) == []
@@ -716,7 +717,7 @@ async def test_snapshot_user_with_unionid_identity_gets_the_interstitial(stack: 
         start = await client.get("/page?x=1")
         consent = await client.get(location(start))
         approved = await approve_consent(client, consent, persona="snapshot")
-        callback = await client.get(location(approved))
+        callback = await shown(client, location(approved))
     assert callback.status_code == 200, callback.text
     assert "使用完整服务" in callback.text
     assert 'href="/page?x=1"' in callback.text
@@ -856,7 +857,7 @@ async def test_unionid_identity(stack: Stack, caplog: pytest.LogCaptureFixture) 
         start = await client.get("/page")
         consent = await client.get(location(start))
         approved = await approve_consent(client, consent, persona="lily")
-        failed = await client.get(location(approved))
+        failed = await shown(client, location(approved))
         api = await client.get("/api", headers=JSON)
     user = page.json()["user"]
     assert user["identity"] == user["unionid"] == XIAOMING.unionid
@@ -1005,7 +1006,7 @@ async def test_logging_says_what_happened_and_never_a_secret(
         start = await client.get("/page")
         authorized = await client.get(location(start))
         emulator.inject("access_token", errcode=40001)
-        failed = await client.get(location(authorized))
+        failed = await shown(client, location(authorized))
         failed_lines = lines()
     assert page.json()["user"] is not None
     assert failed.status_code == 500

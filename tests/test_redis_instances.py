@@ -393,7 +393,10 @@ def test_redis_restarted_mid_run(cluster: Cluster) -> None:
                     assert desktop.json()["user"] is None
                 # A callback now cannot be recorded: a clear error, and the code is not spent.
                 with phone(pending_cookies) as newcomer:
-                    failed = newcomer.get(on(cluster.a, pending))
+                    clean = newcomer.get(on(cluster.a, pending))
+                    assert clean.status_code == 303  # the page, without the code and state
+                    assert "wxauth_session=" not in clean.headers.get("set-cookie", "")
+                    failed = newcomer.get(on(cluster.a, clean.headers["location"]))
                     _assert_store_error(failed, value)
                     assert "session store" in failed.text
                 # The phone still has its session cookie, untouched.

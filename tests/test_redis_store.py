@@ -42,6 +42,7 @@ from .support import (
     location,
     login,
     middleware_options,
+    shown,
     websocket_messages,
 )
 
@@ -267,7 +268,7 @@ async def test_a_failed_exchange_is_not_remembered(
     async with stack.phone(middleware) as phone:
         start = await phone.get("/page")
         callback_url = location(await phone.get(location(start)))
-        failed = await phone.get(callback_url)
+        failed = await shown(phone, callback_url)
         assert failed.status_code == 503
         assert keys(db, redis_prefix + "code:*") == []
         # A refresh of the same callback gets WeChat's own answer, not a stale one.
@@ -461,7 +462,7 @@ async def test_a_login_completing_while_the_store_is_down_fails_clearly(
     down = stack.middleware(redis_url=closed_store_url(), redis_prefix=redis_prefix)
     async with stack.phone(down) as phone:
         start = await phone.get("/page")
-        callback = await phone.get(location(await phone.get(location(start))))
+        callback = await shown(phone, location(await phone.get(location(start))))
         assert callback.status_code == 503
         assert "wxauth_session=" not in callback.headers.get("set-cookie", "")
         assert emulator.calls == []  # the code is not spent: a retry later can use it

@@ -30,6 +30,7 @@ from .support import (
     inner_app,
     location,
     session_cookie_set,
+    shown,
 )
 
 pytestmark = pytest.mark.anyio
@@ -343,7 +344,7 @@ async def test_a_snapshot_phone_user_cannot_confirm(stack: Stack) -> None:
         start = await phone.get(scan_url)
         to_wechat = await phone.get(location(start))
         assert "scope=snsapi_userinfo" in location(start)  # the page's rule asks for more
-        interstitial = await phone.get(location(to_wechat))
+        interstitial = await shown(phone, location(to_wechat))
         assert interstitial.status_code == 200  # the snapshot page, and no session
         assert '<form method="post">' not in interstitial.text
         assert await status(desktop, status_url) == {"status": "waiting"}

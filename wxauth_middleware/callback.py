@@ -6,6 +6,9 @@ its `state` matches a signed login-state cookie of this browser. A replay of a c
 callback goes back to the page; a callback without a code is a refusal; an invalid code
 restarts the login once. With the session store, duplicates of one callback (on any
 instance) share one exchange of the code.
+
+A page the callback shows (an error, the refusal, the snapshot interstitial) is shown at a
+clean address, without the code and state (`clean_pages.py`).
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
+from .clean_pages import CleanPages
 from .config import Config
 from .cookies import CookieWriter, Session, SessionCodec
 from .decisions import Decision, Forward, query_params
 from .effects import Flow, HookCall
 from .errors import (
     ConfigurationError,
+    HostMismatch,
     LoginDeclined,
     LoginStateError,
     LoginVetoed,
@@ -33,7 +38,7 @@ from .errors import (
 from .login import LoginStarter
 from .logins import LoginState, LoginStateCodec, find_login, with_login, without_login
 from .messages import HTTPRequest, HTTPResponse
-from .pages import error_response, redirect, snapshot_response
+from .pages import redirect
 from .scopes import QRCONNECT_SCOPE
 from .store import CODE_LIFE, SessionStore
 from .urls import is_valid_state
@@ -70,26 +75,39 @@ class Callback:
         # How long the store remembers a state's exchange: the result is shared that long,
         # and the state cannot be exchanged again while its login could come back.
         self._state_life = max(CODE_LIFE, config.login_max_age)
+        self._pages = CleanPages(config, logins.now)
 
     def __call__(
         self, request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
     ) -> Decision:
         params = query_params(request)
+        if "page" in params and "state" not in params and "code" not in params:
+            return self._pages.show(request, params["page"])
         state = params.get("state", "")
         if not is_valid_state(state):
             return self._error(LoginStateError("unknown or expired login state"), request)
         value = cookies.get(self._cookies.login_name(request))
-        if value is None and params.get("code"):
-            return self._cookie_lost(request, state, session)
-        if value is None:
-            # No cookie and no code (a refusal): nothing to resume, and asking again would
-            # show the visitor the consent they just refused.
-            return self._error(LoginStateError("unknown or expired login state"), request)
-        logins = self._logins.decode(value)
+        logins = self._logins.decode(value) if value is not None else ()
         login = find_login(logins, state)
         if login is None:
+            started, here = self._login.started_host(state), self._login.host(request)
+            if started is not None and here is not None and started != here:
+                # The login-state cookie stayed on the host the login started on.
+                logger.warning(
+                    "wxauth callback on host %s of a login started on host %s: its login-state "
+                    "cookie is there. Send visitors to public_url's host, or set public_url to "
+                    "the host they use.",
+                    here,
+                    started,
+                )
+                site = self.config.public_url or ""
+                return self._error(HostMismatch(started, here, site), request)
+            if value is None and params.get("code"):
+                return self._cookie_lost(request, state, session)
             # Unknown, forged, expired or another browser's state: never log anyone in, and
-            # never restart the login from here (a browser refusing cookies would loop).
+            # never restart the login from here (a browser refusing cookies would loop). No
+            # cookie and no code (a refusal): nothing to resume, and asking again would show
+            # the visitor the consent they just refused.
             return self._error(LoginStateError("unknown or expired login state"), request)
         if login.done:
             # A replay of a completed callback: back button, refresh, a double redirect.
@@ -205,8 +223,7 @@ class Callback:
             # WeChat's "use full service", which opens the page for real.
             if config.snapshot_users == "app":
                 return Forward(user, target=login.return_to)
-            response = snapshot_response(request, login.return_to)
-            return HTTPResponse(response.status, (*response.headers, done), response.body)
+            return self._pages.snapshot(request, login.return_to, (done,))
         # A fresh login replaces whatever session was there (another account included).
         return (
             yield from self.with_session(request, login.return_to, Session(user), session, (done,))
@@ -322,7 +339,7 @@ class Callback:
             else:
                 value = yield from self._store.save(session, old)
         except StoreUnavailable as exc:
-            return error_response(self.config.on_error, exc, request, return_to)
+            return self._pages.error(exc.leading_back_to(return_to), request)
         return redirect(return_to, (*cookies, self._cookies.session(request, value)))
 
     def _error(
@@ -332,8 +349,9 @@ class Callback:
         login: LoginState | None = None,
         cookies: tuple[tuple[str, str], ...] = (),
     ) -> HTTPResponse:
-        return_to = login.return_to if login is not None else None
-        return error_response(self.config.on_error, error, request, return_to, cookies)
+        if login is not None:
+            error = error.leading_back_to(login.return_to)
+        return self._pages.error(error, request, cookies)
 
 
 def _log_failure(error: WeChatAuthError, started: float) -> None:

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 __all__ = [
     "ConfigurationError",
+    "HostMismatch",
     "InvalidRequest",
     "LoginDeclined",
     "LoginStateError",
@@ -106,6 +107,34 @@ class LoginStateError(WeChatAuthError):
         "started in another browser or on another host name (set public_url), took longer "
         "than login_max_age, or the callback was opened twice."
     )
+
+
+class HostMismatch(LoginStateError):
+    """A callback on another host than the one its login started on: the login-state cookie
+    stayed with the host of the start (`www.example.com` and `example.com` are two hosts to a
+    browser), so this one has none."""
+
+    code = "host_mismatch"
+    title = "Open the site at its usual address"
+    title_zh = "请从网站的正式地址打开"
+
+    def __init__(self, started: str, returned: str, site: str) -> None:
+        self.started, self.returned, self.site = started, returned, site
+        self.advice = (
+            f"The login started at {started}, but WeChat came back to {returned}. "
+            f"Open the site at {site} and log in again."
+        )
+        self.advice_zh = (
+            f"登录是在 {started} 开始的, 但微信返回到了 {returned}。请从 {site} 打开网站, "
+            "再登录一次。"
+        )
+        super().__init__(
+            f"the login started at host {started}, but the callback came to host {returned}",
+            hint=f"The login started at {started}, but WeChat came back to {returned} "
+            f"(public_url is {site}): the login-state cookie stays with the host a login "
+            "starts on. Send visitors to public_url's host (redirect the other host names "
+            "there), or set public_url to the host visitors use.",
+        )
 
 
 class LoginDeclined(WeChatAuthError):

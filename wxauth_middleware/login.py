@@ -39,6 +39,7 @@ class LoginStarter:
         self.config = config
         self._cookies = cookies
         self._logins = logins
+        self._warned: set[str] = set()  # the hosts a login started on, off public_url's
 
     def require_login(self, request: HTTPRequest, scope: str) -> HTTPResponse:
         """A WeChat visitor without a session, on a page of `scope`."""
@@ -110,7 +111,7 @@ class LoginStarter:
             )
             return error_response(config.on_error, error, request)
         return_to = kept_return(safe_return_path(return_to) or "/")
-        state = self._restart_state() if restart_page else secrets.token_hex(16)
+        state = self._restart_state() if restart_page else self._state(request)
         bound = session.user.identity if session is not None else ""
         login = LoginState(
             state, return_to, scope, attempt, False, bound, not navigation, self._logins.now()
@@ -151,6 +152,53 @@ class LoginStarter:
             return json_response(401, payload, (state_cookie,))
         return redirect(url, (state_cookie,))
 
+    def host(self, request: HTTPRequest) -> str | None:
+        """The host (and port) the browser sent this request to, if it is a valid one."""
+        origin = request_origin(request.scheme, request.header("host"))
+        return origin.partition("://")[2] if origin is not None else None
+
+    def started_host(self, state: str) -> str | None:
+        """The host a login of `state` started on, when it said so: a login started on
+        another host than public_url's, whose login-state cookie stayed with that host."""
+        if state[:1] != "H" or len(state) <= _HOST_AT:
+            return None
+        nonce, tag = state[1:_RESTART_NONCE], state[_RESTART_NONCE:_HOST_AT]
+        try:
+            host = bytes.fromhex(state[_HOST_AT:]).decode("ascii")
+        except ValueError:
+            return None
+        valid = any(
+            hmac.compare_digest(tag, _host_tag(key, nonce, host)) for key in self.config.secret_keys
+        )
+        return host if valid else None
+
+    def _state(self, request: HTTPRequest) -> str:
+        """A new login's state. A login that starts on another host than public_url's comes
+        back to public_url's, where its login-state cookie is not (a browser keeps cookies
+        per host): its state carries the host it started on, signed, so that the callback
+        can say what happened instead of "unknown state". Not with cookie_domain, whose
+        cookies every host under it shares."""
+        public_url, host = self.config.public_url, self.host(request)
+        if public_url is None or host is None or self.config.cookie_domain is not None:
+            return secrets.token_hex(16)
+        site = public_url.partition("://")[2]
+        if host == site or 2 * len(host) > _MAX_STATE - _HOST_AT:
+            return secrets.token_hex(16)
+        if len(self._warned) < _WARNED_HOSTS and host not in self._warned:
+            self._warned.add(host)  # once per host: a proxy that rewrites Host says it once
+            logger.warning(
+                "wxauth login started on host %s, but WeChat will come back to %s "
+                "(public_url): the login-state cookie of %s is not sent there, unless a proxy "
+                "rewrites the Host header. Send visitors to %s.",
+                host,
+                site,
+                host,
+                public_url,
+            )
+        nonce = secrets.token_hex(12)
+        key = self.config.secret_keys[-1]
+        return "H" + nonce + _host_tag(key, nonce, host) + host.encode("ascii").hex()
+
     def is_restart(self, state: str) -> bool:
         """Whether `state` is one this middleware gave a login restarted after its state
         cookie was lost (signed: it cannot be made up)."""
@@ -177,8 +225,18 @@ class LoginStarter:
 
 # A restarted login's state: "R", 24 hex characters of nonce, 16 of its HMAC (WeChat allows
 # [A-Za-z0-9]{1,128}; a page login's state is 32 hex characters, so never starts with "R").
+# One started off public_url's host: "H", the nonce, 16 of its HMAC, the host in hex.
 _RESTART_NONCE = 25
+_HOST_AT = _RESTART_NONCE + 16
+_MAX_STATE = 128
+# How many hosts off public_url's the log names (the Host header is the client's to make up).
+_WARNED_HOSTS = 64
 
 
 def _restart_tag(key: bytes, nonce: str) -> str:
     return hmac.new(key, b"wxauth_middleware.restart " + nonce.encode(), "sha256").hexdigest()[:16]
+
+
+def _host_tag(key: bytes, nonce: str, host: str) -> str:
+    message = f"wxauth_middleware.host {nonce} {host}".encode()
+    return hmac.new(key, message, "sha256").hexdigest()[:16]

@@ -35,10 +35,12 @@ _WECHAT_LANGUAGE = re.compile(r"\bLanguage/([A-Za-z_-]+)")
 _NO_STORE = ("cache-control", "no-store")
 
 
-def redirect(location: str, cookies: tuple[tuple[str, str], ...] = ()) -> HTTPResponse:
+def redirect(
+    location: str, cookies: tuple[tuple[str, str], ...] = (), *, status: int = 302
+) -> HTTPResponse:
     body = f'<a href="{escape(location)}">Continue</a>'.encode()
     return HTTPResponse(
-        302,
+        status,
         (
             ("location", location),
             ("content-type", "text/html; charset=utf-8"),

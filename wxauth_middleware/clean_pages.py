@@ -1,0 +1,153 @@
+"""The pages the login callback shows, at a clean address.
+
+The callback's own address holds WeChat's `code` and `state`; a page shown there (an error,
+the refusal, the snapshot interstitial) would keep them in the address bar, the history and
+a shared link. So the callback answers `303` to `callback_path?page=<signed page>`, and that
+address renders the page: the same on a reload, never a redirect again (no loop), `on_error`
+called there, once per showing, with the error rebuilt from the signed page. JSON clients have
+no address bar: they get the answer at once. The signed page holds no code, state, token or
+openid; it says which error (code, hint, return_to, WeChat's errcode and rid) or which
+snapshot page to show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Config
+from .cookies import Clock, Signer
+from .decisions import query_params
+from .errors import HostMismatch, LoginStateError, ScanLoginError, WeChatAPIError, WeChatAuthError
+from .messages import HTTPRequest, HTTPResponse
+from .pages import error_response, is_page_request, redirect, snapshot_response
+
+__all__ = ["PAGE_SALT", "CleanPages", "error_from_payload", "error_payload"]
+
+# The purpose of the signed page a callback's clean address shows, and how long it is shown
+# (a reload a day later shows "link no longer valid").
+PAGE_SALT = "wxauth_middleware.callback-page"
+PAGE_LIFE = 24 * 3600
+
+
+class CleanPages:
+    """Shows the callback's pages at `callback_path?page=<signed page>`."""
+
+    def __init__(self, config: Config, clock: Clock) -> None:
+        self.config = config
+        self._pages = Signer(config.secret_keys, PAGE_SALT, clock)
+
+    def error(
+        self,
+        error: WeChatAuthError,
+        request: HTTPRequest,
+        cookies: tuple[tuple[str, str], ...] = (),
+    ) -> HTTPResponse:
+        """The page of `error`: at the clean address when the request's own holds a code or
+        state (on_error is called there), else here."""
+        if self.in_address_bar(request):
+            payload = error_payload(error)
+            if payload is not None:
+                return self._redirect(["error", payload], cookies)
+        return error_response(self.config.on_error, error, request, None, cookies)
+
+    def snapshot(
+        self, request: HTTPRequest, return_to: str, cookies: tuple[tuple[str, str], ...]
+    ) -> HTTPResponse:
+        """The snapshot interstitial, offering `return_to`."""
+        if self.in_address_bar(request):
+            return self._redirect(["snapshot", return_to], cookies)
+        response = snapshot_response(request, return_to)
+        return HTTPResponse(response.status, (*response.headers, *cookies), response.body)
+
+    def in_address_bar(self, request: HTTPRequest) -> bool:
+        """Whether this is a page load of the callback whose address holds a code or state."""
+        if request.path != self.config.callback_path or not is_page_request(request):
+            return False
+        params = query_params(request)
+        return "code" in params or "state" in params
+
+    def show(self, request: HTTPRequest, token: str) -> HTTPResponse:
+        """The page at a clean address; "unknown state" for a token the callback did not
+        sign. Never a redirect: it cannot loop."""
+        verified = self._pages.verify(token, PAGE_LIFE)
+        page = verified[0] if verified is not None else None
+        kind, content = page if isinstance(page, list) and len(page) == 2 else ("", None)
+        if kind == "snapshot" and isinstance(content, str):
+            return snapshot_response(request, content)
+        error = error_from_payload(content) if kind == "error" else None
+        if error is None:
+            error = LoginStateError("unknown or expired login state")
+        return error_response(self.config.on_error, error, request)
+
+    def _redirect(self, page: list[Any], cookies: tuple[tuple[str, str], ...]) -> HTTPResponse:
+        location = f"{self.config.callback_path}?page={self._pages.sign(page)}"
+        return redirect(location, cookies, status=303)
+
+
+# The errors a callback's clean page can show again, by code (see `error_payload`).
+_REBUILT: dict[str, type[WeChatAuthError]] = {}
+
+
+def _rebuilt(kind: type[WeChatAuthError]) -> None:
+    """Register `kind` and its subclasses of the errors module (not an application's own)."""
+    if kind.__module__ == WeChatAuthError.__module__ and kind not in _MADE_OTHERWISE:
+        _REBUILT.setdefault(kind.code, kind)
+    for sub in kind.__subclasses__():
+        _rebuilt(sub)
+
+
+_MADE_OTHERWISE = (ScanLoginError, WeChatAPIError, HostMismatch)
+_rebuilt(WeChatAuthError)
+
+
+def error_payload(error: WeChatAuthError) -> list[Any] | None:
+    """What `error_from_payload` rebuilds `error` from (JSON), or None for an error it cannot
+    rebuild: its code, its hint ("" for the one rebuilding gives), the page to go back to and,
+    for WeChat's errors and a host mismatch, their own fields. Not its message, which may name
+    the user (an address is no place for an openid): the rebuilt error's is its title."""
+    kind = type(error)
+    if kind is WeChatAPIError:
+        assert isinstance(error, WeChatAPIError)
+        extra: list[Any] = [error.errcode, error.errmsg, error.endpoint]
+    elif kind is HostMismatch:
+        assert isinstance(error, HostMismatch)
+        extra = [error.started, error.returned, error.site]
+    elif _REBUILT.get(error.code) is kind:
+        extra = []
+    else:
+        return None
+    payload = [error.code, "", error.return_to, extra]
+    rebuilt = error_from_payload(payload)
+    if rebuilt is None or rebuilt.hint != error.hint:
+        payload[1] = error.hint  # the shorter payload when rebuilding gives the same hint
+    return payload
+
+
+def error_from_payload(payload: Any) -> WeChatAuthError | None:
+    """The error `error_payload` described, or None for anything else."""
+    if not isinstance(payload, list) or len(payload) != 4:
+        return None
+    code, hint, return_to, extra = payload
+    if not isinstance(code, str) or not isinstance(hint, str) or not isinstance(extra, list):
+        return None
+    if return_to is not None and not isinstance(return_to, str):
+        return None
+    error: WeChatAuthError
+    try:
+        if code == WeChatAPIError.code:
+            errcode, errmsg, endpoint = extra
+            if not isinstance(errcode, int) or not isinstance(errmsg + endpoint, str):
+                return None
+            error = WeChatAPIError(errcode, errmsg, endpoint=endpoint, hint=hint or None)
+        elif code == HostMismatch.code:
+            started, returned, site = (str(v) for v in extra)
+            error = HostMismatch(started, returned, site)
+            error.hint = hint or error.hint
+        elif code in _REBUILT and not extra:
+            kind = _REBUILT[code]
+            error = kind(kind.title, hint=hint or None)
+        else:
+            return None
+    except (TypeError, ValueError):  # a payload of the wrong shape
+        return None
+    return error.leading_back_to(return_to) if return_to is not None else error
