@@ -4,10 +4,10 @@ The callback's own address holds WeChat's `code` and `state`; a page shown there
 the refusal, the snapshot interstitial) would keep them in the address bar, the history and
 a shared link. So the callback answers `303` to `callback_path?page=<signed page>`, and that
 address renders the page: the same on a reload, never a redirect again (no loop), `on_error`
-called there, once per showing, with the error rebuilt from the signed page. JSON clients have
-no address bar: they get the answer at once. The signed page holds no code, state, token or
-openid; it says which error (code, hint, return_to, WeChat's errcode and rid) or which
-snapshot page to show.
+called there, once per showing, with the error rebuilt from the signed page. Clients without
+an address bar (JSON, or a script whose Accept does not name HTML) get the answer at once.
+The signed page holds no code, state, token or openid; it says which error (code, hint,
+return_to, WeChat's errcode and rid) or which snapshot page to show.
 """
 
 from __future__ import annotations
@@ -60,8 +60,12 @@ class CleanPages:
         return HTTPResponse(response.status, (*response.headers, *cookies), response.body)
 
     def in_address_bar(self, request: HTTPRequest) -> bool:
-        """Whether this is a page load of the callback whose address holds a code or state."""
+        """Whether this is a browser's page load (its Accept names HTML, as browsers' do on a
+        navigation; a script's `*/*` gets its answer at once) of the callback whose address
+        holds a code or state."""
         if request.path != self.config.callback_path or not is_page_request(request):
+            return False
+        if "html" not in request.header("accept"):
             return False
         params = query_params(request)
         return "code" in params or "state" in params
