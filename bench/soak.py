@@ -26,8 +26,8 @@ connection) and loops until the deadline: log in (a page -> 302 to the emulator'
 (/, /profile, /api/me with Accept: application/json), sometimes log out (POST /logout, which
 goes through the middleware's logout_path) and log in again. Every response is checked (status,
 Location on this site and where it should point, the page says who is logged in) and every
-failure classified by kind, and as EXPLAINED by the injected faults (a 502 login error page,
-shown after a 303 to the callback's clean address, when 502 or malformed answers are injected,
+failure classified by kind, and as EXPLAINED by the injected faults (a 502 login error page
+when 502 or malformed answers are injected,
 a 503 after errcode -1 outlasted the retries) or
 UNEXPLAINED (anything else: a 500, a redirect loop, a Location off-site, a lost session, a
 client-side timeout, a connection error, a traceback or an unknown warning in the server's log).
@@ -366,13 +366,6 @@ class Browser:
             raise self.unexpected("authorize", approved, "not sent back to the callback")
         back = await self.request("GET", callback, "callback", HTML)
         self._cookies(back)
-        if back.status_code == 303:
-            # An error page, shown at the callback's clean address (no code or state there).
-            clean = urlsplit(back.headers.get("location", ""))
-            if clean.path != CALLBACK_PATH or [k for k, _ in parse_qsl(clean.query)] != ["page"]:
-                raise self.unexpected("callback", back, "303 to another address than its page")
-            shown = f"{self.base}{clean.path}?{clean.query}"
-            back = await self.request("GET", shown, "callback page", HTML)
         if back.status_code != 302:
             self.login_failed(back)
             return False

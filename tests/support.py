@@ -312,19 +312,27 @@ def session_cookie_set(response: httpx.Response) -> bool:
 
 
 async def shown(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Response:
-    """GET `url` as a browser does at the callback: a page the callback shows at its clean
-    address (a 303 to `callback_path?page=...`, never with the code or state) is followed;
-    the answer is that page, with the 303 in its `history`."""
+    """GET `url` as a browser does at the callback. A page the callback shows itself is
+    answered in place, with its own status, and replaces the address bar's URL (which holds
+    the code and state) with a clean one: checked here, and that clean address must show the
+    same page again (a reload), never redirecting. The answer is the callback's own."""
     response = await client.get(url, **kwargs)
-    if response.status_code != 303:
+    clean = clean_address(response.text)
+    if clean is None:
         return response
-    clean = urlsplit(location(response))
-    assert clean.path == "/wxauth/callback", clean
-    assert [name for name, _ in parse_qsl(clean.query)] == ["page"], clean  # no code, state
-    page = await client.get(location(response), **kwargs)
-    assert page.status_code != 303  # the clean page never redirects again
-    page.history = [response]
-    return page
+    parts = urlsplit(clean)
+    assert parts.path == "/wxauth/callback", clean
+    assert [name for name, _ in parse_qsl(parts.query)] == ["page"], clean  # no code, state
+    again = await client.get(clean, **kwargs)
+    assert again.status_code == response.status_code, again.text  # never a redirect
+    assert clean_address(again.text) is None  # the clean address is clean already
+    return response
+
+
+def clean_address(page: str) -> str | None:
+    """The address a page of the callback's puts in the address bar, if it replaces it."""
+    found = re.search(r'<script>history\.replaceState\(null,"",("[^<]*")\)</script>', page)
+    return json.loads(found.group(1)) if found else None
 
 
 def location(response: httpx.Response) -> str:

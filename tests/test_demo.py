@@ -26,6 +26,7 @@ from wxauth_middleware.user import WeChatUser
 
 from .redis_support import RedisServer
 from .servers import REPO_ROOT, STOP_TIMEOUT_S, free_port, python_command, running_server
+from .support import shown
 
 ORIGIN = "http://127.0.0.1:8000"
 AUTHORIZE = f"{ORIGIN}/_wechat/connect/oauth2/authorize"
@@ -287,9 +288,7 @@ async def test_refusing_consent_offers_a_way_out_of_wechat_mode() -> None:
         action, fields = parse(consent.text).forms[0]
         query = next(f["value"] for f in fields if f.get("name") == "query")
         refused = await client.post(action, data={"query": query, "decision": "refuse"})
-        callback = await client.get(refused.headers["location"], headers=PAGE)
-        assert callback.status_code == 303  # the page is shown without the code and state
-        declined = await client.get(callback.headers["location"], headers=PAGE)
+        declined = await shown(client, refused.headers["location"], headers=PAGE)
         assert declined.status_code == 403
         page = parse(declined.text)
         assert page.text_by_id["error-code"] == "login_declined"

@@ -16,7 +16,8 @@ state cookies), user agents and Host headers. Invariants, for every request:
   `WeChatUser` WeChat vouched for), and then answers itself (the middleware adds nothing);
 - otherwise the middleware answers a status in OWN_STATUSES, and 500 only for a configuration
   error (a bad AppSecret/AppID, a scope the account lacks, no unionid with identity="unionid");
-  a 303 only to the callback's clean page (`callback_path?page=...`, no code or state);
+  a page of its own puts only the callback's clean address (`callback_path?page=...`, no code
+  or state) in the address bar;
 - no header holds CR or LF; a `Location` is the configured authorize/qrconnect URL (whose
   redirect_uri is a valid URL on the site's origin) or a path of this site;
 - a session cookie is only ever set by the callback of a state issued to this browser;
@@ -66,7 +67,7 @@ from wxauth_middleware.emulator import (
 )
 
 from .redis_support import REDIS_SERVER, RedisServer
-from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
+from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA, clean_address
 
 AUTHORIZE_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
 QRCONNECT_URL = "https://open.weixin.qq.com/connect/qrconnect"
@@ -969,10 +970,11 @@ def check_invariants(req: Req, exchange: Exchange, fixture: Fixture, issued: lis
         assert all(_is_configuration_error(e) for e in exchange.errors), exchange.errors
     if exchange.status == 302:
         assert exchange.header("location") is not None
-    if exchange.status == 303:
-        clean = urlsplit(exchange.header("location") or "")
-        assert clean.path == site.callback_path, clean
-        assert [k for k, _ in parse_qsl(clean.query)] == ["page"], clean
+    clean = clean_address(exchange.body.decode("utf-8", "replace"))
+    if clean is not None:
+        parts = urlsplit(clean)
+        assert parts.path == site.callback_path, clean
+        assert [k for k, _ in parse_qsl(parts.query)] == ["page"], clean
     # A session is only ever set by the callback of a state this browser was issued.
     for header in exchange.set_cookies():
         name, _, rest = header.partition("=")

@@ -2,12 +2,18 @@
 
 The callback's own address holds WeChat's `code` and `state`; a page shown there (an error,
 the refusal, the snapshot interstitial) would keep them in the address bar, the history and
-a shared link. So the callback answers `303` to `callback_path?page=<signed page>`, and that
-address renders the page: the same on a reload, never a redirect again (no loop), `on_error`
-called there, once per showing, with the error rebuilt from the signed page. Clients without
-an address bar (JSON, or a script whose Accept does not name HTML) get the answer at once.
-The signed page holds no code, state, token or openid; it says which error (code, hint,
-return_to, WeChat's errcode and rid) or which snapshot page to show.
+a shared link. So such a page is answered in place, with its own status (a failed login is a
+4xx/5xx, as a script or a proxy expects), and replaces the address the browser shows with
+`callback_path?page=<signed page>` (`history.replaceState`, before anything is drawn). That
+address renders the same page: on a reload, from the history, or shared — never a redirect
+(no loop). The signed page holds no code, state, token or openid; it says which error (code,
+hint, return_to, WeChat's errcode and rid) or which snapshot page to show, and `on_error`,
+when the application has one, is called there with the error rebuilt from it.
+
+An application's own `on_error` page is its own HTML: it is answered in place as it is, and
+the address keeps the code and state (which are spent by then) unless that page replaces it.
+Clients without an address bar (JSON, or a script whose Accept does not name HTML) get the
+answer as it is too.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from .cookies import Clock, Signer
 from .decisions import query_params
 from .errors import HostMismatch, LoginStateError, ScanLoginError, WeChatAPIError, WeChatAuthError
 from .messages import HTTPRequest, HTTPResponse
-from .pages import error_response, is_page_request, redirect, snapshot_response
+from .pages import error_response, is_page_request, showing_address, snapshot_response
 
 __all__ = ["PAGE_SALT", "CleanPages", "error_from_payload", "error_payload"]
 
@@ -44,20 +50,19 @@ class CleanPages:
     ) -> HTTPResponse:
         """The page of `error`: at the clean address when the request's own holds a code or
         state (on_error is called there), else here."""
-        if self.in_address_bar(request):
-            payload = error_payload(error)
-            if payload is not None:
-                return self._redirect(["error", payload], cookies)
-        return error_response(self.config.on_error, error, request, None, cookies)
+        payload = error_payload(error) if self.in_address_bar(request) else None
+        address = self.clean_address(["error", payload]) if payload is not None else None
+        return error_response(self.config.on_error, error, request, None, cookies, address=address)
 
     def snapshot(
         self, request: HTTPRequest, return_to: str, cookies: tuple[tuple[str, str], ...]
     ) -> HTTPResponse:
         """The snapshot interstitial, offering `return_to`."""
-        if self.in_address_bar(request):
-            return self._redirect(["snapshot", return_to], cookies)
         response = snapshot_response(request, return_to)
-        return HTTPResponse(response.status, (*response.headers, *cookies), response.body)
+        response = HTTPResponse(response.status, (*response.headers, *cookies), response.body)
+        if self.in_address_bar(request):
+            return showing_address(response, self.clean_address(["snapshot", return_to]))
+        return response
 
     def in_address_bar(self, request: HTTPRequest) -> bool:
         """Whether this is a browser's page load (its Accept names HTML, as browsers' do on a
@@ -83,9 +88,9 @@ class CleanPages:
             error = LoginStateError("unknown or expired login state")
         return error_response(self.config.on_error, error, request)
 
-    def _redirect(self, page: list[Any], cookies: tuple[tuple[str, str], ...]) -> HTTPResponse:
-        location = f"{self.config.callback_path}?page={self._pages.sign(page)}"
-        return redirect(location, cookies, status=303)
+    def clean_address(self, page: list[Any]) -> str:
+        """The address that shows `page` again."""
+        return f"{self.config.callback_path}?page={self._pages.sign(page)}"
 
 
 # The errors a callback's clean page can show again, by code (see `error_payload`).

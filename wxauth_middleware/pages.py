@@ -74,9 +74,12 @@ def error_response(
     request: HTTPRequest,
     return_to: str | None = None,
     cookies: tuple[tuple[str, str], ...] = (),
+    *,
+    address: str | None = None,
 ) -> HTTPResponse:
     """The answer to a failed request: the `on_error` hook's, or the default page. With
-    `return_to`, the error offers the visitor the page their login started from."""
+    `return_to`, the error offers the visitor the page their login started from; with
+    `address`, the default page puts that address in the browser's address bar."""
     if return_to is not None:
         error = error.leading_back_to(return_to)
     response = None
@@ -87,9 +90,22 @@ def error_response(
             logger.exception("wxauth on_error hook failed; using the default error page")
     if response is None:
         response = default_error_response(error, request)
+        if address is not None:
+            response = showing_address(response, address)
     if cookies:
         response = HTTPResponse(response.status, (*response.headers, *cookies), response.body)
     return response
+
+
+def showing_address(response: HTTPResponse, address: str) -> HTTPResponse:
+    """One of the middleware's own pages, replacing the URL the browser shows with `address`
+    (`history.replaceState`, in the head: before anything is drawn). JSON answers as they are."""
+    if not response.body.startswith(b"<!doctype html>"):
+        return response
+    quoted = json.dumps(address).replace("</", "<\\/")
+    script = f'<script>history.replaceState(null,"",{quoted})</script></head>'
+    body = response.body.replace(b"</head>", script.encode(), 1)
+    return HTTPResponse(response.status, response.headers, body)
 
 
 def default_error_response(error: WeChatAuthError, request: HTTPRequest) -> HTTPResponse:
