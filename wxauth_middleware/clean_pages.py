@@ -10,10 +10,8 @@ address renders the same page: on a reload, from the history, or shared — neve
 hint, return_to, WeChat's errcode and rid) or which snapshot page to show, and `on_error`,
 when the application has one, is called there with the error rebuilt from it.
 
-An application's own `on_error` page is its own HTML: it is answered in place as it is, and
-the address keeps the code and state (which are spent by then) unless that page replaces it.
-Clients without an address bar (JSON, or a script whose Accept does not name HTML) get the
-answer as it is too.
+An `on_error` hook's page gets the same script when it is HTML with a head. Clients without
+an address bar (JSON, or a script whose Accept does not name HTML) get the answer as it is.
 """
 
 from __future__ import annotations

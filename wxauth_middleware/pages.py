@@ -79,7 +79,7 @@ def error_response(
 ) -> HTTPResponse:
     """The answer to a failed request: the `on_error` hook's, or the default page. With
     `return_to`, the error offers the visitor the page their login started from; with
-    `address`, the default page puts that address in the browser's address bar."""
+    `address`, an HTML page puts that address in the browser's address bar."""
     if return_to is not None:
         error = error.leading_back_to(return_to)
     response = None
@@ -90,21 +90,24 @@ def error_response(
             logger.exception("wxauth on_error hook failed; using the default error page")
     if response is None:
         response = default_error_response(error, request)
-        if address is not None:
-            response = showing_address(response, address)
+    if address is not None:
+        response = showing_address(response, address)
     if cookies:
         response = HTTPResponse(response.status, (*response.headers, *cookies), response.body)
     return response
 
 
 def showing_address(response: HTTPResponse, address: str) -> HTTPResponse:
-    """One of the middleware's own pages, replacing the URL the browser shows with `address`
-    (`history.replaceState`, in the head: before anything is drawn). JSON answers as they are."""
-    if not response.body.startswith(b"<!doctype html>"):
+    """An HTML page (the middleware's, or an `on_error` hook's) replacing the URL the browser
+    shows with `address`: `history.replaceState` at the end of its head, before anything is
+    drawn. Anything else (JSON, a page without a head) as it is."""
+    content_type = next((v for k, v in response.headers if k.lower() == "content-type"), "")
+    head_end = response.body.find(b"</head>")
+    if not content_type.startswith("text/html") or head_end < 0:
         return response
     quoted = json.dumps(address).replace("</", "<\\/")
-    script = f'<script>history.replaceState(null,"",{quoted})</script></head>'
-    body = response.body.replace(b"</head>", script.encode(), 1)
+    script = f'<script>history.replaceState(null,"",{quoted})</script>'.encode()
+    body = response.body[:head_end] + script + response.body[head_end:]
     return HTTPResponse(response.status, response.headers, body)
 
 
