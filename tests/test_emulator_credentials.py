@@ -5,7 +5,6 @@ content types, errmsg forms, the fault API's same-origin rule."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET, WeCha
 from wxauth_middleware.emulator.credentials import jsapi_signature
 from wxauth_middleware.errors import WeChatAPIError
 
-from .browser_support import DESKTOP_UA, WECHAT_UA, browser_page, chromium_browser
+from .browser_support import DESKTOP_UA, WECHAT_UA, browser_page
 from .emulator_support import (
     BASE_URL,
     Clock,
@@ -376,12 +375,6 @@ async def test_fault_api_accepts_its_own_origin(emu: WeChatEmulator) -> None:
 
 
 # -- the stand-in script in a real browser -----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium_browser() as chromium:
-        yield chromium
 
 
 def _site(wechat: str) -> Starlette:

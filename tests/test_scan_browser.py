@@ -5,42 +5,21 @@ process. The desktop page polls by itself and lands on the page it started from.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 
 from .browser_support import (
-    CHROMIUM_ARGS,
     DESKTOP_UA,
     WECHAT_UA,
     browser_page,
-    chromium_path,
     screenshot,
 )
 from .servers import ServerProcess, free_port, printed_on_failure, python_command, running_server
 from .support import SECRET_KEY
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = chromium_path()
-    if executable is None:
-        reason = "Chromium not installed: apt-get install chromium"
-        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            pytest.fail(f"{reason} (CI is set: the browser tests must run)", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_ARGS, timeout=30_000
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture(scope="module")
