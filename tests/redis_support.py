@@ -83,21 +83,15 @@ class RedisServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + READY_TIMEOUT_S
         with redis.Redis(
             host="127.0.0.1", port=self.port, password=self.password, socket_timeout=1
         ) as probe:
-            while True:
-                if self._process.poll() is not None:
-                    pytest.fail(f"redis-server exited early:\n{self.output()}")
-                try:
-                    if probe.ping():
-                        return
-                except redis.RedisError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not answer in {READY_TIMEOUT_S} s")
-                time.sleep(0.05)  # polling interval: nothing to wait on before the port opens
+            wait_for("redis-server answering", lambda: self._alive() and bool(probe.ping()))
+
+    def _alive(self) -> bool:
+        if self._process is not None and self._process.poll() is not None:
+            pytest.fail(f"redis-server exited early:\n{self.output()}")
+        return True
 
     def stop(self) -> None:
         """Stop it the way an operator does (SIGTERM: the append-only file is flushed)."""
