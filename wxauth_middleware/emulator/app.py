@@ -24,6 +24,7 @@ from .cgi_api import CgiBinAPI
 from .credentials import CredentialStore
 from .dispatch import API_PREFIXES, APIDispatch, Endpoint
 from .faults import FaultPlan
+from .golive import GoLive, QuotaCounter
 from .grants import GrantStore
 from .jssdk import JSSDK_PATH, VERIFY_PATH
 from .jssdk_routes import JSSDKRoutes
@@ -81,6 +82,11 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
     share `domains`. Any other appid or secret gets WeChat's error answers. It answers loopback
     clients only unless `allow_remote` is true. `clock` is injectable so tests can expire
     codes and tokens instantly.
+
+    The account's go-live settings, each off (None) by default: `ip_allowlist` (addresses or
+    networks; token calls from elsewhere get 40164), `js_domains` (the JS接口安全域名: the JS-SDK
+    stand-in's ``wx.config`` on a page elsewhere fails with ``config:invalid url domain``),
+    `daily_quota` and `minute_quota` (calls of each API before 45009 / 45011).
     """
 
     def __init__(
@@ -95,6 +101,10 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
         allow_remote: bool = False,
         website_app_id: str | None = DEFAULT_WEBSITE_APP_ID,
         website_app_secret: str | None = DEFAULT_WEBSITE_APP_SECRET,
+        ip_allowlist: Sequence[str] | None = None,
+        js_domains: Sequence[str] | None = None,
+        daily_quota: int | None = None,
+        minute_quota: int | None = None,
     ) -> None:
         if not app_id or not app_secret:
             raise ValueError("app_id and app_secret must be non-empty strings")
@@ -109,6 +119,7 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
                     "website_app_id must differ from app_id: WeChat gives the website app "
                     "its own appid"
                 )
+        go_live = GoLive.from_options(ip_allowlist, js_domains, daily_quota, minute_quota)
         if isinstance(domains, str):
             raise ValueError("domains must be a sequence of hostnames, e.g. ('localhost',)")
         self.domains = tuple(_normalise_domain(d) for d in domains)
@@ -143,6 +154,8 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
         self._grants = GrantStore(clock)
         self._credentials = CredentialStore(clock)
         self._faults = FaultPlan()
+        self.go_live = go_live
+        self._quotas = QuotaCounter(go_live)
         self._calls_lock = threading.Lock()
         self.calls: list[RecordedCall] = []
         # The Official Account's followers and non-followers, by their openid for it.
@@ -159,9 +172,18 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
             ),
             "/sns/auth": Endpoint("auth", self._handle_auth, "GET", API_CONTENT_TYPE, True),
             "/cgi-bin/stable_token": Endpoint(
-                "stable_token", self._handle_stable_token, "POST", CGI_CONTENT_TYPE
+                "stable_token",
+                self._handle_stable_token,
+                "POST",
+                CGI_CONTENT_TYPE,
+                ip_checked=True,
             ),
-            "/cgi-bin/token": Endpoint("token", self._handle_token, "GET", CGI_CONTENT_TYPE),
+            "/cgi-bin/token": Endpoint(
+                "token", self._handle_token, "GET", CGI_CONTENT_TYPE, ip_checked=True
+            ),
+            "/cgi-bin/clear_quota": Endpoint(
+                "clear_quota", self._handle_clear_quota, "POST", CGI_CONTENT_TYPE
+            ),
             "/cgi-bin/ticket/getticket": Endpoint(
                 "getticket", self._handle_getticket, "GET", CGI_CONTENT_TYPE
             ),

@@ -12,6 +12,7 @@ from starlette.types import Scope
 
 from .credentials import CredentialStore
 from .faults import FaultPlan
+from .golive import GoLive, QuotaCounter
 from .grants import GrantError, GrantStore
 from .personas import Persona
 from .protocol import JSONValue, error_payload
@@ -75,6 +76,9 @@ class EmulatorState:
     _credentials: CredentialStore
     _faults: FaultPlan
     _calls_lock: threading.Lock
+    #: The account's go-live settings (IP allow-list, JS接口安全域名, quotas), and its calls.
+    go_live: GoLive
+    _quotas: QuotaCounter
 
     def _error(self, errcode: int) -> dict[str, JSONValue]:
         return error_payload(errcode, self._clock())

@@ -4,6 +4,7 @@ legacy), jsapi_tickets, and a follower's user info."""
 from __future__ import annotations
 
 from .base import EmulatorState, Params
+from .credentials import TICKET_TYPES
 from .grants import GrantError
 from .protocol import JSONValue
 
@@ -11,8 +12,8 @@ __all__ = ["CgiBinAPI"]
 
 
 class CgiBinAPI(EmulatorState):
-    """/cgi-bin/stable_token, /cgi-bin/token, /cgi-bin/ticket/getticket and /cgi-bin/user/info,
-    for the Official Account only."""
+    """/cgi-bin/stable_token, /cgi-bin/token, /cgi-bin/ticket/getticket, /cgi-bin/user/info
+    and /cgi-bin/clear_quota, for the Official Account only."""
 
     def _check_account(self, params: Params) -> str:
         # The account's own credentials: the Official Account only, never the website app.
@@ -46,10 +47,24 @@ class CgiBinAPI(EmulatorState):
 
     def _handle_getticket(self, params: Params) -> dict[str, JSONValue]:
         app_id = self._account_app(params)
-        if params.get("type") != "jsapi":
+        kind = params.get("type", "")
+        if kind not in TICKET_TYPES:
             raise GrantError(40097)
-        ticket, expires_in = self._credentials.ticket(app_id)
+        ticket, expires_in = self._credentials.ticket(app_id, kind)
         return {"errcode": 0, "errmsg": "ok", "ticket": ticket, "expires_in": expires_in}
+
+    def _handle_clear_quota(self, params: Params) -> dict[str, JSONValue]:
+        # WeChat's way back from 45009: the day's counts start again, ten times a month.
+        self._account_app(params)
+        app_id = params.get("appid", "")
+        if not app_id:
+            raise GrantError(41002)
+        if app_id != self.app_id:
+            raise GrantError(40013)
+        if not self._credentials.may_clear_quota(app_id):
+            raise GrantError(48006)
+        self._quotas.clear()
+        return {"errcode": 0, "errmsg": "ok"}
 
     def _handle_user_info(self, params: Params) -> dict[str, JSONValue]:
         self._account_app(params)
@@ -61,11 +76,18 @@ class CgiBinAPI(EmulatorState):
             raise GrantError(40003)
         if not persona.follows:
             return {"subscribe": 0, "openid": openid}
-        # Since December 2021 nickname and avatar are no longer part of this answer.
+        # Since 2021-12-27 the profile fields come back empty for everyone: present, but
+        # nothing to read (clients that index them must not break, nor rely on them).
         payload: dict[str, JSONValue] = {
             "subscribe": 1,
             "openid": openid,
+            "nickname": "",
+            "sex": 0,
             "language": params.get("lang") or "zh_CN",
+            "city": "",
+            "province": "",
+            "country": "",
+            "headimgurl": "",
             "subscribe_time": 1_600_000_000,
             "remark": "",
             "groupid": 0,

@@ -16,7 +16,14 @@ from starlette.responses import Response as StarletteResponse
 from .base import EmulatorState, Params, RecordedCall, first_values, route_path
 from .grants import GrantError
 from .pages import fault_page
-from .protocol import API_CONTENT_TYPE, CGI_CONTENT_TYPE, JSONValue, wechat_json
+from .protocol import (
+    API_CONTENT_TYPE,
+    CGI_CONTENT_TYPE,
+    JSONValue,
+    error_payload,
+    ip_not_allowed_errmsg,
+    wechat_json,
+)
 
 __all__ = ["API_PREFIXES", "MAX_RECORDED_CALLS", "APIDispatch", "Endpoint"]
 
@@ -38,6 +45,8 @@ class Endpoint:
     # The /sns/ APIs take a POSTed form like a query string: long-lived clients (social-core,
     # allauth) POST the code exchange and are reported to work.
     form_posts: bool = False
+    # The token APIs answer only callers on the account's IP allow-list, when it has one.
+    ip_checked: bool = False
 
 
 class APIDispatch(EmulatorState):
@@ -55,7 +64,7 @@ class APIDispatch(EmulatorState):
     async def _params(self, request: Request, endpoint: Endpoint) -> tuple[tuple[str, str], ...]:
         query = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
         if endpoint.method == "POST":
-            return await _json_fields(request)
+            return (*query, *await _json_fields(request))
         if request.method == "POST":
             body = (await request.body()).decode("utf-8", "replace")
             return (*query, *parse_qsl(body, keep_blank_values=True))
@@ -94,14 +103,29 @@ class APIDispatch(EmulatorState):
             if fault.http_status is not None:
                 return HTMLResponse(fault_page(fault.http_status), status_code=fault.http_status)
             if fault.errcode is not None:
-                return self._answer(self._error(fault.errcode), content_type)
+                return self._answer(self._caller_error(fault.errcode, request), content_type)
             if fault.body is not None:
                 return StarletteResponse(fault.body, headers={"content-type": API_CONTENT_TYPE})
+        if endpoint.ip_checked and not self.go_live.allows_ip(_caller(request)):
+            return self._answer(self._caller_error(40164, request), content_type)
+        over_quota = self._quotas.spend(endpoint.name, self._clock())
+        if over_quota is not None:
+            return self._answer(self._error(over_quota), content_type)
         try:
             payload = endpoint.handler(first_values(pairs))
         except GrantError as exc:
             payload = self._error(exc.errcode)
         return self._answer(payload, content_type)
+
+    def _caller_error(self, errcode: int, request: Request) -> dict[str, JSONValue]:
+        # 40164 names the caller's address, as WeChat saw it.
+        if errcode == 40164:
+            return error_payload(40164, self._clock(), ip_not_allowed_errmsg(_caller(request)))
+        return self._error(errcode)
+
+
+def _caller(request: Request) -> str:
+    return request.client.host if request.client is not None else ""
 
 
 async def _json_fields(request: Request) -> tuple[tuple[str, str], ...]:

@@ -32,6 +32,7 @@ class JSSDKRoutes(EmulatorState):
             first_values(list(request.query_params.multi_items())),
             app_id=self.app_id,
             ticket=self.jsapi_ticket(),
+            go_live=self.go_live,
         )
         # The page is on the site's origin, the script and this check on the emulator's: a
         # simple GET that any origin may read; it answers a verdict, never the ticket.

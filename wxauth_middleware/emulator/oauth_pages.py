@@ -50,6 +50,7 @@ def _decision(
     selected: str,
     message: str,
     status: int,
+    fragment_required: bool = True,
 ) -> StarletteResponse:
     """The consent or QR-code page for the link at `path`, posting to its /confirm; a message
     (a form sent back) leaves the fragment unchecked, as the link is no longer in the URL."""
@@ -60,7 +61,7 @@ def _decision(
         personas=personas,
         selected=selected,
         message=message,
-        check_fragment=not message,
+        check_fragment=fragment_required and not message,
     )
     return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
 
@@ -221,8 +222,18 @@ class OAuthPages(EmulatorState):
         else:
             selected = next(iter(self._scanners))
         scanners = tuple(self._scanners.values())
+        # WeChat's own wxLogin.js opens the page in an iframe without #wechat_redirect.
+        from_wx_login = ("login_type", "jssdk") in parse_qsl(auth.query)
         return _decision(
-            QRCONNECT, "/connect/qrconnect", request, auth, scanners, selected, message, status
+            QRCONNECT,
+            "/connect/qrconnect",
+            request,
+            auth,
+            scanners,
+            selected,
+            message,
+            status,
+            fragment_required=not from_wx_login,
         )
 
     async def _qrconnect(self, request: Request) -> StarletteResponse:
