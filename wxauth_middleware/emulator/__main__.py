@@ -188,7 +188,7 @@ def banner(
             f"    qrconnect_url={base}/connect/qrconnect",
         ]
     settings = emulator.go_live.describe()
-    lines.append("  go-live settings: " + ("" if settings else "off (a smooth start)"))
+    lines.append("  go-live settings:" + ("" if settings else " off (a smooth start)"))
     lines += [f"    {line}" for line in settings]
     return "\n".join(lines)
 
