@@ -96,6 +96,7 @@ class OAuthPages(EmulatorState):
                 default_persona=self.default_persona,
                 auto_approve=self.auto_approve,
                 website_app_id=self.website_app_id,
+                go_live=self.go_live.describe(),
             )
         )
 
