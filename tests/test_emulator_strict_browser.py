@@ -7,13 +7,23 @@ Screenshots land in test-artifacts/browser/ (docs/going-live.md shows the same s
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref import simple_server
+from wsgiref.simple_server import make_server
 
+import pytest
 from playwright.sync_api import Browser, expect
+
+from wxauth_middleware import WeChatAuthWSGIMiddleware
+from wxauth_middleware.emulator import WeChatEmulator
 
 from .browser_support import DESKTOP_UA, browser_page, screenshot
 from .servers import ServerProcess, free_port, python_command, running_server
+from .support import middleware_options, serve
 
 STATUS = "#status"
 
@@ -64,3 +74,70 @@ def test_each_strict_mode_error_reaches_wx_error_and_goes_away_with_its_fix(
     with strict_demo("--ip-allowlist", "127.0.0.1", "--js-domain", "127.0.0.1") as demo:
         text, _ = share_page_status(browser, demo, "ok")
     assert "config:ok" in text
+
+
+# A page of one's own: the one-tag script, and callbacks registered before and after it fails.
+OWN_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><script src="/wxauth/jssdk.js"></script></head>
+<body><p id="status">正在配置</p><p id="late"></p>
+<script>
+wx.ready(function () { document.getElementById("status").textContent = "ready"; });
+wx.error(function (res) {
+  document.getElementById("status").textContent = res.errMsg + " | detail: " + (res.detail || "");
+});
+setTimeout(function () {
+  wx.error(function (res) { document.getElementById("late").textContent = "late: " + res.errMsg; });
+}, 500);
+</script></body></html>"""
+
+
+@contextmanager
+def own_site(**options: Any) -> Iterator[str]:
+    """A WSGI site serving OWN_PAGE behind the WSGI middleware (wsgiref, in a thread), against
+    an emulator over HTTP with the IP allow-list on and empty; the site's base URL."""
+
+    def page(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("content-type", "text/html; charset=utf-8")])
+        return [OWN_PAGE.encode()]
+
+    with serve(WeChatEmulator(ip_allowlist=[])) as wechat_url:
+        app = WeChatAuthWSGIMiddleware(page, **middleware_options(wechat_url, **options))
+        server = make_server("127.0.0.1", 0, app, WSGIServer, _QuietHandler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            app.close()
+
+
+class WSGIServer(ThreadingMixIn, simple_server.WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(simple_server.WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("sdk", ["unreachable", "emulator"])
+def test_a_page_that_cannot_be_configured_hears_it_in_wx_error(browser: Browser, sdk: str) -> None:
+    # Either WeChat's script does not load, or it loads and the site cannot sign (40164).
+    closed = f"http://127.0.0.1:{free_port()}/open/js/jweixin-1.6.0.js"
+    options = {"jssdk_script_url": closed} if sdk == "unreachable" else {}
+    with (
+        own_site(**options) as url,
+        browser_page(browser, user_agent=DESKTOP_UA, scenario=f"unconfigured-{sdk}") as page,
+    ):
+        page.goto(f"{url}/page")
+        expect(page.locator("#status")).to_contain_text("config:fail")
+        expect(page.locator("#late")).to_contain_text("late: config:fail")
+        status = page.locator("#status").inner_text()
+    if sdk == "unreachable":
+        assert f"WeChat's JS-SDK could not be loaded from {closed}" in status
+    else:
+        assert "40164" in status
+        assert "detail: WeChat refused the server's IP address" in status
+        assert "IP白名单" in status
