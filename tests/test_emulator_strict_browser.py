@@ -7,13 +7,9 @@ Screenshots land in test-artifacts/browser/ (docs/going-live.md shows the same s
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref import simple_server
-from wsgiref.simple_server import make_server
 
 import pytest
 from playwright.sync_api import Browser, expect
@@ -23,7 +19,7 @@ from wxauth_middleware.emulator import WeChatEmulator
 
 from .browser_support import DESKTOP_UA, browser_page, screenshot
 from .servers import ServerProcess, free_port, python_command, running_server
-from .support import middleware_options, serve
+from .support import middleware_options, serve, served
 
 STATUS = "#status"
 
@@ -93,7 +89,7 @@ setTimeout(function () {
 
 @contextmanager
 def own_site(**options: Any) -> Iterator[str]:
-    """A WSGI site serving OWN_PAGE behind the WSGI middleware (wsgiref, in a thread), against
+    """A WSGI site serving OWN_PAGE behind the WSGI middleware (a threaded server), against
     an emulator over HTTP with the IP allow-list on and empty; the site's base URL."""
 
     def page(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -102,24 +98,8 @@ def own_site(**options: Any) -> Iterator[str]:
 
     with serve(WeChatEmulator(ip_allowlist=[])) as wechat_url:
         app = WeChatAuthWSGIMiddleware(page, **middleware_options(wechat_url, **options))
-        server = make_server("127.0.0.1", 0, app, WSGIServer, _QuietHandler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_port}"
-        finally:
-            server.shutdown()
-            server.server_close()
-            app.close()
-
-
-class WSGIServer(ThreadingMixIn, simple_server.WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(simple_server.WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+        with served(app) as url:
+            yield url
 
 
 @pytest.mark.parametrize("sdk", ["unreachable", "emulator"])
