@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import pytest
 
+from wxauth_middleware.demo import create_demo_app
+from wxauth_middleware.demo.__main__ import main as demo_main
 from wxauth_middleware.emulator import (
     DEFAULT_APP_ID,
     DEFAULT_APP_SECRET,
@@ -196,3 +198,21 @@ def test_serves_over_http_with_auto_approve() -> None:
     assert DEFAULT_APP_SECRET in output
     assert f"qrconnect_url={base}/connect/qrconnect" in output
     assert DEFAULT_WEBSITE_APP_SECRET in output
+
+
+def test_demo_strict_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        demo_main(["--ip-allowlist", "127.0.0.1"])
+    assert exited.value.code == 2
+    assert "strict-mode settings: add --strict" in capsys.readouterr().err
+    strict = create_demo_app(
+        public_url="http://127.0.0.1:8000", strict=True, js_domains=["127.0.0.1"]
+    ).state.emulator.go_live
+    assert strict.ip_allowlist == ()  # on, and empty: the demo's own calls get 40164
+    assert strict.js_domains == ("127.0.0.1",)
+    assert strict.daily_quota is not None
+    assert strict.minute_quota is not None
+    relaxed = create_demo_app(public_url="http://127.0.0.1:8000").state.emulator.go_live
+    assert not relaxed.any_on
+    with pytest.raises(ValueError, match="strict-mode settings"):
+        create_demo_app(public_url="http://127.0.0.1:8000", ip_allowlist=["127.0.0.1"])

@@ -123,3 +123,17 @@ async def test_retry_after_also_on_an_on_error_hooks_503(asgi_stack: Stack) -> N
     assert callback.status_code == 503
     assert callback.text == "busy"
     assert 1 <= int(callback.headers["retry-after"]) <= 60
+
+
+def test_40001_says_what_it_means_today() -> None:
+    error = WeChatAPIError(
+        40001,
+        "invalid credential, access_token is invalid or not latest, could get access_token by "
+        "getStableAccessToken, more details at https://mmbizurl.cn/s/JtxxFh33r rid: 1-2-3",
+        endpoint="cgi-bin/ticket/getticket",
+    )
+    assert "not the latest" in error.hint
+    assert "redis_url" in error.hint
+    assert "stable_token" in error.hint
+    assert "app_secret" in error.hint  # what old reports meant by it
+    assert error.rid == "1-2-3"

@@ -85,8 +85,11 @@ ERRCODES: dict[int, tuple[int, str]] = {
     -1: (503, "WeChat is busy (errcode -1). Try again in a moment."),
     40001: (
         500,
-        "WeChat rejected the AppSecret (errcode 40001). Check app_secret against the Official "
-        "Account's settings, and that the secret was not reset.",
+        "WeChat says the access_token is invalid or not the latest (errcode 40001): something "
+        "else fetches this account's token (another program calling /cgi-bin/token or "
+        "stable_token with force_refresh) and replaces it. Let one place own the token (every "
+        "instance sharing it through redis_url) and use stable_token. In old reports 40001 also "
+        "meant a wrong app_secret: check it against the Official Account's settings.",
     ),
     40002: (500, "WeChat rejected the grant_type (errcode 40002)."),
     40003: (502, "WeChat says the openid is invalid (errcode 40003)."),
