@@ -142,7 +142,7 @@ class Signer:
         self._clock = clock
 
     def sign(self, payload: object) -> str:
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        data = _JSON_OUT.encode(payload).encode()
         signed = _b64(data) + b"." + str(int(self._clock())).encode()
         mac = self._macs[0].copy()
         mac.update(signed)
@@ -188,6 +188,8 @@ CLOCK_SKEW = 60
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 _JSON = json.JSONDecoder()
+# Compact JSON (json.dumps given options makes a new encoder for every call).
+_JSON_OUT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _b64(data: bytes) -> bytes:

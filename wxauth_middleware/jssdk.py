@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from functools import lru_cache
 from importlib.resources import files
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
@@ -84,7 +83,7 @@ class _SignEndpoint:
         url = _url_param(request.query_string)
         if not url:
             return _bad_request(400, "invalid_url", "Give the page's URL: ?url=<location.href>.")
-        origin = self._public_url or _request_origin(request.scheme, request.header("host"))
+        origin = self._public_url or request_origin(request.scheme, request.header("host"))
         if origin is None:
             return _bad_request(400, "invalid_request", "The Host header is not a host name.")
         try:
@@ -121,11 +120,6 @@ def _url_param(query: str) -> str:
     if query.startswith("url=") and "&" not in query:
         return unquote_plus(query[4:])  # the usual query, the page's URL alone: parse_qsl's answer
     return dict(parse_qsl(query, keep_blank_values=True)).get("url", "")
-
-
-# The origin of a request's scheme and Host: the same few on every request. Bounded (a Host
-# header is the client's to choose).
-_request_origin = lru_cache(maxsize=64)(request_origin)
 
 
 def _bad_request(status: int, error: str, message: str) -> HTTPResponse:
