@@ -170,7 +170,7 @@ class Signer:
             return None
         try:
             text = _unb64(data).decode()
-            payload, end = _JSON.raw_decode(text)
+            payload, end = _JSON_IN.raw_decode(text)
         except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
             return None
         return (payload, int(stamp)) if end == len(text) else None
@@ -187,7 +187,7 @@ CLOCK_SKEW = 60
 # layers of Python: a third of a verification's time).
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
-_JSON = json.JSONDecoder()
+_JSON_IN = json.JSONDecoder()
 # Compact JSON (json.dumps given options makes a new encoder for every call).
 _JSON_OUT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
@@ -292,11 +292,12 @@ def session_from_payload(payload: Any, identity_key: str) -> Session | None:
         or type(privilege) is not list
     ):
         return None
-    for value in (unionid, nickname, headimgurl, province, city, country, *privilege):
+    for value in (unionid, nickname, headimgurl, province, city, country):
         if value is not None and type(value) is not str:
             return None
-    if None in privilege:
-        return None
+    for value in privilege:
+        if type(value) is not str:
+            return None
     user = WeChatUser(
         openid=openid,
         unionid=unionid,
