@@ -1,7 +1,7 @@
 """In-process cost per request of the middleware's common paths, against a bare app, Starlette's
 SessionMiddleware and a hand-written JS-SDK endpoint, and its memory over many requests.
 
-    python bench/inprocess.py            # about 2 min
+    python bench/inprocess.py            # about 4 min
     python bench/inprocess.py --quick    # a few seconds
 
 ASGI: `await app(scope, receive, send)` in a tight loop on one event loop, with the scope a
