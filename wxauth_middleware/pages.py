@@ -51,10 +51,14 @@ def redirect(
     )
 
 
+# json.dumps makes a new encoder for each call given an option: one, made once.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
 def json_response(
     status: int, payload: dict[str, object], cookies: tuple[tuple[str, str], ...] = ()
 ) -> HTTPResponse:
-    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    body = _JSON.encode(payload).encode("utf-8")
     return HTTPResponse(
         status, (("content-type", "application/json; charset=utf-8"), _NO_STORE, *cookies), body
     )

@@ -64,7 +64,9 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
                 _retarget(environ, decision.target)
             environ[USER_KEY] = decision.user
             return self.app(environ, start_response)
-        headers = [*decision.headers, ("content-length", str(len(decision.body)))]
+        headers = list(decision.headers)
+        if decision.status != 304:  # a 304's length would be its 200's (RFC 9110): none is sent
+            headers.append(("content-length", str(len(decision.body))))
         start_response(f"{decision.status} {_reason(decision.status)}", headers)
         return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [decision.body]
 
