@@ -59,7 +59,8 @@ class SyncPool:
         seconds, everything included. Raises httpx's exceptions: PoolTimeout, ConnectTimeout
         or ReadTimeout for the phase the time ran out in; ConnectError, ReadError or
         RemoteProtocolError."""
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         if not self._slots.acquire(timeout=timeout):
             raise httpx.PoolTimeout(f"no free connection within {timeout:g} s")
         try:
@@ -72,7 +73,16 @@ class SyncPool:
                         raise
                     # A kept connection the server closed before our request reached it (its
                     # idle timeout): the request is made once more on a new one, as httpx does.
-            return self._exchange(self._connect(deadline), request, deadline)
+            connecting = time.monotonic()
+            try:
+                connection = self._connect(deadline)
+            except httpx.ConnectTimeout:
+                if time.monotonic() - connecting < connecting - started:
+                    # Given a free slot late, after waiting for most of the time: a pool
+                    # timeout (answers too slow), not a host that cannot be connected to.
+                    raise httpx.PoolTimeout(f"no free connection within {timeout:g} s") from None
+                raise
+            return self._exchange(connection, request, deadline)
         finally:
             self._slots.release()
 
