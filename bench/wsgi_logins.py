@@ -18,23 +18,14 @@ app CPU per login, ours / floor, login wall time. Exit status 1 if any login fai
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import (
-    cpu_seconds,
-    free_port,
-    machine_lines,
-    median,
-    percentile,
-    print_table,
-    stop_process,
-)
-from logins import Wave, start, wave
+from _common import cpu_seconds, free_port, machine_lines, median, print_table, stop_process
+from logins import Wave, arguments, start, start_emulator, summary, wave
 
 BENCH = Path(__file__).resolve().parent
 APPS = ("ours", "floor")
@@ -54,15 +45,7 @@ def worker_pid(master: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
-    parser.add_argument("--levels", type=int, nargs="+", help="concurrent phones per wave")
-    parser.add_argument(
-        "--logins", type=int, default=200, help="logins per wave (at least one per phone)"
-    )
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--latency", type=float, default=0.05, help="emulator API latency, s")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__).parse_args(argv)
     levels = args.levels or ([8] if args.quick else [8, 50])
     logins, rounds = (16, 1) if args.quick else (args.logins, args.rounds)
 
@@ -74,12 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     processes: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="wxauth-wsgi-logins-") as tmp:
         try:
-            emulator_port = free_port()
-            emulator_url = f"http://127.0.0.1:{emulator_port}"
-            command = [sys.executable, "-m", "wxauth_middleware.emulator"]
-            command += ["--port", str(emulator_port), "--auto-approve"]
-            command += ["--latency", str(args.latency)]
-            emulator = start(command, emulator_port, Path(tmp) / "emulator.log")
+            emulator, emulator_url = start_emulator(args.latency, tmp)
             processes.append(emulator)
             urls: dict[tuple[str, str], str] = {}
             pids: dict[tuple[str, str], int] = {}
@@ -133,18 +111,10 @@ async def run(
             ratios = [o.cpu_ms / f.cpu_ms for o, f in zip(ours, floor, strict=True) if f.cpu_ms]
             cells: list[object] = [scope, concurrent]
             for name in APPS:
-                done = waves[name, scope, concurrent]
-                seconds = [s for w in done for s in w.seconds]
-                failed = [f for w in done for f in w.failures]
-                failures += len(failed)
-                for failure in failed[:3]:
-                    print(f"{name}, {scope}, {concurrent} concurrent: {failure}")
-                cells += [
-                    f"{median([w.cpu_ms for w in done]):.2f}",
-                    f"{percentile(seconds, 50) * 1000:.0f} / {percentile(seconds, 99) * 1000:.0f}"
-                    if seconds
-                    else "-",
-                ]
+                label = f"{name}, {scope}, {concurrent} concurrent"
+                more, failed = summary(waves[name, scope, concurrent], label)
+                cells += more
+                failures += failed
             cells.append(f"{median(ratios):.2f}" if ratios else "-")
             rows.append(cells)
     print_table(

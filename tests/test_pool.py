@@ -438,3 +438,29 @@ async def test_an_upper_case_https_api_base_url_speaks_tls(stack: Stack) -> None
     # A TLS handshake record each time: the request (with the AppSecret) never went in clear.
     assert all(data.startswith(b"\x16\x03") for data in received)
     assert not any(b"secret" in data for data in received)
+
+
+async def test_bytes_sent_after_an_answer_are_never_read_as_the_next_one(kind: str) -> None:
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Answers the first request, then sends a second answer nobody asked for.
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(OK)
+                await asyncio.sleep(0.05)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\ncrossed")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    listener = await asyncio.start_server(chatty, "127.0.0.1", 0)
+    pool = Client(kind, f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}", 1)
+    try:
+        assert (await pool.get("/a"))[3] == b'{"ok": 1 }'
+        await asyncio.sleep(0.2)
+        assert (await pool.get("/b"))[3] == b'{"ok": 1 }'
+    finally:
+        await pool.close()
+        listener.close()

@@ -91,7 +91,7 @@ class SyncPool:
         with self._lock:
             while self._idle:
                 connection = self._idle.pop()
-                if now - connection.idle_since < KEEPALIVE_EXPIRY:
+                if now - connection.idle_since < KEEPALIVE_EXPIRY and _quiet(connection.sock):
                     return connection
                 connection.sock.close()
         return None
@@ -160,6 +160,20 @@ class SyncPool:
             idle, self._idle = self._idle, []
         for connection in idle:
             connection.sock.close()
+
+
+def _quiet(sock: socket.socket) -> bool:
+    """Whether an idle connection is still open with nothing sent on it since its last answer:
+    bytes nobody asked for (which would be read as the next answer) or the server's close
+    mean it is not reused. A TLS 1.3 session ticket is no data: only decrypted bytes count."""
+    sock.setblocking(False)
+    try:
+        sock.recv(1)
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _left(deadline: float, phase: str) -> float:
