@@ -1,6 +1,6 @@
 """The WSGI side's pooled HTTP/1.1 client for WeChat's API: blocking sockets, shared by threads.
 
-The synchronous twin of `pool.py`, with the same framing (h11, through `http11.py`) and the
+The synchronous twin of `pool.py`, with the same request bytes and parser (`http11.py`) and the
 same rules: one origin, keep-alive connections reused most-recently-used first, at most `size`
 open with the other threads waiting, and one deadline for the whole call — the wait for a
 connection, connecting, sending and every read — so an upstream trickling its answer a byte

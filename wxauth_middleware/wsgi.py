@@ -1,7 +1,8 @@
 """The WSGI middleware: the same core and login flow as the ASGI one, driven synchronously.
 
-No event loop and no async bridge: the login flow's two calls to WeChat are made with a
-synchronous httpx client, shared by all of the server's threads.
+No event loop and no async bridge: the login flow's calls to WeChat are made with blocking
+sockets through the middleware's own pool (`sync_pool.py`; httpx's synchronous client with a
+`transport=` or a proxy), shared by all of the server's threads.
 """
 
 from __future__ import annotations
