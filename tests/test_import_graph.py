@@ -113,7 +113,7 @@ def test_modules_stay_small() -> None:
 # The modules that carry effects out: the adapters, the drivers and the clients they use, and
 # the options module (it checks the type of a `transport=`). Everything else in the package is
 # sans-I/O: it decides and builds, and may not even import an I/O library at module level.
-IO_MODULES = {"asgi", "wsgi", "drivers", "pool", "redis_client", "options"}
+IO_MODULES = {"asgi", "wsgi", "drivers", "pool", "sync_pool", "redis_client", "options"}
 IO_LIBRARIES = {"httpx", "httpcore", "redis", "anyio", "asyncio", "socket", "uvicorn"}
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterable
 from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote
-from urllib.request import getproxies
 
 import anyio
 import httpx
@@ -18,6 +16,7 @@ from .decisions import Forward
 from .drivers import drive_async, running_loop
 from .effects import Flow
 from .errors import ConfigurationError, StoreUnavailable
+from .http11 import proxied
 from .messages import FORM_TOO_LARGE, MAX_FORM_BYTES, HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
 from .pool import Pool
@@ -158,14 +157,13 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         if self._client is None or self._client_loop is not loop:
             if self.config.redis_url is not None:
                 self._store = async_redis_client(self.config.redis_url)
-            if self.config.transport is None and loop is not None and not _proxied():
+            if self.config.transport is None and loop is not None and not proxied():
                 # On asyncio, without a transport of the application's or a proxy: a pool
                 # of its own, a tenth of httpx's CPU per call (docs/performance.md).
                 self._client = Pool(
                     self.config.api_base_url,
                     self.config.max_connections,
                     self.config.http_timeout,
-                    _tls_context(self.config.api_base_url),
                 )
                 self._outbound = None
             else:
@@ -196,16 +194,6 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             await send(message)
 
         return lifespan_send
-
-
-def _proxied() -> bool:
-    # A proxy in the environment (HTTPS_PROXY, ALL_PROXY, ...) is httpx's to honour.
-    return bool(getproxies())
-
-
-def _tls_context(url: str) -> ssl.SSLContext | None:
-    # httpx's own: the same certificates (certifi, or SSL_CERT_FILE / SSL_CERT_DIR) verified.
-    return httpx.create_ssl_context() if url.startswith("https:") else None
 
 
 def _full_path(scope: Scope) -> str:

@@ -393,7 +393,8 @@ def _require_url(name: str, value: object) -> str:
         raise ConfigurationError(f"{name} must be an absolute http(s) URL, not {value!r}.")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(f"{name} must have no query, fragment or credentials: {value!r}.")
-    return value
+    # The scheme in lower case ("HTTPS://" is https): what decides TLS is never a raw string.
+    return parts.scheme + value[len(parts.scheme) :]
 
 
 def _origin(name: str, value: object) -> str:

@@ -1,7 +1,8 @@
 """The WSGI middleware: the same core and login flow as the ASGI one, driven synchronously.
 
-No event loop and no async bridge: the login flow's two calls to WeChat are made with a
-synchronous httpx client, shared by all of the server's threads.
+No event loop and no async bridge: the login flow's calls to WeChat are made with blocking
+sockets through the middleware's own pool (`sync_pool.py`; httpx's synchronous client with a
+`transport=` or a proxy), shared by all of the server's threads.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import httpx
 from .decisions import Decision, Forward
 from .drivers import drive_sync
 from .effects import Flow
+from .http11 import proxied
 from .messages import FORM_TOO_LARGE, MAX_FORM_BYTES, HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
 from .redis_client import SyncClient, redis_client
+from .sync_pool import SyncPool
 from .urls import PATH_SAFE
 from .user import USER_KEY
 
@@ -42,7 +45,7 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
     """
 
     _transport_type = httpx.BaseTransport
-    _client: httpx.Client | None = None
+    _client: httpx.Client | SyncPool | None = None
     _outbound: threading.Semaphore | None = None
     _store: SyncClient | None = None
 
@@ -106,21 +109,30 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         # This instance's own: another middleware's first request must not wait on it.
         self._client_lock = threading.Lock()
 
-    def _http_client(self) -> httpx.Client:
-        # Created on first use and shared by the server's threads (httpx.Client and
-        # the store's client are thread-safe).
+    def _http_client(self) -> httpx.Client | SyncPool:
+        # Created on first use and shared by the server's threads (both clients and the
+        # store's are thread-safe).
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
                     if self.config.redis_url is not None:
                         self._store = redis_client(self.config.redis_url)
-                    # At most max_connections calls at once across the server's threads.
-                    self._outbound = threading.BoundedSemaphore(self.config.max_connections)
-                    self._client = httpx.Client(
-                        timeout=self.config.http_timeout,
-                        limits=self._limits,
-                        transport=self.config.transport,  # type: ignore[arg-type]
-                    )
+                    if self.config.transport is None and not proxied():
+                        # Without a transport of the application's or a proxy: a pool of its
+                        # own, with one deadline per call (docs/performance.md).
+                        self._client = SyncPool(
+                            self.config.api_base_url,
+                            self.config.max_connections,
+                            self.config.http_timeout,
+                        )
+                    else:
+                        # At most max_connections calls at once across the server's threads.
+                        self._outbound = threading.BoundedSemaphore(self.config.max_connections)
+                        self._client = httpx.Client(
+                            timeout=self.config.http_timeout,
+                            limits=self._limits,
+                            transport=self.config.transport,  # type: ignore[arg-type]
+                        )
         return self._client
 
     def close(self) -> None:
