@@ -9,6 +9,8 @@ import secrets
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
+from starlette.requests import cookie_parser
+
 from .config import Config
 from .cookies import CookieWriter, Session
 from .decisions import ANONYMOUS, Decision, is_navigation, query_params
@@ -19,6 +21,7 @@ from .pages import (
     continue_page,
     error_response,
     json_response,
+    logged_out_page,
     open_in_wechat_response,
     redirect,
 )
@@ -42,8 +45,15 @@ class LoginStarter:
         self._warned: set[str] = set()  # the hosts a login started on, off public_url's
 
     def require_login(self, request: HTTPRequest, scope: str) -> HTTPResponse:
-        """A WeChat visitor without a session, on a page of `scope`."""
+        """A WeChat visitor without a session, on a page of `scope`; one who logged out is
+        shown so, with a button that logs in again and comes back to the page."""
         if is_navigation(request):
+            login_path = self.config.login_path
+            if login_path is not None and self._cookies.logged_out_name in cookie_parser(
+                request.header("cookie")
+            ):
+                again = f"{login_path}?{urlencode({'next': request.target})}"
+                return logged_out_page(request, again)
             return self.start(request, request.target, scope)
         # An API call can't follow a redirect to WeChat: tell the front end where to send the
         # page. After the login it comes back to the page that made the call, when known.
@@ -75,7 +85,12 @@ class LoginStarter:
         ):
             return redirect(next_page)
         if is_wechat_browser(request.header("user-agent")):
-            return self.start(request, next_page, scope, session)
+            started = self.start(request, next_page, scope, session)
+            if self._cookies.logged_out_name not in cookies:
+                return started
+            # Logging in again on purpose ends the logged-out mark.
+            clear = self._cookies.logged_out(request, clear=True)
+            return HTTPResponse(started.status, (*started.headers, clear), started.body)
         if policy.other_browsers == "qrconnect":
             return self.start(request, next_page, QRCONNECT_SCOPE, session)
         if policy.other_browsers == "scan":

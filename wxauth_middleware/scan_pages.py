@@ -129,7 +129,7 @@ def confirm_page(*, site: str, desktop: str, user: WeChatUser, csrf: str) -> HTT
         'id="cancel">取消 · Cancel</button>'
         "</form></div>"
     )
-    return html_response(200, "在电脑上登录？", body)  # noqa: RUF001
+    return html_response(200, "在电脑上登录？", body)
 
 
 def decided_page(*, confirmed: bool, desktop: str) -> HTTPResponse:

@@ -257,14 +257,18 @@ def profile_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool) -
 def logged_out_page(*, as_wechat: bool) -> str:
     """Where "Log out" lands: outside the middleware, so WeChat mode does not log in again
     before the visitor has read that they were logged out."""
-    actions = '<a class="button primary" href="/" id="login-again">重新登录 · Log in again</a>'
+    again = "/wxauth/login?next=%2F"  # the middleware's login_path: ends the logged-out mark
+    actions = (
+        f'<a class="button primary" href="{again}" id="login-again">重新登录 · Log in again</a>'  # noqa: E501
+    )
     if as_wechat:
         actions += as_wechat_form(as_wechat=True, next_path="/")
     body = (
         '<div class="card"><h1 id="logged-out">已退出登录 · Logged out</h1>'
-        "<p>会话已结束。在微信里再打开本站的任何页面, 都会重新登录。</p>"
-        "<p>Your session has ended. Opening any page of the site in WeChat logs you in again."
-        "</p>"
+        "<p>会话已结束。在微信里再打开本站的页面时，会先看到“已退出登录”，"
+        "点“重新登录”才会再次登录。</p>"
+        "<p>Your session has ended. In WeChat, the site's pages now say that you logged out, "
+        "with a button to log in again.</p>"
         f'<div class="actions">{actions}</div></div>'
     )
     return _layout("已退出登录 · Logged out", body, banner=AS_WECHAT_BANNER if as_wechat else "")
