@@ -243,7 +243,8 @@ def test_demo_refusing_ends_on_a_page_not_in_a_loop(browser: Browser, demo: Serv
         address = urlsplit(page.url)
         assert (address.path, address.query[:5]) == (CALLBACK_PATH, "page="), page.url
         expect(page.locator("#error-code")).to_have_text("login_declined")
-        expect(page.locator("#error-title")).to_have_text("WeChat login was declined")
+        expect(page.locator("#error-title")).to_have_text("你已拒绝微信登录")
+        expect(page.locator("#error-title-en")).to_have_text("WeChat login was declined")
         expect(page.locator("#allow")).to_have_count(0)
         expect(page.locator("#login-status")).to_have_count(0)
         # The way back leads to the page the login started from.

@@ -130,21 +130,21 @@ def home_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool, publ
     """The home page: what is going on, who is logged in, and the buttons to try it."""
     if in_wechat and not as_wechat:
         how = (
-            "<p>你正在微信里打开本页: 中间件已经带你走过微信的授权页 (这里是模拟器的), "
+            "<p>你正在微信里打开本页：中间件已经带你走过微信的授权页（这里是模拟器的），"
             "回来时已登录。</p>"
             "<p>You opened this page in WeChat: the middleware took you through WeChat's consent "
             "page (the emulator's, here) and you came back logged in.</p>"
         )
     else:
         how = (
-            "<p>按 <strong>以微信身份浏览</strong>, 选择一个身份, 再按 <strong>允许</strong>。"
+            "<p>按<strong>以微信身份浏览</strong>，选择一个身份，再按<strong>允许</strong>。"
             "</p><p>Press <strong>Browse as WeChat</strong>, choose a persona, press "
             "<strong>允许 / Allow</strong>.</p>"
         )
     intro = (
         '<div class="card"><h1>微信登录演示 · wxauth-middleware demo</h1>'
-        "<p>本站运行在 <code>WeChatAuthMiddleware</code> 之后; 同一进程里的微信模拟器 (不是真的"
-        '微信) 在 <a href="/_wechat/"><code>/_wechat</code></a>。</p>'
+        "<p>本站运行在 <code>WeChatAuthMiddleware</code> 之后；同一进程里的微信模拟器（不是真的"
+        '微信）在 <a href="/_wechat/"><code>/_wechat</code></a>。</p>'
         "<p>This site runs behind <code>WeChatAuthMiddleware</code>; a WeChat emulator (not the "
         'real WeChat) runs in the same process at <a href="/_wechat/"><code>/_wechat</code></a>.'
         "</p><p>Ordinary browsers pass through without a user; the WeChat browser without a "
@@ -193,7 +193,7 @@ def home_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool, publ
         '<li><a href="/api/me" id="api-link">/api/me</a>: the user as JSON · JSON 接口. '
         "An anonymous API call from WeChat gets the middleware's 401 JSON with "
         f"<code>authorize_url</code>, never a redirect: <code>{curl}</code></li>"
-        '<li><a href="/share" id="share-link">/share</a>: 分享卡片, 用中间件的一个 '
+        '<li><a href="/share" id="share-link">/share</a>：分享卡片，用中间件的一个 '
         "<code>&lt;script&gt;</code> 配好 JS-SDK · a share card set up with the JS-SDK's one "
         "script tag</li>"
         '<li><a href="/desktop" id="desktop-link">/desktop</a>: 电脑浏览器扫码登录 · a desktop '
@@ -259,7 +259,7 @@ def logged_out_page(*, as_wechat: bool) -> str:
     before the visitor has read that they were logged out."""
     again = "/wxauth/login?next=%2F"  # the middleware's login_path: ends the logged-out mark
     actions = (
-        f'<a class="button primary" href="{again}" id="login-again">重新登录 · Log in again</a>'  # noqa: E501
+        f'<a class="button primary" href="{again}" id="login-again">重新登录 · Log in again</a>'
     )
     if as_wechat:
         actions += as_wechat_form(as_wechat=True, next_path="/")
@@ -275,7 +275,8 @@ def logged_out_page(*, as_wechat: bool) -> str:
 
 
 def error_page(error: WeChatAuthError, *, as_wechat: bool) -> str:
-    """The middleware's login errors, with a way out of "browse as WeChat"."""
+    """The middleware's login errors, as a visitor reads them (Chinese first, then English;
+    the owner's hint folded away), with a way out of "browse as WeChat"."""
     details = ""
     if isinstance(error, WeChatAPIError):
         details = f'<p class="muted">WeChat errcode {error.errcode}'
@@ -284,10 +285,15 @@ def error_page(error: WeChatAuthError, *, as_wechat: bool) -> str:
     actions = f'<a class="button primary" href="{_e(back)}" id="retry">重试 · Try again</a>'
     if as_wechat:
         actions += as_wechat_form(as_wechat=True, next_path="/")
+    english = f'<p class="muted" lang="en">{_e(error.advice)}</p>' if error.advice else ""
     body = (
-        '<div class="card"><h1 id="error-title">'
-        f"{_e(error.title)}</h1><p>{_e(error.hint)}</p>{details}"
-        f'<p class="muted">error: <code id="error-code">{_e(error.code)}</code></p>'
+        f'<div class="card"><h1 id="error-title">{_e(error.title_zh)}</h1>'
+        f'<p class="muted" lang="en" id="error-title-en">{_e(error.title)}</p>'
+        f"<p>{_e(error.advice_zh)}</p>{english}{details}"
+        '<details class="muted"><summary>技术信息 · Technical details</summary>'
+        f"<p>{_e(error.hint)}</p>"
+        f'<p>error: <code id="error-code">{_e(error.code)}</code></p></details>'
         f'<div class="actions">{actions}</div></div>'
     )
-    return _layout(error.title, body, banner=AS_WECHAT_BANNER if as_wechat else "")
+    title = f"{error.title_zh} · {error.title}"
+    return _layout(title, body, banner=AS_WECHAT_BANNER if as_wechat else "")
