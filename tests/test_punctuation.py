@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,20 @@ async def test_the_pages_the_demo_and_the_emulator_serve() -> None:
     pages = await served_page_texts()
     bad = {name: half_width(page) for name, page in pages.items()}
     assert {name: found for name, found in bad.items() if found} == {}
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+CHINESE_DOCS = sorted([DOCS / "index.md", *(DOCS / "zh").glob("*.md")])
+
+
+@pytest.mark.parametrize("page", CHINESE_DOCS, ids=lambda path: path.name)
+def test_the_chinese_docs(page: Path) -> None:
+    # Prose only: code blocks and `code` keep their own punctuation.
+    text = re.sub(r"```.*?```", "", page.read_text("utf-8"), flags=re.DOTALL)
+    text = re.sub(r"`[^`]*`", "", text)
+    found = [m.group(0) for line in text.splitlines() for m in HALF_WIDTH.finditer(line)]
+    assert found == []
+
+
+def test_the_chinese_docs_are_all_read() -> None:
+    assert len(CHINESE_DOCS) == 7

@@ -62,8 +62,8 @@ class Config:
     """Validated options shared by the ASGI and WSGI middleware.
 
     Its fields up to `jssdk_script_url` are the options, written here once: the middleware's
-    signature, the `WXAUTH_*` environment variables and the README's table are checked
-    against them (tests/test_options.py). Raises `ConfigurationError` (a `ValueError`)
+    signature, the `WXAUTH_*` environment variables and the table of docs/options.md are
+    checked against them (tests/test_options.py). Raises `ConfigurationError` (a `ValueError`)
     saying what to fix.
     """
 

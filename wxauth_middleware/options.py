@@ -42,7 +42,7 @@ class MiddlewareOptions(Generic[AppT]):
     """Validates the options into a `Config` and builds the `LoginCore` from it, once.
 
     Every option is keyword-only and typed, for editors and type checkers; names, types and
-    defaults are Config's (a test holds them equal). See the README's options table.
+    defaults are Config's (a test holds them equal). See docs/options.md.
     """
 
     # The kind of httpx transport the adapter's client takes (async for ASGI, sync for WSGI).
