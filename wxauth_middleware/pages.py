@@ -195,19 +195,22 @@ def open_in_wechat_response(request: HTTPRequest, url: str) -> HTTPResponse:
 
 def snapshot_response(request: HTTPRequest, return_to: str) -> HTTPResponse:
     """The interstitial for WeChat's snapshot mode: the visitor is a virtual user until they
-    tap WeChat's "use full service" bar, which opens the page for real."""
+    tap WeChat's "use full service" bar, which opens the page for real. A snapshot page takes
+    no taps (a link there does nothing): the page points at the bar, and the callback puts
+    `return_to` in the address bar, so that the bar (and a reload) opens that page."""
     return bilingual_page(
         request,
         200,
         ("页面快照", "Page snapshot"),
         [
             (
-                "你正在浏览页面快照。点击屏幕下方的「使用完整服务」继续。",
-                "You are viewing a snapshot of this page. Tap “use full service” at the "
-                "bottom of the screen to continue.",
+                "你正在浏览页面快照，快照里的按钮和链接都不能点。"
+                "请点击屏幕下方的「使用完整服务」继续。",
+                "You are viewing a snapshot of this page, where buttons and links do not work. "
+                "Tap “use full service” at the bottom of the screen to continue.",
             )
         ],
-        _link(return_to, "继续 · Continue"),
+        '<p class=pointer aria-hidden="true">↓</p>',
     )
 
 
@@ -354,6 +357,7 @@ h1{{font-size:1.25rem;margin:0}}
 .code{{color:#888;font-size:.85rem;overflow-wrap:anywhere}}
 summary{{cursor:pointer}}
 .qr{{text-align:center;margin:1rem 0}}
+.pointer{{text-align:center;font-size:2.5rem;color:#07c160;margin:1.5rem 0 0}}
 a{{display:inline-block;margin-top:1rem;color:#07c160}}
 .button{{display:block;box-sizing:border-box;width:100%;margin:1.25rem 0 0;padding:.8rem;
 border:0;border-radius:8px;background:#07c160;color:#fff;font:inherit;font-weight:600;
