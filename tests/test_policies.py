@@ -910,7 +910,7 @@ async def test_unionid_identity(stack: Stack, caplog: pytest.LogCaptureFixture) 
     assert user["openid"] == XIAOMING.openid_for(DEFAULT_APP_ID)
     assert [u.identity for u, _, _ in recorder.calls] == [XIAOMING.unionid]
     assert failed.status_code == 500
-    assert "微信登录暂时无法使用" in failed.text  # the visitor's page; the owner's log:
+    assert "微信登录无法使用" in failed.text  # the visitor's page; the owner's log:
     assert "WeChat gave no unionid" in caplog.text
     assert "Traceback" not in failed.text
     assert _session_cookies(failed) == []

@@ -58,7 +58,11 @@ XIAOMING = next(p for p in DEFAULT_PERSONAS if p.key == "xiaoming")
 
 
 def visitor(lang: str = "zh_CN", user_agent: str = WECHAT_UA) -> HTTPRequest:
-    headers = {"user-agent": user_agent.format(lang), "accept": "text/html"}
+    headers = {
+        "user-agent": user_agent.format(lang),
+        "accept": "text/html",
+        "accept-language": "en-US,en" if lang == "en" else "zh-CN,zh",
+    }
     return HTTPRequest("GET", "https", "/orders", "/orders", "", headers)
 
 
@@ -104,7 +108,9 @@ def middleware_pages(lang: str = "zh_CN") -> dict[str, Callable[[], HTTPResponse
         "snapshot": lambda: snapshot_response(phone, "/orders"),
         "logout": lambda: logout_page(phone, "/wxauth/logout?next=%2Forders"),
         "logged-out": lambda: middleware_logged_out_page(phone, "/wxauth/login?next=%2Forders"),
-        "continue": lambda: continue_page("https://open.weixin.qq.com/connect/oauth2/x", ()),
+        # Its refresh goes on at once: to a loopback address nothing serves (and the browser
+        # test blocks every request anyway).
+        "continue": lambda: continue_page("http://127.0.0.1:9/connect/oauth2/authorize", ()),
         "scan-desktop": lambda: desktop_page(
             phone_url=phone_url, status_url="/s", renew_url="/r", max_age=180
         ),

@@ -78,7 +78,7 @@ class ConfigurationError(WeChatAuthError, ValueError):
 
     code = "configuration_error"
     title = "WeChat login is not configured correctly"
-    title_zh = "微信登录暂时无法使用"
+    title_zh = "微信登录无法使用"
     advice = (
         "This site's WeChat login is not set up correctly: trying again will not help. "
         "Please tell the site's administrator the code below."
@@ -178,7 +178,9 @@ class ScanLoginError(WeChatAuthError):
     def __init__(self, code: str, message: str) -> None:
         self.status, title, hint = _SCAN_FAILURES[code]
         self.title_zh, _, self.title = title.partition(" · ")
-        self.advice_zh, self.advice = hint, ""  # the hint is in both languages
+        # The hint says it in Chinese, then in English: each for its own line of the page.
+        chinese, _, english = hint.partition("。 ")
+        self.advice_zh, self.advice = (chinese + "。", english) if english else (hint, "")
         self.code = code
         super().__init__(message, hint=hint)
 

@@ -222,7 +222,7 @@ def continue_page(url: str, cookies: tuple[tuple[str, str], ...]) -> HTTPRespons
         "正在登录 · Logging in",
         f'<meta http-equiv="refresh" content="0;url={escape(url)}">'
         "<p>正在前往微信登录…</p><p>On the way to WeChat to log in…</p>"
-        + _link(url, "继续 · Continue"),
+        f'<a class=button href="{escape(url)}">继续 · Continue</a>',
     )
     refresh = ("refresh", "0;url=" + url)
     return HTTPResponse(200, (*page.headers, refresh, *cookies), page.body)

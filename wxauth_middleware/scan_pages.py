@@ -96,8 +96,8 @@ def desktop_page(*, phone_url: str, status_url: str, renew_url: str, max_age: in
         f'<p class="code" id="scan-url">{escape(phone_url)}</p></details>'
         '<p id="scan-status" class="status" data-status="waiting" role="status" '
         'aria-live="polite">等待扫码 · Waiting for a scan</p>'
-        f'<p id="scan-renew" hidden><a href="{escape(renew_url)}">获取新的二维码 · Get a new '
-        "code</a></p>"
+        f'<p id="scan-renew" hidden><a class="button" href="{escape(renew_url)}">获取新的二维码'
+        " · Get a new code</a></p>"
         f'<p class="note">二维码 {minutes} 分钟内有效，只能使用一次。只扫你自己在这台电脑上打开的'
         f"二维码。<br>The code works once, for {minutes} min. Only scan a code you opened "
         "yourself on this computer.</p>"

@@ -116,9 +116,10 @@ def _snapshot_note(user: WeChatUser) -> str:
     if not user.is_snapshot_user:
         return ""
     return (
-        '<p class="warn" id="snapshot-note">快照页用户 · Snapshot-mode user: a virtual identity '
-        "WeChat gives in its scroll-only page mode. Don't persist or link it; a real site shows "
-        'a "tap to continue" page.</p>'
+        '<p class="warn" id="snapshot-note">快照页用户：微信在只能滚动浏览的快照模式里给出的虚拟'
+        "身份，不要保存或关联它；真实的网站会显示“请使用完整服务”的页面。Snapshot-mode user: a "
+        "virtual identity WeChat gives in its scroll-only page mode. Don't persist or link it; "
+        'a real site shows a "tap to continue" page.</p>'
     )
 
 
@@ -147,18 +148,21 @@ def home_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool, publ
         '微信）在 <a href="/_wechat/"><code>/_wechat</code></a>。</p>'
         "<p>This site runs behind <code>WeChatAuthMiddleware</code>; a WeChat emulator (not the "
         'real WeChat) runs in the same process at <a href="/_wechat/"><code>/_wechat</code></a>.'
-        "</p><p>Ordinary browsers pass through without a user; the WeChat browser without a "
+        "</p><p>普通浏览器直接通过，没有用户；没有会话的微信浏览器会被带到微信的授权页，"
+        "回来时已登录。</p>"
+        "<p>Ordinary browsers pass through without a user; the WeChat browser without a "
         "session is sent to WeChat's consent page, and comes back logged in.</p>"
         f"{how}"
-        '<p class="muted">The app reads the user with <code>get_wechat_user(request)</code> '
-        '(or <code>scope["wechat_user"]</code>).</p></div>'
+        '<p class="muted">应用用 <code>get_wechat_user(request)</code>（或 '
+        '<code>scope["wechat_user"]</code>）读取用户。The app reads the user with '
+        '<code>get_wechat_user(request)</code> (or <code>scope["wechat_user"]</code>).</p></div>'
     )
     if user is None:
         status = (
             '<div class="card"><h2>登录状态 · Login status</h2>'
             '<p id="login-status" data-logged-in="false">未登录 · Not logged in</p>'
-            '<p class="muted">This browser is not WeChat, so the middleware let the page through '
-            "without a user.</p>"
+            '<p class="muted">这个浏览器不是微信，中间件放行了页面，没有用户。This browser is '
+            "not WeChat, so the middleware let the page through without a user.</p>"
         )
     else:
         status = (
@@ -242,8 +246,9 @@ def profile_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool) -
             f'</span><span class="nick" id="nickname">{_or_dash(user.nickname)}</span></div>'
             f"{_snapshot_note(user)}"
             f"<table>{rows}</table>"
-            '<p class="muted">Since October 2021 WeChat sends sex 0 and empty region fields for '
-            "everyone. The avatar URL is not loaded: the demo works offline.</p>"
+            '<p class="muted">自 2021 年 10 月起，微信对所有人返回 sex 0 和空的地区字段。演示站点'
+            "不加载头像地址，以便离线运行。Since October 2021 WeChat sends sex 0 and empty region "
+            "fields for everyone. The avatar URL is not loaded: the demo works offline.</p>"
             '<div class="actions"><a class="button secondary" href="/">首页 · Home</a>'
             f"{_logout_form()}</div></div>"
         )
@@ -282,7 +287,9 @@ def error_page(error: WeChatAuthError, *, as_wechat: bool) -> str:
         details = f'<p class="muted">WeChat errcode {error.errcode}'
         details += f" · rid {_e(error.rid)}</p>" if error.rid else "</p>"
     back = error.return_to or "/"
-    actions = f'<a class="button primary" href="{_e(back)}" id="retry">重试 · Try again</a>'
+    # A configuration error (500) will not go away by trying again: the button goes back.
+    label = "返回 · Back" if error.status == 500 else "重试 · Try again"
+    actions = f'<a class="button primary" href="{_e(back)}" id="retry">{label}</a>'
     if as_wechat:
         actions += as_wechat_form(as_wechat=True, next_path="/")
     english = f'<p class="muted" lang="en">{_e(error.advice)}</p>' if error.advice else ""
