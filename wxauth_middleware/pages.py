@@ -248,7 +248,12 @@ def logged_out_page(request: HTTPRequest, login_url: str) -> HTTPResponse:
         request,
         200,
         ("已退出登录", "Logged out"),
-        [("你已退出登录。需要时，点下面的按钮重新登录。", "You have logged out.")],
+        [
+            (
+                "你已退出登录。需要时，点下面的按钮重新登录。",
+                "You have logged out. Tap the button below to log in again.",
+            )
+        ],
         f'<a class=button href="{escape(login_url)}" id="log-in-again">重新登录 · Log in again</a>',
     )
 
