@@ -25,17 +25,16 @@ from .config import (
 from .core import LoginCore
 from .env import ENV_PREFIX, options_from_env
 from .errors import ConfigurationError
+from .reachability import ReachabilityCheck
 from .rules import OtherBrowsers, Rule
 from .scopes import Scope
-from .startup import ReachabilityCheck, config_warnings
+from .startup import config_warnings
 
 __all__ = ["MiddlewareOptions"]
 
 AppT = TypeVar("AppT")
 _M = TypeVar("_M", bound="MiddlewareOptions[Any]")
 logger = logging.getLogger("wxauth_middleware")
-
-_WECHAT_API_HOST = "api.weixin.qq.com"
 
 
 class MiddlewareOptions(Generic[AppT]):
