@@ -323,6 +323,12 @@ async def shown(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Res
     if clean is None:
         return response
     parts = urlsplit(clean)
+    if parts.path != "/wxauth/callback" and "使用完整服务" in response.text:
+        # The snapshot interstitial shows the page's own address: WeChat's "use full
+        # service" bar reopens it, for real.
+        assert not parts.netloc, clean
+        assert not {"code", "state"} & {name for name, _ in parse_qsl(parts.query)}, clean
+        return response
     assert parts.path == "/wxauth/callback", clean
     assert [name for name, _ in parse_qsl(parts.query)] == ["page"], clean  # no code, state
     again = await client.get(clean, **kwargs)

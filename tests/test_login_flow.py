@@ -214,9 +214,11 @@ async def test_snapshot_user_gets_no_session_and_the_interstitial(stack: Stack) 
         callback = await shown(client, location(approved))
         again = await client.get("/page?x=1")
     assert callback.status_code == 200
-    assert clean_address(callback.text) is not None  # shown at the clean address
+    # The page itself in the address bar: WeChat's "use full service" bar reopens it, for
+    # real; no link (a snapshot page takes no taps).
+    assert clean_address(callback.text) == "/page?x=1"
     assert "使用完整服务" in callback.text
-    assert 'href="/page?x=1"' in callback.text
+    assert "<a " not in callback.text
     assert not any(c.startswith("wxauth_session=") for c in _set_cookies(callback))
     assert again.status_code == 302  # the virtual identity was never kept
 
@@ -513,7 +515,7 @@ async def test_6_a_callback_on_another_host_than_the_login_started_on_says_so(
             json = await client.get(callback_url, headers={"host": "example.com", **JSON})
     assert page.status_code == 400
     assert clean_address(page.text) is not None  # shown at the clean address
-    zh = page.text.index("登录是在 www.example.com 开始的, 但微信返回到了 example.com")
+    zh = page.text.index("登录是在 www.example.com 开始的，但微信返回到了 example.com")
     en = page.text.index("The login started at www.example.com, but WeChat came back to")
     assert zh < en  # Chinese first
     assert "http://example.com" in page.text  # where to open the site
@@ -642,17 +644,32 @@ async def test_7_errcode_page_shows_wechats_rid_and_a_hint(stack: Stack) -> None
     assert "app_secret" in body["detail"]
 
 
-async def test_7_wrong_secret_is_a_configuration_error_page(stack: Stack) -> None:
+async def test_7_wrong_secret_is_a_configuration_error_page(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
     stack.emulator(auto_approve=True)
     middleware = stack.middleware(app_secret="wrong-secret")
     async with stack.phone(middleware) as client:
         callback_url, _ = await _started(client)
-        response = await shown(client, callback_url)
+        with caplog.at_level(logging.WARNING, logger="wxauth_middleware"):
+            response = await shown(client, callback_url)
     # WeChat answers a wrong AppSecret with 40125 today: the page names the option to fix.
     assert response.status_code == 500
     assert "40125" in response.text
     assert "app_secret" in response.text
     assert "wrong-secret" not in response.text
+    # Not a passing failure: the visitor is not told to try again, but to tell the site.
+    assert "再试一次" not in response.text
+    assert "请稍后再试" not in response.text
+    assert "Try again" not in response.text
+    assert "再试也无法登录" in response.text
+    assert "告知网站管理员" in response.text
+    # The log line has the page's hint: the option, and where the right value is.
+    [line] = [r.getMessage() for r in caplog.records if "login failed" in r.getMessage()]
+    assert "errcode=40125" in line
+    assert "app_secret" in line
+    assert "设置与开发 → 基本配置" in line
+    assert "wrong-secret" not in line
 
 
 async def test_7_upstream_timeout_gives_504(stack: Stack) -> None:

@@ -360,12 +360,13 @@ def _log_failure(error: WeChatAuthError, started: float) -> None:
     duration_ms = int((time.monotonic() - started) * 1000)
     if isinstance(error, WeChatAPIError):
         logger.warning(
-            "wxauth login failed error=%s endpoint=%s errcode=%d rid=%s duration_ms=%d",
+            "wxauth login failed error=%s endpoint=%s errcode=%d rid=%s duration_ms=%d: %s",
             error.code,
             error.endpoint,
             error.errcode,
             error.rid,
             duration_ms,
+            error.hint,
         )
     else:
         logger.warning(

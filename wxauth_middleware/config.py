@@ -50,7 +50,7 @@ _VERIFY_FILE = re.compile(r"MP_verify_[A-Za-z0-9]{1,64}\.txt")
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
 # An AppID is "wx" and 16 hexadecimal digits (Official Accounts and website apps alike).
 _APP_ID = re.compile(r"^wx[0-9a-f]{16}$")
-# The host of WeChat's own authorize pages: they send visitors back to ports 80 and 443 only.
+# The host of WeChat's own authorize pages.
 WECHAT_AUTHORIZE_HOST = "open.weixin.qq.com"
 # No braces: the store's keys carry their own hash tags (Redis Cluster).
 _REDIS_PREFIX = re.compile(r"^[!-z|~]{0,64}$")
@@ -62,8 +62,8 @@ class Config:
     """Validated options shared by the ASGI and WSGI middleware.
 
     Its fields up to `jssdk_script_url` are the options, written here once: the middleware's
-    signature, the `WXAUTH_*` environment variables and the README's table are checked
-    against them (tests/test_options.py). Raises `ConfigurationError` (a `ValueError`)
+    signature, the `WXAUTH_*` environment variables and the table of docs/options.md are
+    checked against them (tests/test_options.py). Raises `ConfigurationError` (a `ValueError`)
     saying what to fix.
     """
 
@@ -135,15 +135,9 @@ class Config:
         _require_path("cookie_path", self.cookie_path)
         _require_url("authorize_url", self.authorize_url)
         if self.public_url is not None:
+            # A port other than 80/443 with WeChat's own pages is said at startup, not
+            # refused: a 测试号's callback domain may be "host:port" (startup.py).
             object.__setattr__(self, "public_url", _origin("public_url", self.public_url))
-            port = urlsplit(self.public_url).port
-            wechat = urlsplit(self.authorize_url).hostname == WECHAT_AUTHORIZE_HOST
-            if wechat and port not in (None, 80, 443):
-                raise ConfigurationError(
-                    f"public_url {self.public_url!r} has port {port}: WeChat sends visitors "
-                    "back to ports 80 and 443 only. Serve the site on the default port of its "
-                    "scheme (a proxy in front may listen there for it)."
-                )
         object.__setattr__(
             self, "api_base_url", _require_url("api_base_url", self.api_base_url).rstrip("/")
         )

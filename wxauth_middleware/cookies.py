@@ -348,6 +348,7 @@ class CookieWriter:
         secure = "__Secure-" if base != config.session_cookie else ""
         self._login = f"{secure}{base}_login"
         self._binding_prefix = f"{secure}{base}_scan_"
+        self.logged_out_name = f"{secure}{base}_out"
         # Set-Cookie is written by hand (`_set`): what goes in unquoted is checked once, here
         # (Config checks the name and the domain; a path of a URL may hold a ';').
         for option, path in (("cookie_path", self._path), ("scan_path", self._binding_path)):
@@ -378,6 +379,12 @@ class CookieWriter:
         name = self.login_name(request)
         domain = None if name == self._login_host else self._domain
         return self._set(request, name, value, self._state_max_age, "/", domain)
+
+    def logged_out(self, request: HTTPRequest, *, clear: bool = False) -> tuple[str, str]:
+        """Marks this browser as logged out on purpose (until it closes, or `clear`): WeChat's
+        visitor is then shown the logged-out page instead of being logged in again silently."""
+        value, max_age = ("", 0) if clear else ("1", None)
+        return self._set(request, self.logged_out_name, value, max_age, "/", self._domain)
 
     def binding_name(self, ticket: str) -> str:
         """The name of the cookie that binds a scan login's `ticket` to its desktop browser."""

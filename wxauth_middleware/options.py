@@ -9,14 +9,12 @@ from collections.abc import Mapping, Sequence
 from difflib import get_close_matches
 from types import FrameType
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 
 from .config import (
     OPTIONS,
     REQUIRED,
-    WECHAT_AUTHORIZE_HOST,
     Config,
     ErrorHandler,
     Identity,
@@ -27,8 +25,10 @@ from .config import (
 from .core import LoginCore
 from .env import ENV_PREFIX, options_from_env
 from .errors import ConfigurationError
+from .reachability import ReachabilityCheck
 from .rules import OtherBrowsers, Rule
 from .scopes import Scope
+from .startup import config_warnings
 
 __all__ = ["MiddlewareOptions"]
 
@@ -36,14 +36,12 @@ AppT = TypeVar("AppT")
 _M = TypeVar("_M", bound="MiddlewareOptions[Any]")
 logger = logging.getLogger("wxauth_middleware")
 
-_WECHAT_API_HOST = "api.weixin.qq.com"
-
 
 class MiddlewareOptions(Generic[AppT]):
     """Validates the options into a `Config` and builds the `LoginCore` from it, once.
 
     Every option is keyword-only and typed, for editors and type checkers; names, types and
-    defaults are Config's (a test holds them equal). See the README's options table.
+    defaults are Config's (a test holds them equal). See docs/options.md.
     """
 
     # The kind of httpx transport the adapter's client takes (async for ASGI, sync for WSGI).
@@ -129,16 +127,12 @@ class MiddlewareOptions(Generic[AppT]):
         self._limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        if (
-            urlsplit(authorize_url).hostname != WECHAT_AUTHORIZE_HOST
-            or urlsplit(api_base_url).hostname != _WECHAT_API_HOST
-        ):
-            # Legitimate with the emulator or a relay, a mistake in production: say it once.
-            logger.warning(
-                "wxauth: not talking to WeChat itself: authorize_url=%s api_base_url=%s",
-                authorize_url,
-                api_base_url,
-            )
+        for warning in config_warnings(self.config):
+            logger.warning("%s", warning)
+        # The emulator and Redis it was given: said in the log if they do not answer.
+        self.reachability = ReachabilityCheck(self.config)
+        self.reachability.at_startup()
+        self.core.login.starting = self.reachability.at_first_login
 
     def _configured(self) -> None:
         """What an adapter sets up once the options are checked."""
@@ -168,6 +162,12 @@ class MiddlewareOptions(Generic[AppT]):
 
 
 def _config(options: Mapping[str, Any]) -> Config:
+    # A misspelt name first: `app_secert=` is what makes app_secret "missing".
+    for name in options:
+        if name not in OPTIONS:
+            close = get_close_matches(name, OPTIONS, n=1)
+            hint = f": did you mean {close[0]!r}?" if close else " (see the options reference)."
+            raise ConfigurationError(f"there is no option {name!r}{hint}")
     missing = [name for name in REQUIRED if name not in options]
     if missing:
         raise ConfigurationError(
@@ -176,9 +176,4 @@ def _config(options: Mapping[str, Any]) -> Config:
                 for name in missing
             )
         )
-    for name in options:
-        if name not in OPTIONS:
-            close = get_close_matches(name, OPTIONS, n=1)
-            hint = f": did you mean {close[0]!r}?" if close else " (see the README's options)."
-            raise ConfigurationError(f"there is no option {name!r}{hint}")
     return Config(**options)
