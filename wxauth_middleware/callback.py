@@ -167,7 +167,7 @@ class Callback:
         if login.scope == QRCONNECT_SCOPE:
             app_id, app_secret = config.website_app_id, config.website_app_secret
         else:
-            app_id, app_secret = config.app_id, config.app_secret
+            app_id, app_secret = config.own_account
         claim: list[str] = []  # what this request claimed: its state (and store key)
         try:
             if app_id is None or app_secret is None:
@@ -292,7 +292,7 @@ class Callback:
         user, grant = yield from fetch_user(
             config.api_base_url, app_id, app_secret, code, config.lang, policy
         )
-        user = replace(user, identity_key=config.identity)
+        user = replace(user, identity_key=config.identity, app_id=app_id)
         if config.identity == "unionid" and not user.unionid and not user.is_snapshot_user:
             raise ConfigurationError(
                 f"WeChat gave no unionid for openid {user.openid}",
