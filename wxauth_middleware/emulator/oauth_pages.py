@@ -102,7 +102,7 @@ class OAuthPages(EmulatorState):
     def _parse(self, raw_query: str) -> AuthorizeRequest | AuthorizeRejection:
         return parse_authorize_query(
             raw_query,
-            app_id=self.app_id,
+            app_ids=self.official_app_ids,
             domains=self.domains,
             website_app_id=self.website_app_id,
         )
@@ -204,7 +204,7 @@ class OAuthPages(EmulatorState):
         return parse_qrconnect_query(
             raw_query,
             website_app_id=self.website_app_id,
-            app_id=self.app_id,
+            app_ids=self.official_app_ids,
             domains=self.domains,
         )
 
