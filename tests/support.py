@@ -211,10 +211,15 @@ class Stack:
         ) as client:
             yield client
         # No lifespan here (the middleware must work without one): close its client by hand.
-        if isinstance(middleware, WeChatAuthWSGIMiddleware):
-            middleware.close()
-        else:
-            await middleware.aclose()
+        await close(middleware)
+
+
+async def close(middleware: Middleware) -> None:
+    """Close the middleware's clients (to WeChat, to Redis), as a server's shutdown does."""
+    if isinstance(middleware, WeChatAuthWSGIMiddleware):
+        middleware.close()
+    else:
+        await middleware.aclose()
 
 
 @asynccontextmanager
