@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Message, Scope
 from wxauth_middleware import (
     HTTPRequest,
     HTTPResponse,
+    OfficialAccount,
     WeChatAuthError,
     WeChatAuthMiddleware,
     get_wechat_user,
@@ -58,7 +59,13 @@ from .desktop import DESKTOP_PATH, DESKTOP_RULE, desktop
 from .pages import error_page, home_page, logged_out_page, profile_page
 from .share import share
 
-__all__ = ["EMULATOR_PREFIX", "SESSION_COOKIE", "create_demo_app"]
+__all__ = [
+    "EMULATOR_PREFIX",
+    "SECOND_APP_ID",
+    "SECOND_HOST",
+    "SESSION_COOKIE",
+    "create_demo_app",
+]
 
 #: Where the emulator is mounted: the browser sees WeChat's pages under this prefix.
 EMULATOR_PREFIX = "/_wechat"
@@ -75,6 +82,11 @@ _LOGOUT_PATH = "/wxauth/logout"
 _LOGGED_OUT_PATH = "/logged-out"
 # The names a browser may use for this machine: a loopback demo answers on any of them.
 _LOOPBACK_DOMAINS = ("127.0.0.1", "localhost", "::1")
+#: The second Official Account the demo can serve (`second_account`), on a host of its own.
+SECOND_APP_ID = "wx5a6b7c8d9e0f1a2b"
+_SECOND_APP_SECRET = "5ec0nd5ec0nd5ec0nd5ec0nd5ec0nd5e"  # noqa: S105 - made up, the emulator's
+#: Its default host: browsers resolve every *.localhost name to this machine.
+SECOND_HOST = "second.localhost"
 
 
 def create_demo_app(
@@ -84,6 +96,7 @@ def create_demo_app(
     allow_remote: bool = False,
     redis_url: str | None = None,
     redis_prefix: str = "wxauth:",
+    second_account: str | None = None,
 ) -> Starlette:
     """The demo site with the emulator embedded, served at `public_url` (the browser's origin,
     e.g. "http://127.0.0.1:8000").
@@ -97,6 +110,10 @@ def create_demo_app(
     clients only otherwise). `redis_url` keeps the sessions in that Redis, under the keys'
     `redis_prefix` (the middleware's options of those names); a bad URL raises
     `ConfigurationError` (a ValueError) here.
+
+    `second_account`, a loopback host name such as "second.localhost", serves a second
+    Official Account there (the middleware's `accounts`), beside the first on 127.0.0.1,
+    localhost and [::1]: the same persona has another openid in each, and one unionid.
     """
     parts = urlsplit(public_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -105,14 +122,26 @@ def create_demo_app(
         )
     public_url = public_url.rstrip("/")
     local = is_loopback_host(parts.hostname)
+    domains = _LOOPBACK_DOMAINS if local else (parts.hostname,)
+    if second_account is not None:
+        second_account = _second_host(second_account, local)
+        domains = (*domains, second_account)
     emulator = WeChatEmulator(
         app_id=DEFAULT_APP_ID,
         app_secret=DEFAULT_APP_SECRET,
         # WeChat only sends users back to a registered domain: register the demo's own host(s).
-        domains=_LOOPBACK_DOMAINS if local else (parts.hostname,),
+        domains=domains,
         auto_approve=auto_approve,
         allow_remote=allow_remote,
+        accounts=() if second_account is None else ((SECOND_APP_ID, _SECOND_APP_SECRET),),
     )
+    # One account for every host, or two: the first on the loopback names, the second on its.
+    accounts = None
+    if second_account is not None:
+        accounts = [
+            OfficialAccount(DEFAULT_APP_ID, DEFAULT_APP_SECRET, hosts=_LOOPBACK_DOMAINS),
+            OfficialAccount(SECOND_APP_ID, _SECOND_APP_SECRET, hosts=[second_account]),
+        ]
     site = Router(
         routes=[
             Route("/", _home, methods=["GET"]),
@@ -124,8 +153,9 @@ def create_demo_app(
     )
     auth = WeChatAuthMiddleware(
         site,
-        app_id=DEFAULT_APP_ID,
-        app_secret=DEFAULT_APP_SECRET,
+        app_id=None if accounts else DEFAULT_APP_ID,
+        app_secret=None if accounts else DEFAULT_APP_SECRET,
+        accounts=accounts,
         # A fresh key per start: restarting the demo logs everyone out, which is fine here.
         secret_key=secrets.token_urlsafe(),
         scope="snsapi_userinfo",
@@ -165,6 +195,24 @@ def create_demo_app(
     app.state.emulator = emulator
     app.state.auth = auth
     return app
+
+
+def _second_host(host: str, local: bool) -> str:
+    """The second account's host name, checked: a loopback name other than the first's."""
+    name = host.strip().lower()
+    if not local:
+        raise ValueError(
+            "second_account needs a loopback demo (public_url on 127.0.0.1, localhost or "
+            "[::1]): its host is another name for this machine"
+        )
+    loopback = name.endswith(".localhost") or (name.startswith("127.") and is_loopback_host(name))
+    if not loopback or name in _LOOPBACK_DOMAINS:
+        raise ValueError(
+            f"second_account {host!r} must be another loopback host name than 127.0.0.1, "
+            "localhost and [::1] (the first account's), such as 'second.localhost' or "
+            "'127.0.0.2'"
+        )
+    return name
 
 
 # -- the pages behind the middleware ---------------------------------------------------------
