@@ -70,8 +70,10 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         # The account serving the request's host: the one, or by its Host header.
         core = self._single
         if core is None:
+            host = _host(scope)
             try:
-                core = await self._host_core(scope)
+                found = self.router.find(host)  # a dict lookup; the loader only on a miss
+                core = await load_account_async(self.router, host) if found is False else found
             except AccountUnavailable as exc:
                 await self._unavailable(scope, send, exc)
                 return
@@ -96,13 +98,6 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             await send({"type": "websocket.close", "code": 1011, "reason": "store down"})
             return
         await self.app(scope, receive, send)
-
-    async def _host_core(self, scope: Scope) -> LoginCore | None:
-        host = _host(scope)
-        found = self.router.find(host)
-        if found is False:
-            return await load_account_async(self.router, host)
-        return found
 
     async def _unavailable(self, scope: Scope, send: Send, error: AccountUnavailable) -> None:
         if scope["type"] == "websocket":
@@ -177,9 +172,8 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         if core is None:
             host = self.router.url_host(url)
             try:
-                core = await self._host_core(
-                    {"type": "http", "headers": [(b"host", host.encode("idna"))]}
-                )
+                found = self.router.find(host)
+                core = await load_account_async(self.router, host) if found is False else found
             except AccountUnavailable as exc:
                 raise ConfigurationError(f"jssdk_config: {exc}") from exc
             if core is None:
