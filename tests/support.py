@@ -257,9 +257,11 @@ async def browser(app: Any, user_agent: str = WECHAT_UA) -> AsyncIterator[httpx.
         yield client
 
 
-async def websocket_messages(app: Any, path: str, cookie: str = "") -> list[dict[str, Any]]:
+async def websocket_messages(
+    app: Any, path: str, cookie: str = "", *, host: str = "localhost:8000"
+) -> list[dict[str, Any]]:
     """Open a websocket to `app` as an ASGI server would; what the app sent, up to its close."""
-    headers = [(b"host", b"localhost:8000"), (b"cookie", cookie.encode())]
+    headers = [(b"host", host.encode()), (b"cookie", cookie.encode())]
     scope = {
         "type": "websocket",
         "asgi": {"version": "3.0"},

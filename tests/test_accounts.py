@@ -30,10 +30,14 @@ from .support import (
     WECHAT_UA,
     Middleware,
     Stack,
+    Switchboard,
     ThreadedWSGITransport,
+    attribute,
     close,
+    inner_app,
     location,
     shown,
+    websocket_messages,
 )
 
 pytestmark = pytest.mark.anyio
@@ -305,3 +309,52 @@ def test_an_openid_is_known_to_its_own_accounts_token_only(stack: Stack) -> None
     assert wechat.issue_code(app_id=B_ID)
     with pytest.raises(ValueError, match="not one of"):
         wechat.issue_code(app_id="wx00000000000000ff")
+
+
+@pytest.mark.parametrize("redis", [False, True])
+async def test_a_scan_ticket_of_one_account_is_nothing_on_another_accounts_host(
+    stack: Stack, redis: bool, request: pytest.FixtureRequest
+) -> None:
+    emulator(stack)
+    options: dict[str, Any] = {"other_browsers": "scan"}
+    if redis:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        options |= {
+            "redis_url": server.url,
+            "redis_prefix": request.getfixturevalue("redis_prefix"),
+        }
+    app = site(stack, accounts(), **options)
+    async with browser(app, CHROME_UA) as desktop, browser(app) as phone:
+        page = await desktop.get(f"http://{A_HOST}/page")
+        assert page.status_code == 200
+        scan_url = urlsplit(attribute(page, "data-scan-url"))
+        assert scan_url.netloc == A_HOST
+        # A's ticket opened on B's host, by a phone logged in to B: no confirmation to make.
+        await log_in(phone, B_HOST)
+        elsewhere = await phone.get(urlunsplit(scan_url._replace(netloc=B_HOST)))
+        assert elsewhere.status_code == 410, elsewhere.text  # no such ticket there
+        assert '<form method="post">' not in elsewhere.text
+        # On its own host it is a ticket (the phone logs in to A first).
+        own = await phone.get(urlunsplit(scan_url))
+        assert own.status_code == 302
+        assert appid_of(own) == A_ID
+
+
+async def test_a_websocket_is_served_by_its_hosts_account(
+    wechat_server: tuple[Switchboard, str],
+) -> None:
+    stack = Stack("asgi", *wechat_server)
+    emulator(stack)
+    async with browser(site(stack, accounts())) as client:
+        openid = (await log_in(client, A_HOST))["openid"]
+        cookie = f"wxauth_session={client.cookies['wxauth_session']}"
+    app = stack.around(inner_app(), None, app_id=None, app_secret=None, accounts=accounts())
+
+    async def user_on(host: str) -> Any:
+        sent = await websocket_messages(app, "/ws", cookie, host=host)
+        assert sent[0]["type"] == "websocket.accept", sent
+        return json.loads(sent[1]["text"])["user"]
+
+    assert (await user_on(A_HOST))["openid"] == openid
+    assert await user_on(B_HOST) is None
+    assert await user_on(C_HOST) is None
