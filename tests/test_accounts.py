@@ -358,3 +358,13 @@ async def test_a_websocket_is_served_by_its_hosts_account(
     assert (await user_on(A_HOST))["openid"] == openid
     assert await user_on(B_HOST) is None
     assert await user_on(C_HOST) is None
+
+
+def test_the_one_account_shorthand_takes_its_own_app_id_or_none(stack: Stack) -> None:
+    emulator(stack)
+    assert call(stack.middleware(), "access_token", app_id=A_ID)
+    with pytest.raises(ValueError, match="is not this middleware's"):
+        call(stack.middleware(), "access_token", app_id=B_ID)
+    shown = repr(site(stack, accounts()))
+    assert "OfficialAccount" not in shown  # a list of thousands stays out of reprs
+    assert B_SECRET not in shown

@@ -210,7 +210,8 @@ class Callback:
             yield from self._code_failed(claim)
             raise
         logger.info(
-            "wxauth login ok openid=%s unionid=%s scope=%s snapshot=%d duration_ms=%d",
+            "wxauth login ok app_id=%s openid=%s unionid=%s scope=%s snapshot=%d duration_ms=%d",
+            user.app_id,
             user.openid,
             user.unionid,
             user.scope,

@@ -69,7 +69,7 @@ class Config:
 
     app_id: str | None = None
     app_secret: str | None = field(default=None, repr=False)
-    accounts: Accounts | None = None
+    accounts: Accounts | None = field(default=None, repr=False)  # thousands, maybe
     secret_key: str | bytes | Sequence[str | bytes] = field(repr=False)
     scope: Scope = "snsapi_base"
     callback_path: str = "/wxauth/callback"
