@@ -256,6 +256,10 @@ def test_with_redis_the_keys_of_each_account_are_its_own(
         again = call(site(stack, accounts(), **options), "access_token", app_id=app_id)
         assert first == again
         assert redis.get(f"{redis_prefix}account:{{{app_id}}}:token")
+    signed = call(site(stack, accounts(), **options), "jssdk_config", f"http://{B_HOST}/")
+    assert signed["appId"] == B_ID
+    assert redis.get(f"{redis_prefix}account:{{{B_ID}}}:ticket")
+    assert not redis.get(f"{redis_prefix}account:{{{A_ID}}}:ticket")
     asked = [c.param("appid") for c in wechat.calls if c.path == "/cgi-bin/stable_token"]
     assert sorted(asked) == sorted([A_ID, B_ID])
 
