@@ -310,6 +310,8 @@ def test_an_openid_is_known_to_its_own_accounts_token_only(stack: Stack) -> None
         assert info(token_a, PERSONA.openid_for(B_ID))["errcode"] == 40003
         wrong = {"grant_type": "client_credential", "appid": B_ID, "secret": A_SECRET}
         assert http.post("/cgi-bin/stable_token", json=wrong).json()["errcode"] == 40125
+    index = httpx.get(f"{stack.wechat_url}/", trust_env=False)
+    assert f'<code class="more-appid">{B_ID}</code>' in index.text
     assert wechat.issue_code(app_id=B_ID)
     with pytest.raises(ValueError, match="not one of"):
         wechat.issue_code(app_id="wx00000000000000ff")
