@@ -374,3 +374,15 @@ def test_the_one_account_shorthand_takes_its_own_app_id_or_none(stack: Stack) ->
     shown = repr(site(stack, accounts()))
     assert "OfficialAccount" not in shown  # a list of thousands stays out of reprs
     assert B_SECRET not in shown
+
+
+async def test_an_accounts_overrides_are_its_own(stack: Stack) -> None:
+    emulator(stack)
+    overrides = {"public_url": f"https://{B_HOST}", "scope": "snsapi_userinfo"}
+    async with browser(site(stack, accounts(**overrides))) as client:
+        on_a = parse_qs(urlsplit(location(await client.get(f"http://{A_HOST}/p"))).query)
+        on_b = parse_qs(urlsplit(location(await client.get(f"http://{B_HOST}/p"))).query)
+    assert on_a["redirect_uri"] == [f"http://{A_HOST}/wxauth/callback"]
+    assert on_a["scope"] == ["snsapi_base"]
+    assert on_b["redirect_uri"] == [f"https://{B_HOST}/wxauth/callback"]
+    assert on_b["scope"] == ["snsapi_userinfo"]
