@@ -213,10 +213,15 @@ class Stack:
         ) as client:
             yield client
         # No lifespan here (the middleware must work without one): close its client by hand.
-        if isinstance(middleware, WeChatAuthWSGIMiddleware):
-            middleware.close()
-        else:
-            await middleware.aclose()
+        await close(middleware)
+
+
+async def close(middleware: Middleware) -> None:
+    """Close the middleware's clients (to WeChat, to Redis), as a server's shutdown does."""
+    if isinstance(middleware, WeChatAuthWSGIMiddleware):
+        middleware.close()
+    else:
+        await middleware.aclose()
 
 
 @asynccontextmanager
@@ -254,9 +259,11 @@ async def browser(app: Any, user_agent: str = WECHAT_UA) -> AsyncIterator[httpx.
         yield client
 
 
-async def websocket_messages(app: Any, path: str, cookie: str = "") -> list[dict[str, Any]]:
+async def websocket_messages(
+    app: Any, path: str, cookie: str = "", *, host: str = "localhost:8000"
+) -> list[dict[str, Any]]:
     """Open a websocket to `app` as an ASGI server would; what the app sent, up to its close."""
-    headers = [(b"host", b"localhost:8000"), (b"cookie", cookie.encode())]
+    headers = [(b"host", host.encode()), (b"cookie", cookie.encode())]
     scope = {
         "type": "websocket",
         "asgi": {"version": "3.0"},

@@ -168,7 +168,7 @@ class Callback:
         if login.scope == QRCONNECT_SCOPE:
             app_id, app_secret = config.website_app_id, config.website_app_secret
         else:
-            app_id, app_secret = config.app_id, config.app_secret
+            app_id, app_secret = config.own_account
         claim: list[str] = []  # what this request claimed: its state (and store key)
         try:
             if app_id is None or app_secret is None:
@@ -211,7 +211,8 @@ class Callback:
             yield from self._code_failed(claim)
             raise
         logger.info(
-            "wxauth login ok openid=%s unionid=%s scope=%s snapshot=%d duration_ms=%d",
+            "wxauth login ok app_id=%s openid=%s unionid=%s scope=%s snapshot=%d duration_ms=%d",
+            user.app_id,
             user.openid,
             user.unionid,
             user.scope,
@@ -293,8 +294,7 @@ class Callback:
         user, grant = yield from fetch_user(
             config.api_base_url, app_id, app_secret, code, config.lang, policy
         )
-        if user.identity_key != config.identity:
-            user = replace(user, identity_key=config.identity)
+        user = replace(user, identity_key=config.identity, app_id=app_id)
         if config.identity == "unionid" and not user.unionid and not user.is_snapshot_user:
             raise ConfigurationError(
                 f"WeChat gave no unionid for openid {user.openid}",

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from starlette.requests import cookie_parser
 
 from .errors import ConfigurationError
+from .scopes import QRCONNECT_SCOPE
 from .user import WeChatUser
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BROWSER_SESSION_LIFE",
     "COOKIE_PREFIXES",
+    "NO_APP",
+    "AppIds",
     "Clock",
     "CookieWriter",
     "Session",
@@ -61,6 +64,10 @@ _VERIFIED_CACHE_SIZE = 1024
 
 
 T = TypeVar("T")
+# The AppIDs a session's openid may belong to: the Official Account's, and the website app's
+# (a desktop's QR-code login, scope snsapi_login).
+AppIds = tuple[str, "str | None"]
+NO_APP: AppIds = ("", None)
 # The current time in seconds since the epoch; injectable, so tests step time themselves.
 Clock = Callable[[], float]
 # Cookie name prefixes browsers enforce (RFC 6265bis): __Host- cookies are Secure, on '/',
@@ -221,6 +228,7 @@ class SessionCodec:
         max_age: int | None,
         identity_key: str = "openid",
         clock: Clock = wall_clock,
+        app_ids: AppIds = NO_APP,
     ) -> None:
         self._signer = Signer(secret_keys, SESSION_SALT, clock)
         self._max_age = max_age or BROWSER_SESSION_LIFE
@@ -228,7 +236,7 @@ class SessionCodec:
         self._verified: VerifiedCache[Session] = VerifiedCache(
             self._signer,
             self._max_age,
-            lambda payload: session_from_payload(payload, identity_key),
+            lambda payload: session_from_payload(payload, identity_key, app_ids),
             clock,
         )
 
@@ -259,10 +267,14 @@ def session_payload(session: Session) -> list[Any]:
     ]
 
 
-def session_from_payload(payload: Any, identity_key: str) -> Session | None:
+def session_from_payload(
+    payload: Any, identity_key: str, app_ids: AppIds = NO_APP
+) -> Session | None:
     """The session a payload stands for, or None if it is not one (every field is checked:
     a payload from an older layout or another deployment sharing the key must not crash
-    the request, even though its signature or its store vouches for its origin)."""
+    the request, even though its signature or its store vouches for its origin). Its user's
+    `app_id` is the account's (`app_ids`: the Official Account's, the website app's), whose
+    keys alone sign its sessions."""
     # Exact types (JSON makes no subclasses), tested inline: this runs for every session
     # cookie verified.
     if type(payload) is not list or len(payload) != _SESSION_FIELDS or payload[0] != _SESSION_V:
@@ -310,6 +322,7 @@ def session_from_payload(payload: Any, identity_key: str) -> Session | None:
         privilege=tuple(privilege),
         scope=scope,
         is_snapshot_user=snapshot,
+        app_id=(app_ids[1] or "") if scope == QRCONNECT_SCOPE else app_ids[0],
         identity_key=identity_key,
     )
     return Session(user, declined)

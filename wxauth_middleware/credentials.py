@@ -151,7 +151,9 @@ class Credentials:
         self._config = config
         self._clock = clock
         self._nonce = nonce
-        prefix = f"{config.redis_prefix}account:{{{config.app_id}}}:"
+        # Every account's token and ticket under its own AppID (shared by every instance).
+        self._app_id, self._app_secret = config.own_account
+        prefix = f"{config.redis_prefix}account:{{{self._app_id}}}:"
         self._token = _Slot("access_token", prefix + "token")
         self._ticket = _Slot("jsapi_ticket", prefix + "ticket")
         self._force_key = prefix + "force"
@@ -159,7 +161,7 @@ class Credentials:
         self._shared = config.redis_url is not None
 
     def __repr__(self) -> str:
-        return f"Credentials(app_id={self._config.app_id!r})"
+        return f"Credentials(app_id={self._app_id!r})"
 
     # -- what the application calls ------------------------------------------------------
 
@@ -187,7 +189,7 @@ class Credentials:
         timestamp = int(self._clock())
         nonce = self._nonce()
         return {
-            "appId": self._config.app_id,
+            "appId": self._app_id,
             "timestamp": timestamp,
             "nonceStr": nonce,
             "signature": jssdk_signature(ticket, nonce, timestamp, page),
@@ -325,7 +327,7 @@ class Credentials:
     def _issue_token(self, rejected: str | None) -> Flow[Issued]:
         config = self._config
         issued = yield from stable_token(
-            config.api_base_url, config.app_id, config.app_secret, False, self._policy()
+            config.api_base_url, self._app_id, self._app_secret, False, self._policy()
         )
         if rejected is not None and issued.value == rejected and (yield from self._may_force()):
             logger.warning(
@@ -333,7 +335,7 @@ class Credentials:
                 "forcing a new one (force_refresh; at most once a minute)"
             )
             issued = yield from stable_token(
-                config.api_base_url, config.app_id, config.app_secret, True, self._policy()
+                config.api_base_url, self._app_id, self._app_secret, True, self._policy()
             )
         return issued
 

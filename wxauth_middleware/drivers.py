@@ -16,13 +16,14 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import httpx
 from asgiref.sync import async_to_sync, sync_to_async
 
+from .accounts import host_name
 from .effects import (
     Effect,
     Exclusive,
@@ -40,9 +41,17 @@ from .redis_client import run_async, run_sync
 from .sync_pool import SyncPool
 
 if TYPE_CHECKING:
+    from .core import LoginCore
     from .redis_client import AsyncClient, SyncClient
+    from .routing import AccountRouter
 
-__all__ = ["drive_async", "drive_sync", "running_loop"]
+__all__ = [
+    "drive_async",
+    "drive_sync",
+    "load_account_async",
+    "load_account_sync",
+    "running_loop",
+]
 
 T = TypeVar("T")
 
@@ -304,3 +313,85 @@ async def _awaited(awaitable: Awaitable[object]) -> object:
 
 def _response(r: httpx.Response) -> UpstreamResponse:
     return UpstreamResponse(r.status_code, r.content, r.headers.get("content-type", ""))
+
+
+# -- the `accounts` callable: asked for a host's account, within http_timeout ---------------
+
+
+def load_account_sync(router: AccountRouter, host_header: str) -> LoginCore | None:
+    """The core serving a host, from the router's loader (WSGI): one call per host at a
+    time, the other requests for the host wait for it. Raises AccountUnavailable."""
+    name = host_name(host_header)
+    loading, mine = router.begin(name)
+    timeout = router.config.http_timeout
+    if mine:
+        try:
+            router.answered(name, _call_in_thread(router.loader, name, timeout))
+        except Exception as exc:
+            router.failed(name, exc)
+        finally:
+            router.end(name, loading)
+    else:
+        loading.done.wait(timeout)
+    return router.settled(name)
+
+
+async def load_account_async(router: AccountRouter, host_header: str) -> LoginCore | None:
+    """The core serving a host, from the router's loader (ASGI): an async loader awaited, a
+    sync one in a thread (never blocking the event loop)."""
+    name = host_name(host_header)
+    loading, mine = router.begin(name)
+    timeout = router.config.http_timeout
+    loader = router.loader
+    if mine:
+        loading.async_done = anyio.Event()
+        try:
+            answer: object
+            with anyio.fail_after(timeout):
+                if router.loader_is_async:
+                    assert loader is not None
+                    called = loader(name)
+                    answer = await called if inspect.isawaitable(called) else called
+                else:
+                    answer = await anyio.to_thread.run_sync(_call_in_thread, loader, name, timeout)
+            router.answered(name, answer)
+        except Exception as exc:
+            router.failed(name, exc)
+        finally:
+            router.end(name, loading)
+            loading.async_done.set()
+    elif isinstance(loading.async_done, anyio.Event):
+        with anyio.move_on_after(timeout):
+            await loading.async_done.wait()
+    else:  # the WSGI middleware is asking (one router, both adapters): wait in a thread
+        await anyio.to_thread.run_sync(loading.done.wait, timeout)
+    return router.settled(name)
+
+
+def _call_in_thread(loader: Callable[[str], Any] | None, name: str, timeout: float) -> object:
+    """`loader(name)` in a thread of its own (an async loader on a private event loop): its
+    answer, or its exception; TimeoutError after `timeout` seconds, the caller free then
+    while the thread finishes on its own (a daemon: it never holds the process's exit)."""
+    assert loader is not None
+    outcome: list[tuple[bool, object]] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            answer = loader(name)
+            if inspect.isawaitable(answer):
+                answer = asyncio.run(_awaited(answer))
+            outcome.append((True, answer))
+        except BaseException as exc:  # carried to the caller
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="wxauth-accounts", daemon=True).start()
+    if not done.wait(timeout):
+        raise TimeoutError(f"the accounts callable took more than {timeout} s")
+    ok, value = outcome[0]
+    if not ok:
+        assert isinstance(value, BaseException)
+        raise value
+    return value

@@ -15,6 +15,7 @@ from .errcodes import ERRCODES, INVALID_CODE_ERRCODES, TELLING, ip_hint, retry_a
 
 __all__ = [
     "INVALID_CODE_ERRCODES",
+    "AccountUnavailable",
     "ConfigurationError",
     "HostMismatch",
     "InvalidRequest",
@@ -330,6 +331,23 @@ class StoreUnavailable(WeChatAuthError):
     hint = (
         "The session store (Redis, the redis_url option) could not be reached. Try again in a "
         "moment; the site's operators should check that Redis is up and reachable."
+    )
+
+
+class AccountUnavailable(WeChatAuthError):
+    """The `accounts` callable did not say in time which account serves the request's host
+    (it failed, was too slow, or answered something unusable): nothing was decided for it."""
+
+    status = 503
+    code = "account_unavailable"
+    title = "Login is unavailable for a moment"
+    title_zh = "登录暂时不可用"
+    advice = "Login is unavailable for a moment. Try again shortly."
+    advice_zh = "登录暂时不可用，请稍后再试。"
+    hint = (
+        "The accounts callable (accounts=...) failed, answered something other than an "
+        "OfficialAccount or None, or did not answer within http_timeout seconds, for this "
+        "host: see the log."
     )
 
 

@@ -155,7 +155,8 @@ class LoginStarter:
                 config.qrconnect_url, config.website_app_id, redirect_uri, scope, state
             )
         else:
-            url = authorize_url(config.authorize_url, config.app_id, redirect_uri, scope, state)
+            app_id = config.own_account[0]
+            url = authorize_url(config.authorize_url, app_id, redirect_uri, scope, state)
         logger.info("wxauth login start scope=%s attempt=%d page=%s", scope, attempt, navigation)
         if restart_page:
             return continue_page(url, (state_cookie,))

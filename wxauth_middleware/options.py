@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+from .accounts import Accounts
 from .config import (
     OPTIONS,
     REQUIRED,
@@ -26,11 +27,15 @@ from .core import LoginCore
 from .env import ENV_PREFIX, options_from_env
 from .errors import ConfigurationError
 from .reachability import ReachabilityCheck
+from .routing import AccountRouter
 from .rules import OtherBrowsers, Rule
 from .scopes import Scope
 from .startup import config_warnings
 
 __all__ = ["MiddlewareOptions"]
+
+# The options of the one account, required unless `accounts` is given.
+_ONE_ACCOUNT = ("app_id", "app_secret")
 
 AppT = TypeVar("AppT")
 _M = TypeVar("_M", bound="MiddlewareOptions[Any]")
@@ -47,6 +52,8 @@ class MiddlewareOptions(Generic[AppT]):
     # The kind of httpx transport the adapter's client takes (async for ASGI, sync for WSGI).
     _transport_type: type = object
     config: Config
+    router: AccountRouter
+    _single: LoginCore | None
 
     def __new__(cls, app: AppT, **options: Any) -> Any:
         # The options are checked here, before Python matches them with __init__'s
@@ -54,6 +61,7 @@ class MiddlewareOptions(Generic[AppT]):
         # pass, not a TypeError about keyword-only arguments.
         try:
             config = _config(options)
+            router = AccountRouter(config)
             transport = options.get("transport")
             if transport is not None and not isinstance(transport, cls._transport_type):
                 raise ConfigurationError(
@@ -65,6 +73,9 @@ class MiddlewareOptions(Generic[AppT]):
             return cls._failed(error, sys._getframe(1))
         self = super().__new__(cls)
         self.config = config
+        self.router = router
+        # The core serving every host, with one account (the app_id/app_secret shorthand).
+        self._single = router.single
         return self
 
     @classmethod
@@ -77,8 +88,9 @@ class MiddlewareOptions(Generic[AppT]):
         self,
         app: AppT,
         *,
-        app_id: str,
-        app_secret: str,
+        app_id: str | None = None,
+        app_secret: str | None = None,
+        accounts: Accounts | None = None,
         secret_key: str | bytes | Sequence[str | bytes],
         scope: Scope = "snsapi_base",
         callback_path: str = "/wxauth/callback",
@@ -120,7 +132,6 @@ class MiddlewareOptions(Generic[AppT]):
         # Every parameter but app is a field of Config, of the same name (a test holds them
         # equal): __new__ checked them into self.config.
         self.app = app
-        self.core = LoginCore(self.config)
         self._configured()
         # The outbound client's pool: bounded, so a burst of logins queues for a connection
         # (within the call's timeout) instead of opening sockets without limit.
@@ -132,7 +143,14 @@ class MiddlewareOptions(Generic[AppT]):
         # The emulator and Redis it was given: said in the log if they do not answer.
         self.reachability = ReachabilityCheck(self.config)
         self.reachability.at_startup()
-        self.core.login.starting = self.reachability.at_first_login
+        self.router.when_login_starts(self.reachability.at_first_login)
+
+    @property
+    def core(self) -> LoginCore:
+        """The decision core of the one account (with several, `router` holds one each)."""
+        if self._single is None:
+            raise ConfigurationError("this middleware serves several accounts: see its router")
+        return self._single
 
     def _configured(self) -> None:
         """What an adapter sets up once the options are checked."""
@@ -168,7 +186,8 @@ def _config(options: Mapping[str, Any]) -> Config:
             close = get_close_matches(name, OPTIONS, n=1)
             hint = f": did you mean {close[0]!r}?" if close else " (see the options reference)."
             raise ConfigurationError(f"there is no option {name!r}{hint}")
-    missing = [name for name in REQUIRED if name not in options]
+    required = REQUIRED if options.get("accounts") is not None else _ONE_ACCOUNT + REQUIRED
+    missing = [name for name in required if options.get(name) is None]
     if missing:
         raise ConfigurationError(
             " ".join(
