@@ -1,12 +1,12 @@
-"""h11 reading an answer the way `wxauth_middleware.http11.Reader` does, with the same caps: the
-oracle tests/test_http11.py holds the pools' own parser to (it must never accept what h11
+"""h11 reading an answer the way `wxauth_middleware._http.http11.Reader` does, with the same
+caps: the oracle tests/test_http11.py holds the pools' own parser to (it must never accept what h11
 refuses, nor read an answer otherwise)."""
 
 from __future__ import annotations
 
 import h11
 
-from wxauth_middleware.http11 import MAX_BODY, MAX_HEAD, Answer, MalformedAnswer
+from wxauth_middleware._http.http11 import MAX_BODY, MAX_HEAD, Answer, MalformedAnswer
 
 _SENT = h11.Request(method="GET", target="/", headers=[("Host", "wechat")])
 

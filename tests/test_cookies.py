@@ -9,14 +9,14 @@ import pytest
 
 from wxauth_middleware import WeChatUser
 from wxauth_middleware.cookies import CLOCK_SKEW, Session, SessionCodec, Signer
-from wxauth_middleware.logins import (
+from wxauth_middleware.login.in_progress import (
     MAX_LOGINS,
     LoginState,
     LoginStateCodec,
     kept_return,
     with_login,
 )
-from wxauth_middleware.store import SessionStore
+from wxauth_middleware.storage.store import SessionStore
 
 OLD = b"old-signing-key-0123456789"
 NEW = b"new-signing-key-0123456789"

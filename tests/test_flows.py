@@ -17,7 +17,7 @@ from wxauth_middleware.core import Forward, LoginCore
 from wxauth_middleware.effects import Effect, HookCall, StoreCommands, UpstreamRequest
 from wxauth_middleware.effects import UpstreamResponse as Answer
 from wxauth_middleware.errors import LoginStateError, WeChatAuthError
-from wxauth_middleware.logins import LoginState, LoginStateCodec
+from wxauth_middleware.login.in_progress import LoginState, LoginStateCodec
 from wxauth_middleware.messages import HTTPRequest, HTTPResponse
 
 from .support import SECRET_KEY, WECHAT_UA, clean_address

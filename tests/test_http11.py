@@ -1,6 +1,6 @@
-"""The HTTP/1.1 reading both pools share (`wxauth_middleware.http11`), sans I/O: hostile answers
-fed to it the way a socket delivers them, differentially against h11, and the request bytes it
-makes."""
+"""The HTTP/1.1 reading both pools share (`wxauth_middleware._http.http11`), sans I/O: hostile
+answers fed to it the way a socket delivers them, differentially against h11, and the request
+bytes it makes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wxauth_middleware.http11 import MAX_BODY, MAX_HEAD, Answer, MalformedAnswer, Origin, Reader
+from wxauth_middleware._http.http11 import (
+    MAX_BODY,
+    MAX_HEAD,
+    Answer,
+    MalformedAnswer,
+    Origin,
+    Reader,
+)
 
 from .h11_oracle import H11Reader
 

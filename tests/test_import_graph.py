@@ -118,12 +118,14 @@ IO_MODULES = {
     "asgi",
     "wsgi",
     "drivers",
-    "pool",
-    "sync_pool",
-    "redis_client",
+    "_http.pool",
+    "_http.sync_pool",
+    "storage.redis_client",
     "options",
-    "reachability",
+    "startup.reachability",
 }
+# Applications in their own right (servers, pages, framework glue), not the middleware's core.
+APPLICATIONS = ("emulator", "demo", "contrib")
 IO_LIBRARIES = {"httpx", "httpcore", "redis", "anyio", "asyncio", "socket", "uvicorn"}
 
 
@@ -140,13 +142,33 @@ def _module_level_imports(source: str) -> set[str]:
 
 
 def test_protocol_modules_import_no_io_library() -> None:
+    modules = {
+        ".".join(path.relative_to(PACKAGE).with_suffix("").parts): path
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).parts[0] not in APPLICATIONS
+    }
+    assert set(IO_MODULES) <= set(modules)
     offenders = {
-        path.stem: sorted(libraries)
-        for path in PACKAGE.glob("*.py")
-        if path.stem not in IO_MODULES
+        name: sorted(libraries)
+        for name, path in modules.items()
+        if name not in IO_MODULES
         and (libraries := _module_level_imports(path.read_text(encoding="utf-8")) & IO_LIBRARIES)
     }
     assert offenders == {}
+
+
+# A folder holds a capability: no folder of the package (its top level included) grows into
+# a flat list that hides the architecture.
+MAX_MODULES_PER_FOLDER = 24
+
+
+def test_no_folder_is_a_long_flat_list() -> None:
+    crowded = {
+        folder.relative_to(PACKAGE.parent).as_posix(): count
+        for folder in [PACKAGE, *(p for p in PACKAGE.rglob("*") if p.is_dir())]
+        if (count := len(list(folder.glob("*.py")))) > MAX_MODULES_PER_FOLDER
+    }
+    assert crowded == {}
 
 
 def test_the_io_checker_sees_module_level_imports_only() -> None:

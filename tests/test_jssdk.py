@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from wxauth_middleware import WeChatAuthMiddleware
-from wxauth_middleware.credentials import jssdk_signature
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 from wxauth_middleware.emulator.personas import DEFAULT_PERSONAS
-from wxauth_middleware.jssdk import _url_param
+from wxauth_middleware.jssdk.endpoint import _url_param
+from wxauth_middleware.wechat.credentials import jssdk_signature
 
 from .credentials_support import (
     APP_ID,
@@ -439,7 +439,7 @@ async def test_in_process_with_the_emulator_as_transport() -> None:
 
 async def test_signs_with_a_stored_session_while_redis_is_down(kind: str) -> None:
     from wxauth_middleware.cookies import Signer
-    from wxauth_middleware.store import SESSION_ID_SALT
+    from wxauth_middleware.storage.store import SESSION_ID_SALT
 
     from .servers import free_port
 

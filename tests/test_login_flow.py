@@ -15,8 +15,8 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from wxauth_middleware.callback import SPENT_MEMORY, SpentStates
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
+from wxauth_middleware.login.callback import SPENT_MEMORY, SpentStates
 
 from .support import (
     APP_ORIGIN,

@@ -26,8 +26,8 @@ from wxauth_middleware import (
 )
 from wxauth_middleware.cookies import Session
 from wxauth_middleware.drivers import drive_sync
-from wxauth_middleware.redis_client import redis_client
-from wxauth_middleware.store import PRUNE_SAMPLE, SessionStore
+from wxauth_middleware.storage.redis_client import redis_client
+from wxauth_middleware.storage.store import PRUNE_SAMPLE, SessionStore
 
 from .emulator_support import Clock
 from .redis_support import Deployment, RedisServer

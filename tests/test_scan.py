@@ -17,7 +17,7 @@ from wxauth_middleware import Rule, WeChatAuthMiddleware, WeChatUser
 from wxauth_middleware.emulator import DEFAULT_APP_ID
 from wxauth_middleware.emulator.personas import DEFAULT_PERSONAS
 from wxauth_middleware.messages import HTTPRequest
-from wxauth_middleware.scan_tickets import MemoryTickets
+from wxauth_middleware.scan.tickets import MemoryTickets
 
 from .emulator_support import Clock
 from .redis_support import RedisServer

@@ -14,7 +14,7 @@ from wxauth_middleware import (
 )
 from wxauth_middleware.drivers import drive_async, drive_sync
 from wxauth_middleware.effects import UpstreamRequest, UpstreamResponse
-from wxauth_middleware.wechat import CallPolicy, fetch_user, parse_body
+from wxauth_middleware.wechat.api import CallPolicy, fetch_user, parse_body
 
 API = "https://api.weixin.qq.com"
 TOKEN = {

@@ -13,7 +13,7 @@ import pytest
 
 from wxauth_middleware import ConfigurationError, HTTPResponse, WeChatAuthWSGIMiddleware
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
-from wxauth_middleware.logins import LoginStateCodec
+from wxauth_middleware.login.in_progress import LoginStateCodec
 
 from .support import SECRET_KEY, WECHAT_UA, Stack, inner_wsgi_app, location
 

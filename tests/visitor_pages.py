@@ -14,7 +14,6 @@ from wxauth_middleware import WeChatUser, errors
 from wxauth_middleware.demo import create_demo_app
 from wxauth_middleware.demo.pages import error_page, home_page, logged_out_page, profile_page
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_PERSONAS, WeChatEmulator
-from wxauth_middleware.errcodes import ERRCODES
 from wxauth_middleware.errors import (
     ConfigurationError,
     HostMismatch,
@@ -42,7 +41,8 @@ from wxauth_middleware.pages import (
 from wxauth_middleware.pages import (
     logged_out_page as middleware_logged_out_page,
 )
-from wxauth_middleware.scan_pages import confirm_page, decided_page, desktop_page
+from wxauth_middleware.scan.pages import confirm_page, decided_page, desktop_page
+from wxauth_middleware.wechat.errcodes import ERRCODES
 
 from .emulator_support import authorize_path, authorize_query
 

@@ -12,22 +12,22 @@ import anyio
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ._http.http11 import proxied
+from ._http.pool import Pool
 from .decisions import Forward
 from .drivers import drive_async, load_account_async, running_loop
 from .effects import Flow
 from .errors import AccountUnavailable, ConfigurationError, StoreUnavailable
-from .http11 import proxied
 from .messages import FORM_TOO_LARGE, MAX_FORM_BYTES, HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
 from .pages import error_response
-from .pool import Pool
-from .redis_client import async_redis_client
+from .storage.redis_client import async_redis_client
 from .urls import PATH_SAFE
 from .user import USER_KEY
 
 if TYPE_CHECKING:
     from .core import LoginCore
-    from .redis_client import AsyncClient
+    from .storage.redis_client import AsyncClient
 
 __all__ = ["WeChatAuthMiddleware"]
 

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 from .accounts import APP_ID, Accounts, check_credentials, checked_accounts
 from .errors import ConfigurationError
-from .redis_client import check_redis_url
 from .rules import OTHER_BROWSER_POLICIES, OtherBrowsers, PagePolicy, Rule, RuleSet
 from .scopes import SCOPES, Scope
+from .storage.redis_client import check_redis_url
 
 if TYPE_CHECKING:
     import httpx

@@ -1,5 +1,5 @@
 """The middleware's cookies: every one it writes (`CookieWriter`), and the signed session they
-carry (the logins in progress are `logins.py`'s).
+carry (the logins in progress are `login/in_progress.py`'s).
 
 A signed value is `payload.time.signature`: the payload as compact JSON in unpadded base64url,
 the time it was signed (seconds since the epoch, decimal), and HMAC-SHA256 over both, in
@@ -50,7 +50,7 @@ __all__ = [
 
 # The purposes values are signed for (each with a key of its own).
 SESSION_SALT = "wxauth_middleware.session"
-LOGIN_STATE_SALT = "wxauth_middleware.login-state"
+LOGIN_STATE_SALT = "wxauth_middleware.login.start-state"
 
 # Version tag of the session payload layout, so a future layout can reject old cookies cleanly.
 _SESSION_V = 1

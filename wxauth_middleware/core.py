@@ -7,33 +7,33 @@
 - a `Flow`: a generator that yields the calls to make (to WeChat's API, the session store,
   a hook) and finally returns one of those (the callback, a stored session's lookup).
 
-Each job has a module of its own: starting a login (`login.py`), the callback
-(`callback.py`), logging out and the application API (`account.py`), the cookies
-(`cookies.py`), the Official Account's credentials (`credentials.py`) and the JS-SDK's paths
-(`jssdk.py`). The ASGI and WSGI middleware are thin drivers around this one object.
+Each job has a module of its own: starting a login (`login/start.py`), the callback
+(`login/callback.py`), logging out and the application API (`login/logout.py`), the cookies
+(`cookies.py`), the Official Account's credentials (`wechat/credentials.py`) and the JS-SDK's
+paths (`jssdk/endpoint.py`). The ASGI and WSGI middleware are thin drivers around this one object.
 """
 
 from __future__ import annotations
 
 from starlette.requests import cookie_parser
 
-from .account import Account
-from .callback import Callback
 from .config import Config
 from .cookies import Clock, CookieWriter, Session, SessionCodec, wall_clock
-from .credentials import Credentials
 from .decisions import ANONYMOUS, Decision, Forward, OwnPath, is_navigation, needs_profile
 from .effects import Flow
 from .errors import StoreUnavailable
-from .jssdk import jssdk_paths
-from .login import LoginStarter
-from .logins import LoginStateCodec
+from .jssdk.endpoint import jssdk_paths
+from .login.callback import Callback
+from .login.in_progress import LoginStateCodec
+from .login.logout import Account
+from .login.start import LoginStarter
 from .messages import HTTPRequest, HTTPResponse
 from .pages import error_response
-from .scan import ScanLogin
-from .store import SessionStore
+from .scan.flow import ScanLogin
+from .storage.store import SessionStore
 from .user import WeChatUser
 from .useragent import is_wechat_browser
+from .wechat.credentials import Credentials
 
 __all__ = ["Decision", "Forward", "LoginCore", "is_navigation"]
 

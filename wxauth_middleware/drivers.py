@@ -1,11 +1,11 @@
 """The drivers: carrying out the effects the sans-I/O flows yield.
 
 `drive_sync` (WSGI) and `drive_async` (ASGI) run a flow to completion with the middleware's own
-connection pool for WeChat's API (`sync_pool.py`, `pool.py`) or an httpx client, redis-py for
-the store, the application's hooks, sleeps, and a lock around the flows that must run one at a
-time (`Exclusive`). This is the only module that talks to WeChat; the error mapping of httpx's
-exceptions and the filter that keeps credentials out of httpx's log lines live here with it.
-"""
+connection pool for WeChat's API (`_http/sync_pool.py`, `_http/pool.py`) or an httpx client,
+redis-py for the store, the application's hooks, sleeps, and a lock around the flows that must
+run one at a time (`Exclusive`). This is the only module that talks to WeChat; the error mapping
+of httpx's exceptions and the filter that keeps credentials out of httpx's log lines live here
+with it."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ import anyio
 import httpx
 from asgiref.sync import async_to_sync, sync_to_async
 
+from ._http.http11 import Answer
+from ._http.pool import Pool
+from ._http.sync_pool import SyncPool
 from .accounts import host_name
 from .effects import (
     Effect,
@@ -35,15 +38,12 @@ from .effects import (
     UpstreamResponse,
 )
 from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from .http11 import Answer
-from .pool import Pool
-from .redis_client import run_async, run_sync
-from .sync_pool import SyncPool
+from .storage.redis_client import run_async, run_sync
 
 if TYPE_CHECKING:
     from .core import LoginCore
-    from .redis_client import AsyncClient, SyncClient
     from .routing import AccountRouter
+    from .storage.redis_client import AsyncClient, SyncClient
 
 __all__ = [
     "drive_async",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TypeVar
 
-from .errcodes import ERRCODES, INVALID_CODE_ERRCODES, TELLING, ip_hint, retry_after, rid_of
+from .wechat.errcodes import ERRCODES, INVALID_CODE_ERRCODES, TELLING, ip_hint, retry_after, rid_of
 
 __all__ = [
     "INVALID_CODE_ERRCODES",

@@ -26,11 +26,11 @@ from .config import (
 from .core import LoginCore
 from .env import ENV_PREFIX, options_from_env
 from .errors import ConfigurationError
-from .reachability import ReachabilityCheck
 from .routing import AccountRouter
 from .rules import OtherBrowsers, Rule
 from .scopes import Scope
-from .startup import config_warnings
+from .startup.advice import config_warnings
+from .startup.reachability import ReachabilityCheck
 
 __all__ = ["MiddlewareOptions"]
 

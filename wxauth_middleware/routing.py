@@ -33,8 +33,8 @@ from .accounts import AccountLoader, OfficialAccount, host_name, is_async_loader
 from .config import Config
 from .cookies import Clock, wall_clock
 from .core import LoginCore
-from .credentials import signable_url
 from .errors import AccountUnavailable, ConfigurationError
+from .wechat.credentials import signable_url
 
 __all__ = ["ACCOUNT_LIFE", "FAILURE_LIFE", "NO_ACCOUNT_LIFE", "AccountRouter", "account_config"]
 
@@ -54,7 +54,7 @@ def account_config(base: Config, account: OfficialAccount) -> Config:
     middleware's options with the account's credentials and overrides, and signing keys of
     its own (HMAC of each secret key and the AppID, rotation kept). Raises
     ConfigurationError naming the account."""
-    label = b"wxauth_middleware.account " + account.app_id.encode()
+    label = b"wxauth_middleware.login.logout " + account.app_id.encode()
     keys = [hmac.digest(key, label, "sha256") for key in base.secret_keys]
     try:
         return replace(

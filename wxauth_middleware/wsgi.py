@@ -1,7 +1,7 @@
 """The WSGI middleware: the same core and login flow as the ASGI one, driven synchronously.
 
 No event loop and no async bridge: the login flow's calls to WeChat are made with blocking
-sockets through the middleware's own pool (`sync_pool.py`; httpx's synchronous client with a
+sockets through the middleware's own pool (`_http/sync_pool.py`; httpx's synchronous client with a
 `transport=` or a proxy), shared by all of the server's threads.
 """
 
@@ -15,16 +15,16 @@ from urllib.parse import quote, unquote_to_bytes
 
 import httpx
 
+from ._http.http11 import proxied
+from ._http.sync_pool import SyncPool
 from .decisions import Decision, Forward
 from .drivers import drive_sync, load_account_sync
 from .effects import Flow
 from .errors import AccountUnavailable, ConfigurationError
-from .http11 import proxied
 from .messages import FORM_TOO_LARGE, MAX_FORM_BYTES, HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
 from .pages import error_response
-from .redis_client import SyncClient, redis_client
-from .sync_pool import SyncPool
+from .storage.redis_client import SyncClient, redis_client
 from .urls import PATH_SAFE
 from .user import USER_KEY
 

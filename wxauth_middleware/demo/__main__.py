@@ -31,7 +31,7 @@ from starlette.applications import Starlette
 
 from ..effects import StoreCommands
 from ..emulator.__main__ import parse_server_args, serve, server_parser
-from ..redis_client import check_redis_url, redacted_url, redis_client, run_sync
+from ..storage.redis_client import check_redis_url, redacted_url, redis_client, run_sync
 from .app import EMULATOR_PREFIX, SECOND_APP_ID, SECOND_HOST, create_demo_app
 
 # Addresses that bind every interface: the browser must use a real address to come back.

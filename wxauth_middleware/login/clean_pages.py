@@ -18,18 +18,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import Config
-from .cookies import Clock, Signer
-from .decisions import query_params
-from .errors import HostMismatch, LoginStateError, ScanLoginError, WeChatAPIError, WeChatAuthError
-from .messages import HTTPRequest, HTTPResponse
-from .pages import error_response, is_page_request, showing_address, snapshot_response
+from ..config import Config
+from ..cookies import Clock, Signer
+from ..decisions import query_params
+from ..errors import HostMismatch, LoginStateError, ScanLoginError, WeChatAPIError, WeChatAuthError
+from ..messages import HTTPRequest, HTTPResponse
+from ..pages import error_response, is_page_request, showing_address, snapshot_response
 
 __all__ = ["PAGE_SALT", "CleanPages", "error_from_payload", "error_payload"]
 
 # The purpose of the signed page a callback's clean address shows, and how long it is shown
 # (a reload a day later shows "link no longer valid").
-PAGE_SALT = "wxauth_middleware.callback-page"
+PAGE_SALT = "wxauth_middleware.login.callback-page"
 PAGE_LIFE = 24 * 3600
 
 

@@ -18,15 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .effects import Flow, Sleep, UpstreamRequest, UpstreamResponse
-from .errors import (
+from ..effects import Flow, Sleep, UpstreamRequest, UpstreamResponse
+from ..errors import (
     UpstreamResponseError,
     UpstreamTimeout,
     UpstreamUnavailable,
     WeChatAPIError,
 )
-from .scopes import PROFILE_SCOPES
-from .user import WeChatUser
+from ..scopes import PROFILE_SCOPES
+from ..user import WeChatUser
 
 __all__ = [
     "CallPolicy",

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .effects import StoreCommands
-from .errors import ConfigurationError, StoreUnavailable
+from ..effects import StoreCommands
+from ..errors import ConfigurationError, StoreUnavailable
 
 if TYPE_CHECKING:
     import redis

@@ -8,7 +8,7 @@ restarts the login once. With the session store, duplicates of one callback (on 
 instance) share one exchange of the code.
 
 A page the callback shows (an error, the refusal, the snapshot interstitial) is shown at a
-clean address, without the code and state (`clean_pages.py`).
+clean address, without the code and state (`login/clean_pages.py`).
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from .clean_pages import CleanPages
-from .config import Config
-from .cookies import CookieWriter, Session, SessionCodec
-from .decisions import Decision, Forward, query_params
-from .effects import Flow, HookCall
-from .errors import (
+from ..config import Config
+from ..cookies import CookieWriter, Session, SessionCodec
+from ..decisions import Decision, Forward, query_params
+from ..effects import Flow, HookCall
+from ..errors import (
     ConfigurationError,
     HostMismatch,
     LoginDeclined,
@@ -36,16 +35,17 @@ from .errors import (
     WeChatAPIError,
     WeChatAuthError,
 )
-from .login import LoginStarter
-from .logins import LoginState, LoginStateCodec, find_login, with_login, without_login
-from .messages import HTTPRequest, HTTPResponse
-from .pages import redirect
-from .scopes import QRCONNECT_SCOPE
-from .store import CODE_LIFE, SessionStore
-from .urls import is_valid_state
-from .user import WeChatUser
-from .useragent import is_wechat_browser
-from .wechat import CallPolicy, fetch_user
+from ..messages import HTTPRequest, HTTPResponse
+from ..pages import redirect
+from ..scopes import QRCONNECT_SCOPE
+from ..storage.store import CODE_LIFE, SessionStore
+from ..urls import is_valid_state
+from ..user import WeChatUser
+from ..useragent import is_wechat_browser
+from ..wechat.api import CallPolicy, fetch_user
+from .clean_pages import CleanPages
+from .in_progress import LoginState, LoginStateCodec, find_login, with_login, without_login
+from .start import LoginStarter
 
 __all__ = ["SPENT_MEMORY", "Callback", "SpentStates"]
 

@@ -17,15 +17,15 @@ from importlib.resources import files
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
-from .credentials import Credentials, signable_url
-from .errors import WeChatAuthError
-from .messages import HTTPRequest, HTTPResponse
-from .pages import error_json, json_response
-from .urls import request_origin
+from ..errors import WeChatAuthError
+from ..messages import HTTPRequest, HTTPResponse
+from ..pages import error_json, json_response
+from ..urls import request_origin
+from ..wechat.credentials import Credentials, signable_url
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .effects import Flow
+    from ..config import Config
+    from ..effects import Flow
 
 __all__ = ["WECHAT_JSSDK_URL", "jssdk_paths", "jssdk_script_url"]
 
@@ -128,7 +128,7 @@ def _bad_request(status: int, error: str, message: str) -> HTTPResponse:
 
 def _script_endpoint(config: Config) -> Endpoint:
     assert config.jssdk_path is not None
-    source = files("wxauth_middleware").joinpath("jssdk.js").read_text("utf-8")
+    source = files("wxauth_middleware.jssdk").joinpath("jssdk.js").read_text("utf-8")
     source = source.replace("__WXAUTH_SIGN_PATH__", json.dumps(config.jssdk_path))
     source = source.replace("__WXAUTH_SDK_URL__", json.dumps(jssdk_script_url(config)))
     body = source.encode("utf-8")

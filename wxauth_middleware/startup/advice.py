@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from .config import WECHAT_AUTHORIZE_HOST, Config
+from ..config import WECHAT_AUTHORIZE_HOST, Config
 
 __all__ = ["config_warnings", "is_loopback", "is_upstream_host"]
 

@@ -8,16 +8,16 @@ from collections.abc import Mapping
 from dataclasses import replace
 from urllib.parse import urlencode
 
-from .config import Config
-from .cookies import Clock, CookieWriter, Session
-from .decisions import Forward, query_params
-from .effects import Flow
-from .errors import ConfigurationError, StoreUnavailable, TokenUnavailable, WeChatAPIError
-from .messages import HTTPRequest, HTTPResponse
-from .pages import error_response, logout_page, redirect
-from .store import SessionStore
-from .urls import request_origin, safe_return_path
-from .wechat import CallPolicy, refresh_grant
+from ..config import Config
+from ..cookies import Clock, CookieWriter, Session
+from ..decisions import Forward, query_params
+from ..effects import Flow
+from ..errors import ConfigurationError, StoreUnavailable, TokenUnavailable, WeChatAPIError
+from ..messages import HTTPRequest, HTTPResponse
+from ..pages import error_response, logout_page, redirect
+from ..storage.store import SessionStore
+from ..urls import request_origin, safe_return_path
+from ..wechat.api import CallPolicy, refresh_grant
 
 __all__ = ["Account"]
 

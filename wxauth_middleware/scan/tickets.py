@@ -1,4 +1,4 @@
-"""Where a scan login's tickets live (`scan.py`): in Redis with `redis_url` (a hash per
+"""Where a scan login's tickets live (`scan/flow.py`): in Redis with `redis_url` (a hash per
 ticket, so every step is atomic on one key), else in this process.
 
 A ticket is a small map of fields: "t" its record (written once, when the desktop's page is
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from .cookies import Clock
-from .effects import Flow, StoreCommands
+from ..cookies import Clock
+from ..effects import Flow, StoreCommands
 
 __all__ = [
     "MAX_MEMORY_TICKETS",

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
-from .config import Config
-from .startup import is_loopback
+from ..config import Config
+from .advice import is_loopback
 
 __all__ = ["ReachabilityCheck"]
 

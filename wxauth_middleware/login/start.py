@@ -11,13 +11,12 @@ from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import cookie_parser
 
-from .config import WECHAT_AUTHORIZE_HOST, Config
-from .cookies import CookieWriter, Session
-from .decisions import ANONYMOUS, Decision, is_navigation, query_params
-from .errors import InvalidRequest
-from .logins import LoginState, LoginStateCodec, kept_return, with_login, without_login
-from .messages import HTTPRequest, HTTPResponse
-from .pages import (
+from ..config import WECHAT_AUTHORIZE_HOST, Config
+from ..cookies import CookieWriter, Session
+from ..decisions import ANONYMOUS, Decision, is_navigation, query_params
+from ..errors import InvalidRequest
+from ..messages import HTTPRequest, HTTPResponse
+from ..pages import (
     continue_page,
     error_response,
     json_response,
@@ -25,11 +24,12 @@ from .pages import (
     open_in_wechat_response,
     redirect,
 )
-from .rules import OtherBrowsers
-from .scopes import PROFILE_SCOPES, QRCONNECT_SCOPE, SCOPES
-from .startup import is_upstream_host
-from .urls import authorize_url, request_origin, safe_return_path, same_origin_path
-from .useragent import is_wechat_browser
+from ..rules import OtherBrowsers
+from ..scopes import PROFILE_SCOPES, QRCONNECT_SCOPE, SCOPES
+from ..startup.advice import is_upstream_host
+from ..urls import authorize_url, request_origin, safe_return_path, same_origin_path
+from ..useragent import is_wechat_browser
+from .in_progress import LoginState, LoginStateCodec, kept_return, with_login, without_login
 
 __all__ = ["LoginStarter"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .cookies import LOGIN_STATE_SALT, Clock, Signer, wall_clock
+from ..cookies import LOGIN_STATE_SALT, Clock, Signer, wall_clock
 
 __all__ = [
     "MAX_KEPT_RETURN",

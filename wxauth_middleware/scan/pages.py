@@ -1,4 +1,4 @@
-"""The pages of the desktop login by scanning (`scan.py`): the desktop's QR-code page, the
+"""The pages of the desktop login by scanning (`scan/flow.py`): the desktop's QR-code page, the
 phone's confirmation page and what the phone sees after deciding. Chinese first, English after;
 self-contained (inline SVG and script, nothing fetched from elsewhere)."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from html import escape
 
-from .messages import HTTPResponse
-from .pages import html_response, qr_code
-from .user import WeChatUser
+from ..messages import HTTPResponse
+from ..pages import html_response, qr_code
+from ..user import WeChatUser
 
 __all__ = ["confirm_page", "decided_page", "desktop_page"]
 

@@ -37,17 +37,19 @@ import secrets
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, quote
 
-from .callback import Callback
-from .config import Config
-from .cookies import Clock, CookieWriter, Session, session_from_payload, session_payload
-from .decisions import Decision, OwnPath, is_navigation, needs_profile, query_params
-from .effects import Flow, HookCall
-from .errors import InvalidRequest, LoginVetoed, ScanLoginError, StoreUnavailable, WeChatAuthError
-from .login import LoginStarter
-from .messages import HTTPRequest, HTTPResponse
-from .pages import error_response, json_response, redirect
-from .scan_pages import confirm_page, decided_page, desktop_page
-from .scan_tickets import (
+from ..config import Config
+from ..cookies import Clock, CookieWriter, Session, session_from_payload, session_payload
+from ..decisions import Decision, OwnPath, is_navigation, needs_profile, query_params
+from ..effects import Flow, HookCall
+from ..errors import InvalidRequest, LoginVetoed, ScanLoginError, StoreUnavailable, WeChatAuthError
+from ..login.callback import Callback
+from ..login.start import LoginStarter
+from ..messages import HTTPRequest, HTTPResponse
+from ..pages import error_response, json_response, redirect
+from ..urls import safe_return_path
+from ..useragent import describe_user_agent, is_wechat_browser
+from .pages import confirm_page, decided_page, desktop_page
+from .tickets import (
     MemoryTickets,
     RedisTickets,
     Ticket,
@@ -55,8 +57,6 @@ from .scan_tickets import (
     read_ticket,
     ticket_record,
 )
-from .urls import safe_return_path
-from .useragent import describe_user_agent, is_wechat_browser
 
 __all__ = ["ScanLogin"]
 
@@ -64,7 +64,7 @@ logger = logging.getLogger("wxauth_middleware")
 
 # Ticket ids and binding secrets: URL- and cookie-name-safe random strings.
 _TICKET = re.compile(r"^[A-Za-z0-9_-]{22}$")
-_CSRF_SALT = b"wxauth_middleware.scan-confirm\0"
+_CSRF_SALT = b"wxauth_middleware.scan.flow-confirm\0"
 
 
 class ScanLogin:

@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from .cookies import (
+from ..cookies import (
     BROWSER_SESSION_LIFE,
     NO_APP,
     AppIds,
@@ -49,11 +49,11 @@ from .cookies import (
     session_payload,
     wall_clock,
 )
-from .effects import Flow, Sleep, StoreCommands
-from .errors import UpstreamTimeout
+from ..effects import Flow, Sleep, StoreCommands
+from ..errors import UpstreamTimeout
 
 if TYPE_CHECKING:
-    from .wechat import TokenGrant
+    from ..wechat.api import TokenGrant
 
 __all__ = ["KeptTokens", "SessionStore"]
 

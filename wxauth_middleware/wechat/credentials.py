@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from .config import Config
-from .effects import Exclusive, Flow, Gate, Sleep, StoreCommands
-from .errors import StoreUnavailable, WeChatAPIError, WeChatAuthError
-from .wechat import CallPolicy, Issued, follow_status, jsapi_ticket, stable_token
+from ..config import Config
+from ..effects import Exclusive, Flow, Gate, Sleep, StoreCommands
+from ..errors import StoreUnavailable, WeChatAPIError, WeChatAuthError
+from .api import CallPolicy, Issued, follow_status, jsapi_ticket, stable_token
 
 __all__ = ["Credentials", "jssdk_signature", "signable_url"]
 
