@@ -347,11 +347,13 @@ def test_a_login_started_off_public_urls_host_carries_its_host_in_a_signed_state
             )
         )
         assert other.login.started_host(state) is None
-        # Its callback on public_url's host, without the cookie: the page says where.
+        # Its callback on public_url's host, without the cookie: the page says where to
+        # go (the host it started on is the log's: any Host header can start a login).
         answer = core.handle(_with_host(_get(_callback(state)), "example.com"))
         page = _shown(core, answer)
         assert page.status == 400
-        assert "www.example.com" in page.body.decode()
+        assert "Open the site at https://example.com" in page.body.decode()
+        assert "www.example.com" not in page.body.decode()
 
 
 def _with_host(request: HTTPRequest, host: str) -> HTTPRequest:
