@@ -71,7 +71,8 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         elif scope["type"] == "websocket":
             cookie = _headers(scope["headers"]).get("cookie", "")
             try:
-                scope[USER_KEY] = await self._drive(self.core.session_user(cookie))
+                flow = self.core.session_user(cookie, scope.get("scheme", "ws"))
+                scope[USER_KEY] = await self._drive(flow)
             except StoreUnavailable:
                 # Closing before accepting refuses the handshake (HTTP 403).
                 await send({"type": "websocket.close", "code": 1011, "reason": "store down"})
@@ -114,6 +115,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             _full_path(scope),
             headers.get(b"user-agent", b"").decode("latin-1"),
             cookie.decode("latin-1"),
+            scope.get("scheme", "http"),
         )
 
     async def revoke(self, identity: str) -> int:

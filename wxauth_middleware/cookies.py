@@ -40,6 +40,7 @@ __all__ = [
     "SessionCodec",
     "Signer",
     "VerifiedCache",
+    "cookie_value",
     "session_from_payload",
     "session_payload",
     "wall_clock",
@@ -293,10 +294,13 @@ class CookieWriter:
     navigation coming from WeChat's site, and a Strict cookie would not be sent with it).
     Secure on https; also on http when public_url says the public site is https (a
     TLS-terminating proxy in front) or https_only is set. The session cookie lives on
-    cookie_path. The login-state cookie (the logins in progress) lives on '/', where a new
-    login finds the others; on https, without cookie_domain, it is a `__Host-` cookie, which
-    a sibling subdomain cannot plant (its signed value binds a login to this browser). A scan
-    login's binding cookie lives only on scan_path (and below), where it is read.
+    cookie_path; on https, without cookie_domain and on '/', it is a `__Host-` cookie (unless
+    session_cookie names a prefix already), which a sibling subdomain cannot plant (cookie
+    tossing: its own session, on a longer path, sent first). The login-state cookie (the
+    logins in progress) lives on '/', where a new login finds the others; on https, without
+    cookie_domain, it is a `__Host-` cookie too (its signed value binds a login to this
+    browser). A scan login's binding cookie lives only on scan_path (and below), where it is
+    read.
     """
 
     def __init__(self, config: Config) -> None:
@@ -314,6 +318,9 @@ class CookieWriter:
             if base.lower().startswith(prefix.lower()):
                 base = base[len(prefix) :]
         self._login_host = f"__Host-{base}_login"
+        host_only = self._domain is None and self._path == "/"
+        prefix_free = base == self._session
+        self._session_host = f"__Host-{base}" if prefix_free and host_only else self._session
         # A prefixed session name (https guaranteed) makes the others __Secure- (the binding
         # cookie's path, and cookie_domain, rule __Host- out for them).
         secure = "__Secure-" if base != config.session_cookie else ""
@@ -326,13 +333,27 @@ class CookieWriter:
                 raise ConfigurationError(f"{option} {path!r}: a cookie's path cannot hold ';'.")
 
     def secure(self, request: HTTPRequest) -> bool:
-        return self._always_secure or (self._scheme_decides and request.scheme == "https")
+        return self.secure_scheme(request.scheme)
+
+    def secure_scheme(self, scheme: str) -> bool:
+        """Whether cookies are Secure for a request (or websocket) of `scheme`."""
+        return self._always_secure or (self._scheme_decides and scheme in ("https", "wss"))
+
+    def session_name(self, scheme: str) -> str:
+        """The name of the session cookie, for a request of `scheme`."""
+        return self._session_host if self.secure_scheme(scheme) else self._session
+
+    def session_value(self, cookie_header: str, scheme: str) -> str:
+        """The session cookie's value in a Cookie header, "" if none (or several)."""
+        return cookie_value(cookie_header, self.session_name(scheme))
 
     def session(self, request: HTTPRequest, value: str) -> tuple[str, str]:
-        return self._set(request, self._session, value, self._max_age, self._path, self._domain)
+        name = self.session_name(request.scheme)
+        return self._set(request, name, value, self._max_age, self._path, self._domain)
 
     def clear_session(self, request: HTTPRequest) -> tuple[str, str]:
-        return self._set(request, self._session, "", 0, self._path, self._domain)
+        name = self.session_name(request.scheme)
+        return self._set(request, name, "", 0, self._path, self._domain)
 
     def login_name(self, request: HTTPRequest) -> str:
         """The name of the login-state cookie, for this request's scheme."""
@@ -394,3 +415,25 @@ class CookieWriter:
 
 # What a cookie's Path may be written with (RFC 6265: any character but controls and ';').
 _ATTRIBUTE = re.compile(r"[ -:<-~]+")
+
+
+def cookie_value(header: str, name: str) -> str:
+    """The value of the cookie `name` in a Cookie header, or "".
+
+    The header is split into its `name=value` pairs and names are compared whole: a session
+    hidden inside another cookie's value (`utm=x wxauth_session=...`) is not a session.
+    Several cookies of that name with different values give "": a browser sends every
+    cookie that matches, the longest path first, so one planted by a sibling subdomain
+    (`Domain=` the parent, `Path=/pay`) would win otherwise. No session, not another's.
+    """
+    if name + "=" not in header:
+        return ""
+    found = ""
+    for pair in header.split(";"):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            if found and value and value != found:
+                return ""
+            found = found or value
+    return found
