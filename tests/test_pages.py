@@ -8,8 +8,10 @@ import json
 from collections.abc import Callable
 from html import escape
 
+import httpx
 import pytest
 
+from wxauth_middleware.drivers import drive_sync
 from wxauth_middleware.errors import (
     ConfigurationError,
     InvalidRequest,
@@ -119,7 +121,9 @@ def _pages(lang: str) -> dict[str, Callable[[], HTTPResponse]]:
     visitor = request(WECHAT_UA.format(lang))
     url = "https://www.example.com/orders/2024/11/a-rather-long-page-name?tab=all&page=3"
     pages: dict[str, Callable[[], HTTPResponse]] = {
-        "open-in-wechat": lambda: open_in_wechat_response(request(CHROME_UA, lang), url),
+        "open-in-wechat": lambda: drive_sync(
+            open_in_wechat_response(request(CHROME_UA, lang), url), httpx.Client()
+        ),
         "snapshot": lambda: snapshot_response(visitor, "/orders"),
     }
     for error in ERRORS:

@@ -45,7 +45,7 @@ from .effects import Flow, HookCall
 from .errors import InvalidRequest, LoginVetoed, ScanLoginError, StoreUnavailable, WeChatAuthError
 from .login import LoginStarter
 from .messages import HTTPRequest, HTTPResponse
-from .pages import error_response, json_response, redirect
+from .pages import drawn_qr_code, error_response, json_response, redirect
 from .scan_pages import confirm_page, decided_page, desktop_page
 from .scan_tickets import (
     MemoryTickets,
@@ -162,8 +162,10 @@ class ScanLogin:
         if not created:
             busy = StoreUnavailable("too many scan logins are waiting in this process")
             return self._error(busy, request, return_to)
+        phone_url = f"{origin}{self.phone_path}?t={ticket}"
         page = desktop_page(
-            phone_url=f"{origin}{self.phone_path}?t={ticket}",
+            phone_url=phone_url,
+            qr=(yield from drawn_qr_code(phone_url)),
             status_url=f"{self.status_path}?t={ticket}",
             renew_url=f"{self.start_path}?next={quote(return_to, safe='/')}",
             max_age=self.config.scan_max_age,
