@@ -23,6 +23,7 @@ from wxauth_middleware.emulator import (
     Persona,
     RecordedCall,
     WeChatEmulator,
+    dispatch,
 )
 from wxauth_middleware.emulator import app as app_module
 from wxauth_middleware.emulator.grants import GrantStore
@@ -640,7 +641,7 @@ async def test_calls_are_recorded_in_query_order(emu: WeChatEmulator) -> None:
 async def test_recorded_calls_stay_bounded(
     emu: WeChatEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app_module, "MAX_RECORDED_CALLS", 10)
+    monkeypatch.setattr(dispatch, "MAX_RECORDED_CALLS", 10)
     async with client_for(emu) as client:
         for i in range(30):
             await client.get(f"/sns/auth?access_token=t{i}&openid=o")

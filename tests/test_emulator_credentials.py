@@ -100,13 +100,19 @@ async def test_force_refresh_issues_a_new_token_and_invalidates_the_old(
         assert (await getticket(client, new))["errcode"] == 0
 
 
-async def test_the_old_token_api_invalidates_the_previous_token(emu: WeChatEmulator) -> None:
+async def test_the_old_token_api_invalidates_the_previous_token_five_minutes_later(
+    emu: WeChatEmulator, clock: Clock
+) -> None:
     async with client_for(emu) as client:
         stable = (await stable_token(client))["access_token"]
         first = await legacy_token(client)
+        clock.advance(1000)
         second = await legacy_token(client)  # another instance starting up: the classic trap
         assert first != second
-        assert_error(await getticket(client, first), 40001)
+        clock.advance(299)
+        assert (await getticket(client, first))["errcode"] == 0  # both valid for 5 minutes
+        clock.advance(1)
+        assert_error(await getticket(client, first), 40001)  # "not latest", not "expired"
         assert (await getticket(client, second))["errcode"] == 0
         # The two APIs are isolated: the stable token survived both.
         assert (await getticket(client, stable))["errcode"] == 0
@@ -178,13 +184,14 @@ async def test_getticket(emu: WeChatEmulator, clock: Clock) -> None:
         assert emu.jsapi_ticket() == ticket["ticket"]
         assert (await getticket(client, token))["ticket"] == ticket["ticket"]  # while valid
         assert_error(await getticket(client, token, kind="card"), 40097)
+        assert_error(await getticket(client, token, kind=""), 40097)
         assert_error(await getticket(client, ""), 41001)
         assert_error(await getticket(client, "nope"), 40001)
         emu.inject("getticket", errcode=45009)
         assert_error(await getticket(client, token), 45009)
         clock.advance(7200)
         assert emu.jsapi_ticket() is None
-    assert emu.call_count("/cgi-bin/ticket/getticket") == 6
+    assert emu.call_count("/cgi-bin/ticket/getticket") == 7
 
 
 # -- user/info ---------------------------------------------------------------------------------
@@ -212,7 +219,16 @@ async def test_user_info_tells_followers(emu: WeChatEmulator) -> None:
         )
     assert follower["subscribe"] == 1
     assert follower["unionid"] == emu.personas[0].unionid
-    assert "nickname" not in follower  # not in this answer since December 2021
+    # Present but empty since 2021-12-27.
+    profile = ("nickname", "sex", "city", "province", "country", "headimgurl")
+    assert {key: follower[key] for key in profile} == {
+        "nickname": "",
+        "sex": 0,
+        "city": "",
+        "province": "",
+        "country": "",
+        "headimgurl": "",
+    }
     assert stranger == {"subscribe": 0, "openid": emu.personas[1].openid_for(DEFAULT_APP_ID)}
     assert_error(unknown, 40003)
     assert_error(bad_token, 40001)

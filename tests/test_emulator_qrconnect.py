@@ -157,22 +157,61 @@ async def test_a_snapshot_default_persona_is_not_preselected(clock: Clock) -> No
     assert form.checked == XIAOMING.key
 
 
+# WeChat's own wxLogin.js builds the iframe's link in this order, without response_type.
+WX_LOGIN_JS_QUERY = (
+    f"appid={DEFAULT_WEBSITE_APP_ID}&scope=snsapi_login&redirect_uri={quote(CALLBACK, safe='')}"
+    "&state=web42&login_type=jssdk&self_redirect=default&styletype=&sizetype=&bgcolor=&rst="
+    "&href="
+)
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     "query",
     [
+        WX_LOGIN_JS_QUERY,
+        # social-core puts state first.
+        f"state=web42&appid={DEFAULT_WEBSITE_APP_ID}&redirect_uri={quote(CALLBACK, safe='')}"
+        "&response_type=code&scope=snsapi_login",
         f"redirect_uri={quote(CALLBACK, safe='')}&appid={DEFAULT_WEBSITE_APP_ID}"
-        "&response_type=code&scope=snsapi_login&state=a",
-        f"appid={DEFAULT_WEBSITE_APP_ID}&redirect_uri={quote(CALLBACK, safe='')}"
-        "&response_type=code&state=a&scope=snsapi_login",
-        link_query(state=None, extra="&lang=cn&state=a"),
-        f"appid={DEFAULT_WEBSITE_APP_ID}&redirect_uri={quote(CALLBACK, safe='')}"
-        "&scope=snsapi_login",
+        "&response_type=code&scope=snsapi_login&state=web42",
+        link_query(state=None, extra="&lang=cn&state=web42"),
+    ],
+)
+async def test_any_parameter_order_is_accepted(clock: Clock, query: str) -> None:
+    # The strict order is the authorize link's rule only: qrconnect takes WeChat's own order.
+    emu = WeChatEmulator(clock=clock, auto_approve=True)
+    async with client_for(emu) as client:
+        response = await client.get(qrconnect_path(query))
+        params = callback_params(response)
+        assert params["state"] == ["web42"]
+        token = await exchange(client, params["code"][0])
+    assert token["scope"] == "snsapi_login"
+
+
+@pytest.mark.anyio
+async def test_the_wx_login_js_page_does_not_ask_for_the_fragment(emu: WeChatEmulator) -> None:
+    async with client_for(emu) as client:
+        framed = await client.get(qrconnect_path(WX_LOGIN_JS_QUERY))
+        documented = await client.get(qrconnect_path(link_query()))
+    assert error_marker(framed.text) is None
+    assert "location.hash" not in framed.text  # wxLogin.js's iframe has no #wechat_redirect
+    assert "location.hash" in documented.text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"scope=snsapi_login&redirect_uri={quote(CALLBACK, safe='')}&state=a",
+        f"appid={DEFAULT_WEBSITE_APP_ID}&redirect_uri={quote(CALLBACK, safe='')}&state=a",
+        f"appid={DEFAULT_WEBSITE_APP_ID}&scope=snsapi_login&state=a",
         link_query(extra="&scope=snsapi_login"),
+        link_query(state="a", extra="&state=b"),
         "",
     ],
 )
-async def test_wrong_parameter_order_is_refused(emu: WeChatEmulator, query: str) -> None:
+async def test_missing_or_repeated_parameters_are_refused(emu: WeChatEmulator, query: str) -> None:
     async with client_for(emu) as client:
         response = await client.get(qrconnect_path(query))
     assert response.status_code == 200

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -58,7 +59,13 @@ from .desktop import DESKTOP_PATH, DESKTOP_RULE, desktop
 from .pages import error_page, home_page, logged_out_page, profile_page
 from .share import share
 
-__all__ = ["EMULATOR_PREFIX", "SESSION_COOKIE", "create_demo_app"]
+__all__ = [
+    "EMULATOR_PREFIX",
+    "SESSION_COOKIE",
+    "STRICT_DAILY_QUOTA",
+    "STRICT_MINUTE_QUOTA",
+    "create_demo_app",
+]
 
 #: Where the emulator is mounted: the browser sees WeChat's pages under this prefix.
 EMULATOR_PREFIX = "/_wechat"
@@ -73,6 +80,9 @@ _LOGOUT_PATH = "/wxauth/logout"
 # Where the log-out button lands: outside the middleware, so that WeChat mode does not log the
 # visitor in again before they have seen that they were logged out.
 _LOGGED_OUT_PATH = "/logged-out"
+#: Strict mode's quotas: calls of each WeChat API a day (Beijing time) and a minute.
+STRICT_DAILY_QUOTA = 2000
+STRICT_MINUTE_QUOTA = 100
 # The names a browser may use for this machine: a loopback demo answers on any of them.
 _LOOPBACK_DOMAINS = ("127.0.0.1", "localhost", "::1")
 
@@ -84,6 +94,9 @@ def create_demo_app(
     allow_remote: bool = False,
     redis_url: str | None = None,
     redis_prefix: str = "wxauth:",
+    strict: bool = False,
+    ip_allowlist: Sequence[str] = (),
+    js_domains: Sequence[str] = (),
 ) -> Starlette:
     """The demo site with the emulator embedded, served at `public_url` (the browser's origin,
     e.g. "http://127.0.0.1:8000").
@@ -97,6 +110,11 @@ def create_demo_app(
     clients only otherwise). `redis_url` keeps the sessions in that Redis, under the keys'
     `redis_prefix` (the middleware's options of those names); a bad URL raises
     `ConfigurationError` (a ValueError) here.
+
+    `strict` turns on the emulated account's go-live settings, as on a live account: the IP
+    allow-list for token calls (`ip_allowlist`; empty: the demo's own calls get 40164), the
+    JS接口安全域名 (`js_domains`; empty: the share page gets ``config:invalid url domain``) and
+    quotas (STRICT_DAILY_QUOTA, STRICT_MINUTE_QUOTA). Lists without `strict` are a ValueError.
     """
     parts = urlsplit(public_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -105,6 +123,10 @@ def create_demo_app(
         )
     public_url = public_url.rstrip("/")
     local = is_loopback_host(parts.hostname)
+    if not strict and (ip_allowlist or js_domains):
+        raise ValueError(
+            "ip_allowlist and js_domains are strict-mode settings: turn strict on (--strict)"
+        )
     emulator = WeChatEmulator(
         app_id=DEFAULT_APP_ID,
         app_secret=DEFAULT_APP_SECRET,
@@ -112,6 +134,10 @@ def create_demo_app(
         domains=_LOOPBACK_DOMAINS if local else (parts.hostname,),
         auto_approve=auto_approve,
         allow_remote=allow_remote,
+        ip_allowlist=list(ip_allowlist) if strict else None,
+        js_domains=list(js_domains) if strict else None,
+        daily_quota=STRICT_DAILY_QUOTA if strict else None,
+        minute_quota=STRICT_MINUTE_QUOTA if strict else None,
     )
     site = Router(
         routes=[
@@ -137,7 +163,9 @@ def create_demo_app(
         api_base_url=_EMULATOR_API_BASE,
         session_cookie=SESSION_COOKIE,
         on_error=_error_response,
-        transport=httpx.ASGITransport(app=emulator),
+        # httpx before 0.28 types its ASGI app with plain dicts, Starlette's apps (this one)
+        # with MutableMapping: the same app at run time, so typed loosely here for both.
+        transport=httpx.ASGITransport(app=cast("Any", emulator)),
         logout_path=_LOGOUT_PATH,
         redis_url=redis_url,
         redis_prefix=redis_prefix,

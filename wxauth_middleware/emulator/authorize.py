@@ -152,6 +152,7 @@ def parse_qrconnect_query(
         raw_query,
         domains=domains,
         check_appid=check_appid,
+        strict_order=False,
         scopes=(QRCONNECT_SCOPE,),
         scope_rejection=_reject(
             "10005",
@@ -169,20 +170,35 @@ def _parse(
     check_appid: Callable[[str], AuthorizeRejection | None],
     scopes: tuple[str, ...],
     scope_rejection: AuthorizeRejection,
+    strict_order: bool = True,
 ) -> AuthorizeRequest | AuthorizeRejection:
     pairs = [segment.partition("=")[::2] for segment in raw_query.split("&")]
     names = [name for name, _ in pairs]
     raw = dict(reversed(pairs))  # the first occurrence wins
-    has_state = "state" in names
-    order_ok = tuple(names[:4]) == _ORDER and (not has_state or names[4:5] == ["state"])
     duplicated = any(names.count(name) > 1 for name in (*_ORDER, "state"))
-    if not order_ok or duplicated:
-        return _reject(
-            "link-unavailable",
-            "该链接无法访问 / This link cannot be opened",
-            "Parameters must come in this order: appid, redirect_uri, response_type, scope, "
-            "state (optional), then any others; each once.",
-        )
+    if strict_order:
+        has_state = "state" in names
+        order_ok = tuple(names[:4]) == _ORDER and (not has_state or names[4:5] == ["state"])
+        if not order_ok or duplicated:
+            return _reject(
+                "link-unavailable",
+                "该链接无法访问 / This link cannot be opened",
+                "Parameters must come in this order: appid, redirect_uri, response_type, "
+                "scope, state (optional), then any others; each once.",
+            )
+    else:
+        # qrconnect has no documented order: WeChat's own wxLogin.js sends appid, scope,
+        # redirect_uri, state, login_type, ... and no response_type; others put state first.
+        missing = [name for name in ("appid", "redirect_uri", "scope") if name not in raw]
+        if missing or duplicated:
+            return _reject(
+                "link-unavailable",
+                "该链接无法访问 / This link cannot be opened",
+                "The link needs appid, redirect_uri and scope (response_type=code and state "
+                "are optional), in any order, each once"
+                + (f"; missing: {', '.join(missing)}." if missing else "."),
+            )
+        raw.setdefault("response_type", "code")
 
     value = {name: unquote_plus(raw_value) for name, raw_value in raw.items()}
     if not value["appid"]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 
 from .credentials import jsapi_signature
+from .golive import GoLive
 from .protocol import JSONValue
 
 __all__ = ["JSSDK_PATH", "JSSDK_SCRIPT", "VERIFY_PATH", "verify_config"]
@@ -21,13 +22,16 @@ JSSDK_PATH = "/open/js/jweixin-1.6.0.js"
 VERIFY_PATH = "/_emulator/jsapi/verify"
 
 _INVALID = "config:invalid signature"
+_OFF = GoLive()
 
 
 def verify_config(
-    params: dict[str, str], *, app_id: str, ticket: str | None
+    params: dict[str, str], *, app_id: str, ticket: str | None, go_live: GoLive = _OFF
 ) -> dict[str, JSONValue]:
     """The verdict on one ``wx.config``: {"ok": true, "errMsg": "config:ok"}, or ok false
-    with WeChat's errMsg, the URL that had to be signed (``realAuthUrl``) and why."""
+    with WeChat's errMsg, the URL that had to be signed (``realAuthUrl``) and why. A page
+    outside the account's JS接口安全域名 (when `go_live` has them) fails before its signature
+    is looked at, as in WeChat."""
     url = params.get("url", "")
     failure: dict[str, JSONValue] = {"ok": False, "errMsg": _INVALID, "realAuthUrl": url}
     missing = [
@@ -35,6 +39,15 @@ def verify_config(
     ]
     if missing:
         return {**failure, "reason": f"wx.config lacks {', '.join(missing)}"}
+    refused_host = go_live.page_domain_refused(url)
+    if refused_host is not None:
+        listed = ", ".join(go_live.js_domains or ()) or "none"
+        return {
+            **failure,
+            "errMsg": "config:invalid url domain",
+            "reason": f"the page's domain {refused_host} is not one of the Official Account's "
+            f"JS接口安全域名 ({listed}): add it in 设置与开发 → 公众号设置 → 功能设置",
+        }
     if params["appId"] != app_id:
         return {
             **failure,
@@ -128,9 +141,11 @@ JSSDK_SCRIPT = r"""/* jweixin-1.6.0.js stand-in, served by the wxauth_middleware
         .then(function (verdict) {
           if (verdict.ok) {
             if (debug) console.log("wx.config: config:ok, realAuthUrl " + url);
-          } else {
+          } else if (verdict.errMsg === "config:invalid signature") {
             console.error("wx.config: " + verdict.errMsg + ". WeChat verifies the signature " +
               "against realAuthUrl " + verdict.realAuthUrl + " (" + verdict.reason + ")");
+          } else {
+            console.error("wx.config: " + verdict.errMsg + ": " + verdict.reason);
           }
           settle(verdict.ok, verdict);
         }, function (error) {

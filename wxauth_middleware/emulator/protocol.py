@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ __all__ = [
     "JSONValue",
     "errmsg_for",
     "error_payload",
+    "ip_not_allowed_errmsg",
     "new_rid",
     "wechat_json",
 ]
@@ -30,7 +32,11 @@ CGI_CONTENT_TYPE = "application/json; encoding=utf-8"
 ERRMSG: Mapping[int, str] = {
     -1: "system error",
     0: "ok",
-    40001: "invalid credential, access_token is invalid or not latest",
+    # Today's wording (2023 on): it points at stable_token, the cure for the multi-instance bug.
+    40001: (
+        "invalid credential, access_token is invalid or not latest, could get access_token by "
+        "getStableAccessToken, more details at https://mmbizurl.cn/s/JtxxFh33r"
+    ),
     40002: "invalid grant_type",
     40003: "invalid openid",
     40013: "invalid appid",
@@ -40,6 +46,8 @@ ERRMSG: Mapping[int, str] = {
     40097: "invalid args",
     40125: "invalid appsecret, view more at http://t.cn/RAEkdVq",
     40163: "code been used",
+    # The caller's address is filled in: see ip_not_allowed_errmsg.
+    40164: "invalid ip, not in whitelist",
     41001: "access_token missing",
     41002: "appid missing",
     41003: "refresh_token missing",
@@ -55,6 +63,7 @@ ERRMSG: Mapping[int, str] = {
     45011: "api minute-quota reach limit  mustslower  retry next minute",
     47001: "data format error",
     48001: "api unauthorized",
+    48006: "forbid to clear quota because of reaching the limit",
     50001: "user unauthorized",
 }
 
@@ -68,15 +77,30 @@ def new_rid(now: float) -> str:
     return f"{int(now) & 0xFFFFFFFF:08x}-{secrets.token_hex(4)}-{secrets.token_hex(4)}"
 
 
-# Messages WeChat ends with " rid: ..." and no comma; the others have ", rid: ...". Clients
-# that split on ", rid:" lose the rid of these.
-_RID_WITHOUT_COMMA = frozenset({40001, 40125})
+# Messages WeChat ends with " rid: ..." and no comma (the /cgi-bin/ credential APIs' today);
+# the others have ", rid: ...". Clients that split on ", rid:" lose the rid of these.
+_RID_WITHOUT_COMMA = frozenset({40001, 40125, 40164, 41002, 45009, 45011})
 
 
-def error_payload(errcode: int, now: float) -> dict[str, JSONValue]:
-    """WeChat's error body; every answer carries a fresh rid, errcode 0 included."""
+def ip_not_allowed_errmsg(address: str) -> str:
+    """40164's message for a caller at `address`, as WeChat words it: the IPv4 address and its
+    IPv6 form (``invalid ip 1.2.3.4 ipv6 ::ffff:1.2.3.4, not in whitelist``)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"invalid ip {address} ipv6 {address}, not in whitelist"
+    if isinstance(ip, ipaddress.IPv4Address):
+        return f"invalid ip {ip} ipv6 ::ffff:{ip}, not in whitelist"
+    v4 = ip.ipv4_mapped
+    return f"invalid ip {v4 or ip} ipv6 {ip}, not in whitelist"
+
+
+def error_payload(errcode: int, now: float, errmsg: str | None = None) -> dict[str, JSONValue]:
+    """WeChat's error body (`errmsg` instead of the code's usual message, if given); every
+    answer carries a fresh rid, errcode 0 included."""
     separator = " " if errcode in _RID_WITHOUT_COMMA else ", "
-    return {"errcode": errcode, "errmsg": f"{errmsg_for(errcode)}{separator}rid: {new_rid(now)}"}
+    message = errmsg_for(errcode) if errmsg is None else errmsg
+    return {"errcode": errcode, "errmsg": f"{message}{separator}rid: {new_rid(now)}"}
 
 
 def _encode_str(value: str) -> str:

@@ -1,0 +1,39 @@
+"""The JS-SDK stand-in's routes: the script, and the check its wx.config asks for."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.responses import Response as StarletteResponse
+
+from .base import EmulatorState, first_values
+from .jssdk import JSSDK_SCRIPT, verify_config
+
+__all__ = ["JSSDKRoutes"]
+
+
+class JSSDKRoutes(EmulatorState):
+    """The script at /open/js/jweixin-1.6.0.js and its signature check."""
+
+    def jsapi_ticket(self) -> str | None:
+        """The Official Account's current jsapi_ticket (what a page's wx.config signature must
+        use), or None while none was fetched or it expired."""
+        return self._credentials.current_ticket(self.app_id)
+
+    async def _jssdk(self, request: Request) -> StarletteResponse:
+        return StarletteResponse(
+            JSSDK_SCRIPT,
+            media_type="application/javascript",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    async def _jsapi_verify(self, request: Request) -> StarletteResponse:
+        verdict = verify_config(
+            first_values(list(request.query_params.multi_items())),
+            app_id=self.app_id,
+            ticket=self.jsapi_ticket(),
+            go_live=self.go_live,
+        )
+        # The page is on the site's origin, the script and this check on the emulator's: a
+        # simple GET that any origin may read; it answers a verdict, never the ticket.
+        return JSONResponse(verdict, headers={"Access-Control-Allow-Origin": "*"})
