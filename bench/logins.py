@@ -157,8 +157,9 @@ def start(command: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
     return process
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The options of the login benches (this one and wsgi_logins.py)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     parser.add_argument("--levels", type=int, nargs="+", help="concurrent phones per wave")
     parser.add_argument(
@@ -166,6 +167,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency", type=float, default=0.05, help="emulator API latency, s")
+    return parser
+
+
+def start_emulator(latency: float, tmp: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The emulator CLI (auto-approving, `latency` s on every API answer) and its URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "wxauth_middleware.emulator", "--port", str(port)]
+    command += ["--auto-approve", "--latency", str(latency)]
+    return start(command, port, Path(tmp) / "emulator.log"), f"http://127.0.0.1:{port}"
+
+
+def summary(waves: list[Wave], label: str) -> tuple[list[object], int]:
+    """Table cells for `waves` of one app and level (median app CPU per login, login wall
+    time p50 / p99) and how many logins failed, the first few printed."""
+    seconds = [s for w in waves for s in w.seconds]
+    failed = [f for w in waves for f in w.failures]
+    for failure in failed[:3]:
+        print(f"{label}: {failure}")
+    wall = (
+        f"{percentile(seconds, 50) * 1000:.0f} / {percentile(seconds, 99) * 1000:.0f}"
+        if seconds
+        else "-"
+    )
+    return [f"{median([w.cpu_ms for w in waves]):.2f}", wall], len(failed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arguments(__doc__)
     parser.add_argument(
         "--uvloop",
         action="store_true",
@@ -184,22 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     processes: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="wxauth-logins-") as tmp:
         try:
-            emulator_port = free_port()
-            emulator_url = f"http://127.0.0.1:{emulator_port}"
-            emulator = start(
-                [
-                    sys.executable,
-                    "-m",
-                    "wxauth_middleware.emulator",
-                    "--port",
-                    str(emulator_port),
-                    "--auto-approve",
-                    "--latency",
-                    str(args.latency),
-                ],
-                emulator_port,
-                Path(tmp) / "emulator.log",
-            )
+            emulator, emulator_url = start_emulator(args.latency, tmp)
             processes.append(emulator)
             urls: dict[str, str] = {}
             pids: dict[str, int] = {}
@@ -249,16 +263,9 @@ async def run(
         ratio = median([o.cpu_ms / f.cpu_ms for o, f in zip(ours, floor, strict=True) if f.cpu_ms])
         cells: list[object] = [concurrent]
         for name in APPS:
-            done = waves[name, concurrent]
-            seconds = [s for w in done for s in w.seconds]
-            failed = [f for w in done for f in w.failures]
-            failures += len(failed)
-            for failure in failed[:3]:
-                print(f"{name}, {concurrent} concurrent: {failure}")
-            cells += [
-                f"{median([w.cpu_ms for w in done]):.2f}",
-                f"{percentile(seconds, 50) * 1000:.0f} / {percentile(seconds, 99) * 1000:.0f}",
-            ]
+            more, failed = summary(waves[name, concurrent], f"{name}, {concurrent} concurrent")
+            cells += more
+            failures += failed
         cells += [f"{ratio:.2f}", f"{median([w.emulator_ms for w in ours + floor]):.2f}"]
         rows.append(cells)
     print_table(

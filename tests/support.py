@@ -213,10 +213,15 @@ class Stack:
         ) as client:
             yield client
         # No lifespan here (the middleware must work without one): close its client by hand.
-        if isinstance(middleware, WeChatAuthWSGIMiddleware):
-            middleware.close()
-        else:
-            await middleware.aclose()
+        await close(middleware)
+
+
+async def close(middleware: Middleware) -> None:
+    """Close the middleware's clients (to WeChat, to Redis), as a server's shutdown does."""
+    if isinstance(middleware, WeChatAuthWSGIMiddleware):
+        middleware.close()
+    else:
+        await middleware.aclose()
 
 
 @asynccontextmanager
@@ -254,9 +259,11 @@ async def browser(app: Any, user_agent: str = WECHAT_UA) -> AsyncIterator[httpx.
         yield client
 
 
-async def websocket_messages(app: Any, path: str, cookie: str = "") -> list[dict[str, Any]]:
+async def websocket_messages(
+    app: Any, path: str, cookie: str = "", *, host: str = "localhost:8000"
+) -> list[dict[str, Any]]:
     """Open a websocket to `app` as an ASGI server would; what the app sent, up to its close."""
-    headers = [(b"host", b"localhost:8000"), (b"cookie", cookie.encode())]
+    headers = [(b"host", host.encode()), (b"cookie", cookie.encode())]
     scope = {
         "type": "websocket",
         "asgi": {"version": "3.0"},
@@ -323,6 +330,12 @@ async def shown(client: httpx.AsyncClient, url: str, **kwargs: Any) -> httpx.Res
     if clean is None:
         return response
     parts = urlsplit(clean)
+    if parts.path != "/wxauth/callback" and "使用完整服务" in response.text:
+        # The snapshot interstitial shows the page's own address: WeChat's "use full
+        # service" bar reopens it, for real.
+        assert not parts.netloc, clean
+        assert not {"code", "state"} & {name for name, _ in parse_qsl(parts.query)}, clean
+        return response
     assert parts.path == "/wxauth/callback", clean
     assert [name for name, _ in parse_qsl(parts.query)] == ["page"], clean  # no code, state
     again = await client.get(clean, **kwargs)

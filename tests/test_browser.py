@@ -39,6 +39,8 @@ LILY = "Lily 🌸 李"
 CALLBACK_PATH = "/wxauth/callback"
 STATE_RE = re.compile(r"[A-Za-z0-9]{1,128}")
 FLASK_APP = REPO_ROOT / "examples" / "flask_app.py"
+# The README's logout button.
+LOGOUT_FORM = '<form method="post" action="/wxauth/logout?next=/"><button>退出登录</button></form>'
 
 
 # -- fixtures: the servers, once per module (the browser and the demo: conftest.py) ------
@@ -241,7 +243,8 @@ def test_demo_refusing_ends_on_a_page_not_in_a_loop(browser: Browser, demo: Serv
         address = urlsplit(page.url)
         assert (address.path, address.query[:5]) == (CALLBACK_PATH, "page="), page.url
         expect(page.locator("#error-code")).to_have_text("login_declined")
-        expect(page.locator("#error-title")).to_have_text("WeChat login was declined")
+        expect(page.locator("#error-title")).to_have_text("你已拒绝微信登录")
+        expect(page.locator("#error-title-en")).to_have_text("WeChat login was declined")
         expect(page.locator("#allow")).to_have_count(0)
         expect(page.locator("#login-status")).to_have_count(0)
         # The way back leads to the page the login started from.
@@ -293,6 +296,23 @@ def test_flask_example_under_gunicorn_logs_in_through_the_emulator(
         me = api.json()
         assert me["nickname"] == XIAOMING
         assert me["scope"] == "snsapi_userinfo"
+
+        # The README's logout recipe, as written, in a page of the site: logged out, and the
+        # page says so instead of going straight back to WeChat.
+        readme = (REPO_ROOT / "README.md").read_text("utf-8")
+        assert LOGOUT_FORM in readme
+        page.evaluate("form => document.body.insertAdjacentHTML('beforeend', form)", LOGOUT_FORM)
+        with page.expect_navigation(url=f"{site.url}/"):
+            page.locator("form[action^='/wxauth/logout'] button").click()
+        expect(page.locator("h1")).to_have_text("已退出登录")
+        screenshot(page, scenario, "3-logged-out")
+        page.reload()  # still logged out: no silent login behind the visitor's back
+        expect(page.locator("h1")).to_have_text("已退出登录")
+        # One tap logs in again, back to the page.
+        page.locator("#log-in-again").click()
+        assert_consent_page(page, authorize_url=authorize_url, site=site.url)
+        allow_as(page, "xiaoming", back_to=_at("/"))
+        expect(page.locator("#nickname")).to_have_text(XIAOMING)
 
 
 def test_demo_logout_takes_the_sites_own_post_never_another_sites(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -75,8 +76,6 @@ def test_key_rotation_list_keeps_order() -> None:
         ("app_id", "1234567890abcdef", "16 hexadecimal digits"),
         ("app_id", "wx1234567890ABCDEF", "16 hexadecimal digits"),
         ("app_id", "wx1234567890abcdefa", "16 hexadecimal digits"),
-        ("public_url", "https://example.com:8443", "ports 80 and 443 only"),
-        ("public_url", "http://example.com:8000", "ports 80 and 443 only"),
         ("app_secret", "", "app_secret is required"),
         ("app_secret", "abc def", "white space"),
         ("secret_key", "", "non-empty"),
@@ -130,6 +129,15 @@ def test_a_misspelt_option_is_named_with_the_likely_one(middleware: type[Any]) -
         middleware(_app, **VALID, public_uri="https://example.com")
 
 
+@pytest.mark.parametrize("middleware", [WeChatAuthMiddleware, WeChatAuthWSGIMiddleware])
+def test_a_misspelt_required_option_is_named_not_called_missing(middleware: type[Any]) -> None:
+    options = {name: value for name, value in VALID.items() if name != "app_secret"}
+    with pytest.raises(
+        ConfigurationError, match="no option 'app_secert': did you mean 'app_secret'"
+    ):
+        middleware(_app, **options, app_secert="s" * 32)
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -139,8 +147,30 @@ def test_a_misspelt_option_is_named_with_the_likely_one(middleware: type[Any]) -
         {"public_url": "http://example.com:80"},
     ],
 )
-def test_public_url_ports_accepted(options: dict[str, Any]) -> None:
-    assert Config(**VALID, **options).public_url == options["public_url"]
+def test_public_url_ports_accepted(
+    options: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="wxauth_middleware"):
+        assert Config(**VALID, **options).public_url == options["public_url"]
+        WeChatAuthMiddleware(_app, **VALID, **options)
+    assert "port" not in caplog.text
+
+
+@pytest.mark.parametrize("public_url", ["http://192.168.1.20:8000", "https://example.com:8443"])
+@pytest.mark.parametrize("middleware", [WeChatAuthMiddleware, WeChatAuthWSGIMiddleware])
+def test_another_port_with_wechats_pages_is_a_warning_that_says_what_to_do(
+    middleware: type[Any], public_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A 测试号 (sandbox account) takes "IP:port" as its callback domain: the site starts.
+    with caplog.at_level(logging.WARNING, logger="wxauth_middleware"):
+        app = middleware(_app, **VALID, public_url=public_url)
+    assert app.config.public_url == public_url
+    port = public_url.rsplit(":", 1)[1]
+    [warning] = [r.getMessage() for r in caplog.records if "has port" in r.getMessage()]
+    assert f"public_url {public_url} has port {port}" in warning
+    assert "测试号" in warning
+    assert f"'host:{port}'" in warning
+    assert "443" in warning
 
 
 def test_short_secret_key_warns() -> None:

@@ -218,10 +218,14 @@ async def test_logout_while_browsing_as_wechat_shows_logged_out_first() -> None:
         assert landed.status_code == 200
         page = parse(landed.text)
         assert page.text_by_id["logged-out"] == "已退出登录 · Logged out"
-        assert page.attrs_by_id["login-again"]["href"] == "/"
+        assert page.attrs_by_id["login-again"]["href"] == "/wxauth/login?next=%2F"
         assert page.attrs_by_id["as-wechat"]["value"] == "off"
-        # The way back in is a login, as WeChat.
-        assert_authorize_redirect(await client.get("/", headers=PAGE))
+        # Any page of the site says so too, never logging in behind the visitor's back...
+        home = await client.get("/", headers=PAGE)
+        assert (home.status_code, "已退出登录" in home.text) == (200, True)
+        # ...and the way back in is one tap: a login, as WeChat.
+        again = await client.get(page.attrs_by_id["login-again"]["href"], headers=PAGE)
+        assert_authorize_redirect(again)
 
 
 @pytest.mark.anyio
@@ -476,7 +480,8 @@ async def test_sessions_in_redis_and_logout_ends_the_stored_one(
             assert "wxauth_session" not in client.cookies
             assert _keys(redis_server, redis_prefix + "session:*") == set()
             home = await client.get("/", headers=PAGE)
-            assert_authorize_redirect(home)
+            assert (home.status_code, "已退出登录" in home.text) == (200, True)
+            assert_authorize_redirect(await client.get("/wxauth/login?next=/", headers=PAGE))
     finally:
         await app.state.auth.aclose()
 

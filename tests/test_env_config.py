@@ -67,7 +67,7 @@ EVERY_OPTION = {
     "WXAUTH_JSSDK_SCRIPT_URL": "http://127.0.0.1:8400/open/js/jweixin-1.6.0.js",
 }
 # Options that are code (callables, objects, mappings): keyword arguments only.
-CODE_ONLY = {"app", "on_error", "on_login", "transport", "rules", "verify_files"}
+CODE_ONLY = {"app", "accounts", "on_error", "on_login", "transport", "rules", "verify_files"}
 
 KINDS = ["asgi", "wsgi"]
 

@@ -96,7 +96,7 @@ MINI_PROGRAM_UA = WECHAT_UA + " miniProgram"
 VERIFY_FILE = "MP_verify_Fuzz123.txt"
 ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 # Examples per property: 300 in the suite (about a minute for the whole file); the long run
-# is `WXAUTH_FUZZ_EXAMPLES=10000 python -m pytest tests/test_fuzz.py -q` (README, "Development").
+# is `WXAUTH_FUZZ_EXAMPLES=10000 python -m pytest tests/test_fuzz.py -q` (docs/development.md).
 # No shrinking: a failing example is reported as it was drawn (every draw is labelled), with a
 # blob for @reproduce_failure; shrinking requests with kilobytes of path can take minutes. Add
 # Phase.shrink here to shrink one locally.

@@ -110,10 +110,20 @@ def test_modules_stay_small() -> None:
     assert too_long == {}
 
 
-# The modules that carry effects out: the adapters, the drivers and the clients they use, and
-# the options module (it checks the type of a `transport=`). Everything else in the package is
-# sans-I/O: it decides and builds, and may not even import an I/O library at module level.
-IO_MODULES = {"asgi", "wsgi", "drivers", "pool", "redis_client", "options"}
+# The modules that carry effects out: the adapters, the drivers and the clients they use, the
+# options module (it checks the type of a `transport=`) and the startup's reachability check.
+# Everything else in the package is sans-I/O: it decides and builds, and may not even import
+# an I/O library at module level.
+IO_MODULES = {
+    "asgi",
+    "wsgi",
+    "drivers",
+    "pool",
+    "sync_pool",
+    "redis_client",
+    "options",
+    "reachability",
+}
 IO_LIBRARIES = {"httpx", "httpcore", "redis", "anyio", "asyncio", "socket", "uvicorn"}
 
 

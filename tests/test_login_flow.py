@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
+from wxauth_middleware.callback import SPENT_MEMORY, SpentStates
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 
 from .support import (
@@ -213,9 +214,11 @@ async def test_snapshot_user_gets_no_session_and_the_interstitial(stack: Stack) 
         callback = await shown(client, location(approved))
         again = await client.get("/page?x=1")
     assert callback.status_code == 200
-    assert clean_address(callback.text) is not None  # shown at the clean address
+    # The page itself in the address bar: WeChat's "use full service" bar reopens it, for
+    # real; no link (a snapshot page takes no taps).
+    assert clean_address(callback.text) == "/page?x=1"
     assert "使用完整服务" in callback.text
-    assert 'href="/page?x=1"' in callback.text
+    assert "<a " not in callback.text
     assert not any(c.startswith("wxauth_session=") for c in _set_cookies(callback))
     assert again.status_code == 302  # the virtual identity was never kept
 
@@ -512,7 +515,7 @@ async def test_6_a_callback_on_another_host_than_the_login_started_on_says_so(
             json = await client.get(callback_url, headers={"host": "example.com", **JSON})
     assert page.status_code == 400
     assert clean_address(page.text) is not None  # shown at the clean address
-    zh = page.text.index("微信返回到了 example.com，但登录是在本网站的另一个地址开始的")  # noqa: RUF001
+    zh = page.text.index("微信返回到了 example.com，但登录是在本网站的另一个地址开始的")
     en = page.text.index("WeChat came back to example.com, but the login started at another")
     assert zh < en  # Chinese first
     # The host it started on is the log's (anyone can start a login with any Host header).
@@ -643,17 +646,32 @@ async def test_7_errcode_page_shows_wechats_rid_and_a_hint(stack: Stack) -> None
     assert "app_secret" in body["detail"]
 
 
-async def test_7_wrong_secret_is_a_configuration_error_page(stack: Stack) -> None:
+async def test_7_wrong_secret_is_a_configuration_error_page(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
     stack.emulator(auto_approve=True)
     middleware = stack.middleware(app_secret="wrong-secret")
     async with stack.phone(middleware) as client:
         callback_url, _ = await _started(client)
-        response = await shown(client, callback_url)
+        with caplog.at_level(logging.WARNING, logger="wxauth_middleware"):
+            response = await shown(client, callback_url)
     # WeChat answers a wrong AppSecret with 40125 today: the page names the option to fix.
     assert response.status_code == 500
     assert "40125" in response.text
     assert "app_secret" in response.text
     assert "wrong-secret" not in response.text
+    # Not a passing failure: the visitor is not told to try again, but to tell the site.
+    assert "再试一次" not in response.text
+    assert "请稍后再试" not in response.text
+    assert "Try again" not in response.text
+    assert "再试也无法登录" in response.text
+    assert "告知网站管理员" in response.text
+    # The log line has the page's hint: the option, and where the right value is.
+    [line] = [r.getMessage() for r in caplog.records if "login failed" in r.getMessage()]
+    assert "errcode=40125" in line
+    assert "app_secret" in line
+    assert "设置与开发 → 基本配置" in line
+    assert "wrong-secret" not in line
 
 
 async def test_7_upstream_timeout_gives_504(stack: Stack) -> None:
@@ -843,3 +861,19 @@ async def test_4_polling_while_logged_out_keeps_one_api_state_cookie(stack: Stac
     assert [c.name for c in state_cookies] == ["wxauth_session_login"]
     assert len(state_cookies[0].value or "") < 400  # one login: the API call's latest
     assert page.json()["user"] is not None
+
+
+def test_spent_states_are_claimed_once_remembered_a_while_and_bounded() -> None:
+    now = [1000]
+    spent = SpentStates(600, lambda: now[0])
+    assert spent.claim("a")
+    assert not spent.claim("a")
+    spent.release("a")
+    assert spent.claim("a")  # released (the exchange failed): it may be tried again
+    now[0] += 601
+    assert spent.claim("a")  # forgotten after its life
+    for i in range(SPENT_MEMORY + 10):
+        assert spent.claim(f"s{i}")
+    assert len(spent._until) <= SPENT_MEMORY
+    assert spent.claim("s0")  # the oldest went first
+    assert not spent.claim(f"s{SPENT_MEMORY + 9}")  # the newest is remembered

@@ -1,5 +1,5 @@
 """The options are written once, in Config: the adapters' typed signature, the environment
-variables and the README's table must agree with it."""
+variables and the options reference's table (docs/options.md) must agree with it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from wxauth_middleware import WeChatAuthMiddleware, WeChatAuthWSGIMiddleware
 from wxauth_middleware.config import OPTIONS, Config
 from wxauth_middleware.env import _PARSERS, CODE_OPTIONS, ENV_PREFIX, options_from_env
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+OPTIONS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "options.md"
 REQUIRED: dict[str, Any] = {
     "app_id": "wx1234567890abcdef",
     "app_secret": "s" * 32,
@@ -81,15 +81,15 @@ def test_every_plain_option_comes_from_the_environment() -> None:
     }
 
 
-def _readme_table() -> list[tuple[str, str, str]]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("\n## Options\n", 1)[1].split("\n## ", 1)[0]
+def _options_table() -> list[tuple[str, str, str]]:
+    text = OPTIONS_PAGE.read_text(encoding="utf-8")
+    section = text.split("| option | default | meaning |\n", 1)[1].split("\n\n", 1)[0]
     rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| (.*) \|$", section, re.MULTILINE)
     return [(name, default.strip(), about) for name, default, about in rows]
 
 
-def test_readme_table_lists_every_option_with_its_default() -> None:
-    rows = _readme_table()
+def test_the_options_table_lists_every_option_with_its_default() -> None:
+    rows = _options_table()
     assert [name for name, _, _ in rows] == list(OPTIONS)
     config = Config(**REQUIRED)
     for name, default, about in rows:

@@ -43,6 +43,7 @@ from .support import (
     Stack,
     approve_consent,
     authorize_params,
+    clean_address,
     location,
     login,
     shown,
@@ -399,9 +400,54 @@ async def test_logout_clears_the_session(stack: Stack) -> None:
     assert "Max-Age=0" in cleared
     assert "Path=/" in cleared
     assert cleared.startswith(("wxauth_session=;", 'wxauth_session="";'))
-    assert page.status_code == 302
-    assert location(page).startswith(stack.authorize_url)
+    # Not logged in again behind the visitor's back: the logged-out page, and the API's 401.
+    assert page.status_code == 200
+    assert "已退出登录" in page.text
     assert api.status_code == 401
+
+
+@pytest.mark.parametrize("scope", ["snsapi_base", "snsapi_userinfo"])
+async def test_after_logout_wechat_shows_logged_out_with_one_tap_to_log_in(
+    stack: Stack, scope: str
+) -> None:
+    stack.emulator(auto_approve=True)
+    rules = [Rule("/profile/**", scope="snsapi_userinfo"), Rule("/open/**", exempt=True)]
+    async with stack.phone(stack.middleware(scope=scope, rules=rules)) as client:
+        await login(client, "/profile/me")
+        out = await client.post("/wxauth/logout?next=/profile/me", headers={"origin": APP_ORIGIN})
+        landed = await client.get(location(out))
+        home = await client.get("/")
+        exempt = await client.get("/open/news")
+        again = re.search(r'href="([^"]+)" id="log-in-again"', landed.text)
+        assert again is not None
+        tapped = await client.get(again[1].replace("&amp;", "&"))
+        assert location(tapped).startswith(stack.authorize_url)
+        authorize = await client.get(location(tapped))
+        callback = await shown(client, location(authorize))
+        back = await client.get(location(callback))
+        after = await client.get("/")
+    for page in (landed, home):
+        assert page.status_code == 200
+        assert "已退出登录" in page.text
+        assert stack.authorize_url not in page.text
+    assert "/wxauth/login?next=%2Fprofile%2Fme" in landed.text
+    assert "/wxauth/login?next=%2F" in home.text
+    assert exempt.json() == {"user": None, "path": "/open/news"}
+    # The tap ends the mark: logged in, and later pages log in as they always did.
+    set_cookies = tapped.headers.get_list("set-cookie")
+    [cleared] = [c for c in set_cookies if c.startswith("wxauth_session_out=")]
+    assert "Max-Age=0" in cleared
+    assert back.json()["path"] == "/profile/me"
+    assert back.json()["user"]["openid"]
+    assert after.json()["user"] is not None
+
+
+async def test_the_logged_out_mark_leaves_other_browsers_alone(stack: Stack) -> None:
+    stack.emulator(auto_approve=True)
+    async with stack.phone(stack.middleware(), user_agent=CHROME_UA) as desktop:
+        desktop.cookies.set("wxauth_session_out", "1")
+        page = await desktop.get("/page")
+    assert page.json() == {"user": None, "path": "/page"}
 
 
 async def test_logout_refuses_off_site_next(stack: Stack) -> None:
@@ -720,7 +766,7 @@ async def test_snapshot_user_with_unionid_identity_gets_the_interstitial(stack: 
         callback = await shown(client, location(approved))
     assert callback.status_code == 200, callback.text
     assert "使用完整服务" in callback.text
-    assert 'href="/page?x=1"' in callback.text
+    assert clean_address(callback.text) == "/page?x=1"
     assert _session_cookies(callback) == []
 
 
@@ -864,7 +910,7 @@ async def test_unionid_identity(stack: Stack, caplog: pytest.LogCaptureFixture) 
     assert user["openid"] == XIAOMING.openid_for(DEFAULT_APP_ID)
     assert [u.identity for u, _, _ in recorder.calls] == [XIAOMING.unionid]
     assert failed.status_code == 500
-    assert "微信登录暂时无法使用" in failed.text  # the visitor's page; the owner's log:
+    assert "微信登录无法使用" in failed.text  # the visitor's page; the owner's log:
     assert "WeChat gave no unionid" in caplog.text
     assert "Traceback" not in failed.text
     assert _session_cookies(failed) == []

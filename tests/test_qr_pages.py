@@ -75,7 +75,7 @@ async def test_an_address_too_long_to_scan_gets_no_qr_code_and_says_so(
         page = await desktop.get(path)
     assert page.status_code == 403
     assert "<svg" not in page.text
-    assert "这个地址太长, 无法生成二维码" in page.text
+    assert "这个地址太长，无法生成二维码" in page.text
     assert "This address is too long for a QR code" in page.text
 
 

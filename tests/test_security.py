@@ -882,12 +882,13 @@ async def test_with_public_url_the_host_never_appears_in_a_response(stack: Stack
             await client.get("/api", headers=JSON)
             await client.get("/wxauth/login?next=/x")
             await client.get("/wxauth/callback?code=x&state=y")
-            await client.post("/wxauth/logout?next=/bye", headers={"origin": origin})
             await client.get("/MP_verify_Ab12Cd34.txt")
             await client.get("/page", headers={"user-agent": CHROME_UA})
             await client.get("/page", headers={"user-agent": CHROME_UA, **JSON})
             page = await login(client, "/page?x=1")
             assert page.json()["user"] is not None
+            await client.post("/wxauth/logout?next=/bye", headers={"origin": origin})
+            await client.get("/bye")  # the logged-out page
     assert len(site) >= 20
     for response in site:
         text = str(response.headers.raw) + response.content.decode("utf-8", "replace")
@@ -1138,7 +1139,9 @@ async def test_no_secret_token_or_code_leaks_across_a_whole_session(
         client.event_hooks["response"] = [keep]
         assert (await login(client, "/page", persona="xiaoming")).status_code == 200
         await client.post("/wxauth/logout?next=/", headers={"origin": APP_ORIGIN})
-        assert (await login(client, "/me", persona="lily")).status_code == 200
+        # After a logout, WeChat's visitor logs in again on purpose (the logged-out page's
+        # button).
+        assert (await login(client, "/wxauth/login?next=/me", persona="lily")).status_code == 200
         client.cookies.clear()
         faults: list[dict[str, Any]] = [
             {"endpoint": "access_token", "errcode": 40001},

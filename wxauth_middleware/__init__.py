@@ -5,8 +5,10 @@ from wxauth_middleware import WeChatAuthMiddleware
 app = WeChatAuthMiddleware(app, app_id="wx...", app_secret="...", secret_key="...")
 """
 
+from .accounts import OfficialAccount
 from .asgi import WeChatAuthMiddleware
 from .errors import (
+    AccountUnavailable,
     ConfigurationError,
     InvalidRequest,
     LoginDeclined,
@@ -29,6 +31,7 @@ from .useragent import ClientKind, classify_user_agent, is_wechat_browser
 from .wsgi import WeChatAuthWSGIMiddleware
 
 __all__ = [
+    "AccountUnavailable",
     "ClientKind",
     "ConfigurationError",
     "HTTPRequest",
@@ -37,6 +40,7 @@ __all__ = [
     "LoginDeclined",
     "LoginStateError",
     "LoginVetoed",
+    "OfficialAccount",
     "Rule",
     "StoreUnavailable",
     "TokenUnavailable",

@@ -38,12 +38,14 @@ class Account:
         self, request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
     ) -> Flow[HTTPResponse | Forward]:
         """`POST logout_path[?next=/page]` from a page of this site: forget the session, back
-        to a page of this site. Any other request (a GET, another site's form) gets the page
+        to a page of this site, marking the browser as logged out (a WeChat visitor then sees
+        the logged-out page, not a new login, on every page until they log in again). Any
+        other request (a GET, another site's form) gets the page
         with the logout button, and the session stays."""
         next_page = safe_return_path(query_params(request).get("next")) or "/"
         if request.method != "POST" or not self._same_origin(request):
             action = f"{self.config.logout_path}?{urlencode({'next': next_page})}"
-            return logout_page(action, 200 if request.method in ("GET", "HEAD") else 403)
+            return logout_page(request, action, 200 if request.method in ("GET", "HEAD") else 403)
         if session is not None:
             if self._store is not None:
                 try:
@@ -52,7 +54,12 @@ class Account:
                     # Not logged out: never pretend it.
                     return error_response(self.config.on_error, exc, request)
             logger.info("wxauth logout openid=%s", session.user.openid)
-        return redirect(next_page, (self._cookies.clear_session(request),))
+        cookies_out = [self._cookies.clear_session(request)]
+        if self.config.login_path is not None:
+            # Back on a page, WeChat's visitor would be logged in again at once (silently with
+            # snsapi_base): the mark shows them the logged-out page, with one tap to log in.
+            cookies_out.append(self._cookies.logged_out(request))
+        return redirect(next_page, tuple(cookies_out))
 
     def _same_origin(self, request: HTTPRequest) -> bool:
         """Whether the browser says the request comes from a page of this site: Sec-Fetch-Site

@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterable
 from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, unquote
-from urllib.request import getproxies
 
 import anyio
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .decisions import Forward
-from .drivers import drive_async, running_loop
+from .drivers import drive_async, load_account_async, running_loop
 from .effects import Flow
-from .errors import ConfigurationError, StoreUnavailable
+from .errors import AccountUnavailable, ConfigurationError, StoreUnavailable
+from .http11 import proxied
 from .messages import FORM_TOO_LARGE, MAX_FORM_BYTES, HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
+from .pages import error_response
 from .pool import Pool
 from .redis_client import async_redis_client
 from .urls import PATH_SAFE
 from .user import USER_KEY
 
 if TYPE_CHECKING:
+    from .core import LoginCore
     from .redis_client import AsyncClient
 
 __all__ = ["WeChatAuthMiddleware"]
@@ -60,39 +61,62 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         raise error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            if scope["type"] == "lifespan":
+                send = self._lifespan_send(send)
+            await self.app(scope, receive, send)
+            return
+        # The account serving the request's host: the one, or by its Host header.
+        core = self._single
+        if core is None:
+            host = _host(scope)
+            try:
+                found = self.router.find(host)  # a dict lookup; the loader only on a miss
+                core = await load_account_async(self.router, host) if found is False else found
+            except AccountUnavailable as exc:
+                await self._unavailable(scope, send, exc)
+                return
+            if core is None:  # a host no account serves: untouched
+                scope[USER_KEY] = None
+                await self.app(scope, receive, send)
+                return
         if scope["type"] == "http":
             # The common requests (another browser, a logged-in user) straight to the app.
-            quick = self._quick(scope)
+            quick = self._quick(core, scope)
             if quick is not None:
                 scope[USER_KEY] = quick.user
                 await self.app(scope, receive, send)
             else:
-                await self._http(scope, receive, send)
-        elif scope["type"] == "websocket":
-            cookie = _headers(scope["headers"]).get("cookie", "")
-            try:
-                flow = self.core.session_user(cookie, scope.get("scheme", "ws"))
-                scope[USER_KEY] = await self._drive(flow)
-            except StoreUnavailable:
-                # Closing before accepting refuses the handshake (HTTP 403).
-                await send({"type": "websocket.close", "code": 1011, "reason": "store down"})
-                return
-            await self.app(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self.app(scope, receive, self._lifespan_send(send))
-        else:
-            await self.app(scope, receive, send)
+                await self._http(core, scope, receive, send)
+            return
+        cookie = _headers(scope["headers"]).get("cookie", "")
+        try:
+            scope[USER_KEY] = await self._drive(
+                core.session_user(cookie, scope.get("scheme", "ws"))
+            )
+        except StoreUnavailable:
+            # Closing before accepting refuses the handshake (HTTP 403).
+            await send({"type": "websocket.close", "code": 1011, "reason": "store down"})
+            return
+        await self.app(scope, receive, send)
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _unavailable(self, scope: Scope, send: Send, error: AccountUnavailable) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1011, "reason": "account unavailable"})
+            return
+        response = error_response(self.config.on_error, error, _request(scope))
+        await _send_response(response, send, head=scope["method"] == "HEAD")
+
+    async def _http(self, core: LoginCore, scope: Scope, receive: Receive, send: Send) -> None:
         request = _request(scope)
-        if request.method == "POST" and request.path in self.core.form_paths:
+        if request.method == "POST" and request.path in core.form_paths:
             # One of the middleware's own forms: the app never sees this request.
             body = await _read_body(receive)
             if body is None:
                 await _send_response(FORM_TOO_LARGE, send, head=False)
                 return
             request = replace(request, body=body)
-        decision = self.core.handle(request)
+        decision = core.handle(request)
         if not isinstance(decision, (Forward, HTTPResponse)):
             decision = await self._drive(decision)
         if isinstance(decision, Forward):
@@ -103,48 +127,67 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             return
         await _send_response(decision, send, head=scope["method"] == "HEAD")
 
-    def _quick(self, scope: Scope) -> Forward | None:
+    def _quick(self, core: LoginCore, scope: Scope) -> Forward | None:
         # Most requests are another browser without a session, or a logged-in user: decided
         # from two raw headers, without decoding the rest.
-        headers = dict(scope["headers"])
+        raw = scope["headers"]
+        headers = dict(raw)
         cookie = headers.get(b"cookie", b"")
-        if cookie:
-            # HTTP/2 may split the Cookie header in several: join them all.
-            cookie = b"; ".join(value for name, value in scope["headers"] if name == b"cookie")
-        return self.core.quick_forward(
+        if cookie and not (isinstance(raw, list) and len(headers) == len(raw)):
+            # A name may have come twice: HTTP/2 may split the Cookie header: join them all.
+            cookie = b"; ".join(value for name, value in raw if name == b"cookie")
+        return core.quick_forward(
             _full_path(scope),
             headers.get(b"user-agent", b"").decode("latin-1"),
             cookie.decode("latin-1"),
             scope.get("scheme", "http"),
         )
 
-    async def revoke(self, identity: str) -> int:
+    async def revoke(self, identity: str, *, app_id: str | None = None) -> int:
         """Log `identity` (an openid; a unionid with identity='unionid') out everywhere: end
         all of its sessions on every instance, drop its kept tokens. Needs redis_url.
-        Returns how many sessions ended."""
-        return await self._drive(self.core.account.revoke(identity))
+        Returns how many sessions ended. `app_id`: the account's, with several accounts."""
+        core = self.router.by_app_id(app_id, "revoke")
+        return await self._drive(core.account.revoke(identity))
 
-    async def user_access_token(self, openid: str) -> str:
+    async def user_access_token(self, openid: str, *, app_id: str | None = None) -> str:
         """A valid WeChat access_token (the user's, of the web authorization) for calling
         WeChat on the user's behalf, renewed with the kept refresh_token when needed.
-        Needs keep_tokens=True; raises TokenUnavailable when the user must log in again."""
-        return await self._drive(self.core.account.user_access_token(openid))
+        Needs keep_tokens=True; raises TokenUnavailable when the user must log in again.
+        `app_id`: the account's, with several accounts."""
+        core = self.router.by_app_id(app_id, "user_access_token")
+        return await self._drive(core.account.user_access_token(openid))
 
-    async def access_token(self, rejected: str | None = None) -> str:
+    async def access_token(self, rejected: str | None = None, *, app_id: str | None = None) -> str:
         """The Official Account's server access_token, for the application's own calls to
         WeChat's API in the account's name (cached; shared through Redis with redis_url).
-        Pass `rejected=token` when WeChat just refused `token` (errcode 40001/42001)."""
-        return await self._drive(self.core.credentials.access_token(rejected))
+        Pass `rejected=token` when WeChat just refused `token` (errcode 40001/42001).
+        `app_id`: which account's, required with several accounts (ValueError without)."""
+        core = self.router.by_app_id(app_id, "access_token")
+        return await self._drive(core.credentials.access_token(rejected))
 
     async def jssdk_config(self, url: str) -> dict[str, object]:
         """`wx.config`'s appId, timestamp, nonceStr and signature for the page at `url`
-        (absolute; any #fragment dropped). ValueError for a URL that is not absolute
-        http(s), or (with public_url) not on the site's origin."""
-        return await self._drive(self.core.credentials.jssdk_config(url, self.config.public_url))
+        (absolute; any #fragment dropped), signed by the account serving the URL's host.
+        ValueError for a URL that is not absolute http(s), on a host no account serves, or
+        (with public_url) not on the site's origin."""
+        core = self._single
+        if core is None:
+            host = self.router.url_host(url)
+            try:
+                found = self.router.find(host)
+                core = await load_account_async(self.router, host) if found is False else found
+            except AccountUnavailable as exc:
+                raise ConfigurationError(f"jssdk_config: {exc}") from exc
+            if core is None:
+                raise ConfigurationError(f"jssdk_config: no account serves the host of {url!r}.")
+        return await self._drive(core.credentials.jssdk_config(url, core.config.public_url))
 
-    async def follows(self, openid: str) -> bool:
-        """Whether the user `openid` follows the Official Account (/cgi-bin/user/info)."""
-        return await self._drive(self.core.credentials.follows(openid))
+    async def follows(self, openid: str, *, app_id: str | None = None) -> bool:
+        """Whether the user `openid` follows the Official Account (/cgi-bin/user/info).
+        `app_id`: which account's, required with several accounts."""
+        core = self.router.by_app_id(app_id, "follows")
+        return await self._drive(core.credentials.follows(openid))
 
     async def _drive(self, flow: Flow[T]) -> T:
         client = self._http_client()
@@ -159,14 +202,13 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         if self._client is None or self._client_loop is not loop:
             if self.config.redis_url is not None:
                 self._store = async_redis_client(self.config.redis_url)
-            if self.config.transport is None and loop is not None and not _proxied():
+            if self.config.transport is None and loop is not None and not proxied():
                 # On asyncio, without a transport of the application's or a proxy: a pool
                 # of its own, a tenth of httpx's CPU per call (docs/performance.md).
                 self._client = Pool(
                     self.config.api_base_url,
                     self.config.max_connections,
                     self.config.http_timeout,
-                    _tls_context(self.config.api_base_url),
                 )
                 self._outbound = None
             else:
@@ -199,14 +241,12 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         return lifespan_send
 
 
-def _proxied() -> bool:
-    # A proxy in the environment (HTTPS_PROXY, ALL_PROXY, ...) is httpx's to honour.
-    return bool(getproxies())
-
-
-def _tls_context(url: str) -> ssl.SSLContext | None:
-    # httpx's own: the same certificates (certifi, or SSL_CERT_FILE / SSL_CERT_DIR) verified.
-    return httpx.create_ssl_context() if url.startswith("https:") else None
+def _host(scope: Scope) -> str:
+    """The request's Host header (HTTP/2's :authority, which servers put there), or ""."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return ""
 
 
 def _full_path(scope: Scope) -> str:
@@ -234,8 +274,13 @@ class _FailedStartup:
 
 
 def _headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in raw_headers:
+    raw = raw_headers if isinstance(raw_headers, list) else list(raw_headers)
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
+    if len(headers) == len(raw):
+        return headers
+    # A name came more than once: its values joined, as HTTP says (Cookie's with "; ").
+    headers = {}
+    for raw_name, raw_value in raw:
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
         if name in headers:
@@ -293,7 +338,8 @@ def _retarget(scope: Scope, target: str) -> Scope:
 
 async def _send_response(response: HTTPResponse, send: Send, *, head: bool) -> None:
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    headers.append((b"content-length", str(len(response.body)).encode("latin-1")))
+    if response.status != 304:  # a 304's length would be its 200's (RFC 9110): none is sent
+        headers.append((b"content-length", str(len(response.body)).encode("latin-1")))
     await send(
         {
             "type": "http.response.start",

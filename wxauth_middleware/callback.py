@@ -17,6 +17,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
@@ -167,7 +168,7 @@ class Callback:
         if login.scope == QRCONNECT_SCOPE:
             app_id, app_secret = config.website_app_id, config.website_app_secret
         else:
-            app_id, app_secret = config.app_id, config.app_secret
+            app_id, app_secret = config.own_account
         claim: list[str] = []  # what this request claimed: its state (and store key)
         try:
             if app_id is None or app_secret is None:
@@ -210,7 +211,8 @@ class Callback:
             yield from self._code_failed(claim)
             raise
         logger.info(
-            "wxauth login ok openid=%s unionid=%s scope=%s snapshot=%d duration_ms=%d",
+            "wxauth login ok app_id=%s openid=%s unionid=%s scope=%s snapshot=%d duration_ms=%d",
+            user.app_id,
             user.openid,
             user.unionid,
             user.scope,
@@ -292,7 +294,7 @@ class Callback:
         user, grant = yield from fetch_user(
             config.api_base_url, app_id, app_secret, code, config.lang, policy
         )
-        user = replace(user, identity_key=config.identity)
+        user = replace(user, identity_key=config.identity, app_id=app_id)
         if config.identity == "unionid" and not user.unionid and not user.is_snapshot_user:
             raise ConfigurationError(
                 f"WeChat gave no unionid for openid {user.openid}",
@@ -358,12 +360,13 @@ def _log_failure(error: WeChatAuthError, started: float) -> None:
     duration_ms = int((time.monotonic() - started) * 1000)
     if isinstance(error, WeChatAPIError):
         logger.warning(
-            "wxauth login failed error=%s endpoint=%s errcode=%d rid=%s duration_ms=%d",
+            "wxauth login failed error=%s endpoint=%s errcode=%d rid=%s duration_ms=%d: %s",
             error.code,
             error.endpoint,
             error.errcode,
             error.rid,
             duration_ms,
+            error.hint,
         )
     else:
         logger.warning(
@@ -386,7 +389,9 @@ class SpentStates:
     def __init__(self, life: int, clock: Callable[[], int]) -> None:
         self._life = life
         self._clock = clock
-        self._until: dict[str, int] = {}
+        # Oldest first; an OrderedDict finds its oldest in O(1) (a dict skips every entry
+        # deleted before it).
+        self._until: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
 
     def claim(self, state: str) -> bool:
@@ -400,7 +405,7 @@ class SpentStates:
             while self._until and (
                 len(self._until) >= SPENT_MEMORY or next(iter(self._until.values())) <= now
             ):
-                del self._until[next(iter(self._until))]
+                self._until.popitem(last=False)
             self._until[state] = now + self._life
             return True
 

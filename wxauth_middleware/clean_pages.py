@@ -56,11 +56,12 @@ class CleanPages:
     def snapshot(
         self, request: HTTPRequest, return_to: str, cookies: tuple[tuple[str, str], ...]
     ) -> HTTPResponse:
-        """The snapshot interstitial, offering `return_to`."""
+        """The snapshot interstitial, with the page `return_to` in the address bar: WeChat's
+        "use full service" bar reopens the address shown, for real."""
         response = snapshot_response(request, return_to)
         response = HTTPResponse(response.status, (*response.headers, *cookies), response.body)
         if self.in_address_bar(request):
-            return showing_address(response, self.clean_address(["snapshot", return_to]))
+            return showing_address(response, return_to)
         return response
 
     def in_address_bar(self, request: HTTPRequest) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Literal, get_args
 from urllib.parse import urlsplit
 
+from .accounts import APP_ID, Accounts, check_credentials, checked_accounts
 from .errors import ConfigurationError
 from .redis_client import check_redis_url
 from .rules import OTHER_BROWSER_POLICIES, OtherBrowsers, PagePolicy, Rule, RuleSet
@@ -48,27 +49,26 @@ _VERIFY_FILE = re.compile(r"MP_verify_[A-Za-z0-9]{1,64}\.txt")
 
 # RFC 6265 cookie-name token characters.
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
-# An AppID is "wx" and 16 hexadecimal digits (Official Accounts and website apps alike).
-_APP_ID = re.compile(r"^wx[0-9a-f]{16}$")
-# The host of WeChat's own authorize pages: they send visitors back to ports 80 and 443 only.
+# The host of WeChat's own authorize pages.
 WECHAT_AUTHORIZE_HOST = "open.weixin.qq.com"
 # No braces: the store's keys carry their own hash tags (Redis Cluster).
 _REDIS_PREFIX = re.compile(r"^[!-z|~]{0,64}$")
 _PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """Validated options shared by the ASGI and WSGI middleware.
 
     Its fields up to `jssdk_script_url` are the options, written here once: the middleware's
-    signature, the `WXAUTH_*` environment variables and the README's table are checked
-    against them (tests/test_options.py). Raises `ConfigurationError` (a `ValueError`)
+    signature, the `WXAUTH_*` environment variables and the table of docs/options.md are
+    checked against them (tests/test_options.py). Raises `ConfigurationError` (a `ValueError`)
     saying what to fix.
     """
 
-    app_id: str
-    app_secret: str = field(repr=False)
+    app_id: str | None = None
+    app_secret: str | None = field(default=None, repr=False)
+    accounts: Accounts | None = field(default=None, repr=False)  # thousands, maybe
     secret_key: str | bytes | Sequence[str | bytes] = field(repr=False)
     scope: Scope = "snsapi_base"
     callback_path: str = "/wxauth/callback"
@@ -116,16 +116,11 @@ class Config:
     default_policy: PagePolicy = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        _require_str("app_id", self.app_id)
-        if not _APP_ID.match(self.app_id):
-            raise ConfigurationError(
-                f"app_id {self.app_id!r} is not an AppID: use the Official Account's AppID, "
-                "'wx' and 16 hexadecimal digits (like 'wx1234567890abcdef'), from the "
-                "Official Account's console (设置与开发 > 基本配置)."
-            )
-        _require_str("app_secret", self.app_secret)
-        if any(c.isspace() for c in self.app_secret):
-            raise ConfigurationError("app_secret contains white space: check for a stray copy.")
+        one = self.app_id or self.app_secret
+        if self.accounts is not None:
+            object.__setattr__(self, "accounts", checked_accounts(self.accounts, one))
+        else:
+            check_credentials(self.app_id, self.app_secret)
         object.__setattr__(self, "secret_keys", _secret_keys(self.secret_key))
         if self.scope not in SCOPES:
             raise ConfigurationError(
@@ -135,15 +130,9 @@ class Config:
         _require_path("cookie_path", self.cookie_path)
         _require_url("authorize_url", self.authorize_url)
         if self.public_url is not None:
+            # A port other than 80/443 with WeChat's own pages is said at startup, not
+            # refused: a 测试号's callback domain may be "host:port" (startup.py).
             object.__setattr__(self, "public_url", _origin("public_url", self.public_url))
-            port = urlsplit(self.public_url).port
-            wechat = urlsplit(self.authorize_url).hostname == WECHAT_AUTHORIZE_HOST
-            if wechat and port not in (None, 80, 443):
-                raise ConfigurationError(
-                    f"public_url {self.public_url!r} has port {port}: WeChat sends visitors "
-                    "back to ports 80 and 443 only. Serve the site on the default port of its "
-                    "scheme (a proxy in front may listen there for it)."
-                )
         object.__setattr__(
             self, "api_base_url", _require_url("api_base_url", self.api_base_url).rstrip("/")
         )
@@ -202,7 +191,7 @@ class Config:
             raise ConfigurationError(
                 f"identity must be 'openid' or 'unionid', not {self.identity!r}."
             )
-        if self.identity == "unionid" and self.scope != "snsapi_userinfo":
+        if self.identity == "unionid" and self.scope != "snsapi_userinfo" and not self.accounts:
             raise ConfigurationError(
                 "identity='unionid' needs scope='snsapi_userinfo': WeChat gives a unionid only "
                 "with the profile scope (and an Open Platform binding)."
@@ -226,6 +215,18 @@ class Config:
         # A copy: changing the caller's mapping later does not change the middleware.
         object.__setattr__(self, "verify_files", dict(verify_files))
         self._check_store()
+
+    @property
+    def app_ids(self) -> tuple[str, str | None]:
+        """Whose openids its sessions hold: the Official Account's, the website app's."""
+        return self.app_id or "", self.website_app_id
+
+    @property
+    def own_account(self) -> tuple[str, str]:
+        """The AppID and AppSecret of the one account a core's configuration serves."""
+        if self.app_id is None or self.app_secret is None:
+            raise ConfigurationError("a configuration of several accounts has no one AppID")
+        return self.app_id, self.app_secret
 
     def _check_cookie_prefix(self) -> None:
         """A `__Host-`/`__Secure-` session cookie name: browsers keep such a cookie only if
@@ -277,13 +278,14 @@ class Config:
         uses_qrconnect = self.other_browsers == "qrconnect" or any(
             rule.other_browsers == "qrconnect" for rule in self.rule_set.rules
         )
-        if uses_qrconnect:
+        # With accounts, these are checked for each account (whose options they may be).
+        if uses_qrconnect and self.accounts is None:
             if not self.website_app_id or not self.website_app_secret:
                 raise ConfigurationError(
                     "other_browsers='qrconnect' needs website_app_id and website_app_secret: "
                     "the Open Platform website app (网站应用) of WeChat's QR-code login."
                 )
-            if not _APP_ID.match(self.website_app_id) or self.website_app_id == self.app_id:
+            if not APP_ID.match(self.website_app_id) or self.website_app_id == self.app_id:
                 raise ConfigurationError(
                     f"website_app_id {self.website_app_id!r} must be the website app's AppID "
                     "('wx' and 16 hexadecimal digits), which is not the Official Account's."
@@ -363,11 +365,6 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _require_str(name: str, value: object) -> None:
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"{name} is required and must be a non-empty string.")
-
-
 def _path_matches(cookie_path: str, path: str) -> bool:
     """Whether a browser sends a cookie of `cookie_path` to `path` (RFC 6265, 5.1.4)."""
     return (
@@ -393,7 +390,8 @@ def _require_url(name: str, value: object) -> str:
         raise ConfigurationError(f"{name} must be an absolute http(s) URL, not {value!r}.")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(f"{name} must have no query, fragment or credentials: {value!r}.")
-    return value
+    # The scheme in lower case ("HTTPS://" is https): what decides TLS is never a raw string.
+    return parts.scheme + value[len(parts.scheme) :]
 
 
 def _origin(name: str, value: object) -> str:

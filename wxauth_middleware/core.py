@@ -42,17 +42,26 @@ class LoginCore:
     """Everything the middleware decides, configured once from a `Config`.
 
     `clock` gives the time for cookie signatures and token expiry (tests step it).
+    `namespace` is put after `redis_prefix` in the keys of its sessions, kept tokens and scan
+    tickets: an account's own, with several accounts (see `routing.py`).
     """
 
-    def __init__(self, config: Config, clock: Clock = wall_clock) -> None:
+    def __init__(self, config: Config, clock: Clock = wall_clock, namespace: str = "") -> None:
         self.config = config
         self.cookies = CookieWriter(config)
-        self._sessions = SessionCodec(config.secret_keys, config.max_age, config.identity, clock)
+        self._sessions = SessionCodec(
+            config.secret_keys, config.max_age, config.identity, clock, config.app_ids
+        )
         logins = LoginStateCodec(config.secret_keys, config.login_max_age, clock)
         # With redis_url, sessions live in Redis and the cookie holds a signed id.
         self.store = (
             SessionStore(
-                config.redis_prefix, config.secret_keys, config.max_age, config.identity, clock
+                config.redis_prefix + namespace,
+                config.secret_keys,
+                config.max_age,
+                config.identity,
+                clock,
+                config.app_ids,
             )
             if config.redis_url is not None
             else None
@@ -82,7 +91,14 @@ class LoginCore:
         # The paths whose POST form the adapters read into `HTTPRequest.body`.
         self.form_paths: frozenset[str] = frozenset()
         if config.uses_scan:
-            self.scan = ScanLogin(config, self.cookies, self.login, self.callback, clock)
+            self.scan = ScanLogin(
+                config,
+                self.cookies,
+                self.login,
+                self.callback,
+                clock,
+                config.redis_prefix + namespace,
+            )
             self._own_paths.update(self.scan.own_paths())
             self.form_paths = frozenset({self.scan.phone_path})
         # The Official Account's own credentials, and the JS-SDK's paths: answered without

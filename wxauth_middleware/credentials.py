@@ -77,8 +77,11 @@ def signable_url(url: object, origin: str | None = None) -> str:
     if not isinstance(url, str):
         raise ValueError(f"url must be a string, not {type(url).__name__}")
     page = url.partition("#")[0]
-    if any(c.isspace() or not c.isprintable() for c in page):
+    # The space is the one white-space character str.isprintable() lets through.
+    if not page.isprintable() or " " in page:
         raise ValueError("url holds white space or control characters: percent-encode them")
+    if origin and page.startswith(origin) and page[len(origin) : len(origin) + 1] in _AFTER_ORIGIN:
+        return page  # the origin itself, then its path or query: on it (the common case)
     try:
         key = _origin_key(page)
         same = origin is None or key == _origin_key(origin)
@@ -87,6 +90,10 @@ def signable_url(url: object, origin: str | None = None) -> str:
     if not same:
         raise ValueError(f"url {page!r} is not on the site's origin {origin}")
     return page
+
+
+# What may follow an origin in a URL on that origin ("" : nothing, the origin itself).
+_AFTER_ORIGIN = ("/", "?", "")
 
 
 def _origin_key(url: str) -> tuple[str, str, int]:
@@ -186,7 +193,9 @@ class Credentials:
         self._config = config
         self._clock = clock
         self._nonce = nonce
-        prefix = f"{config.redis_prefix}account:{{{config.app_id}}}:"
+        # Every account's token and ticket under its own AppID (shared by every instance).
+        self._app_id, self._app_secret = config.own_account
+        prefix = f"{config.redis_prefix}account:{{{self._app_id}}}:"
         self._token = _Slot("access_token", prefix + "token")
         self._ticket = _Slot("jsapi_ticket", prefix + "ticket")
         self._force_key = prefix + "force"
@@ -194,7 +203,7 @@ class Credentials:
         self._shared = config.redis_url is not None
 
     def __repr__(self) -> str:
-        return f"Credentials(app_id={self._config.app_id!r})"
+        return f"Credentials(app_id={self._app_id!r})"
 
     # -- what the application calls ------------------------------------------------------
 
@@ -209,11 +218,20 @@ class Credentials:
     def jssdk_config(self, url: str, origin: str | None) -> Flow[dict[str, object]]:
         """`wx.config`'s appId, timestamp, nonceStr and signature for the page at `url`."""
         page = signable_url(url, origin)
-        ticket = yield from self.jsapi_ticket()
+        ticket = self.held_jsapi_ticket() or (yield from self.jsapi_ticket())
+        return self.jssdk_signed(page, ticket)
+
+    def held_jsapi_ticket(self) -> str | None:
+        """The jsapi_ticket this process holds, if it is fresh: signing with it needs no call
+        (`jssdk_signed`)."""
+        return self._ticket.fresh(self._clock(), None)
+
+    def jssdk_signed(self, page: str, ticket: str) -> dict[str, object]:
+        """`wx.config`'s four keys for `page` (a `signable_url`), signed with `ticket`."""
         timestamp = int(self._clock())
         nonce = self._nonce()
         return {
-            "appId": self._config.app_id,
+            "appId": self._app_id,
             "timestamp": timestamp,
             "nonceStr": nonce,
             "signature": jssdk_signature(ticket, nonce, timestamp, page),
@@ -351,7 +369,7 @@ class Credentials:
     def _issue_token(self, rejected: str | None) -> Flow[Issued]:
         config = self._config
         issued = yield from stable_token(
-            config.api_base_url, config.app_id, config.app_secret, False, self._policy()
+            config.api_base_url, self._app_id, self._app_secret, False, self._policy()
         )
         if rejected is not None and issued.value == rejected and (yield from self._may_force()):
             logger.warning(
@@ -359,7 +377,7 @@ class Credentials:
                 "forcing a new one (force_refresh; at most once a minute)"
             )
             issued = yield from stable_token(
-                config.api_base_url, config.app_id, config.app_secret, True, self._policy()
+                config.api_base_url, self._app_id, self._app_secret, True, self._policy()
             )
         return issued
 

@@ -1,10 +1,10 @@
 """The drivers: carrying out the effects the sans-I/O flows yield.
 
-`drive_sync` (WSGI) and `drive_async` (ASGI) run a flow to completion with an httpx client for
-WeChat's API, redis-py for the store, the application's hooks, sleeps, and a lock around the
-flows that must run one at a time (`Exclusive`). This is the
-only module that talks to WeChat; the error mapping of httpx's exceptions and the filter that
-keeps credentials out of httpx's log lines live here with it.
+`drive_sync` (WSGI) and `drive_async` (ASGI) run a flow to completion with the middleware's own
+connection pool for WeChat's API (`sync_pool.py`, `pool.py`) or an httpx client, redis-py for
+the store, the application's hooks, sleeps, and a lock around the flows that must run one at a
+time (`Exclusive`). This is the only module that talks to WeChat; the error mapping of httpx's
+exceptions and the filter that keeps credentials out of httpx's log lines live here with it.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, TypeVar
-from urllib.parse import urlencode
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import httpx
 from asgiref.sync import async_to_sync, sync_to_async
 
+from .accounts import host_name
 from .effects import (
     Effect,
     Exclusive,
@@ -35,13 +35,23 @@ from .effects import (
     UpstreamResponse,
 )
 from .errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from .http11 import Answer
 from .pool import Pool
 from .redis_client import run_async, run_sync
+from .sync_pool import SyncPool
 
 if TYPE_CHECKING:
+    from .core import LoginCore
     from .redis_client import AsyncClient, SyncClient
+    from .routing import AccountRouter
 
-__all__ = ["drive_async", "drive_sync", "running_loop"]
+__all__ = [
+    "drive_async",
+    "drive_sync",
+    "load_account_async",
+    "load_account_sync",
+    "running_loop",
+]
 
 T = TypeVar("T")
 
@@ -97,13 +107,13 @@ def _upstream_error(exc: Exception, request: UpstreamRequest) -> UpstreamError:
 
 def drive_sync(
     flow: Flow[T],
-    client: httpx.Client,
+    client: httpx.Client | SyncPool,
     limiter: threading.Semaphore | None = None,
     store: SyncClient | None = None,
 ) -> T:
-    """Run `flow` to completion with a synchronous httpx client (and redis-py client, for a
-    flow of the session store). Whatever an effect raises is thrown into the flow, which
-    decides what it means."""
+    """Run `flow` to completion with the WSGI middleware's own connection pool or a synchronous
+    httpx client (and redis-py client, for a flow of the session store). Whatever an effect
+    raises is thrown into the flow, which decides what it means."""
     try:
         effect = next(flow)
         while True:
@@ -165,7 +175,7 @@ def _resumed(flow: Flow[T], effect: Effect) -> Flow[None]:
 
 def _perform_sync(
     effect: Effect,
-    client: httpx.Client,
+    client: httpx.Client | SyncPool,
     limiter: threading.Semaphore | None,
     store: SyncClient | None,
 ) -> object:
@@ -182,23 +192,38 @@ def _perform_sync(
     if isinstance(effect, Exclusive):
         with effect.gate.thread_lock:
             return drive_sync(effect.flow, client, limiter, store)
+    if isinstance(client, SyncPool):
+        request, timeout = _pool_request(effect, client)
+        try:
+            answer = client.request(request, timeout)
+        except (httpx.HTTPError, OSError) as exc:
+            raise _upstream_error(exc, effect) from None
+        return _pooled_response(effect, answer)
+    # httpx's timeouts bound each phase (each read); this bounds the whole call, the wait for
+    # a free slot and a body trickled a byte at a time included.
+    deadline = time.monotonic() + (effect.timeout or math.inf)
     try:
         if limiter is not None and not limiter.acquire(timeout=effect.timeout):
             raise TimeoutError("no free slot for a call to WeChat")
         try:
-            r = client.request(
+            with client.stream(
                 effect.method,
                 effect.url,
                 params=effect.params,
                 json=effect.json,
                 timeout=effect.timeout,
-            )
+            ) as r:
+                body = bytearray()
+                for chunk in r.iter_bytes():
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("no whole answer in time")
+                    body += chunk
         finally:
             if limiter is not None:
                 limiter.release()
     except (httpx.HTTPError, TimeoutError) as exc:
         raise _upstream_error(exc, effect) from None
-    return _response(r)
+    return UpstreamResponse(r.status_code, bytes(body), r.headers.get("content-type", ""))
 
 
 async def _perform_async(
@@ -242,27 +267,36 @@ async def _perform_async(
 
 
 async def _pooled(effect: UpstreamRequest, pool: Pool) -> UpstreamResponse:
-    # The request line as httpx would send it; the pool bounds the whole call, the wait for a
-    # free connection included.
-    assert effect.url.startswith(pool.origin), "a call to WeChat outside api_base_url"
-    path = effect.url[len(pool.origin) :] or "/"
-    target = f"{path}?{urlencode(effect.params)}" if effect.params else path
+    request, timeout = _pool_request(effect, pool)
+    try:
+        answer = await pool.request(request, timeout)
+    except (httpx.HTTPError, OSError) as exc:
+        raise _upstream_error(exc, effect) from None
+    return _pooled_response(effect, answer)
+
+
+def _pool_request(effect: UpstreamRequest, pool: Pool | SyncPool) -> tuple[bytes, float]:
+    """The bytes of `effect` as httpx would send them, and the time it may take; the pool
+    bounds the whole call, the wait for a free connection included."""
     # A POST's body as httpx encodes json=... (compact, UTF-8).
     json_body = (
         None if effect.json is None else httpx.Request("POST", "/", json=effect.json).content
     )
-    timeout = effect.timeout or pool.timeout
-    try:
-        status, reason, content_type, body = await pool.get(target, timeout, json_body)
-    except (httpx.HTTPError, OSError) as exc:
-        raise _upstream_error(exc, effect) from None
+    return pool.target.request(effect.url, effect.params, json_body), effect.timeout or pool.timeout
+
+
+def _pooled_response(effect: UpstreamRequest, answer: Answer) -> UpstreamResponse:
     if _httpx_logger.isEnabledFor(logging.INFO):
         # httpx's log line for a call, its credentials masked the same way.
         url = _redacted(httpx.URL(effect.url, params=effect.params))
         _httpx_logger.info(
-            'HTTP Request: %s %s "HTTP/1.1 %d %s"', effect.method, url, status, reason
+            'HTTP Request: %s %s "HTTP/1.1 %d %s"',
+            effect.method,
+            url,
+            answer.status,
+            answer.reason,
         )
-    return UpstreamResponse(status, body, content_type)
+    return UpstreamResponse(answer.status, answer.body, answer.content_type)
 
 
 def running_loop() -> object:
@@ -279,3 +313,85 @@ async def _awaited(awaitable: Awaitable[object]) -> object:
 
 def _response(r: httpx.Response) -> UpstreamResponse:
     return UpstreamResponse(r.status_code, r.content, r.headers.get("content-type", ""))
+
+
+# -- the `accounts` callable: asked for a host's account, within http_timeout ---------------
+
+
+def load_account_sync(router: AccountRouter, host_header: str) -> LoginCore | None:
+    """The core serving a host, from the router's loader (WSGI): one call per host at a
+    time, the other requests for the host wait for it. Raises AccountUnavailable."""
+    name = host_name(host_header)
+    loading, mine = router.begin(name)
+    timeout = router.config.http_timeout
+    if mine:
+        try:
+            router.answered(name, _call_in_thread(router.loader, name, timeout))
+        except Exception as exc:
+            router.failed(name, exc)
+        finally:
+            router.end(name, loading)
+    else:
+        loading.done.wait(timeout)
+    return router.settled(name)
+
+
+async def load_account_async(router: AccountRouter, host_header: str) -> LoginCore | None:
+    """The core serving a host, from the router's loader (ASGI): an async loader awaited, a
+    sync one in a thread (never blocking the event loop)."""
+    name = host_name(host_header)
+    loading, mine = router.begin(name)
+    timeout = router.config.http_timeout
+    loader = router.loader
+    if mine:
+        loading.async_done = anyio.Event()
+        try:
+            answer: object
+            with anyio.fail_after(timeout):
+                if router.loader_is_async:
+                    assert loader is not None
+                    called = loader(name)
+                    answer = await called if inspect.isawaitable(called) else called
+                else:
+                    answer = await anyio.to_thread.run_sync(_call_in_thread, loader, name, timeout)
+            router.answered(name, answer)
+        except Exception as exc:
+            router.failed(name, exc)
+        finally:
+            router.end(name, loading)
+            loading.async_done.set()
+    elif isinstance(loading.async_done, anyio.Event):
+        with anyio.move_on_after(timeout):
+            await loading.async_done.wait()
+    else:  # the WSGI middleware is asking (one router, both adapters): wait in a thread
+        await anyio.to_thread.run_sync(loading.done.wait, timeout)
+    return router.settled(name)
+
+
+def _call_in_thread(loader: Callable[[str], Any] | None, name: str, timeout: float) -> object:
+    """`loader(name)` in a thread of its own (an async loader on a private event loop): its
+    answer, or its exception; TimeoutError after `timeout` seconds, the caller free then
+    while the thread finishes on its own (a daemon: it never holds the process's exit)."""
+    assert loader is not None
+    outcome: list[tuple[bool, object]] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            answer = loader(name)
+            if inspect.isawaitable(answer):
+                answer = asyncio.run(_awaited(answer))
+            outcome.append((True, answer))
+        except BaseException as exc:  # carried to the caller
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="wxauth-accounts", daemon=True).start()
+    if not done.wait(timeout):
+        raise TimeoutError(f"the accounts callable took more than {timeout} s")
+    ok, value = outcome[0]
+    if not ok:
+        assert isinstance(value, BaseException)
+        raise value
+    return value

@@ -80,7 +80,7 @@ _BY_TYPE: dict[str, Callable[[str], Any]] = {
     "Identity": _str,
 }
 # Options that are code (hooks, a transport, rules, a mapping): keyword arguments only.
-CODE_OPTIONS = frozenset({"on_error", "transport", "rules", "on_login", "verify_files"})
+CODE_OPTIONS = frozenset({"accounts", "on_error", "transport", "rules", "on_login", "verify_files"})
 
 
 def _parsers() -> dict[str, Callable[[str], Any]]:

@@ -2,7 +2,6 @@
 owner, what the visitor reads when "try again" would not help, and when to retry."""
 
 # Chinese sentences here use Chinese (full-width) punctuation, which RUF001 takes for look-alikes.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 
@@ -80,6 +79,13 @@ def ip_hint(errmsg: str) -> str:
 # Codes that mean "this code can't be exchanged": restart the login (once).
 INVALID_CODE_ERRCODES = frozenset({40029, 40163, 42003})
 
+# Where the site owner finds the AppSecret to put in app_secret.
+_FIND_IN_CONSOLE = (
+    "Set app_secret to the AppSecret (开发者密码) of the Official Account's console, "
+    "设置与开发 → 基本配置 (shown once, when reset); for a 测试号, the appsecret on its "
+    "sandbox page."
+)
+
 # errcode -> (HTTP status for the error page, what the site owner should check).
 ERRCODES: dict[int, tuple[int, str]] = {
     -1: (503, "WeChat is busy (errcode -1). Try again in a moment."),
@@ -95,14 +101,16 @@ ERRCODES: dict[int, tuple[int, str]] = {
     40003: (502, "WeChat says the openid is invalid (errcode 40003)."),
     40013: (
         500,
-        "WeChat does not know this AppID (errcode 40013). Check app_id: it starts with 'wx'.",
+        "WeChat does not know this AppID (errcode 40013): check app_id, the Official "
+        "Account's AppID (开发者ID) under 设置与开发 → 基本配置 (a 测试号: appID on its "
+        "sandbox page).",
     ),
     40029: (400, "The login code was invalid or already used (errcode 40029). Log in again."),
     40030: (400, "The refresh_token is invalid (errcode 40030). Log in again."),
     40125: (
         500,
-        "WeChat rejected the AppSecret (errcode 40125, invalid appsecret). Check app_secret "
-        "against the Official Account's settings, and that the secret was not reset.",
+        "WeChat rejected the AppSecret (errcode 40125, invalid appsecret): app_secret is wrong, "
+        "or the secret was reset. " + _FIND_IN_CONSOLE,
     ),
     40163: (400, "The login code was already used (errcode 40163). Log in again."),
     40164: (500, ip_hint("")),

@@ -15,6 +15,7 @@ from .errcodes import ERRCODES, INVALID_CODE_ERRCODES, TELLING, ip_hint, retry_a
 
 __all__ = [
     "INVALID_CODE_ERRCODES",
+    "AccountUnavailable",
     "ConfigurationError",
     "HostMismatch",
     "InvalidRequest",
@@ -49,7 +50,7 @@ class WeChatAuthError(Exception):
     title: str = "WeChat login failed"
     title_zh: str = "微信登录失败"
     advice: str = "Something went wrong while logging you in. Try again in a moment."
-    advice_zh: str = "登录时出了点问题, 请稍后再试。"
+    advice_zh: str = "登录时出了点问题，请稍后再试。"
     hint: str = ""
     # The page to offer the visitor to go back to, when the login knows it.
     return_to: str | None = None
@@ -78,9 +79,12 @@ class ConfigurationError(WeChatAuthError, ValueError):
 
     code = "configuration_error"
     title = "WeChat login is not configured correctly"
-    title_zh = "微信登录暂时无法使用"
-    advice = "This site's WeChat login is not set up correctly. Please try again later."
-    advice_zh = "本网站的微信登录设置有误, 请稍后再试。"
+    title_zh = "微信登录无法使用"
+    advice = (
+        "This site's WeChat login is not set up correctly: trying again will not help. "
+        "Please tell the site's administrator the code below."
+    )
+    advice_zh = "本网站的微信登录设置有误，再试也无法登录。请把下面的错误码告知网站管理员。"
 
 
 class InvalidRequest(WeChatAuthError):
@@ -91,7 +95,7 @@ class InvalidRequest(WeChatAuthError):
     title = "This request cannot start a WeChat login"
     title_zh = "无法从这里开始微信登录"
     advice = "Open the site from its usual address and try again."
-    advice_zh = "请从网站的常用地址打开, 再试一次。"
+    advice_zh = "请从网站的常用地址打开，再试一次。"
 
 
 class LoginStateError(WeChatAuthError):
@@ -106,7 +110,7 @@ class LoginStateError(WeChatAuthError):
         "twice. Open the page again to log in."
     )
     advice_zh = (
-        "登录可能是在另一个浏览器中开始的、用时太久, 或链接被打开了两次。请重新打开页面登录。"
+        "登录可能是在另一个浏览器中开始的、用时太久，或链接被打开了两次。请重新打开页面登录。"
     )
     hint = (
         "The callback's state matched no login-state cookie of this browser: the login was "
@@ -134,8 +138,8 @@ class HostMismatch(LoginStateError):
             f"the site. Open the site at {site} and log in again."
         )
         self.advice_zh = (
-            f"微信返回到了 {returned}，但登录是在本网站的另一个地址开始的。"  # noqa: RUF001
-            f"请从 {site} 打开网站，再登录一次。"  # noqa: RUF001
+            f"微信返回到了 {returned}，但登录是在本网站的另一个地址开始的。"
+            f"请从 {site} 打开网站，再登录一次。"
         )
         super().__init__(
             f"the login started at host {started or 'another host'}, but the callback came "
@@ -155,7 +159,7 @@ class LoginDeclined(WeChatAuthError):
     title = "WeChat login was declined"
     title_zh = "你已拒绝微信登录"
     advice = "You chose not to log in with WeChat. Open the page again if you change your mind."
-    advice_zh = "你选择了不用微信登录。如果改变主意, 请重新打开页面。"
+    advice_zh = "你选择了不用微信登录。如果改变主意，请重新打开页面。"
     hint = "The visitor refused WeChat's authorization (the callback carried no code)."
 
 
@@ -179,7 +183,9 @@ class ScanLoginError(WeChatAuthError):
     def __init__(self, code: str, message: str) -> None:
         self.status, title, hint = _SCAN_FAILURES[code]
         self.title_zh, _, self.title = title.partition(" · ")
-        self.advice_zh, self.advice = hint, ""  # the hint is in both languages
+        # The hint says it in Chinese, then in English: each for its own line of the page.
+        chinese, _, english = hint.partition("。 ")
+        self.advice_zh, self.advice = (chinese + "。", english) if english else (hint, "")
         self.code = code
         super().__init__(message, hint=hint)
 
@@ -189,7 +195,7 @@ _SCAN_FAILURES: dict[str, tuple[int, str, str]] = {
     "scan_expired": (
         410,
         "二维码已过期 · This code has expired",
-        "请在电脑上刷新二维码, 再用微信扫一扫。 Get a new code on the computer and scan it again.",
+        "请在电脑上刷新二维码，再用微信扫一扫。 Get a new code on the computer and scan it again.",
     ),
     "scan_used": (
         409,
@@ -209,7 +215,7 @@ _SCAN_FAILURES: dict[str, tuple[int, str, str]] = {
     "scan_not_this_browser": (
         403,
         "不是这个浏览器的二维码 · Not this browser's code",
-        "这个二维码是在另一个浏览器上生成的, 不能在这里登录。 This code was made for another "
+        "这个二维码是在另一个浏览器上生成的，不能在这里登录。 This code was made for another "
         "browser and cannot log this one in.",
     ),
     "scan_cross_site": (
@@ -225,8 +231,8 @@ _SCAN_FAILURES: dict[str, tuple[int, str, str]] = {
     "scan_snapshot": (
         403,
         "请使用完整服务 · Use the full service",
-        "页面快照中不能确认登录: 点击屏幕下方的「使用完整服务」。 A snapshot page cannot confirm a "
-        "login: tap “use full service” first.",
+        "页面快照中不能确认登录：请点击屏幕下方的「使用完整服务」。 A snapshot page cannot "
+        "confirm a login: tap “use full service” first.",
     ),
 }
 
@@ -238,8 +244,8 @@ class WeChatAPIError(WeChatAuthError):
     code = "wechat_error"
     title = "WeChat refused the login"
     title_zh = "微信未能完成登录"
-    advice = "Try again. If it keeps happening, tell the site the code below."
-    advice_zh = "请再试一次。如果一直这样, 请把下面的错误码告诉网站。"
+    advice = "Try again later. If it keeps happening, tell the site's administrator the code below."
+    advice_zh = "请稍后再试。如果一直这样，请把下面的错误码告知网站管理员。"
 
     def __init__(
         self, errcode: int, errmsg: str, *, endpoint: str, hint: str | None = None
@@ -250,6 +256,10 @@ class WeChatAPIError(WeChatAuthError):
         self.rid = rid_of(errmsg)
         status, known_hint = ERRCODES.get(errcode, (502, "See WeChat's error code reference."))
         self.status = status
+        if status == 500:
+            # The site's configuration, not a passing failure: trying again will not help.
+            self.title, self.title_zh = ConfigurationError.title, ConfigurationError.title_zh
+            self.advice, self.advice_zh = ConfigurationError.advice, ConfigurationError.advice_zh
         if errcode == 40164:
             known_hint = ip_hint(errmsg)
         if endpoint.startswith("cgi-bin/"):
@@ -277,7 +287,7 @@ class UpstreamError(WeChatAuthError):
     title = "WeChat could not be reached"
     title_zh = "暂时连不上微信"
     advice = "WeChat did not answer properly. Try again in a moment."
-    advice_zh = "微信没有正常回应, 请稍后再试。"
+    advice_zh = "微信没有正常回应，请稍后再试。"
     hint = "WeChat's API did not answer properly. Try again in a moment."
 
 
@@ -321,10 +331,27 @@ class StoreUnavailable(WeChatAuthError):
     title = "Login is unavailable for a moment"
     title_zh = "登录暂时不可用"
     advice = "Login is unavailable for a moment. Try again shortly."
-    advice_zh = "登录暂时不可用, 请稍后再试。"
+    advice_zh = "登录暂时不可用，请稍后再试。"
     hint = (
         "The session store (Redis, the redis_url option) could not be reached. Try again in a "
         "moment; the site's operators should check that Redis is up and reachable."
+    )
+
+
+class AccountUnavailable(WeChatAuthError):
+    """The `accounts` callable did not say in time which account serves the request's host
+    (it failed, was too slow, or answered something unusable): nothing was decided for it."""
+
+    status = 503
+    code = "account_unavailable"
+    title = "Login is unavailable for a moment"
+    title_zh = "登录暂时不可用"
+    advice = "Login is unavailable for a moment. Try again shortly."
+    advice_zh = "登录暂时不可用，请稍后再试。"
+    hint = (
+        "The accounts callable (accounts=...) failed, answered something other than an "
+        "OfficialAccount or None, or did not answer within http_timeout seconds, for this "
+        "host: see the log."
     )
 
 
@@ -336,7 +363,7 @@ class TokenUnavailable(WeChatAuthError):
     title = "Log in with WeChat again"
     title_zh = "请重新用微信登录"
     advice = "Open the page again to log in with WeChat."
-    advice_zh = "请重新打开页面, 用微信登录。"
+    advice_zh = "请重新打开页面，用微信登录。"
     hint = (
         "No WeChat token is kept for this user (keep_tokens is off, they never logged in, were "
         "revoked, or their 30-day refresh_token expired): send them through a login again."

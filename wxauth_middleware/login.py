@@ -6,10 +6,12 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Mapping
-from urllib.parse import urlencode
+from collections.abc import Callable, Mapping
+from urllib.parse import urlencode, urlsplit
 
-from .config import Config
+from starlette.requests import cookie_parser
+
+from .config import WECHAT_AUTHORIZE_HOST, Config
 from .cookies import CookieWriter, Session
 from .decisions import ANONYMOUS, Decision, is_navigation, query_params
 from .errors import InvalidRequest
@@ -19,11 +21,13 @@ from .pages import (
     continue_page,
     error_response,
     json_response,
+    logged_out_page,
     open_in_wechat_response,
     redirect,
 )
 from .rules import OtherBrowsers
 from .scopes import PROFILE_SCOPES, QRCONNECT_SCOPE, SCOPES
+from .startup import is_upstream_host
 from .urls import authorize_url, request_origin, safe_return_path, same_origin_path
 from .useragent import is_wechat_browser
 
@@ -40,10 +44,19 @@ class LoginStarter:
         self._cookies = cookies
         self._logins = logins
         self._warned: set[str] = set()  # the hosts a login started on, off public_url's
+        # Called as each login starts (the adapters check there that the emulator answers).
+        self.starting: Callable[[], None] = _nothing
 
     def require_login(self, request: HTTPRequest, scope: str) -> HTTPResponse:
-        """A WeChat visitor without a session, on a page of `scope`."""
+        """A WeChat visitor without a session, on a page of `scope`; one who logged out is
+        shown so, with a button that logs in again and comes back to the page."""
         if is_navigation(request):
+            login_path = self.config.login_path
+            if login_path is not None and self._cookies.logged_out_name in cookie_parser(
+                request.header("cookie")
+            ):
+                again = f"{login_path}?{urlencode({'next': request.target})}"
+                return logged_out_page(request, again)
             return self.start(request, request.target, scope)
         # An API call can't follow a redirect to WeChat: tell the front end where to send the
         # page. After the login it comes back to the page that made the call, when known.
@@ -75,7 +88,12 @@ class LoginStarter:
         ):
             return redirect(next_page)
         if is_wechat_browser(request.header("user-agent")):
-            return self.start(request, next_page, scope, session)
+            started = self.start(request, next_page, scope, session)
+            if self._cookies.logged_out_name not in cookies:
+                return started
+            # Logging in again on purpose ends the logged-out mark.
+            clear = self._cookies.logged_out(request, clear=True)
+            return HTTPResponse(started.status, (*started.headers, clear), started.body)
         if policy.other_browsers == "qrconnect":
             return self.start(request, next_page, QRCONNECT_SCOPE, session)
         if policy.other_browsers == "scan":
@@ -128,13 +146,17 @@ class LoginStarter:
             request, self._logins.encode(with_login(logins, login))
         )
         redirect_uri = origin + config.callback_path
+        self.starting()
+        if config.public_url is None:
+            self._warn_upstream_host(request)
         if scope == QRCONNECT_SCOPE:
             assert config.website_app_id is not None  # checked by Config
             url = authorize_url(
                 config.qrconnect_url, config.website_app_id, redirect_uri, scope, state
             )
         else:
-            url = authorize_url(config.authorize_url, config.app_id, redirect_uri, scope, state)
+            app_id = config.own_account[0]
+            url = authorize_url(config.authorize_url, app_id, redirect_uri, scope, state)
         logger.info("wxauth login start scope=%s attempt=%d page=%s", scope, attempt, navigation)
         if restart_page:
             return continue_page(url, (state_cookie,))
@@ -184,7 +206,10 @@ class LoginStarter:
         site = public_url.partition("://")[2]
         if host == site or 2 * len(host) > _MAX_STATE - _HOST_AT:
             return secrets.token_hex(16)
-        if len(self._warned) < _WARNED_HOSTS and host not in self._warned:
+        # A proxy that rewrites Host (to 127.0.0.1:8000, "app") with public_url set is the
+        # right setup: the visitor is on public_url's host, and so is the cookie.
+        upstream = is_upstream_host(host)
+        if not upstream and len(self._warned) < _WARNED_HOSTS and host not in self._warned:
             self._warned.add(host)  # once per host: a proxy that rewrites Host says it once
             logger.warning(
                 "wxauth login started on host %s, but WeChat will come back to %s "
@@ -198,6 +223,27 @@ class LoginStarter:
         nonce = secrets.token_hex(12)
         key = self.config.secret_keys[-1]
         return "H" + nonce + _host_tag(key, nonce, host) + host.encode("ascii").hex()
+
+    def _warn_upstream_host(self, request: HTTPRequest) -> None:
+        """Without public_url, a Host that looks like a proxy's upstream address (an IP
+        address, a name without a dot) makes a redirect_uri WeChat refuses (10003): said
+        once per host, with WeChat's own authorize_url."""
+        host = self.host(request)
+        if host is None or not is_upstream_host(host) or host in self._warned:
+            return
+        if urlsplit(self.config.authorize_url).hostname != WECHAT_AUTHORIZE_HOST:
+            return  # the emulator on 127.0.0.1: local development, as it should be
+        if len(self._warned) >= _WARNED_HOSTS:
+            return
+        self._warned.add(host)
+        logger.warning(
+            "wxauth login started with redirect_uri %s%s, built from the request's Host "
+            "header (public_url is not set): WeChat accepts only the account's registered "
+            "网页授权域名 and will answer 10003. Behind a proxy that rewrites Host, set "
+            "public_url to the site's public origin (e.g. https://www.example.com).",
+            self.origin(request),
+            self.config.callback_path,
+        )
 
     def is_restart(self, state: str) -> bool:
         """Whether `state` is one this middleware gave a login restarted after its state
@@ -240,3 +286,7 @@ def _restart_tag(key: bytes, nonce: str) -> str:
 def _host_tag(key: bytes, nonce: str, host: str) -> str:
     message = f"wxauth_middleware.host {nonce} {host}".encode()
     return hmac.new(key, message, "sha256").hexdigest()[:16]
+
+
+def _nothing() -> None:
+    pass

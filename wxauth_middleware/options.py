@@ -9,14 +9,13 @@ from collections.abc import Mapping, Sequence
 from difflib import get_close_matches
 from types import FrameType
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 
+from .accounts import Accounts
 from .config import (
     OPTIONS,
     REQUIRED,
-    WECHAT_AUTHORIZE_HOST,
     Config,
     ErrorHandler,
     Identity,
@@ -27,28 +26,34 @@ from .config import (
 from .core import LoginCore
 from .env import ENV_PREFIX, options_from_env
 from .errors import ConfigurationError
+from .reachability import ReachabilityCheck
+from .routing import AccountRouter
 from .rules import OtherBrowsers, Rule
 from .scopes import Scope
+from .startup import config_warnings
 
 __all__ = ["MiddlewareOptions"]
+
+# The options of the one account, required unless `accounts` is given.
+_ONE_ACCOUNT = ("app_id", "app_secret")
 
 AppT = TypeVar("AppT")
 _M = TypeVar("_M", bound="MiddlewareOptions[Any]")
 logger = logging.getLogger("wxauth_middleware")
-
-_WECHAT_API_HOST = "api.weixin.qq.com"
 
 
 class MiddlewareOptions(Generic[AppT]):
     """Validates the options into a `Config` and builds the `LoginCore` from it, once.
 
     Every option is keyword-only and typed, for editors and type checkers; names, types and
-    defaults are Config's (a test holds them equal). See the README's options table.
+    defaults are Config's (a test holds them equal). See docs/options.md.
     """
 
     # The kind of httpx transport the adapter's client takes (async for ASGI, sync for WSGI).
     _transport_type: type = object
     config: Config
+    router: AccountRouter
+    _single: LoginCore | None
 
     def __new__(cls, app: AppT, **options: Any) -> Any:
         # The options are checked here, before Python matches them with __init__'s
@@ -56,6 +61,7 @@ class MiddlewareOptions(Generic[AppT]):
         # pass, not a TypeError about keyword-only arguments.
         try:
             config = _config(options)
+            router = AccountRouter(config)
             transport = options.get("transport")
             if transport is not None and not isinstance(transport, cls._transport_type):
                 raise ConfigurationError(
@@ -67,6 +73,9 @@ class MiddlewareOptions(Generic[AppT]):
             return cls._failed(error, sys._getframe(1))
         self = super().__new__(cls)
         self.config = config
+        self.router = router
+        # The core serving every host, with one account (the app_id/app_secret shorthand).
+        self._single = router.single
         return self
 
     @classmethod
@@ -79,8 +88,9 @@ class MiddlewareOptions(Generic[AppT]):
         self,
         app: AppT,
         *,
-        app_id: str,
-        app_secret: str,
+        app_id: str | None = None,
+        app_secret: str | None = None,
+        accounts: Accounts | None = None,
         secret_key: str | bytes | Sequence[str | bytes],
         scope: Scope = "snsapi_base",
         callback_path: str = "/wxauth/callback",
@@ -122,23 +132,25 @@ class MiddlewareOptions(Generic[AppT]):
         # Every parameter but app is a field of Config, of the same name (a test holds them
         # equal): __new__ checked them into self.config.
         self.app = app
-        self.core = LoginCore(self.config)
         self._configured()
         # The outbound client's pool: bounded, so a burst of logins queues for a connection
         # (within the call's timeout) instead of opening sockets without limit.
         self._limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
-        if (
-            urlsplit(authorize_url).hostname != WECHAT_AUTHORIZE_HOST
-            or urlsplit(api_base_url).hostname != _WECHAT_API_HOST
-        ):
-            # Legitimate with the emulator or a relay, a mistake in production: say it once.
-            logger.warning(
-                "wxauth: not talking to WeChat itself: authorize_url=%s api_base_url=%s",
-                authorize_url,
-                api_base_url,
-            )
+        for warning in config_warnings(self.config):
+            logger.warning("%s", warning)
+        # The emulator and Redis it was given: said in the log if they do not answer.
+        self.reachability = ReachabilityCheck(self.config)
+        self.reachability.at_startup()
+        self.router.when_login_starts(self.reachability.at_first_login)
+
+    @property
+    def core(self) -> LoginCore:
+        """The decision core of the one account (with several, `router` holds one each)."""
+        if self._single is None:
+            raise ConfigurationError("this middleware serves several accounts: see its router")
+        return self._single
 
     def _configured(self) -> None:
         """What an adapter sets up once the options are checked."""
@@ -168,7 +180,14 @@ class MiddlewareOptions(Generic[AppT]):
 
 
 def _config(options: Mapping[str, Any]) -> Config:
-    missing = [name for name in REQUIRED if name not in options]
+    # A misspelt name first: `app_secert=` is what makes app_secret "missing".
+    for name in options:
+        if name not in OPTIONS:
+            close = get_close_matches(name, OPTIONS, n=1)
+            hint = f": did you mean {close[0]!r}?" if close else " (see the options reference)."
+            raise ConfigurationError(f"there is no option {name!r}{hint}")
+    required = REQUIRED if options.get("accounts") is not None else _ONE_ACCOUNT + REQUIRED
+    missing = [name for name in required if options.get(name) is None]
     if missing:
         raise ConfigurationError(
             " ".join(
@@ -176,9 +195,4 @@ def _config(options: Mapping[str, Any]) -> Config:
                 for name in missing
             )
         )
-    for name in options:
-        if name not in OPTIONS:
-            close = get_close_matches(name, OPTIONS, n=1)
-            hint = f": did you mean {close[0]!r}?" if close else " (see the README's options)."
-            raise ConfigurationError(f"there is no option {name!r}{hint}")
     return Config(**options)

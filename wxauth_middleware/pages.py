@@ -53,10 +53,14 @@ def redirect(
     )
 
 
+# json.dumps makes a new encoder for each call given an option: one, made once.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
 def json_response(
     status: int, payload: dict[str, object], cookies: tuple[tuple[str, str], ...] = ()
 ) -> HTTPResponse:
-    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    body = _JSON.encode(payload).encode("utf-8")
     return HTTPResponse(
         status, (("content-type", "application/json; charset=utf-8"), _NO_STORE, *cookies), body
     )
@@ -186,12 +190,12 @@ def open_in_wechat_response(request: HTTPRequest, url: str) -> Flow[HTTPResponse
     qr = yield from drawn_qr_code(scanned)
     if not qr:
         qr = (
-            "<p>这个地址太长, 无法生成二维码: 请复制下面的地址, 在微信中打开。"
+            "<p>这个地址太长，无法生成二维码：请复制下面的地址，在微信中打开。"
             "<br>This address is too long for a QR code: copy it and open it in WeChat.</p>"
         )
     elif scanned != url:
         qr += (
-            "<p>二维码中是这个页面的地址, 不含其后的参数。<br>The QR code holds this "
+            "<p>二维码中是这个页面的地址，不含其后的参数。<br>The QR code holds this "
             "page's address without its query.</p>"
         )
     return bilingual_page(
@@ -200,7 +204,7 @@ def open_in_wechat_response(request: HTTPRequest, url: str) -> Flow[HTTPResponse
         ("请在微信中打开", "Open in WeChat"),
         [
             (
-                "这个页面需要用微信登录, 请在微信中打开。",
+                "这个页面需要用微信登录，请在微信中打开。",
                 "This page logs you in with WeChat: open it in WeChat.",
             )
         ],
@@ -210,19 +214,22 @@ def open_in_wechat_response(request: HTTPRequest, url: str) -> Flow[HTTPResponse
 
 def snapshot_response(request: HTTPRequest, return_to: str) -> HTTPResponse:
     """The interstitial for WeChat's snapshot mode: the visitor is a virtual user until they
-    tap WeChat's "use full service" bar, which opens the page for real."""
+    tap WeChat's "use full service" bar, which opens the page for real. A snapshot page takes
+    no taps (a link there does nothing): the page points at the bar, and the callback puts
+    `return_to` in the address bar, so that the bar (and a reload) opens that page."""
     return bilingual_page(
         request,
         200,
         ("页面快照", "Page snapshot"),
         [
             (
-                "你正在浏览页面快照。点击屏幕下方的「使用完整服务」继续。",
-                "You are viewing a snapshot of this page. Tap “use full service” at the "
-                "bottom of the screen to continue.",
+                "你正在浏览页面快照，快照里的按钮和链接都不能点。"
+                "请点击屏幕下方的「使用完整服务」继续。",
+                "You are viewing a snapshot of this page, where buttons and links do not work. "
+                "Tap “use full service” at the bottom of the screen to continue.",
             )
         ],
-        _link(return_to, "继续 · Continue"),
+        '<p class=pointer aria-hidden="true">↓</p>',
     )
 
 
@@ -234,21 +241,40 @@ def continue_page(url: str, cookies: tuple[tuple[str, str], ...]) -> HTTPRespons
         "正在登录 · Logging in",
         f'<meta http-equiv="refresh" content="0;url={escape(url)}">'
         "<p>正在前往微信登录…</p><p>On the way to WeChat to log in…</p>"
-        + _link(url, "继续 · Continue"),
+        f'<a class=button href="{escape(url)}">继续 · Continue</a>',
     )
     refresh = ("refresh", "0;url=" + url)
     return HTTPResponse(200, (*page.headers, refresh, *cookies), page.body)
 
 
-def logout_page(action: str, status: int = 200) -> HTTPResponse:
+def logout_page(request: HTTPRequest, action: str, status: int = 200) -> HTTPResponse:
     """The logout page: a form that posts to `action` (logging out takes a same-origin POST,
     so a link or another site's form cannot end the session)."""
-    body = (
-        "<p>确定要退出登录吗?</p><p>Log out of this site?</p>"
+    return bilingual_page(
+        request,
+        status,
+        ("退出登录", "Log out"),
+        [("确定要退出登录吗？", "Log out of this site?")],
         f'<form method="post" action="{escape(action)}">'
-        '<button type="submit">退出登录 · Log out</button></form>'
+        '<button class=button type="submit">退出登录 · Log out</button></form>',
     )
-    return html_response(status, "退出登录 · Log out", body)
+
+
+def logged_out_page(request: HTTPRequest, login_url: str) -> HTTPResponse:
+    """What WeChat's visitor sees after logging out, on any page of the site, instead of
+    being logged in again at once: one tap (`login_url`) logs in again."""
+    return bilingual_page(
+        request,
+        200,
+        ("已退出登录", "Logged out"),
+        [
+            (
+                "你已退出登录。需要时，点下面的按钮重新登录。",
+                "You have logged out. Tap the button below to log in again.",
+            )
+        ],
+        f'<a class=button href="{escape(login_url)}" id="log-in-again">重新登录 · Log in again</a>',
+    )
 
 
 def page_language(request: HTTPRequest) -> Language:
@@ -371,7 +397,11 @@ h1{{font-size:1.25rem;margin:0}}
 .code{{color:#888;font-size:.85rem;overflow-wrap:anywhere}}
 summary{{cursor:pointer}}
 .qr{{text-align:center;margin:1rem 0}}
+.pointer{{text-align:center;font-size:2.5rem;color:#07c160;margin:1.5rem 0 0}}
 a{{display:inline-block;margin-top:1rem;color:#07c160}}
+.button{{display:block;box-sizing:border-box;width:100%;margin:1.25rem 0 0;padding:.8rem;
+border:0;border-radius:8px;background:#07c160;color:#fff;font:inherit;font-weight:600;
+text-align:center;text-decoration:none;cursor:pointer}}
 </style>
 </head>
 <body>

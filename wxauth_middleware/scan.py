@@ -82,6 +82,7 @@ class ScanLogin:
         login: LoginStarter,
         callback: Callback,
         clock: Clock,
+        store_prefix: str,
     ) -> None:
         self.config = config
         self._cookies = cookies
@@ -94,9 +95,7 @@ class ScanLogin:
         self.phone_path = config.scan_path + "/phone"
         self._life = config.scan_ticket_life
         self.tickets: TicketStore = (
-            RedisTickets(config.redis_prefix)
-            if config.redis_url is not None
-            else MemoryTickets(clock)
+            RedisTickets(store_prefix) if config.redis_url is not None else MemoryTickets(clock)
         )
 
     def own_paths(self) -> dict[str, OwnPath]:
@@ -197,7 +196,9 @@ class ScanLogin:
             status = ticket.status(self._clock()) if ticket is not None else "expired"
             if ticket is None or status != "confirmed" or ticket.decision is None:
                 raise ScanLoginError(_FAILURE[status], f"scan ticket is {status}")
-            new = session_from_payload(_json(ticket.decision), self.config.identity)
+            new = session_from_payload(
+                _json(ticket.decision), self.config.identity, self.config.app_ids
+            )
             if new is None or new.user.is_snapshot_user:
                 raise ScanLoginError("scan_expired", "scan ticket holds no usable user")
             if not (yield from self.tickets.set_once(ticket_id, "u", "1", self._life)):

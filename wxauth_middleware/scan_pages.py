@@ -49,8 +49,8 @@ _SCRIPT = """<script>
   var qr = document.getElementById("scan-qr");
   var texts = {
     waiting: "等待扫码 · Waiting for a scan",
-    scanned: "已扫码, 请在手机上确认 · Scanned: confirm on your phone",
-    confirmed: "已确认, 正在登录… · Confirmed: logging you in…",
+    scanned: "已扫码，请在手机上确认 · Scanned: confirm on your phone",
+    confirmed: "已确认，正在登录… · Confirmed: logging you in…",
     cancelled: "已在手机上取消 · Cancelled on the phone",
     expired: "二维码已过期 · This code has expired"
   };
@@ -90,18 +90,18 @@ def desktop_page(
         f"{_STYLE}"
         f'<div class="scan" data-scan-url="{escape(phone_url)}" '
         f'data-status-url="{escape(status_url)}">'
-        "<p>请用手机微信扫一扫, 在手机上确认后, 这里会自动登录。</p>"
+        "<p>请用手机微信扫一扫，在手机上确认后，这里会自动登录。</p>"
         '<p class="note">Scan with WeChat on your phone and confirm there: this page then '
         "logs you in.</p>"
         f'<div id="scan-qr" class="qr">{qr}</div>'
-        '<details class="note"><summary>无法扫码? · Cannot scan?</summary>'
+        '<details class="note"><summary>无法扫码？ · Cannot scan?</summary>'
         "<p>在手机微信中打开这个地址 · Open this address in WeChat on your phone:</p>"
         f'<p class="code" id="scan-url">{escape(phone_url)}</p></details>'
         '<p id="scan-status" class="status" data-status="waiting" role="status" '
         'aria-live="polite">等待扫码 · Waiting for a scan</p>'
-        f'<p id="scan-renew" hidden><a href="{escape(renew_url)}">获取新的二维码 · Get a new '
-        "code</a></p>"
-        f'<p class="note">二维码 {minutes} 分钟内有效, 只能使用一次。只扫你自己在这台电脑上打开的'
+        f'<p id="scan-renew" hidden><a class="button" href="{escape(renew_url)}">获取新的二维码'
+        " · Get a new code</a></p>"
+        f'<p class="note">二维码 {minutes} 分钟内有效，只能使用一次。只扫你自己在这台电脑上打开的'
         f"二维码。<br>The code works once, for {minutes} min. Only scan a code you opened "
         "yourself on this computer.</p>"
         f"</div>{_SCRIPT}"
@@ -121,7 +121,7 @@ def confirm_page(*, site: str, desktop: str, user: WeChatUser, csrf: str) -> HTT
         f"<dt>电脑 · Computer</dt><dd>{escape(computer)}</dd>"
         f"<dt>微信账号 · Account</dt><dd>{escape(who)}</dd>"
         "</dl>"
-        '<p class="warn">如果不是你自己刚在电脑上打开的二维码, 请点「取消」: 确认后, 那台电脑将以'
+        '<p class="warn">如果不是你自己刚在电脑上打开的二维码，请点「取消」：确认后，那台电脑将以'
         "你的身份登录。<br>If you did not just open this code yourself on a computer, cancel: "
         "confirming logs that computer in as you.</p>"
         '<form method="post">'
@@ -132,7 +132,7 @@ def confirm_page(*, site: str, desktop: str, user: WeChatUser, csrf: str) -> HTT
         'id="cancel">取消 · Cancel</button>'
         "</form></div>"
     )
-    return html_response(200, "在电脑上登录？", body)  # noqa: RUF001
+    return html_response(200, "在电脑上登录？", body)
 
 
 def decided_page(*, confirmed: bool, desktop: str) -> HTTPResponse:
@@ -140,7 +140,7 @@ def decided_page(*, confirmed: bool, desktop: str) -> HTTPResponse:
     if confirmed:
         title = "已确认登录 · Logged in"
         text = (
-            f"<p>{escape(desktop or '电脑')} 即将登录, 请回到电脑上继续。</p>"
+            f"<p>{escape(desktop or '电脑')} 即将登录，请回到电脑上继续。</p>"
             '<p class="note">The computer is logging in: go back to it to continue.</p>'
         )
     else:

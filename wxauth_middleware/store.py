@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 from .cookies import (
     BROWSER_SESSION_LIFE,
+    NO_APP,
+    AppIds,
     Clock,
     Session,
     Signer,
@@ -99,8 +101,10 @@ class SessionStore:
         max_age: int | None,
         identity_key: str,
         clock: Clock = wall_clock,
+        app_ids: AppIds = NO_APP,
     ) -> None:
         self._prefix = prefix
+        self._app_ids = app_ids
         self._ids = Signer(secret_keys, SESSION_ID_SALT, clock)
         self.session_life = max_age or BROWSER_SESSION_LIFE
         self._verified_ids: VerifiedCache[str] = VerifiedCache(
@@ -123,7 +127,7 @@ class SessionStore:
         (raw,) = yield StoreCommands((("GET", self._session_key(sid)),))
         if raw is None:
             return None  # expired, logged out or revoked
-        session = session_from_payload(_json(raw), self._identity_key)
+        session = session_from_payload(_json(raw), self._identity_key, self._app_ids)
         if session is None:
             logger.warning("wxauth: stored session %s… is not a session; ignored", sid[:6])
             return None
@@ -246,7 +250,7 @@ class SessionStore:
             if raw is None or raw in (_FAILED, _FAILED.encode()):
                 return None
             if raw:
-                return session_from_payload(_json(raw), self._identity_key)
+                return session_from_payload(_json(raw), self._identity_key, self._app_ids)
             if time.monotonic() + CODE_POLL >= deadline:
                 raise UpstreamTimeout("the login's deadline passed waiting for the same code")
             yield Sleep(CODE_POLL)

@@ -23,7 +23,9 @@ class WeChatUser:
     on them. `is_snapshot_user` marks the virtual identity of WeChat's "snapshot" page mode: it is
     not a real account and must not be persisted or linked. `scope` is `snsapi_base`,
     `snsapi_userinfo`, or `snsapi_login` for a desktop browser logged in by WeChat's website
-    QR-code login.
+    QR-code login. `app_id` names the account whose openid it is: the Official Account's
+    AppID (with several accounts, the one serving the request's host), or the website app's
+    for a QR-code login.
     """
 
     openid: str
@@ -37,6 +39,9 @@ class WeChatUser:
     privilege: tuple[str, ...] = field(default=())
     scope: str = "snsapi_base"
     is_snapshot_user: bool = False
+    # An openid belongs to one AppID already: two users with one openid are one user, whatever
+    # each says its app_id is (a user made by hand, without it, included).
+    app_id: str = field(default="", compare=False)
     # Which field identifies the user in the application: the middleware's `identity` option.
     identity_key: str = field(default="openid", repr=False)
 

@@ -1,7 +1,8 @@
 """The WSGI middleware: the same core and login flow as the ASGI one, driven synchronously.
 
-No event loop and no async bridge: the login flow's two calls to WeChat are made with a
-synchronous httpx client, shared by all of the server's threads.
+No event loop and no async bridge: the login flow's calls to WeChat are made with blocking
+sockets through the middleware's own pool (`sync_pool.py`; httpx's synchronous client with a
+`transport=` or a proxy), shared by all of the server's threads.
 """
 
 from __future__ import annotations
@@ -15,16 +16,22 @@ from urllib.parse import quote, unquote_to_bytes
 import httpx
 
 from .decisions import Decision, Forward
-from .drivers import drive_sync
+from .drivers import drive_sync, load_account_sync
 from .effects import Flow
+from .errors import AccountUnavailable, ConfigurationError
+from .http11 import proxied
 from .messages import FORM_TOO_LARGE, MAX_FORM_BYTES, HTTPRequest, HTTPResponse
 from .options import MiddlewareOptions
+from .pages import error_response
 from .redis_client import SyncClient, redis_client
+from .sync_pool import SyncPool
 from .urls import PATH_SAFE
 from .user import USER_KEY
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from .core import LoginCore
 else:
     StartResponse = WSGIApplication = WSGIEnvironment = Any
 
@@ -42,22 +49,37 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
     """
 
     _transport_type = httpx.BaseTransport
-    _client: httpx.Client | None = None
+    _client: httpx.Client | SyncPool | None = None
     _outbound: threading.Semaphore | None = None
     _store: SyncClient | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        # The account serving the request's host: the one, or by its Host header.
+        core = self._single
+        if core is None:
+            try:
+                core = self._host_core(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""))
+            except AccountUnavailable as exc:
+                # What the error page needs of the request (its body is the app's, unread).
+                request = _request(environ)
+                assert request is not None
+                return self._respond(
+                    environ, start_response, error_response(self.config.on_error, exc, request)
+                )
+            if core is None:  # a host no account serves: untouched
+                environ[USER_KEY] = None
+                return self.app(environ, start_response)
         # Most requests are another browser without a session, or a logged-in user: decided
         # from two environ entries. (Own paths are ASCII, so the latin-1 path compares right.)
-        decision: Decision | None = self.core.quick_forward(
+        decision: Decision | None = core.quick_forward(
             environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
             environ.get("HTTP_USER_AGENT", ""),
             environ.get("HTTP_COOKIE", ""),
             environ.get("wsgi.url_scheme", "http"),
         )
         if decision is None:
-            request = _request(environ, self.core.form_paths)
-            decision = FORM_TOO_LARGE if request is None else self.core.handle(request)
+            request = _request(environ, core.form_paths)
+            decision = FORM_TOO_LARGE if request is None else core.handle(request)
         if not isinstance(decision, (Forward, HTTPResponse)):
             decision = self._drive(decision)
         if isinstance(decision, Forward):
@@ -65,37 +87,64 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
                 _retarget(environ, decision.target)
             environ[USER_KEY] = decision.user
             return self.app(environ, start_response)
-        headers = [*decision.headers, ("content-length", str(len(decision.body)))]
-        start_response(f"{decision.status} {_reason(decision.status)}", headers)
-        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [decision.body]
+        return self._respond(environ, start_response, decision)
 
-    def revoke(self, identity: str) -> int:
+    def _respond(
+        self, environ: WSGIEnvironment, start_response: StartResponse, response: HTTPResponse
+    ) -> Iterable[bytes]:
+        headers = list(response.headers)
+        if response.status != 304:  # a 304's length would be its 200's (RFC 9110): none is sent
+            headers.append(("content-length", str(len(response.body))))
+        start_response(f"{response.status} {_reason(response.status)}", headers)
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [response.body]
+
+    def _host_core(self, host: str) -> LoginCore | None:
+        found = self.router.find(host)
+        return load_account_sync(self.router, host) if found is False else found
+
+    def revoke(self, identity: str, *, app_id: str | None = None) -> int:
         """Log `identity` (an openid; a unionid with identity='unionid') out everywhere: end
         all of its sessions on every instance, drop its kept tokens. Needs redis_url.
-        Returns how many sessions ended."""
-        return self._drive(self.core.account.revoke(identity))
+        Returns how many sessions ended. `app_id`: the account's, with several accounts."""
+        core = self.router.by_app_id(app_id, "revoke")
+        return self._drive(core.account.revoke(identity))
 
-    def user_access_token(self, openid: str) -> str:
+    def user_access_token(self, openid: str, *, app_id: str | None = None) -> str:
         """A valid WeChat access_token (the user's, of the web authorization) for calling
         WeChat on the user's behalf, renewed with the kept refresh_token when needed.
-        Needs keep_tokens=True; raises TokenUnavailable when the user must log in again."""
-        return self._drive(self.core.account.user_access_token(openid))
+        Needs keep_tokens=True; raises TokenUnavailable when the user must log in again.
+        `app_id`: the account's, with several accounts."""
+        core = self.router.by_app_id(app_id, "user_access_token")
+        return self._drive(core.account.user_access_token(openid))
 
-    def access_token(self, rejected: str | None = None) -> str:
+    def access_token(self, rejected: str | None = None, *, app_id: str | None = None) -> str:
         """The Official Account's server access_token, for the application's own calls to
         WeChat's API in the account's name (cached; shared through Redis with redis_url).
-        Pass `rejected=token` when WeChat just refused `token` (errcode 40001/42001)."""
-        return self._drive(self.core.credentials.access_token(rejected))
+        Pass `rejected=token` when WeChat just refused `token` (errcode 40001/42001).
+        `app_id`: which account's, required with several accounts (ValueError without)."""
+        core = self.router.by_app_id(app_id, "access_token")
+        return self._drive(core.credentials.access_token(rejected))
 
     def jssdk_config(self, url: str) -> dict[str, object]:
         """`wx.config`'s appId, timestamp, nonceStr and signature for the page at `url`
-        (absolute; any #fragment dropped). ValueError for a URL that is not absolute
-        http(s), or (with public_url) not on the site's origin."""
-        return self._drive(self.core.credentials.jssdk_config(url, self.config.public_url))
+        (absolute; any #fragment dropped), signed by the account serving the URL's host.
+        ValueError for a URL that is not absolute http(s), on a host no account serves, or
+        (with public_url) not on the site's origin."""
+        core = self._single
+        if core is None:
+            try:
+                core = self._host_core(self.router.url_host(url))
+            except AccountUnavailable as exc:
+                raise ConfigurationError(f"jssdk_config: {exc}") from exc
+            if core is None:
+                raise ConfigurationError(f"jssdk_config: no account serves the host of {url!r}.")
+        return self._drive(core.credentials.jssdk_config(url, core.config.public_url))
 
-    def follows(self, openid: str) -> bool:
-        """Whether the user `openid` follows the Official Account (/cgi-bin/user/info)."""
-        return self._drive(self.core.credentials.follows(openid))
+    def follows(self, openid: str, *, app_id: str | None = None) -> bool:
+        """Whether the user `openid` follows the Official Account (/cgi-bin/user/info).
+        `app_id`: which account's, required with several accounts."""
+        core = self.router.by_app_id(app_id, "follows")
+        return self._drive(core.credentials.follows(openid))
 
     def _drive(self, flow: Flow[T]) -> T:
         client = self._http_client()
@@ -105,21 +154,30 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         # This instance's own: another middleware's first request must not wait on it.
         self._client_lock = threading.Lock()
 
-    def _http_client(self) -> httpx.Client:
-        # Created on first use and shared by the server's threads (httpx.Client and
-        # the store's client are thread-safe).
+    def _http_client(self) -> httpx.Client | SyncPool:
+        # Created on first use and shared by the server's threads (both clients and the
+        # store's are thread-safe).
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
                     if self.config.redis_url is not None:
                         self._store = redis_client(self.config.redis_url)
-                    # At most max_connections calls at once across the server's threads.
-                    self._outbound = threading.BoundedSemaphore(self.config.max_connections)
-                    self._client = httpx.Client(
-                        timeout=self.config.http_timeout,
-                        limits=self._limits,
-                        transport=self.config.transport,  # type: ignore[arg-type]
-                    )
+                    if self.config.transport is None and not proxied():
+                        # Without a transport of the application's or a proxy: a pool of its
+                        # own, with one deadline per call (docs/performance.md).
+                        self._client = SyncPool(
+                            self.config.api_base_url,
+                            self.config.max_connections,
+                            self.config.http_timeout,
+                        )
+                    else:
+                        # At most max_connections calls at once across the server's threads.
+                        self._outbound = threading.BoundedSemaphore(self.config.max_connections)
+                        self._client = httpx.Client(
+                            timeout=self.config.http_timeout,
+                            limits=self._limits,
+                            transport=self.config.transport,  # type: ignore[arg-type]
+                        )
         return self._client
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
     python -m wxauth_middleware.demo [--host H] [--port P] [--auto-approve]
                                      [--public-url URL] [--allow-remote] [--redis-url URL]
                                      [--strict [--ip-allowlist ADDR] [--js-domain DOMAIN]]
+                                     [--second-account [HOST]]
 
 Sessions are the middleware's signed cookie by default. ``--redis-url redis://HOST:PORT/DB``
 keeps them in that Redis instead (the middleware's ``redis_url`` option; keys under
@@ -24,13 +25,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 
 from ..effects import StoreCommands
 from ..emulator.__main__ import parse_server_args, serve, server_parser
 from ..redis_client import check_redis_url, redacted_url, redis_client, run_sync
-from .app import EMULATOR_PREFIX, create_demo_app
+from .app import EMULATOR_PREFIX, SECOND_APP_ID, SECOND_HOST, create_demo_app
 
 # Addresses that bind every interface: the browser must use a real address to come back.
 _UNSPECIFIED = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
@@ -102,13 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
         '"wxauth-middleware[redis]"); the cookie then holds a signed id and "Log out" ends '
         "the stored session",
     )
+    parser.add_argument(
+        "--second-account",
+        nargs="?",
+        const=SECOND_HOST,
+        metavar="HOST",
+        help="also serve a second Official Account on this other loopback host name (default: "
+        f"{SECOND_HOST}), beside the first at 127.0.0.1 and localhost: the same persona has "
+        "another openid there, and one unionid",
+    )
     return parser
 
 
 def _as_flag(message: str) -> str:
     """An option's error message naming the command-line flag ("redis_url ..." -> "--redis-url
     ...")."""
-    for option in ("public_url", "redis_url"):
+    for option in ("public_url", "redis_url", "second_account"):
         if message.startswith(option + " "):
             return "--" + option.replace("_", "-") + message[len(option) :]
     return message
@@ -137,6 +148,7 @@ def banner(
     auto_approve: bool,
     redis_url: str | None = None,
     strict: list[str] | None = None,
+    second_account: str | None = None,
 ) -> str:
     sessions = (
         f"in Redis at {redacted_url(redis_url)} (keys under wxauth:)"
@@ -148,11 +160,17 @@ def banner(
         if auto_approve
         else "consent page: choose a persona, then press Allow"
     )
+    second = []
+    if second_account is not None:
+        port = urlsplit(public_url).port
+        origin = f"http://{second_account}" + (f":{port}" if port else "")
+        second = [f"  A second Official Account ({SECOND_APP_ID}): {origin}/"]
     # ASCII only: the terminal's encoding is unknown.
     return "\n".join(
         [
             "wxauth-middleware demo: a site behind WeChatAuthMiddleware, WeChat emulated inside",
             f'  Open {public_url}/ in your browser and press "Browse as WeChat".',
+            *second,
             f"  WeChat emulator (not the real WeChat): {public_url}{EMULATOR_PREFIX}/  [{mode}]",
             f"  Sessions: {sessions}.",
             *(
@@ -206,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 strict=args.strict,
                 ip_allowlist=args.ip_allowlist,
                 js_domains=args.js_domain,
+                second_account=args.second_account,
             )
         except ValueError as exc:  # ConfigurationError included: a bad --public-url or --redis-url
             parser.error(_as_flag(str(exc)))
@@ -214,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             auto_approve=args.auto_approve,
             redis_url=args.redis_url,
             strict=app.state.emulator.go_live.describe() if args.strict else None,
+            second_account=args.second_account,
         )
         print(banner_text, flush=True)
         if args.redis_url is not None:

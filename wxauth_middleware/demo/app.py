@@ -45,6 +45,7 @@ from starlette.types import ASGIApp, Message, Scope
 from wxauth_middleware import (
     HTTPRequest,
     HTTPResponse,
+    OfficialAccount,
     WeChatAuthError,
     WeChatAuthMiddleware,
     get_wechat_user,
@@ -61,6 +62,8 @@ from .share import share
 
 __all__ = [
     "EMULATOR_PREFIX",
+    "SECOND_APP_ID",
+    "SECOND_HOST",
     "SESSION_COOKIE",
     "STRICT_DAILY_QUOTA",
     "STRICT_MINUTE_QUOTA",
@@ -85,6 +88,11 @@ STRICT_DAILY_QUOTA = 2000
 STRICT_MINUTE_QUOTA = 100
 # The names a browser may use for this machine: a loopback demo answers on any of them.
 _LOOPBACK_DOMAINS = ("127.0.0.1", "localhost", "::1")
+#: The second Official Account the demo can serve (`second_account`), on a host of its own.
+SECOND_APP_ID = "wx5a6b7c8d9e0f1a2b"
+_SECOND_APP_SECRET = "5ec0nd5ec0nd5ec0nd5ec0nd5ec0nd5e"  # noqa: S105 - made up, the emulator's
+#: Its default host: browsers resolve every *.localhost name to this machine.
+SECOND_HOST = "second.localhost"
 
 
 def create_demo_app(
@@ -97,6 +105,7 @@ def create_demo_app(
     strict: bool = False,
     ip_allowlist: Sequence[str] = (),
     js_domains: Sequence[str] = (),
+    second_account: str | None = None,
 ) -> Starlette:
     """The demo site with the emulator embedded, served at `public_url` (the browser's origin,
     e.g. "http://127.0.0.1:8000").
@@ -115,6 +124,10 @@ def create_demo_app(
     allow-list for token calls (`ip_allowlist`; empty: the demo's own calls get 40164), the
     JS接口安全域名 (`js_domains`; empty: the share page gets ``config:invalid url domain``) and
     quotas (STRICT_DAILY_QUOTA, STRICT_MINUTE_QUOTA). Lists without `strict` are a ValueError.
+
+    `second_account`, a loopback host name such as "second.localhost", serves a second
+    Official Account there (the middleware's `accounts`), beside the first on 127.0.0.1,
+    localhost and [::1]: the same persona has another openid in each, and one unionid.
     """
     parts = urlsplit(public_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -127,18 +140,30 @@ def create_demo_app(
         raise ValueError(
             "ip_allowlist and js_domains are strict-mode settings: turn strict on (--strict)"
         )
+    domains = _LOOPBACK_DOMAINS if local else (parts.hostname,)
+    if second_account is not None:
+        second_account = _second_host(second_account, local)
+        domains = (*domains, second_account)
     emulator = WeChatEmulator(
         app_id=DEFAULT_APP_ID,
         app_secret=DEFAULT_APP_SECRET,
         # WeChat only sends users back to a registered domain: register the demo's own host(s).
-        domains=_LOOPBACK_DOMAINS if local else (parts.hostname,),
+        domains=domains,
         auto_approve=auto_approve,
         allow_remote=allow_remote,
         ip_allowlist=list(ip_allowlist) if strict else None,
         js_domains=list(js_domains) if strict else None,
         daily_quota=STRICT_DAILY_QUOTA if strict else None,
         minute_quota=STRICT_MINUTE_QUOTA if strict else None,
+        accounts=() if second_account is None else ((SECOND_APP_ID, _SECOND_APP_SECRET),),
     )
+    # One account for every host, or two: the first on the loopback names, the second on its.
+    accounts = None
+    if second_account is not None:
+        accounts = [
+            OfficialAccount(DEFAULT_APP_ID, DEFAULT_APP_SECRET, hosts=_LOOPBACK_DOMAINS),
+            OfficialAccount(SECOND_APP_ID, _SECOND_APP_SECRET, hosts=[second_account]),
+        ]
     site = Router(
         routes=[
             Route("/", _home, methods=["GET"]),
@@ -150,8 +175,9 @@ def create_demo_app(
     )
     auth = WeChatAuthMiddleware(
         site,
-        app_id=DEFAULT_APP_ID,
-        app_secret=DEFAULT_APP_SECRET,
+        app_id=None if accounts else DEFAULT_APP_ID,
+        app_secret=None if accounts else DEFAULT_APP_SECRET,
+        accounts=accounts,
         # A fresh key per start: restarting the demo logs everyone out, which is fine here.
         secret_key=secrets.token_urlsafe(),
         scope="snsapi_userinfo",
@@ -193,6 +219,24 @@ def create_demo_app(
     app.state.emulator = emulator
     app.state.auth = auth
     return app
+
+
+def _second_host(host: str, local: bool) -> str:
+    """The second account's host name, checked: a loopback name other than the first's."""
+    name = host.strip().lower()
+    if not local:
+        raise ValueError(
+            "second_account needs a loopback demo (public_url on 127.0.0.1, localhost or "
+            "[::1]): its host is another name for this machine"
+        )
+    loopback = name.endswith(".localhost") or (name.startswith("127.") and is_loopback_host(name))
+    if not loopback or name in _LOOPBACK_DOMAINS:
+        raise ValueError(
+            f"second_account {host!r} must be another loopback host name than 127.0.0.1, "
+            "localhost and [::1] (the first account's), such as 'second.localhost' or "
+            "'127.0.0.2'"
+        )
+    return name
 
 
 # -- the pages behind the middleware ---------------------------------------------------------

@@ -116,9 +116,10 @@ def _snapshot_note(user: WeChatUser) -> str:
     if not user.is_snapshot_user:
         return ""
     return (
-        '<p class="warn" id="snapshot-note">快照页用户 · Snapshot-mode user: a virtual identity '
-        "WeChat gives in its scroll-only page mode. Don't persist or link it; a real site shows "
-        'a "tap to continue" page.</p>'
+        '<p class="warn" id="snapshot-note">快照页用户：微信在只能滚动浏览的快照模式里给出的虚拟'
+        "身份，不要保存或关联它；真实的网站会显示“请使用完整服务”的页面。Snapshot-mode user: a "
+        "virtual identity WeChat gives in its scroll-only page mode. Don't persist or link it; "
+        'a real site shows a "tap to continue" page.</p>'
     )
 
 
@@ -130,35 +131,38 @@ def home_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool, publ
     """The home page: what is going on, who is logged in, and the buttons to try it."""
     if in_wechat and not as_wechat:
         how = (
-            "<p>你正在微信里打开本页: 中间件已经带你走过微信的授权页 (这里是模拟器的), "
+            "<p>你正在微信里打开本页：中间件已经带你走过微信的授权页（这里是模拟器的），"
             "回来时已登录。</p>"
             "<p>You opened this page in WeChat: the middleware took you through WeChat's consent "
             "page (the emulator's, here) and you came back logged in.</p>"
         )
     else:
         how = (
-            "<p>按 <strong>以微信身份浏览</strong>, 选择一个身份, 再按 <strong>允许</strong>。"
+            "<p>按<strong>以微信身份浏览</strong>，选择一个身份，再按<strong>允许</strong>。"
             "</p><p>Press <strong>Browse as WeChat</strong>, choose a persona, press "
             "<strong>允许 / Allow</strong>.</p>"
         )
     intro = (
         '<div class="card"><h1>微信登录演示 · wxauth-middleware demo</h1>'
-        "<p>本站运行在 <code>WeChatAuthMiddleware</code> 之后; 同一进程里的微信模拟器 (不是真的"
-        '微信) 在 <a href="/_wechat/"><code>/_wechat</code></a>。</p>'
+        "<p>本站运行在 <code>WeChatAuthMiddleware</code> 之后；同一进程里的微信模拟器（不是真的"
+        '微信）在 <a href="/_wechat/"><code>/_wechat</code></a>。</p>'
         "<p>This site runs behind <code>WeChatAuthMiddleware</code>; a WeChat emulator (not the "
         'real WeChat) runs in the same process at <a href="/_wechat/"><code>/_wechat</code></a>.'
-        "</p><p>Ordinary browsers pass through without a user; the WeChat browser without a "
+        "</p><p>普通浏览器直接通过，没有用户；没有会话的微信浏览器会被带到微信的授权页，"
+        "回来时已登录。</p>"
+        "<p>Ordinary browsers pass through without a user; the WeChat browser without a "
         "session is sent to WeChat's consent page, and comes back logged in.</p>"
         f"{how}"
-        '<p class="muted">The app reads the user with <code>get_wechat_user(request)</code> '
-        '(or <code>scope["wechat_user"]</code>).</p></div>'
+        '<p class="muted">应用用 <code>get_wechat_user(request)</code>（或 '
+        '<code>scope["wechat_user"]</code>）读取用户。The app reads the user with '
+        '<code>get_wechat_user(request)</code> (or <code>scope["wechat_user"]</code>).</p></div>'
     )
     if user is None:
         status = (
             '<div class="card"><h2>登录状态 · Login status</h2>'
             '<p id="login-status" data-logged-in="false">未登录 · Not logged in</p>'
-            '<p class="muted">This browser is not WeChat, so the middleware let the page through '
-            "without a user.</p>"
+            '<p class="muted">这个浏览器不是微信，中间件放行了页面，没有用户。This browser is '
+            "not WeChat, so the middleware let the page through without a user.</p>"
         )
     else:
         status = (
@@ -193,7 +197,7 @@ def home_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool, publ
         '<li><a href="/api/me" id="api-link">/api/me</a>: the user as JSON · JSON 接口. '
         "An anonymous API call from WeChat gets the middleware's 401 JSON with "
         f"<code>authorize_url</code>, never a redirect: <code>{curl}</code></li>"
-        '<li><a href="/share" id="share-link">/share</a>: 分享卡片, 用中间件的一个 '
+        '<li><a href="/share" id="share-link">/share</a>：分享卡片，用中间件的一个 '
         "<code>&lt;script&gt;</code> 配好 JS-SDK · a share card set up with the JS-SDK's one "
         "script tag</li>"
         '<li><a href="/desktop" id="desktop-link">/desktop</a>: 电脑浏览器扫码登录 · a desktop '
@@ -242,8 +246,9 @@ def profile_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool) -
             f'</span><span class="nick" id="nickname">{_or_dash(user.nickname)}</span></div>'
             f"{_snapshot_note(user)}"
             f"<table>{rows}</table>"
-            '<p class="muted">Since October 2021 WeChat sends sex 0 and empty region fields for '
-            "everyone. The avatar URL is not loaded: the demo works offline.</p>"
+            '<p class="muted">自 2021 年 10 月起，微信对所有人返回 sex 0 和空的地区字段。演示站点'
+            "不加载头像地址，以便离线运行。Since October 2021 WeChat sends sex 0 and empty region "
+            "fields for everyone. The avatar URL is not loaded: the demo works offline.</p>"
             '<div class="actions"><a class="button secondary" href="/">首页 · Home</a>'
             f"{_logout_form()}</div></div>"
         )
@@ -257,33 +262,45 @@ def profile_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool) -
 def logged_out_page(*, as_wechat: bool) -> str:
     """Where "Log out" lands: outside the middleware, so WeChat mode does not log in again
     before the visitor has read that they were logged out."""
-    actions = '<a class="button primary" href="/" id="login-again">重新登录 · Log in again</a>'
+    again = "/wxauth/login?next=%2F"  # the middleware's login_path: ends the logged-out mark
+    actions = (
+        f'<a class="button primary" href="{again}" id="login-again">重新登录 · Log in again</a>'
+    )
     if as_wechat:
         actions += as_wechat_form(as_wechat=True, next_path="/")
     body = (
         '<div class="card"><h1 id="logged-out">已退出登录 · Logged out</h1>'
-        "<p>会话已结束。在微信里再打开本站的任何页面, 都会重新登录。</p>"
-        "<p>Your session has ended. Opening any page of the site in WeChat logs you in again."
-        "</p>"
+        "<p>会话已结束。在微信里再打开本站的页面时，会先看到“已退出登录”，"
+        "点“重新登录”才会再次登录。</p>"
+        "<p>Your session has ended. In WeChat, the site's pages now say that you logged out, "
+        "with a button to log in again.</p>"
         f'<div class="actions">{actions}</div></div>'
     )
     return _layout("已退出登录 · Logged out", body, banner=AS_WECHAT_BANNER if as_wechat else "")
 
 
 def error_page(error: WeChatAuthError, *, as_wechat: bool) -> str:
-    """The middleware's login errors, with a way out of "browse as WeChat"."""
+    """The middleware's login errors, as a visitor reads them (Chinese first, then English;
+    the owner's hint folded away), with a way out of "browse as WeChat"."""
     details = ""
     if isinstance(error, WeChatAPIError):
         details = f'<p class="muted">WeChat errcode {error.errcode}'
         details += f" · rid {_e(error.rid)}</p>" if error.rid else "</p>"
     back = error.return_to or "/"
-    actions = f'<a class="button primary" href="{_e(back)}" id="retry">重试 · Try again</a>'
+    # A configuration error (500) will not go away by trying again: the button goes back.
+    label = "返回 · Back" if error.status == 500 else "重试 · Try again"
+    actions = f'<a class="button primary" href="{_e(back)}" id="retry">{label}</a>'
     if as_wechat:
         actions += as_wechat_form(as_wechat=True, next_path="/")
+    english = f'<p class="muted" lang="en">{_e(error.advice)}</p>' if error.advice else ""
     body = (
-        '<div class="card"><h1 id="error-title">'
-        f"{_e(error.title)}</h1><p>{_e(error.hint)}</p>{details}"
-        f'<p class="muted">error: <code id="error-code">{_e(error.code)}</code></p>'
+        f'<div class="card"><h1 id="error-title">{_e(error.title_zh)}</h1>'
+        f'<p class="muted" lang="en" id="error-title-en">{_e(error.title)}</p>'
+        f"<p>{_e(error.advice_zh)}</p>{english}{details}"
+        '<details class="muted"><summary>技术信息 · Technical details</summary>'
+        f"<p>{_e(error.hint)}</p>"
+        f'<p>error: <code id="error-code">{_e(error.code)}</code></p></details>'
         f'<div class="actions">{actions}</div></div>'
     )
-    return _layout(error.title, body, banner=AS_WECHAT_BANNER if as_wechat else "")
+    title = f"{error.title_zh} · {error.title}"
+    return _layout(title, body, banner=AS_WECHAT_BANNER if as_wechat else "")

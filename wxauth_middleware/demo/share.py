@@ -38,7 +38,7 @@ a{color:#576b95}
 <p id="status" class="muted">正在配置微信 JS-SDK… · Configuring WeChat's JS-SDK…</p>
 <button id="share" type="button" disabled>设置分享卡片 · Set the share card</button>
 <p id="result" role="status"></p>
-<p class="muted">这一页只用了一个 &lt;script&gt; 标签: 中间件签名, iOS 的入口 URL 规则也已处理.
+<p class="muted">这一页只用了一个 &lt;script&gt; 标签：中间件负责签名，iOS 的入口 URL 规则也已处理。
 One &lt;script&gt; tag: the middleware signs the page, iOS's entry-URL rule included.</p>
 <p><a href="/">← 首页 · Home</a></p>
 </div>
@@ -63,7 +63,7 @@ One &lt;script&gt; tag: the middleware signs the page, iOS's entry-URL rule incl
       imgUrl: location.origin + "/favicon.ico",
       success: function () {
         result.textContent =
-          "分享卡片已设置, 点右上角「…」发送 · The share card is set: send it from the … menu";
+          "分享卡片已设置，点右上角「…」发送 · The share card is set: send it from the … menu";
       },
       fail: function (res) {
         result.textContent = "设置失败 · Failed: " + res.errMsg;

@@ -58,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="its AppSecret (default: %(default)s)",
     )
     parser.add_argument(
+        "--account",
+        action="append",
+        type=_account,
+        default=[],
+        metavar="APPID:SECRET",
+        help="register another Official Account (repeatable; --app-id/--app-secret stay the "
+        "first): a persona has another openid in each account, one unionid in all",
+    )
+    parser.add_argument(
         "--website-app-id",
         default=DEFAULT_WEBSITE_APP_ID,
         help="the Open-Platform website app's AppID, for QR-code login at /connect/qrconnect "
@@ -139,6 +148,15 @@ def add_go_live_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _account(value: str) -> tuple[str, str]:
+    app_id, sep, secret = value.partition(":")
+    if not sep or not app_id or not secret:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not APPID:SECRET (an Official Account's AppID and AppSecret)"
+        )
+    return app_id, secret
+
+
 def build_emulator(args: argparse.Namespace) -> WeChatEmulator:
     """The emulator the parsed command line describes."""
     emulator = WeChatEmulator(
@@ -154,6 +172,7 @@ def build_emulator(args: argparse.Namespace) -> WeChatEmulator:
         js_domains=args.js_domain,
         daily_quota=args.daily_quota,
         minute_quota=args.minute_quota,
+        accounts=tuple(args.account),
     )
     if args.latency:
         emulator.inject("*", latency=args.latency, times=None)
@@ -178,6 +197,8 @@ def banner(
         f"    authorize_url={base}/connect/oauth2/authorize",
         f"    api_base_url={base}",
     ]
+    for more in emulator.official_app_ids[1:]:
+        lines.insert(3, f"  another Official Account (--account): {more}")
     if emulator.website_app_id is None:
         lines.append("  website QR-code login: disabled (--no-website-app)")
     else:

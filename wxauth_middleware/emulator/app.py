@@ -75,13 +75,14 @@ def _is_loopback(client: Any) -> bool:
 class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, APIDispatch):
     """WeChat's web-page authorization servers, played locally, quirks included.
 
-    One registered Official Account (`app_id` / `app_secret`) with its web authorization
-    `domains`, and one Open-Platform website app (`website_app_id` / `website_app_secret`;
-    None disables it) for QR-code login at ``/connect/qrconnect``, bound to the same Open
-    Platform account: a persona's unionid is the same for both, its openids differ. Both apps
-    share `domains`. Any other appid or secret gets WeChat's error answers. It answers loopback
-    clients only unless `allow_remote` is true. `clock` is injectable so tests can expire
-    codes and tokens instantly.
+    One registered Official Account (`app_id` / `app_secret`), more with `accounts`
+    ((app_id, app_secret) pairs; a persona has another openid in each, one unionid in all),
+    their web authorization `domains`, and one Open-Platform website app (`website_app_id` /
+    `website_app_secret`; None disables it) for QR-code login at ``/connect/qrconnect``, bound
+    to the same Open Platform account: a persona's unionid is the same for all, its openids
+    differ. All apps share `domains`. Any other appid or secret gets WeChat's error answers.
+    It answers loopback clients only unless `allow_remote` is true. `clock` is injectable so
+    tests can expire codes and tokens instantly.
 
     The account's go-live settings, each off (None) by default: `ip_allowlist` (addresses or
     networks; token calls from elsewhere get 40164), `js_domains` (the JS接口安全域名: the JS-SDK
@@ -105,9 +106,11 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
         js_domains: Sequence[str] | None = None,
         daily_quota: int | None = None,
         minute_quota: int | None = None,
+        accounts: Sequence[tuple[str, str]] = (),
     ) -> None:
         if not app_id or not app_secret:
             raise ValueError("app_id and app_secret must be non-empty strings")
+        more = _more_accounts(accounts, (app_id, website_app_id))
         if website_app_id is not None:
             if not website_app_id or not website_app_secret:
                 raise ValueError(
@@ -137,9 +140,10 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
                 f"default_persona {default_persona!r} is not one of {', '.join(self._personas)}"
             )
         self.app_id = app_id
+        self.official_app_ids = (app_id, *more)
         self.website_app_id = website_app_id
         # appid -> AppSecret, for every app the token APIs answer.
-        self._secrets = {app_id: app_secret}
+        self._secrets = {app_id: app_secret, **more}
         if website_app_id is not None and website_app_secret is not None:
             self._secrets[website_app_id] = website_app_secret
         self.auto_approve = auto_approve
@@ -158,8 +162,12 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
         self._quotas = QuotaCounter(go_live)
         self._calls_lock = threading.Lock()
         self.calls: list[RecordedCall] = []
-        # The Official Account's followers and non-followers, by their openid for it.
-        self._by_openid = {p.openid_for(app_id): p for p in personas}
+        # The Official Accounts' followers and non-followers, by (account, openid).
+        self._by_openid = {
+            (account, p.openid_for(account)): p
+            for account in self.official_app_ids
+            for p in personas
+        }
         self._apis = {
             "/sns/oauth2/access_token": Endpoint(
                 "access_token", self._handle_access_token, "GET", API_CONTENT_TYPE, True
@@ -249,16 +257,19 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
         with self._calls_lock:
             return sum(1 for call in self.calls if call.path == path)
 
-    def invalidate_account_tokens(self) -> None:
-        """Make every server access_token of the Official Account invalid (40001), as resetting
-        the AppSecret does; the next stable_token call issues a new one. (Expiry comes with
-        the clock: a token lives 7200 s.)"""
-        self._credentials.invalidate_tokens(self.app_id)
+    def invalidate_account_tokens(self, app_id: str | None = None) -> None:
+        """Make every server access_token of an Official Account (`app_id`, by default the
+        first) invalid (40001), as resetting the AppSecret does; the next stable_token call
+        issues a new one. (Expiry comes with the clock: a token lives 7200 s.)"""
+        self._credentials.invalidate_tokens(app_id or self.app_id)
 
-    def issue_code(self, persona: str | None = None, scope: str = "snsapi_base") -> str:
+    def issue_code(
+        self, persona: str | None = None, scope: str = "snsapi_base", app_id: str | None = None
+    ) -> str:
         """Mint a code as if `persona` (default: the default persona) had authorized `scope`.
 
-        snsapi_base and snsapi_userinfo codes are the Official Account's; an snsapi_login code
+        snsapi_base and snsapi_userinfo codes are an Official Account's (`app_id`, by default
+        the first); an snsapi_login code
         is the website app's, as if the persona had scanned its QR code (not possible for a
         snapshot-mode persona, nor without a website app: ValueError).
         """
@@ -278,7 +289,24 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
             raise ValueError(
                 f"scope must be one of {', '.join((*SCOPES, QRCONNECT_SCOPE))}; got {scope!r}"
             )
-        return self._grants.issue_code(self.app_id, key, scope)
+        if app_id is not None and app_id not in self.official_app_ids:
+            raise ValueError(f"{app_id} is not one of {', '.join(self.official_app_ids)}")
+        return self._grants.issue_code(app_id or self.app_id, key, scope)
+
+
+def _more_accounts(
+    accounts: Sequence[tuple[str, str]], taken: tuple[str | None, ...]
+) -> dict[str, str]:
+    """The Official Accounts registered besides the first, checked: appid -> AppSecret."""
+    more: dict[str, str] = {}
+    for entry in accounts:
+        if not isinstance(entry, tuple) or len(entry) != 2 or not all(entry):
+            raise ValueError(f"accounts holds (app_id, app_secret) pairs, not {entry!r}")
+        app_id, secret = entry
+        if app_id in taken or app_id in more:
+            raise ValueError(f"the appid {app_id} is registered twice")
+        more[app_id] = secret
+    return more
 
 
 def _normalise_domain(domain: str) -> str:

@@ -73,7 +73,7 @@ def _reject(marker: str, title: str, detail: str) -> AuthorizeRejection:
 def parse_authorize_query(
     raw_query: str,
     *,
-    app_id: str,
+    app_ids: Collection[str],
     domains: Collection[str],
     website_app_id: str | None = None,
 ) -> AuthorizeRequest | AuthorizeRejection:
@@ -81,8 +81,10 @@ def parse_authorize_query(
 
     `domains` are lower-case hostnames. The redirect_uri's port is ignored (WeChat only allows
     80/443): a deliberate divergence so local development on any port works. The website app's
-    appid (`website_app_id`) gets WeChat's 10016.
+    appid (`website_app_id`) gets WeChat's 10016; an appid not among the registered Official
+    Accounts' (`app_ids`) gets 40013.
     """
+    known = ", ".join(app_ids)
 
     def check_appid(appid: str) -> AuthorizeRejection | None:
         if website_app_id is not None and appid == website_app_id:
@@ -92,13 +94,13 @@ def parse_authorize_query(
                 "an Open-Platform (website) appid cannot be used here",
                 f"{appid} is the website app's appid: it logs in with the QR code "
                 f"(/connect/qrconnect, scope snsapi_login). Web authorization inside WeChat "
-                f"needs the Official Account's appid {app_id}.",
+                f"needs an Official Account's appid ({known}).",
             )
-        if appid != app_id:
+        if appid not in app_ids:
             return _reject(
                 "40013",
                 "appid 无效 (40013) / invalid appid",
-                f"This emulator only knows the appid {app_id}.",
+                f"This emulator's Official Accounts have the appids {known}.",
             )
         return None
 
@@ -119,7 +121,7 @@ def parse_qrconnect_query(
     raw_query: str,
     *,
     website_app_id: str | None,
-    app_id: str,
+    app_ids: Collection[str],
     domains: Collection[str],
 ) -> AuthorizeRequest | AuthorizeRejection:
     """Check a website QR-code login (qrconnect) query string like `parse_authorize_query`.
@@ -131,7 +133,7 @@ def parse_qrconnect_query(
     """
 
     def check_appid(appid: str) -> AuthorizeRejection | None:
-        if appid == app_id:
+        if appid in app_ids:
             return _reject(
                 "not-website-app",
                 "Scope 参数错误或没有 Scope 权限 / this appid is not a website app",

@@ -57,6 +57,8 @@ class EmulatorState:
     since tests and the demo touch it from other threads."""
 
     app_id: str
+    # Every registered Official Account's AppID, `app_id` first.
+    official_app_ids: tuple[str, ...]
     website_app_id: str | None
     domains: tuple[str, ...]
     auto_approve: bool
@@ -69,8 +71,8 @@ class EmulatorState:
     _personas: dict[str, Persona]
     # Personas that can scan a website's QR code (not snapshot-mode users).
     _scanners: dict[str, Persona]
-    # The Official Account's followers and non-followers, by their openid for it.
-    _by_openid: dict[str, Persona]
+    # The Official Accounts' followers and non-followers, by (the account, their openid).
+    _by_openid: dict[tuple[str, str], Persona]
     _clock: Callable[[], float]
     _grants: GrantStore
     _credentials: CredentialStore

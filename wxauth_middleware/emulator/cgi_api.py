@@ -13,7 +13,7 @@ __all__ = ["CgiBinAPI"]
 
 class CgiBinAPI(EmulatorState):
     """/cgi-bin/stable_token, /cgi-bin/token, /cgi-bin/ticket/getticket, /cgi-bin/user/info
-    and /cgi-bin/clear_quota, for the Official Account only."""
+    and /cgi-bin/clear_quota, for the Official Accounts only (never the website app)."""
 
     def _check_account(self, params: Params) -> str:
         # The account's own credentials: the Official Account only, never the website app.
@@ -22,7 +22,7 @@ class CgiBinAPI(EmulatorState):
         app_id = params.get("appid", "")
         if not app_id:
             raise GrantError(41002)
-        if app_id != self.app_id:
+        if app_id not in self.official_app_ids:
             raise GrantError(40013)
         self._check_secret(app_id, params)
         return app_id
@@ -55,11 +55,11 @@ class CgiBinAPI(EmulatorState):
 
     def _handle_clear_quota(self, params: Params) -> dict[str, JSONValue]:
         # WeChat's way back from 45009: the day's counts start again, ten times a month.
-        self._account_app(params)
+        token_app = self._account_app(params)
         app_id = params.get("appid", "")
         if not app_id:
             raise GrantError(41002)
-        if app_id != self.app_id:
+        if app_id != token_app:
             raise GrantError(40013)
         if not self._credentials.may_clear_quota(app_id):
             raise GrantError(48006)
@@ -67,11 +67,12 @@ class CgiBinAPI(EmulatorState):
         return {"errcode": 0, "errmsg": "ok"}
 
     def _handle_user_info(self, params: Params) -> dict[str, JSONValue]:
-        self._account_app(params)
+        app_id = self._account_app(params)
         openid = params.get("openid", "")
         if not openid:
             raise GrantError(41009)
-        persona = self._by_openid.get(openid)
+        # An openid is one account's: another account's token does not know it.
+        persona = self._by_openid.get((app_id, openid))
         if persona is None:
             raise GrantError(40003)
         if not persona.follows:

@@ -15,10 +15,10 @@ __all__ = ["JSSDKRoutes"]
 class JSSDKRoutes(EmulatorState):
     """The script at /open/js/jweixin-1.6.0.js and its signature check."""
 
-    def jsapi_ticket(self) -> str | None:
-        """The Official Account's current jsapi_ticket (what a page's wx.config signature must
-        use), or None while none was fetched or it expired."""
-        return self._credentials.current_ticket(self.app_id)
+    def jsapi_ticket(self, app_id: str | None = None) -> str | None:
+        """An Official Account's (`app_id`, by default the first) current jsapi_ticket (what a
+        page's wx.config signature must use), or None while none was fetched or it expired."""
+        return self._credentials.current_ticket(app_id or self.app_id)
 
     async def _jssdk(self, request: Request) -> StarletteResponse:
         return StarletteResponse(
@@ -28,11 +28,13 @@ class JSSDKRoutes(EmulatorState):
         )
 
     async def _jsapi_verify(self, request: Request) -> StarletteResponse:
+        params = first_values(list(request.query_params.multi_items()))
+        # The account the page's wx.config names, if it is one of this emulator's.
+        app_id = params.get("appId", "")
+        if app_id not in self.official_app_ids:
+            app_id = self.app_id
         verdict = verify_config(
-            first_values(list(request.query_params.multi_items())),
-            app_id=self.app_id,
-            ticket=self.jsapi_ticket(),
-            go_live=self.go_live,
+            params, app_id=app_id, ticket=self.jsapi_ticket(app_id), go_live=self.go_live
         )
         # The page is on the site's origin, the script and this check on the emulator's: a
         # simple GET that any origin may read; it answers a verdict, never the ticket.

@@ -97,13 +97,14 @@ class OAuthPages(EmulatorState):
                 auto_approve=self.auto_approve,
                 website_app_id=self.website_app_id,
                 go_live=self.go_live.describe(),
+                more_app_ids=self.official_app_ids[1:],
             )
         )
 
     def _parse(self, raw_query: str) -> AuthorizeRequest | AuthorizeRejection:
         return parse_authorize_query(
             raw_query,
-            app_id=self.app_id,
+            app_ids=self.official_app_ids,
             domains=self.domains,
             website_app_id=self.website_app_id,
         )
@@ -205,7 +206,7 @@ class OAuthPages(EmulatorState):
         return parse_qrconnect_query(
             raw_query,
             website_app_id=self.website_app_id,
-            app_id=self.app_id,
+            app_ids=self.official_app_ids,
             domains=self.domains,
         )
 

@@ -1,0 +1,288 @@
+"""Which account serves a request: chosen by its host, as a value.
+
+`AccountRouter` maps a request's host to the `LoginCore` of the account that serves it, or to
+None (a host no account serves: the request passes through untouched). With the one-account
+shorthand (`app_id`/`app_secret`) there is one core for every host, as before.
+
+Each account gets a core of its own, made from a configuration of its own: its AppID and
+AppSecret, its overrides, signing keys derived from `secret_key` and its AppID, and its own
+Redis namespace. Isolation holds by construction: a session, a login in progress or a scan
+ticket signed for one account does not verify for another, and its stored records live under
+the account's keys. The cores are made on an account's first request: a configured account
+holds only its configuration until then.
+
+The `accounts` callable (accounts kept in a database) is asked once per host and its answer
+kept for ACCOUNT_LIFE seconds (None, "no account here", for NO_ACCOUNT_LIFE; a failure for
+FAILURE_LIFE); one call per host at a time, the other requests for that host wait for it. A
+loader that fails, answers something unusable or is slower than `http_timeout` makes that
+host's requests `AccountUnavailable` (503), and no other host's.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from .accounts import AccountLoader, OfficialAccount, host_name, is_async_loader
+from .config import Config
+from .cookies import Clock, wall_clock
+from .core import LoginCore
+from .credentials import signable_url
+from .errors import AccountUnavailable, ConfigurationError
+
+__all__ = ["ACCOUNT_LIFE", "FAILURE_LIFE", "NO_ACCOUNT_LIFE", "AccountRouter", "account_config"]
+
+logger = logging.getLogger("wxauth_middleware")
+
+# How long the loader's answer for a host is kept: an account, "no account", a failure.
+ACCOUNT_LIFE = 60.0
+NO_ACCOUNT_LIFE = 10.0
+FAILURE_LIFE = 2.0
+# How many hosts' answers, and how many loaded accounts' cores, a process keeps at most.
+MAX_HOSTS = 100_000
+MAX_LOADED_CORES = 10_000
+
+
+def account_config(base: Config, account: OfficialAccount) -> Config:
+    """The configuration of one account of `base` (a configuration with `accounts`): the
+    middleware's options with the account's credentials and overrides, and signing keys of
+    its own (HMAC of each secret key and the AppID, rotation kept). Raises
+    ConfigurationError naming the account."""
+    label = b"wxauth_middleware.account " + account.app_id.encode()
+    keys = [hmac.digest(key, label, "sha256") for key in base.secret_keys]
+    try:
+        return replace(
+            base,
+            accounts=None,
+            app_id=account.app_id,
+            app_secret=account.app_secret,
+            secret_key=keys,
+            public_url=account.public_url or base.public_url,
+            scope=account.scope or base.scope,  # type: ignore[arg-type]
+            website_app_id=account.website_app_id or base.website_app_id,
+            website_app_secret=account.website_app_secret or base.website_app_secret,
+        )
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"OfficialAccount {account.app_id}: {exc}") from None
+
+
+class Loading:
+    """A host's call of the loader in progress, which other requests for the host wait for:
+    `done` (threads), `async_done` (an event of the asynchronous driver's, when it makes
+    the call)."""
+
+    __slots__ = ("async_done", "done")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.async_done: Any = None
+
+
+# A host's answer from the loader: until when it holds, the core (None: no account), and
+# whether it is a failure (the host's requests are AccountUnavailable until then).
+_Answer = tuple[float, "LoginCore | None", bool]
+
+
+class AccountRouter:
+    """The cores of a middleware's accounts, by host (and by AppID, for the application's
+    calls). `single` is the core serving every host, when there is one."""
+
+    def __init__(self, config: Config, clock: Clock = wall_clock) -> None:
+        self.config = config
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.single: LoginCore | None = None
+        # Called as any account's login starts (the startup checks look once more then).
+        self._login_starts: Callable[[], None] = _nothing
+        # A listed account's configuration by host, and by AppID; its core once made.
+        self._configs: dict[str, Config] = {}
+        self._by_app_id: dict[str, Config] = {}
+        self._cores: dict[str, LoginCore] = {}
+        # The cores made so far by host name: a request's lookup is one dict access.
+        self._ready: dict[str, LoginCore] = {}
+        # The loader's: answers by host (until when), cores by account, calls in progress.
+        self.loader: AccountLoader | None = None
+        self.loader_is_async = False
+        self._answers: OrderedDict[str, _Answer] = OrderedDict()
+        self._loaded: OrderedDict[OfficialAccount, LoginCore] = OrderedDict()
+        self._loading: dict[str, Loading] = {}
+        accounts = config.accounts
+        if accounts is None:
+            self.single = self._new_core(config, "")
+        elif isinstance(accounts, tuple):
+            for account in accounts:
+                own = account_config(config, account)
+                self._by_app_id[account.app_id] = own
+                for host in account.hosts:
+                    self._configs[host] = own
+            if len(accounts) == 1 and not accounts[0].hosts:
+                self.single = self._core(self._by_app_id[accounts[0].app_id])
+        else:
+            assert callable(accounts)
+            self.loader = accounts
+            self.loader_is_async = is_async_loader(accounts)
+
+    def when_login_starts(self, hook: Callable[[], None]) -> None:
+        """`hook` is called as a login starts, whichever account's."""
+        self._login_starts = hook
+        with self._lock:
+            cores = [self.single, *self._cores.values(), *self._loaded.values()]
+        for core in cores:
+            if core is not None:
+                core.login.starting = hook
+
+    def _new_core(self, config: Config, prefix: str) -> LoginCore:
+        core = LoginCore(config, self._clock, prefix)
+        core.login.starting = self._login_starts
+        return core
+
+    def _core(self, config: Config) -> LoginCore:
+        """The core of a listed account's configuration, made on first use."""
+        assert config.app_id is not None
+        core = self._cores.get(config.app_id)
+        if core is None:
+            with self._lock:
+                core = self._cores.get(config.app_id)
+                if core is None:
+                    core = self._new_core(config, f"{config.app_id}:")
+                    self._cores[config.app_id] = core
+        return core
+
+    # -- by host ---------------------------------------------------------------------------
+
+    def find(self, host_header: str) -> LoginCore | Literal[False] | None:
+        """The core serving `host_header` (a Host header), None for none, or False when the
+        loader must be asked (drivers.py's `load_account_sync` / `load_account_async`).
+        Raises AccountUnavailable while the loader's failure for this host is remembered."""
+        core = self._ready.get(host_header)
+        if core is not None:
+            return core
+        name = host_name(host_header)
+        if self.loader is None:
+            config = self._configs.get(name)
+            if config is None:
+                return None
+            core = self._ready[name] = self._core(config)
+            return core
+        answer = self._answers.get(name)
+        if answer is None:
+            return False
+        until, core, failed = answer
+        if until < self._clock():
+            return False
+        if failed:
+            raise AccountUnavailable(f"the accounts callable failed for host {name}")
+        return core
+
+    # -- asking the loader: the drivers' (drivers.py) steps --------------------------------
+
+    def begin(self, name: str) -> tuple[Loading, bool]:
+        """The call in progress for host `name`, and whether it is the caller's to make."""
+        with self._lock:
+            loading = self._loading.get(name)
+            if loading is not None:
+                return loading, False
+            loading = self._loading[name] = Loading()
+            return loading, True
+
+    def end(self, name: str, loading: Loading) -> None:
+        with self._lock:
+            self._loading.pop(name, None)
+        loading.done.set()
+
+    def answered(self, name: str, account: object) -> None:
+        if account is None:
+            self._remember(name, NO_ACCOUNT_LIFE, None, False)
+            return
+        if not isinstance(account, OfficialAccount):
+            problem = f"answered {type(account).__name__}, not an OfficialAccount or None"
+            self.failed(name, TypeError(problem))
+            return
+        if account.hosts and name not in account.hosts:
+            # Never another tenant's account: a loader's mix-up is a failure, not a login.
+            problem = f"answered account {account.app_id}, whose hosts do not include it"
+            self.failed(name, LookupError(problem))
+            return
+        try:
+            core = self._loaded_core(account)
+        except ConfigurationError as exc:
+            self.failed(name, exc)
+            return
+        self._remember(name, ACCOUNT_LIFE, core, False)
+
+    def _loaded_core(self, account: OfficialAccount) -> LoginCore:
+        with self._lock:
+            core = self._loaded.get(account)
+            if core is not None:
+                self._loaded.move_to_end(account)
+                return core
+        config = account_config(self.config, account)
+        core = self._new_core(config, f"{account.app_id}:")
+        with self._lock:
+            core = self._loaded.setdefault(account, core)
+            while len(self._loaded) > MAX_LOADED_CORES:
+                self._loaded.popitem(last=False)
+        return core
+
+    def failed(self, name: str, exc: BaseException) -> None:
+        reason = "did not answer in time" if isinstance(exc, TimeoutError) else repr(exc)
+        logger.error("wxauth accounts callable failed for host %s: %s", name, reason)
+        self._remember(name, FAILURE_LIFE, None, True)
+
+    def _remember(self, name: str, life: float, core: LoginCore | None, failed: bool) -> None:
+        with self._lock:
+            self._answers[name] = (self._clock() + life, core, failed)
+            self._answers.move_to_end(name)
+            while len(self._answers) > MAX_HOSTS:
+                self._answers.popitem(last=False)
+
+    def settled(self, name: str) -> LoginCore | None:
+        found = self.find(name)
+        if found is False:  # the call in progress outlasted the wait
+            raise AccountUnavailable(f"the accounts callable did not answer for host {name}")
+        return found
+
+    # -- by AppID (the application's own calls) ---------------------------------------------
+
+    def by_app_id(self, app_id: str | None, call: str) -> LoginCore:
+        """The core of the account `app_id`, for the application's `call`: optional with
+        one account. Raises ValueError saying what to pass."""
+        if self.single is not None:
+            own = self.single.config.app_id
+            if app_id is not None and app_id != own:
+                raise ConfigurationError(f"{call}: app_id {app_id!r} is not this middleware's.")
+            return self.single
+        if app_id is None:
+            raise ConfigurationError(
+                f"{call} needs app_id=... with several accounts: say which account's."
+            )
+        config = self._by_app_id.get(app_id)
+        if config is not None:
+            return self._core(config)
+        with self._lock:
+            loaded = [core for account, core in self._loaded.items() if account.app_id == app_id]
+        if loaded:
+            return loaded[-1]
+        known = (
+            "is not one of the accounts"
+            if self.loader is None
+            else (
+                "has not been loaded by the accounts callable (it is known once a request of one "
+                "of its hosts came)"
+            )
+        )
+        raise ConfigurationError(f"{call}: app_id {app_id!r} {known}.")
+
+    def url_host(self, url: str) -> str:
+        """The host of an absolute http(s) `url` to sign (ValueError for anything else)."""
+        return urlsplit(signable_url(url)).netloc
+
+
+def _nothing() -> None:
+    pass
