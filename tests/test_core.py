@@ -6,7 +6,8 @@ import pytest
 
 from wxauth_middleware import Rule, WeChatUser
 from wxauth_middleware.config import Config
-from wxauth_middleware.cookies import Session, cookie_value
+from wxauth_middleware.cookie_writer import cookie_value
+from wxauth_middleware.cookies import Session
 from wxauth_middleware.core import Forward, LoginCore
 from wxauth_middleware.messages import HTTPRequest
 

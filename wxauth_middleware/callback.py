@@ -23,7 +23,8 @@ from dataclasses import replace
 
 from .clean_pages import CleanPages
 from .config import Config
-from .cookies import CookieWriter, Session, SessionCodec
+from .cookie_writer import CookieWriter
+from .cookies import Session, SessionCodec
 from .decisions import Decision, Forward, query_params
 from .effects import Flow, HookCall
 from .errors import (

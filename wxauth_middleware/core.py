@@ -20,7 +20,8 @@ from starlette.requests import cookie_parser
 from .account import Account
 from .callback import Callback
 from .config import Config
-from .cookies import Clock, CookieWriter, Session, SessionCodec, wall_clock
+from .cookie_writer import CookieWriter
+from .cookies import Clock, Session, SessionCodec, wall_clock
 from .credentials import Credentials
 from .decisions import ANONYMOUS, Decision, Forward, OwnPath, is_navigation, needs_profile
 from .effects import Flow

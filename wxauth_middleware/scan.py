@@ -39,7 +39,8 @@ from urllib.parse import parse_qsl, quote
 
 from .callback import Callback
 from .config import Config
-from .cookies import Clock, CookieWriter, Session, session_from_payload, session_payload
+from .cookie_writer import CookieWriter
+from .cookies import Clock, Session, session_from_payload, session_payload
 from .decisions import Decision, OwnPath, is_navigation, needs_profile, query_params
 from .effects import Flow, HookCall
 from .errors import InvalidRequest, LoginVetoed, ScanLoginError, StoreUnavailable, WeChatAuthError
