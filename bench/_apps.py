@@ -24,6 +24,7 @@ import secrets
 import sys
 import time
 from base64 import urlsafe_b64decode, urlsafe_b64encode
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import uvicorn
@@ -48,7 +49,8 @@ async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], b
     await send({"type": "http.response.body", "body": body})
 
 
-def ours(emulator: str) -> ASGIApp:
+def ours(emulator: str, **options: Any) -> WeChatAuthMiddleware:
+    """The middleware around `page`, against the emulator at `emulator`, with `options`."""
     return WeChatAuthMiddleware(
         page,
         app_id=APP_ID,
@@ -56,6 +58,7 @@ def ours(emulator: str) -> ASGIApp:
         secret_key=SECRET_KEY,
         authorize_url=f"{emulator}/connect/oauth2/authorize",
         api_base_url=emulator,
+        **options,
     )
 
 

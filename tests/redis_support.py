@@ -13,7 +13,8 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,17 @@ class RedisServer:
             self._process.send_signal(signal.SIGKILL)
             self._process.wait(timeout=STOP_TIMEOUT_S)
         self._process = None
+
+    @contextmanager
+    def stalled(self) -> Iterator[None]:
+        """Stopped (SIGSTOP) while inside: connections stay open, nothing is answered, as
+        a Redis stuck on a slow disk or a long command; it goes on (SIGCONT) on leaving."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._process.send_signal(signal.SIGCONT)
 
     def close(self) -> None:
         self.stop()

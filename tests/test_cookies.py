@@ -256,3 +256,20 @@ def test_signed_values_verify_only_whole_in_time_and_for_their_purpose() -> None
     assert signer.verify(value, 60) is not None
     clock.now -= 1
     assert signer.verify(value, 60) is None  # signed in the future
+
+
+def test_the_signing_purposes_are_part_of_the_cookie_format() -> None:
+    # Each purpose's name goes into its key: renaming one (moving a module, say) would make
+    # every cookie, login in progress, clean page and scan form of that purpose invalid at once.
+    from wxauth_middleware.cookies import LOGIN_STATE_SALT, SESSION_SALT
+    from wxauth_middleware.login.clean_pages import PAGE_SALT
+    from wxauth_middleware.scan import flow
+    from wxauth_middleware.storage.store import SESSION_ID_SALT
+
+    assert (SESSION_SALT, LOGIN_STATE_SALT, PAGE_SALT, SESSION_ID_SALT) == (
+        "wxauth_middleware.session",
+        "wxauth_middleware.login-state",
+        "wxauth_middleware.callback-page",
+        "wxauth_middleware.session-id",
+    )
+    assert flow._CSRF_SALT == b"wxauth_middleware.scan-confirm\0"

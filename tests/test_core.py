@@ -6,8 +6,9 @@ import pytest
 
 from wxauth_middleware import Rule, WeChatUser
 from wxauth_middleware.config import Config
+from wxauth_middleware.cookie_writer import cookie_value
 from wxauth_middleware.cookies import Session
-from wxauth_middleware.core import Forward, LoginCore, _cookie_value
+from wxauth_middleware.core import Forward, LoginCore
 from wxauth_middleware.messages import HTTPRequest
 
 from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
@@ -22,7 +23,10 @@ from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
         ("xwxauth_session=evil; wxauth_session=abc", "abc"),
         ("xwxauth_session=evil", ""),
         ("wxauth_session_state_x=1", ""),
-        ("wxauth_session=first; wxauth_session=second", "first"),
+        # Several of one name (one planted by a sibling subdomain): none.
+        ("wxauth_session=first; wxauth_session=second", ""),
+        ("wxauth_session=same; a=1; wxauth_session=same", "same"),
+        ("wxauth_session=; wxauth_session=abc", "abc"),
         ("wxauth_session=", ""),
         ("", ""),
         ("wxauth_session= abc ;", "abc"),
@@ -32,7 +36,7 @@ from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
     ],
 )
 def test_cookie_value_matches_whole_names(header: str, value: str) -> None:
-    assert _cookie_value(header, "wxauth_session=") == value
+    assert cookie_value(header, "wxauth_session") == value
 
 
 def _core(**options: object) -> LoginCore:
@@ -77,8 +81,8 @@ def test_quick_forward_agrees_with_handle(
         "declined": core._sessions.encode(Session(user, profile_declined=True)),
         "garbage": "x.y.z",
     }[session]
-    header = f"wxauth_session={cookie}" if cookie else ""
-    quick = core.quick_forward(path, user_agent, header)
+    header = f"__Host-wxauth_session={cookie}" if cookie else ""  # on https
+    quick = core.quick_forward(path, user_agent, header, "https")
     full = core.handle(_request(path, user_agent, header))
     if quick is not None:
         assert isinstance(full, Forward)
@@ -89,11 +93,11 @@ def test_quick_forward_agrees_with_handle(
 def test_quick_forward_takes_the_common_cases() -> None:
     core = _core()
     cookie = "wxauth_session=" + core._sessions.encode(Session(WeChatUser(openid="o1")))
-    assert core.quick_forward("/", CHROME_UA, "") == Forward(None)
-    assert core.quick_forward("/", WECOM_UA, "a=1") == Forward(None)
-    assert core.quick_forward("/", WECHAT_UA, cookie) == Forward(WeChatUser(openid="o1"))
-    assert core.quick_forward("/", CHROME_UA, cookie) == Forward(WeChatUser(openid="o1"))
+    assert core.quick_forward("/", CHROME_UA, "", "http") == Forward(None)
+    assert core.quick_forward("/", WECOM_UA, "a=1", "http") == Forward(None)
+    assert core.quick_forward("/", WECHAT_UA, cookie, "http") == Forward(WeChatUser(openid="o1"))
+    assert core.quick_forward("/", CHROME_UA, cookie, "http") == Forward(WeChatUser(openid="o1"))
     # Left to handle(): WeChat without a session, own paths, a session that may be upgraded.
-    assert core.quick_forward("/", WECHAT_UA, "") is None
-    assert core.quick_forward("/wxauth/callback", CHROME_UA, "") is None
-    assert _core(scope="snsapi_userinfo").quick_forward("/", WECHAT_UA, cookie) is None
+    assert core.quick_forward("/", WECHAT_UA, "", "http") is None
+    assert core.quick_forward("/wxauth/callback", CHROME_UA, "", "http") is None
+    assert _core(scope="snsapi_userinfo").quick_forward("/", WECHAT_UA, cookie, "http") is None

@@ -16,6 +16,7 @@ import pytest
 from wxauth_middleware import WeChatAPIError
 from wxauth_middleware.config import Config
 from wxauth_middleware.drivers import drive_async, drive_sync
+from wxauth_middleware.wechat import credentials
 from wxauth_middleware.wechat.credentials import Credentials, jssdk_signature, signable_url
 
 from .credentials_support import (
@@ -163,15 +164,22 @@ def test_a_burst_of_first_calls_makes_one_call_of_each(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["asgi", "wsgi"])
-def test_a_burst_while_wechat_fails_makes_one_call(kind: str) -> None:
+def test_a_burst_while_wechat_fails_makes_one_call(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(credentials, "FAILURE_MEMORY", 0.3)
     wechat = ScriptedWeChat(delay=0.05)
     wechat.answers["/cgi-bin/stable_token"] = {"errcode": 45009, "errmsg": "quota, rid: 1-2-3"}
     app = middleware(kind, wechat, retries=0)
     failures = burst(app, "access_token", 50)
     assert all(isinstance(f, WeChatAPIError) and f.errcode == 45009 for f in failures)
     assert wechat.count("stable_token") == 1
-    # A later caller asks again.
+    # A caller right after gets the failure remembered, without a call; a later one asks.
     del wechat.answers["/cgi-bin/stable_token"]
+    with pytest.raises(WeChatAPIError):
+        call(app, "access_token")
+    assert wechat.count("stable_token") == 1
+    time.sleep(credentials.FAILURE_MEMORY + 0.1)
     assert call(app, "access_token") == wechat.token
     assert wechat.count("stable_token") == 2
 

@@ -39,8 +39,10 @@ async def test_40164_is_a_configuration_error_naming_the_allowlist_and_the_addre
     assert "login" not in body["message"].lower()
     assert "retry-after" not in first.headers
     assert again.status_code == 500
-    # One call per request: a configuration error is not retried.
-    assert emulator.call_count("/cgi-bin/stable_token") == 2
+    assert again.json()["errcode"] == 40164
+    # One call: a configuration error is not retried, and the request right after is
+    # answered from the failure remembered (credentials.FAILURE_MEMORY), without a call.
+    assert emulator.call_count("/cgi-bin/stable_token") == 1
 
 
 def test_the_40164_page_asks_to_tell_the_administrator_not_to_retry() -> None:

@@ -23,6 +23,8 @@ from wxauth_middleware.messages import HTTPRequest, HTTPResponse
 from .support import SECRET_KEY, WECHAT_UA, clean_address
 
 APP_ID = "wx8e6a2d5c0b1f4a37"
+# The session cookie of the https requests here (a __Host- one: no sibling subdomain plants it).
+SESSION = "__Host-wxauth_session"
 TOKEN = {"access_token": "AT", "expires_in": 7200, "refresh_token": "RT", "openid": "o-1"}
 TOKEN.update(scope="snsapi_base")
 
@@ -123,7 +125,7 @@ def test_a_callback_exchanges_the_code_and_writes_the_session() -> None:
     assert isinstance(call, UpstreamRequest)
     assert call.endpoint == "sns/oauth2/access_token"
     assert dict(call.params)["code"] == "CODE"
-    session = core.session(f"wxauth_session={_set_cookies(result)['wxauth_session']}")
+    session = core.session(f"{SESSION}={_set_cookies(result)[SESSION]}", "https")
     assert session is not None
     assert session.user.openid == "o-1"
 
@@ -153,7 +155,7 @@ def test_a_replayed_callback_goes_back_to_the_page_without_spending_anything() -
     replay = core.handle(_get(_callback(state), after))
     assert isinstance(replay, HTTPResponse)  # decided at once: no flow, no call to WeChat
     assert (replay.status, _location(replay)) == (302, "/page")
-    del after["wxauth_session"]
+    del after[SESSION]
     refused = _shown(core, core.handle(_get(_callback(state), after)))
     assert refused.status == LoginStateError.status
 
@@ -194,7 +196,7 @@ def test_on_login_is_a_hook_call_the_driver_makes() -> None:
     assert [hook.args[0].openid for hook in hooks] == ["o-1"]  # type: ignore[attr-defined]
     assert isinstance(vetoed, HTTPResponse)
     assert _shown(core, vetoed).status == 403
-    assert "wxauth_session" not in _set_cookies(vetoed)
+    assert SESSION not in _set_cookies(vetoed)
 
 
 class FakeRedis:
@@ -253,8 +255,8 @@ def test_with_the_store_a_callback_claims_its_code_and_saves_the_session() -> No
     assert first.commands[0][0] == "SET"
     assert "NX" in first.commands[0]
     # The session is in the store; the cookie holds only its signed id.
-    value = _set_cookies(done)["wxauth_session"]
-    user, _ = _run(core.session_user(f"wxauth_session={value}"), redis)
+    value = _set_cookies(done)[SESSION]
+    user, _ = _run(core.session_user(f"{SESSION}={value}", "wss"), redis)
     assert getattr(user, "openid", None) == "o-1"
     # A duplicate of that callback (on any instance) gets the first one's result: WeChat is
     # not asked again.
@@ -347,11 +349,13 @@ def test_a_login_started_off_public_urls_host_carries_its_host_in_a_signed_state
             )
         )
         assert other.login.started_host(state) is None
-        # Its callback on public_url's host, without the cookie: the page says where.
+        # Its callback on public_url's host, without the cookie: the page says where to
+        # go (the host it started on is the log's: any Host header can start a login).
         answer = core.handle(_with_host(_get(_callback(state)), "example.com"))
         page = _shown(core, answer)
         assert page.status == 400
-        assert "www.example.com" in page.body.decode()
+        assert "Open the site at https://example.com" in page.body.decode()
+        assert "www.example.com" not in page.body.decode()
 
 
 def _with_host(request: HTTPRequest, host: str) -> HTTPRequest:

@@ -25,8 +25,18 @@ state cookies), user agents and Host headers. Invariants, for every request:
 
 Each example picks one of the CONFIGS sites, among them "store": sessions in the session's real
 Redis server (the differential test leaves it out: both adapters share the store, so the first
-one's answer changes what the second one finds). The last test prints how many examples each
-property ran.
+one's answer changes what the second one finds), and "scan": the desktop login by scanning.
+
+The paths added since have a property of their own, per adapter (`test_the_newer_paths_...`):
+the JS-SDK's endpoint and script (WeChat's stable_token and getticket answers drawn too; a 200
+signs only a page of the site's own origin, with the ticket WeChat gave), every scan path (a
+ticket started by the desktop, opened and confirmed by a phone or not, its binding cookie sent,
+mutated or not, the phone's form posted with tokens real or not; only the confirmed desktop's
+`done` may set a session), the callback's clean pages (`?page=` minted, mutated, made up: never
+a redirect) and the restart page (a callback with a code and no login-state cookie).
+
+Examples per property: 300, or WXAUTH_FUZZ_EXAMPLES. The last test prints how many examples
+each property ran.
 """
 
 from __future__ import annotations
@@ -46,7 +56,7 @@ from wsgiref.validate import validator
 import httpx
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from wxauth_middleware import (
@@ -65,16 +75,21 @@ from wxauth_middleware.emulator import (
     DEFAULT_WEBSITE_APP_ID,
     DEFAULT_WEBSITE_APP_SECRET,
 )
+from wxauth_middleware.wechat.credentials import jssdk_signature
+from wxauth_middleware.wechat.errcodes import ERRCODES
 
 from .redis_support import REDIS_SERVER, RedisServer
 from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA, clean_address
 
 AUTHORIZE_URL = "https://open.weixin.qq.com/connect/oauth2/authorize"
 QRCONNECT_URL = "https://open.weixin.qq.com/connect/qrconnect"
-# What the middleware may answer by itself.
-OWN_STATUSES = frozenset({200, 302, 303, 400, 401, 403, 500, 502, 503, 504})
+# What the middleware may answer by itself (405: a JS-SDK path asked with another method;
+# 409/410: a scan login's ticket not confirmed yet / expired or used; 413: a scan form too
+# large).
+OWN_STATUSES = frozenset({200, 302, 303, 400, 401, 403, 405, 409, 410, 413, 500, 502, 503, 504})
 # WeChat errcodes that mean the site is misconfigured: the only WeChat answers worth a 500.
-CONFIG_ERRCODES = frozenset({40001, 40002, 40013, 40125, 48001})
+# The errcodes that are the site's configuration to fix (a 500), as the errcode table says.
+CONFIG_ERRCODES = frozenset(code for code, (status, _) in ERRCODES.items() if status == 500)
 # Where a browser may be sent: one '/', not followed by '/' or '\', printable ASCII only.
 SAFE_PATH = re.compile(r"/(?![/\\])[!-~]*")
 # The characters both adapters leave unencoded in a path (RFC 3986 pchar and '/').
@@ -82,11 +97,14 @@ PATH_SAFE = "/:@!$&'()*+,;=-._~"
 MINI_PROGRAM_UA = WECHAT_UA + " miniProgram"
 VERIFY_FILE = "MP_verify_Fuzz123.txt"
 ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-# Sized for ~30 s for the whole file. No shrinking: a failing example is reported as it was
-# drawn (every draw is labelled), with a blob for @reproduce_failure; shrinking requests with
-# kilobytes of path can take minutes. Add Phase.shrink here to shrink one locally.
+# Examples per property: 300 in the suite (about a minute for the whole file); the long run
+# is `WXAUTH_FUZZ_EXAMPLES=10000 python -m pytest tests/test_fuzz.py -q` (docs/development.md).
+# No shrinking: a failing example is reported as it was drawn (every draw is labelled), with a
+# blob for @reproduce_failure; shrinking requests with kilobytes of path can take minutes. Add
+# Phase.shrink here to shrink one locally.
+EXAMPLES = int(os.environ.get("WXAUTH_FUZZ_EXAMPLES", "300"))
 SETTINGS = settings(
-    max_examples=400,
+    max_examples=EXAMPLES,
     deadline=None,
     derandomize=False,
     database=None,
@@ -130,6 +148,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "max_age": None,
         "https_only": True,
     },
+    # Desktop login by scanning (tickets in the process), and the JS-SDK's paths (on in all).
+    "scan": {"other_browsers": "scan", "scan_max_age": 60},
 }
 
 
@@ -147,6 +167,14 @@ class Site:
     public_url: str | None
 
     https: bool  # the site's cookies are Secure whatever the request (public_url, https_only)
+
+    def session_name(self, scheme: str) -> str:
+        """The session cookie's name on a request of `scheme`: `__Host-` on https."""
+        return (
+            f"__Host-{self.session_cookie}"
+            if self.https or scheme == "https"
+            else self.session_cookie
+        )
 
     @property
     def login_cookie(self) -> str:
@@ -359,6 +387,7 @@ class Req:
     scheme: str = "http"
     send_raw_path: bool = True
     script_name: str = ""
+    body: bytes = b""
 
     def header(self, name: bytes) -> bytes:
         return b", ".join(v for k, v in self.headers if k.lower() == name)
@@ -413,7 +442,7 @@ async def _asgi_exchange(app: WeChatAuthMiddleware, req: Req) -> Exchange:
         if received:
             return {"type": "http.disconnect"}
         received = True
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": req.body, "more_body": False}
 
     async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(dict(message))
@@ -443,7 +472,7 @@ def _environ(req: Req) -> dict[str, Any]:
         "REMOTE_ADDR": "127.0.0.1",
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": req.scheme,
-        "wsgi.input": io.BytesIO(b""),
+        "wsgi.input": io.BytesIO(req.body),
         "wsgi.errors": io.StringIO(),
         "wsgi.multithread": True,
         "wsgi.multiprocess": False,
@@ -578,7 +607,7 @@ def _login(driver: Driver, token: Answer) -> tuple[Issued, str, Issued]:
         )
     )
     assert callback.status == 302, callback
-    session = _cookie_of(callback, driver.site.session_cookie)
+    session = _cookie_of(callback, driver.site.session_name("http"))
     done = _cookie_of(callback, login.cookie_name)
     assert session is not None
     assert done is not None
@@ -715,9 +744,16 @@ def _mutate(data: st.DataObject, value: str) -> str:
     return swapped if swapped != value else value + "x"
 
 
-def _cookie_header(data: st.DataObject, fixture: Fixture, issued: list[Issued]) -> bytes | None:
+def _cookie_header(
+    data: st.DataObject, fixture: Fixture, issued: list[Issued], scheme: str
+) -> bytes | None:
     site = fixture.driver.site
     sessions = st.sampled_from(sorted(fixture.sessions))
+    # The name the request's scheme reads, mostly; the other one too (on https, a planted
+    # plain-named cookie must be ignored).
+    session_cookie = data.draw(
+        st.sampled_from([site.session_name(scheme)] * 3 + [site.session_cookie])
+    )
     pieces: list[str] = []
     kinds = [
         "session",
@@ -733,15 +769,15 @@ def _cookie_header(data: st.DataObject, fixture: Fixture, issued: list[Issued]) 
     for _ in range(data.draw(st.integers(0, 4))):
         kind = data.draw(st.sampled_from(kinds))
         if kind == "session":
-            pieces.append(f"{site.session_cookie}={data.draw(sessions)}")
+            pieces.append(f"{session_cookie}={data.draw(sessions)}")
         elif kind == "session-mutated":
-            pieces.append(f"{site.session_cookie}={_mutate(data, data.draw(sessions))}")
+            pieces.append(f"{session_cookie}={_mutate(data, data.draw(sessions))}")
         elif kind == "session-quoted":
-            pieces.append(f'{site.session_cookie}="{data.draw(sessions)}"')
+            pieces.append(f'{session_cookie}="{data.draw(sessions)}"')
         elif kind == "session-smuggled":
             # Inside another cookie's value: not a session cookie.
             name = data.draw(st.sampled_from(["utm", "q", "x"]))
-            pieces.append(f"{name}=a {site.session_cookie}={data.draw(sessions)}")
+            pieces.append(f"{name}=a {session_cookie}={data.draw(sessions)}")
         elif kind in ("state", "state-mutated", "state-renamed") and issued:
             login = data.draw(st.sampled_from(issued))
             value = login.cookie_value
@@ -749,14 +785,12 @@ def _cookie_header(data: st.DataObject, fixture: Fixture, issued: list[Issued]) 
             if kind == "state-mutated":
                 value = _mutate(data, value)
             elif kind == "state-renamed":
-                name = data.draw(st.sampled_from([site.session_cookie, site.login_cookie + "x"]))
+                name = data.draw(st.sampled_from([session_cookie, site.login_cookie + "x"]))
             pieces.append(f"{name}={value}")
         elif kind == "done":
             pieces.append(f"{fixture.done.cookie_name}={fixture.done.cookie_value}")
         else:
-            name = data.draw(
-                st.one_of(st.just(site.session_cookie), st.text(ALNUM + "_", max_size=20))
-            )
+            name = data.draw(st.one_of(st.just(session_cookie), st.text(ALNUM + "_", max_size=20)))
             pieces.append(f"{name}={data.draw(latin1_text)}")
     raw = data.draw(st.booleans()) and not pieces
     if raw:
@@ -847,8 +881,9 @@ def _request(
             )
             | header_values,
         )
+    scheme = data.draw(st.sampled_from(["http", "https"]))
     query = _query(data, states)
-    cookie = _cookie_header(data, fixture, issued)
+    cookie = _cookie_header(data, fixture, issued, scheme)
     if scenario == "callback":
         login = data.draw(st.sampled_from([*issued, fixture.done]), label="callback for")
         code = data.draw(st.sampled_from(["c0de", "fixture", ""]) | st.text(max_size=10))
@@ -878,7 +913,7 @@ def _request(
         raw_path,
         query,
         headers,
-        scheme=data.draw(st.sampled_from(["http", "https"])),
+        scheme=scheme,
         send_raw_path=wsgi or canonical or data.draw(st.integers(0, 9)) > 0,
         script_name=script_name,
     )
@@ -935,7 +970,13 @@ def _named(header: str, name: str) -> list[str]:
     return values
 
 
-def check_invariants(req: Req, exchange: Exchange, fixture: Fixture, issued: list[Issued]) -> None:
+def check_invariants(
+    req: Req,
+    exchange: Exchange,
+    fixture: Fixture,
+    issued: list[Issued],
+    scan: ScanLogin | None = None,
+) -> None:
     site = fixture.driver.site
     # Headers: never CR/LF, never an off-site Location.
     for name, value in exchange.headers:
@@ -959,13 +1000,18 @@ def check_invariants(req: Req, exchange: Exchange, fixture: Fixture, issued: lis
             assert user.openid in OPENIDS, user
             cookies = req.header(b"cookie").decode("latin-1")
             # Whose sessions the request carries, in cookies named like the session cookie.
-            owners = {fixture.sessions.get(value) for value in _named(cookies, site.session_cookie)}
+            named = _named(cookies, site.session_name(req.scheme))
+            owners = {fixture.sessions.get(value) for value in named}
             from_snapshot = user.is_snapshot_user and site.name == "policies"
             assert user.openid in owners or from_snapshot, (user, cookies)
         return
     # The middleware answered.
     assert exchange.status in OWN_STATUSES, exchange.status
-    if exchange.status == 500:
+    if exchange.status == 500 and req.raw_path == b"/wxauth/jssdk":
+        # The JS-SDK's endpoint answers WeChat's errors itself (no on_error): its JSON says.
+        if req.method != "HEAD":
+            assert json.loads(exchange.body)["errcode"] in CONFIG_ERRCODES, exchange.body
+    elif exchange.status == 500:
         assert exchange.errors, "a 500 that is not a login error"
         assert all(_is_configuration_error(e) for e in exchange.errors), exchange.errors
     if exchange.status == 302:
@@ -979,7 +1025,9 @@ def check_invariants(req: Req, exchange: Exchange, fixture: Fixture, issued: lis
     for header in exchange.set_cookies():
         name, _, rest = header.partition("=")
         value = rest.split(";", 1)[0]
-        if name == site.session_cookie and value not in ("", '""'):
+        if name in (site.session_cookie, site.session_name(req.scheme)) and value not in ("", '""'):
+            if scan is not None and _scan_completes(req, scan):
+                continue
             state = req.params().get("state")
             known = {i.state: i for i in issued}
             assert state in known, (state, header)
@@ -1031,17 +1079,26 @@ def test_wsgi_fuzzed_environs_keep_the_invariants(
 # started off public_url's host: "H", 40 hex characters, its host in hex. The callback's clean
 # page: a signed token, timestamped.
 _STATE_HEX = re.compile(r"[RH][0-9a-f]{40}|[0-9a-f]{32}|page=[A-Za-z0-9_.-]+")
+# A scan login's ticket (in its URLs and its binding cookie's name), and its QR code.
+_TICKET = re.compile(r"(?<=_scan_)[A-Za-z0-9_-]{22}|(?<=t=)[A-Za-z0-9_-]{22}|<svg.*?</svg>")
+
+
+def _random_parts(text: str) -> str:
+    return _TICKET.sub("T", _STATE_HEX.sub("S", text))
 
 
 def _normalised(exchange: Exchange) -> tuple[Any, ...]:
     """What must not depend on the adapter: the random states and cookie values aside."""
     headers = sorted(
-        (k.lower(), _STATE_HEX.sub("S", v.split("=", 1)[0] + ";" + v.partition(";")[2]))
+        (k.lower(), _random_parts(v.split("=", 1)[0] + ";" + v.partition(";")[2]))
         if k.lower() == "set-cookie"
-        else (k.lower(), _STATE_HEX.sub("S", v))
+        else (k.lower(), _random_parts(v))
         for k, v in exchange.headers
     )
-    body = _STATE_HEX.sub("S", exchange.body.decode("utf-8", "replace"))
+    body = _random_parts(exchange.body.decode("utf-8", "replace"))
+    if any("_scan_" in cookie for cookie in exchange.set_cookies()):
+        # A scan page: its QR code's size depends on its random ticket (HEAD: no body).
+        headers = [(k, "N" if k == "content-length" else v) for k, v in headers]
     return exchange.status, headers, body, exchange.app_users
 
 
@@ -1066,12 +1123,321 @@ def test_asgi_and_wsgi_answer_alike(
     userinfo = data.draw(userinfo_answers, label="userinfo answer")
     req = _request(data, asgi, issued, wsgi=False, canonical=True)
     answers = []
+    # The request may carry either adapter's sessions (both sign with the one key).
+    sessions = {**asgi.sessions, **wsgi.sessions}
     for fixture in (asgi, wsgi):
         SCRIPT.token, SCRIPT.userinfo = token, userinfo
         exchange = fixture.driver(req)
-        check_invariants(req, exchange, fixture, issued)
+        either = Fixture(fixture.driver, sessions, fixture.done, fixture.issued)
+        check_invariants(req, exchange, either, issued)
         answers.append(_normalised(exchange))
     assert answers[0] == answers[1]
+
+
+# -- the paths added since: the JS-SDK's, the scan login's, clean pages, the restart page --------
+
+JSSDK_PATH = "/wxauth/jssdk"
+SCAN_PATH = "/wxauth/scan"
+JSSDK_TICKET = "TICKET-fuzz-ticket"
+# The script answers stable_token and getticket alike: one answer that serves as both.
+JSSDK_ANSWERS: list[Answer] = [
+    json.dumps(
+        {
+            "errcode": 0,
+            "access_token": "ACCESS-fuzz-token",
+            "ticket": JSSDK_TICKET,
+            "expires_in": 7200,
+        }
+    ).encode(),
+    *(_errcode(code) for code in (-1, 40001, 42001, 45009, 40125, 40164)),
+    b'{"ticket": 5, "expires_in": 7200}',
+    b'{"access_token": "a", "expires_in": -5}',
+    b"not json",
+    500,
+    httpx.ReadTimeout,
+    httpx.ConnectError,
+]
+PAGE_URLS = [
+    "http://localhost:8000/page",
+    "http://localhost:8000/a?b=1#frag",
+    "http://LOCALHOST:8000/p",
+    "https://localhost:8000/p",
+    "https://example.com/shop",
+    "https://example.com:443/shop?x=%20",
+    "https://evil.com/",
+    "//localhost:8000/x",
+    "javascript:alert(1)",
+    "http://localhost:8000/a b",
+    "http://localhost:8000/\u2028",
+    "http://localhost:8000/" + "a" * 3000,
+    "",
+]
+NEW_SCENARIOS = ["jssdk", "jssdk", "jssdk script", "scan", "scan", "clean page", "restart"]
+
+
+@dataclass(frozen=True)
+class ScanLogin:
+    """A scan login started by "this" desktop: its ticket, the desktop's binding cookie
+    ("name=value"), the phone's confirmation form's token once the phone opened it, and
+    whether the phone confirmed."""
+
+    ticket: str
+    binding: str
+    csrf: str | None
+    confirmed: bool
+
+
+def _scan_login(data: st.DataObject, fixture: Fixture) -> ScanLogin:
+    driver = fixture.driver
+    desktop = driver(
+        Req(
+            "GET",
+            b"/members",
+            b"",
+            [(b"host", b"localhost:8000"), (b"user-agent", CHROME_UA.encode())],
+        )
+    )
+    assert desktop.status == 200, desktop
+    found = re.search(r'data-scan-url="[^"]*\?t=([A-Za-z0-9_-]+)"', desktop.body.decode())
+    assert found is not None
+    ticket = found[1]
+    binding = next(c.split(";")[0] for c in desktop.set_cookies() if f"_scan_{ticket}=" in c)
+    csrf, confirmed = None, False
+    if data.draw(st.booleans(), label="the phone opened it"):
+        session = data.draw(st.sampled_from(sorted(fixture.sessions)), label="the phone's")
+        phone = [
+            (b"host", b"localhost:8000"),
+            (b"user-agent", WECHAT_UA.encode()),
+            (b"cookie", f"{driver.site.session_name('http')}={session}".encode()),
+        ]
+        query = f"t={ticket}".encode()
+        page = driver(Req("GET", f"{SCAN_PATH}/phone".encode(), query, phone))
+        assert page.status == 200, page
+        token = re.search(r'name="csrf" value="([^"]+)"', page.body.decode())
+        assert token is not None
+        csrf = token[1]
+        if data.draw(st.booleans(), label="the phone confirmed"):
+            body = urlencode({"decision": "confirm", "csrf": csrf}).encode()
+            form = [
+                (b"origin", b"http://localhost:8000"),
+                (b"content-type", b"application/x-www-form-urlencoded"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            done = driver(
+                Req("POST", f"{SCAN_PATH}/phone".encode(), query, phone + form, body=body)
+            )
+            assert done.status == 200, done
+            confirmed = True
+    return ScanLogin(ticket, binding, csrf, confirmed)
+
+
+def _scan_completes(req: Req, scan: ScanLogin) -> bool:
+    """Whether `req` is the desktop fetching its confirmed login's `done` URL: the one request
+    besides a callback that may set a session."""
+    cookies = req.header(b"cookie").decode("latin-1")
+    name, _, value = scan.binding.partition("=")
+    return (
+        scan.confirmed
+        and req.raw_path == f"{SCAN_PATH}/done".encode()
+        and req.params().get("t") == scan.ticket
+        and value in _named(cookies, name)
+    )
+
+
+def _minted_page(fixture: Fixture, login: Issued) -> str:
+    """A clean page's token, as a refused callback's page puts it in the address bar."""
+    site = fixture.driver.site
+    refused = fixture.driver(
+        Req(
+            "GET",
+            site.callback_path.encode(),
+            f"state={login.state}".encode(),
+            [
+                (b"host", b"localhost:8000"),
+                (b"user-agent", WECHAT_UA.encode()),
+                (b"accept", b"text/html"),
+                (b"cookie", f"{login.cookie_name}={login.cookie_value}".encode()),
+            ],
+        )
+    )
+    address = clean_address(refused.body.decode("utf-8", "replace"))
+    assert address is not None, refused
+    return dict(parse_qsl(urlsplit(address).query))["page"]
+
+
+def _new_path_request(
+    data: st.DataObject, fixture: Fixture, issued: list[Issued], scenario: str
+) -> tuple[Req, ScanLogin | None]:
+    """A request of `scenario` (one of NEW_SCENARIOS): to one of the paths added since the
+    fuzzing was written."""
+    site = fixture.driver.site
+    scheme = data.draw(st.sampled_from(["http", "https"]))
+    method = data.draw(st.sampled_from(["GET", "GET", "GET", "HEAD", "POST", "PUT", "OPTIONS"]))
+    headers = [
+        (b"host", data.draw(st.sampled_from(HOSTS[:5]) | st.sampled_from(HOSTS))),
+        (b"user-agent", data.draw(st.sampled_from(USER_AGENTS).map(str.encode) | header_values)),
+    ]
+    accepts = st.sampled_from([b"text/html", b"application/json", b"*/*"]) | header_values
+    if data.draw(st.booleans()):
+        headers.append((b"accept", data.draw(accepts)))
+    cookies = [c for c in [_cookie_header(data, fixture, issued, scheme)] if c]
+    pairs: list[tuple[str, str]] = []
+    scan: ScanLogin | None = None
+    body = b""
+    if scenario == "jssdk":
+        raw_path = JSSDK_PATH.encode()
+        # Mostly a page of the origin the request names (or public_url), as a page asks.
+        host = dict(headers)[b"host"].decode("latin-1")
+        own = site.public_url or f"{scheme}://{host}"
+        page = st.sampled_from(["/", "/page?a=1&b=%E4%BD%A0", "/spa#/route", "/" + "p" * 2000])
+        ours = page.map(lambda tail: own + tail)
+        urls = st.one_of(ours, ours, ours, st.sampled_from(PAGE_URLS), st.text(max_size=40))
+        if data.draw(st.integers(0, 5)) > 0:
+            pairs.append(("url", data.draw(urls)))
+    elif scenario == "jssdk script":
+        raw_path = (
+            JSSDK_PATH + data.draw(st.sampled_from([".js", ".js/", ".JS", "x.js"]))
+        ).encode()
+    elif scenario == "scan":
+        if site.name == "scan":
+            scan = _scan_login(data, fixture)
+        # A confirmed login's desktop mostly fetches its done URL, as its page does.
+        tails = ["/done"] * 6 if scan is not None and scan.confirmed else []
+        tails += ["", "/status", "/done", "/phone", "/phone/", "/x"]
+        raw_path = (SCAN_PATH + data.draw(st.sampled_from(tails))).encode()
+        ticket = scan.ticket if scan is not None else "AAAAAAAAAAAAAAAAAAAAAA"
+        t = data.draw(st.sampled_from([ticket] * 4) | st.text(ALNUM + "-_", max_size=30))
+        if data.draw(st.integers(0, 9)) > 0:
+            pairs.append(("t", _mutate(data, t) if data.draw(st.integers(0, 5)) == 0 else t))
+        if data.draw(st.booleans()):
+            pairs.append(("next", data.draw(st.sampled_from(NEXT_VALUES))))
+        if scan is not None and data.draw(st.integers(0, 5)) > 0:
+            binding = scan.binding
+            if data.draw(st.integers(0, 5)) == 0:
+                binding = _mutate(data, binding)
+            cookies.append(binding.encode("latin-1", "replace"))
+        if method == "POST":
+            csrf = scan.csrf if scan is not None and scan.csrf else "x"
+            decision = data.draw(st.sampled_from(["confirm", "cancel", "", "CONFIRM"]))
+            form = {
+                "decision": decision,
+                "csrf": _mutate(data, csrf) if data.draw(st.booleans()) else csrf,
+            }
+            body = (
+                data.draw(st.binary(max_size=200))
+                if data.draw(st.integers(0, 5)) == 0
+                else urlencode(form).encode()
+            )
+            headers.append((b"content-type", b"application/x-www-form-urlencoded"))
+            headers.append((b"content-length", str(len(body)).encode()))
+            origin = st.sampled_from([b"http://localhost:8000", b"https://evil.com", b"null"])
+            if data.draw(st.booleans()):
+                headers.append((b"origin", data.draw(origin)))
+            if data.draw(st.booleans()):
+                site_header = st.sampled_from([b"same-origin", b"cross-site", b"none"])
+                headers.append((b"sec-fetch-site", data.draw(site_header)))
+    elif scenario == "clean page":
+        raw_path = site.callback_path.encode()
+        token = _minted_page(fixture, data.draw(st.sampled_from(issued)))
+        kind = data.draw(st.sampled_from(["minted", "minted", "mutated", "random", "empty"]))
+        if kind == "mutated":
+            token = _mutate(data, token)
+        elif kind == "random":
+            token = data.draw(st.text(max_size=60))
+        elif kind == "empty":
+            token = ""
+        pairs.append(("page", token))
+    else:  # restart: a callback with a code but without its login-state cookie
+        raw_path = site.callback_path.encode()
+        login = data.draw(st.sampled_from([*issued, fixture.done]))
+        state = data.draw(
+            st.sampled_from([login.state, "R" + "0" * 40]) | st.text(ALNUM, max_size=41)
+        )
+        pairs += [("code", data.draw(st.sampled_from(["c0de", ""]))), ("state", state)]
+        cookies = [c for c in cookies if login.cookie_value.encode() not in c]
+    if cookies:
+        headers.append((b"cookie", b"; ".join(cookies)))
+    req = Req(method, raw_path, urlencode(pairs).encode(), headers, scheme=scheme, body=body)
+    return req, scan
+
+
+def _same_origin(url: str, origin: str) -> bool:
+    def key(address: str) -> tuple[str, str, int]:
+        parts = urlsplit(address)
+        return (
+            parts.scheme,
+            parts.hostname or "",
+            parts.port or (443 if parts.scheme == "https" else 80),
+        )
+
+    return key(url) == key(origin)
+
+
+def check_new_path_invariants(req: Req, exchange: Exchange, site: Site) -> None:
+    path = req.raw_path.decode("latin-1")
+    if path == JSSDK_PATH and not exchange.app_users:
+        # JSON, never stored; a signature only for a page of the site's own origin.
+        assert exchange.header("cache-control") == "no-store", exchange.headers
+        assert (exchange.header("content-type") or "").startswith("application/json")
+        if req.method == "HEAD":
+            return
+        answer = json.loads(exchange.body)
+        if exchange.status == 200:
+            assert set(answer) == {"appId", "timestamp", "nonceStr", "signature"}, answer
+            url = req.params()["url"]
+            page = url.partition("#")[0]
+            origin = _expected_origin(req, site)
+            assert origin is not None, req.headers
+            assert _same_origin(page, origin), (url, origin)
+            expected = jssdk_signature(JSSDK_TICKET, answer["nonceStr"], answer["timestamp"], page)
+            assert answer["signature"] == expected
+        else:
+            assert "error" in answer, answer
+    if path == site.callback_path and "page" in req.params():
+        # A clean page is shown where it is: never a redirect (no loop).
+        assert exchange.header("location") is None, exchange.headers
+
+
+def _run_new_path(data: st.DataObject, fixtures: dict[tuple[str, str], Fixture], kind: str) -> None:
+    scenario = data.draw(st.sampled_from(NEW_SCENARIOS), label="new path")
+    # The scan login's paths mostly where it is on.
+    names = ["scan"] * 3 * len(CONFIGS) + list(CONFIGS) if scenario == "scan" else list(CONFIGS)
+    fixture = fixtures[(kind, data.draw(st.sampled_from(names), label="config"))]
+    issued = [next(iter(fixture.issued)), _start_login(fixture.driver)]
+    req, scan = _new_path_request(data, fixture, issued, scenario)
+    # WeChat's answers for the JS-SDK: mostly good ones (the ticket is then kept, and signed
+    # with), every failure sometimes; a login's otherwise.
+    jssdk = st.sampled_from(JSSDK_ANSWERS[:1] * len(JSSDK_ANSWERS) + JSSDK_ANSWERS)
+    answers = jssdk if scenario == "jssdk" else st.sampled_from(JSSDK_ANSWERS) | token_answers
+    SCRIPT.token = data.draw(answers, label="WeChat's answer")
+    SCRIPT.userinfo = data.draw(userinfo_answers, label="userinfo answer")
+    exchange = fixture.driver(req)
+    # What was reached (pytest --hypothesis-show-statistics): path, status, a session set.
+    session = any(
+        c.startswith(n + "=")
+        for c in exchange.set_cookies()
+        for n in ("wxauth_session", "__Host-wxauth_session", "sid", "__Host-sid")
+    )
+    event(
+        f"{req.raw_path.decode('latin-1')[:20]} {exchange.status}{' +session' if session else ''}"
+    )
+    check_invariants(req, exchange, fixture, issued, scan)
+    check_new_path_invariants(req, exchange, fixture.driver.site)
+
+
+@SETTINGS
+@given(data=st.data())
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+@pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning")
+def test_the_newer_paths_keep_the_invariants(
+    kind: str, data: st.DataObject, fixtures: dict[tuple[str, str], Fixture]
+) -> None:
+    """The JS-SDK's endpoint and script, every path of the scan login (with tickets started,
+    opened and confirmed by a phone), clean pages (minted, mutated, made up) and the restart
+    page: the invariants above, and the JS-SDK's own (a signature only for the site's own
+    origin, right for the ticket WeChat gave; never stored)."""
+    RUNS[f"{kind}: newer paths"] += 1
+    _run_new_path(data, fixtures, kind)
 
 
 # -- what the fuzzing found, pinned -------------------------------------------------------------

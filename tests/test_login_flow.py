@@ -515,9 +515,11 @@ async def test_6_a_callback_on_another_host_than_the_login_started_on_says_so(
             json = await client.get(callback_url, headers={"host": "example.com", **JSON})
     assert page.status_code == 400
     assert clean_address(page.text) is not None  # shown at the clean address
-    zh = page.text.index("登录是在 www.example.com 开始的，但微信返回到了 example.com")
-    en = page.text.index("The login started at www.example.com, but WeChat came back to")
+    zh = page.text.index("微信返回到了 example.com，但登录是在本网站的另一个地址开始的")
+    en = page.text.index("WeChat came back to example.com, but the login started at another")
     assert zh < en  # Chinese first
+    # The host it started on is the log's (anyone can start a login with any Host header).
+    assert "www.example.com" not in page.text
     assert "http://example.com" in page.text  # where to open the site
     # A reload: the same page (less the script that put its address in the address bar).
     assert (again.status_code, clean_address(again.text)) == (400, None)

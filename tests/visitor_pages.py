@@ -13,6 +13,7 @@ import httpx
 from wxauth_middleware import WeChatUser, errors
 from wxauth_middleware.demo import create_demo_app
 from wxauth_middleware.demo.pages import error_page, home_page, logged_out_page, profile_page
+from wxauth_middleware.drivers import drive_sync
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_PERSONAS, WeChatEmulator
 from wxauth_middleware.errors import (
     ConfigurationError,
@@ -36,6 +37,7 @@ from wxauth_middleware.pages import (
     default_error_response,
     logout_page,
     open_in_wechat_response,
+    qr_code,
     snapshot_response,
 )
 from wxauth_middleware.pages import (
@@ -104,7 +106,7 @@ def middleware_pages(lang: str = "zh_CN") -> dict[str, Callable[[], HTTPResponse
     url = "https://www.example.com/orders/2024/11/a-rather-long-page-name?tab=all&page=3"
     phone_url = "https://www.example.com/wxauth/scan/phone?t=Zq3xM0dPp1uKcW7nT5rB9aYe"
     pages: dict[str, Callable[[], HTTPResponse]] = {
-        "open-in-wechat": lambda: open_in_wechat_response(desktop, url),
+        "open-in-wechat": lambda: drive_sync(open_in_wechat_response(desktop, url), httpx.Client()),
         "snapshot": lambda: snapshot_response(phone, "/orders"),
         "logout": lambda: logout_page(phone, "/wxauth/logout?next=%2Forders"),
         "logged-out": lambda: middleware_logged_out_page(phone, "/wxauth/login?next=%2Forders"),
@@ -112,7 +114,7 @@ def middleware_pages(lang: str = "zh_CN") -> dict[str, Callable[[], HTTPResponse
         # test blocks every request anyway).
         "continue": lambda: continue_page("http://127.0.0.1:9/connect/oauth2/authorize", ()),
         "scan-desktop": lambda: desktop_page(
-            phone_url=phone_url, status_url="/s", renew_url="/r", max_age=180
+            phone_url=phone_url, qr=qr_code(phone_url), status_url="/s", renew_url="/r", max_age=180
         ),
         "scan-confirm": lambda: confirm_page(
             site="www.example.com",

@@ -91,7 +91,9 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             return
         cookie = _headers(scope["headers"]).get("cookie", "")
         try:
-            scope[USER_KEY] = await self._drive(core.session_user(cookie))
+            scope[USER_KEY] = await self._drive(
+                core.session_user(cookie, scope.get("scheme", "ws"))
+            )
         except StoreUnavailable:
             # Closing before accepting refuses the handshake (HTTP 403).
             await send({"type": "websocket.close", "code": 1011, "reason": "store down"})
@@ -138,6 +140,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             _full_path(scope),
             headers.get(b"user-agent", b"").decode("latin-1"),
             cookie.decode("latin-1"),
+            scope.get("scheme", "http"),
         )
 
     async def revoke(self, identity: str, *, app_id: str | None = None) -> int:

@@ -1,5 +1,5 @@
-"""The middleware's cookies: every one it writes (`CookieWriter`), and the signed session they
-carry (the logins in progress are `login/in_progress.py`'s).
+"""The signed values the middleware's cookies carry: the session (the logins in progress are
+`login/in_progress.py`'s; every cookie is written by `cookie_writer.py`).
 
 A signed value is `payload.time.signature`: the payload as compact JSON in unpadded base64url,
 the time it was signed (seconds since the epoch, decimal), and HMAC-SHA256 over both, in
@@ -14,31 +14,21 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
 import time
 from binascii import a2b_base64, b2a_base64
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from starlette.requests import cookie_parser
-
-from .errors import ConfigurationError
 from .scopes import QRCONNECT_SCOPE
 from .user import WeChatUser
 
-if TYPE_CHECKING:
-    from .config import Config
-    from .messages import HTTPRequest
-
 __all__ = [
     "BROWSER_SESSION_LIFE",
-    "COOKIE_PREFIXES",
     "NO_APP",
     "AppIds",
     "Clock",
-    "CookieWriter",
     "Session",
     "SessionCodec",
     "Signer",
@@ -50,7 +40,7 @@ __all__ = [
 
 # The purposes values are signed for (each with a key of its own).
 SESSION_SALT = "wxauth_middleware.session"
-LOGIN_STATE_SALT = "wxauth_middleware.login.start-state"
+LOGIN_STATE_SALT = "wxauth_middleware.login-state"
 
 # Version tag of the session payload layout, so a future layout can reject old cookies cleanly.
 _SESSION_V = 1
@@ -70,9 +60,6 @@ AppIds = tuple[str, "str | None"]
 NO_APP: AppIds = ("", None)
 # The current time in seconds since the epoch; injectable, so tests step time themselves.
 Clock = Callable[[], float]
-# Cookie name prefixes browsers enforce (RFC 6265bis): __Host- cookies are Secure, on '/',
-# without a Domain; __Secure- cookies are Secure.
-COOKIE_PREFIXES = ("__Host-", "__Secure-")
 
 
 def wall_clock() -> float:
@@ -326,120 +313,3 @@ def session_from_payload(
         identity_key=identity_key,
     )
     return Session(user, declined)
-
-
-class CookieWriter:
-    """Every cookie the middleware sets or clears, each attribute decided here, once.
-
-    All are HttpOnly and SameSite=Lax (not Strict: the login callback is a top-level
-    navigation coming from WeChat's site, and a Strict cookie would not be sent with it).
-    Secure on https; also on http when public_url says the public site is https (a
-    TLS-terminating proxy in front) or https_only is set. The session cookie lives on
-    cookie_path. The login-state cookie (the logins in progress) lives on '/', where a new
-    login finds the others; on https, without cookie_domain, it is a `__Host-` cookie, which
-    a sibling subdomain cannot plant (its signed value binds a login to this browser). A scan
-    login's binding cookie lives only on scan_path (and below), where it is read.
-    """
-
-    def __init__(self, config: Config) -> None:
-        self._session = config.session_cookie
-        self._max_age = config.max_age
-        self._path = config.cookie_path
-        self._domain = config.cookie_domain
-        self._state_max_age = config.login_max_age
-        self._binding_max_age = config.scan_ticket_life
-        self._binding_path = config.scan_path
-        self._always_secure = config.https_only or (config.public_url or "").startswith("https:")
-        self._scheme_decides = config.public_url is None
-        base = config.session_cookie
-        for prefix in COOKIE_PREFIXES:
-            if base.lower().startswith(prefix.lower()):
-                base = base[len(prefix) :]
-        self._login_host = f"__Host-{base}_login"
-        # A prefixed session name (https guaranteed) makes the others __Secure- (the binding
-        # cookie's path, and cookie_domain, rule __Host- out for them).
-        secure = "__Secure-" if base != config.session_cookie else ""
-        self._login = f"{secure}{base}_login"
-        self._binding_prefix = f"{secure}{base}_scan_"
-        self.logged_out_name = f"{secure}{base}_out"
-        # Set-Cookie is written by hand (`_set`): what goes in unquoted is checked once, here
-        # (Config checks the name and the domain; a path of a URL may hold a ';').
-        for option, path in (("cookie_path", self._path), ("scan_path", self._binding_path)):
-            if not _ATTRIBUTE.fullmatch(path):
-                raise ConfigurationError(f"{option} {path!r}: a cookie's path cannot hold ';'.")
-
-    def secure(self, request: HTTPRequest) -> bool:
-        return self._always_secure or (self._scheme_decides and request.scheme == "https")
-
-    def session(self, request: HTTPRequest, value: str) -> tuple[str, str]:
-        return self._set(request, self._session, value, self._max_age, self._path, self._domain)
-
-    def clear_session(self, request: HTTPRequest) -> tuple[str, str]:
-        return self._set(request, self._session, "", 0, self._path, self._domain)
-
-    def login_name(self, request: HTTPRequest) -> str:
-        """The name of the login-state cookie, for this request's scheme."""
-        if self._domain is None and self.secure(request):
-            return self._login_host
-        return self._login
-
-    def login_value(self, request: HTTPRequest) -> str | None:
-        """The login-state cookie's value in the request, None if it sent none."""
-        return cookie_parser(request.header("cookie")).get(self.login_name(request))
-
-    def login_state(self, request: HTTPRequest, value: str) -> tuple[str, str]:
-        """Sets the login-state cookie to `value` (the codec's)."""
-        name = self.login_name(request)
-        domain = None if name == self._login_host else self._domain
-        return self._set(request, name, value, self._state_max_age, "/", domain)
-
-    def logged_out(self, request: HTTPRequest, *, clear: bool = False) -> tuple[str, str]:
-        """Marks this browser as logged out on purpose (until it closes, or `clear`): WeChat's
-        visitor is then shown the logged-out page instead of being logged in again silently."""
-        value, max_age = ("", 0) if clear else ("1", None)
-        return self._set(request, self.logged_out_name, value, max_age, "/", self._domain)
-
-    def binding_name(self, ticket: str) -> str:
-        """The name of the cookie that binds a scan login's `ticket` to its desktop browser."""
-        return self._binding_prefix + ticket
-
-    def binding(self, request: HTTPRequest, ticket: str, value: str) -> tuple[str, str]:
-        return self._set(
-            request,
-            self.binding_name(ticket),
-            value,
-            self._binding_max_age,
-            self._binding_path,
-            self._domain,
-        )
-
-    def clear_binding(self, request: HTTPRequest, ticket: str) -> tuple[str, str]:
-        return self._set(
-            request, self.binding_name(ticket), "", 0, self._binding_path, self._domain
-        )
-
-    def _set(
-        self,
-        request: HTTPRequest,
-        name: str,
-        value: str,
-        max_age: int | None,
-        path: str,
-        domain: str | None,
-    ) -> tuple[str, str]:
-        # Values are signed values or random tokens (base64url, digits, dots) or empty, and
-        # names and attributes were checked in __init__: nothing needs quoting.
-        header = f"{name}={value}"
-        if max_age is not None:
-            header += f"; Max-Age={max_age}"
-        header += f"; Path={path}"
-        if domain is not None:
-            header += f"; Domain={domain}"
-        header += "; HttpOnly; SameSite=Lax"
-        if self.secure(request):
-            header += "; Secure"
-        return ("set-cookie", header)
-
-
-# What a cookie's Path may be written with (RFC 6265: any character but controls and ';').
-_ATTRIBUTE = re.compile(r"[ -:<-~]+")

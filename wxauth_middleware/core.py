@@ -18,7 +18,8 @@ from __future__ import annotations
 from starlette.requests import cookie_parser
 
 from .config import Config
-from .cookies import Clock, CookieWriter, Session, SessionCodec, wall_clock
+from .cookie_writer import CookieWriter
+from .cookies import Clock, Session, SessionCodec, wall_clock
 from .decisions import ANONYMOUS, Decision, Forward, OwnPath, is_navigation, needs_profile
 from .effects import Flow
 from .errors import StoreUnavailable
@@ -72,7 +73,6 @@ class LoginCore:
         )
         self.account = Account(config, self.cookies, self.store, clock)
         # What quick_forward needs to know about the configuration, derived once.
-        self._session_cookie_eq = config.session_cookie + "="
         self._upgrades = config.scope == "snsapi_userinfo" or any(
             rule.scope == "snsapi_userinfo" for rule in config.rule_set.rules
         )
@@ -107,17 +107,19 @@ class LoginCore:
         self.credentials = Credentials(config, clock=clock)
         self._sessionless = jssdk_paths(config, self.credentials)
 
-    def quick_forward(self, path: str, user_agent: str, cookie_header: str) -> Forward | None:
-        """The two common cases, decided from three strings without building an HTTPRequest:
+    def quick_forward(
+        self, path: str, user_agent: str, cookie_header: str, scheme: str
+    ) -> Forward | None:
+        """The two common cases, decided from four strings without building an HTTPRequest:
         a valid session whose page needs nothing more, and another browser without a session
         where other browsers pass. None means "ask `handle`", which decides the same way."""
         if path in self._own_paths or path in self._sessionless:
             return None
         if cookie_header and self.store is not None:
-            if _cookie_value(cookie_header, self._session_cookie_eq):
+            if self.cookies.session_value(cookie_header, scheme):
                 return None  # a stored session: `handle` looks it up
         elif cookie_header:
-            session = self.session(cookie_header)
+            session = self.session(cookie_header, scheme)
             if session is not None:
                 if self._upgrades and needs_profile(session, "snsapi_userinfo"):
                     return None
@@ -136,8 +138,8 @@ class LoginCore:
             return sessionless(request)
         cookie_header = request.header("cookie")
         if self.store is None:
-            return self._decide(request, self.session(cookie_header))
-        sid = self._session_id(cookie_header)
+            return self._decide(request, self.session(cookie_header, request.scheme))
+        sid = self._session_id(cookie_header, request.scheme)
         if sid is None:
             return self._decide(request, None)
         return self._stored_session(request, sid)
@@ -178,43 +180,26 @@ class LoginCore:
 
     # -- reading the session ---------------------------------------------------------------
 
-    def session(self, cookie_header: str) -> Session | None:
+    def session(self, cookie_header: str, scheme: str) -> Session | None:
         """The session a session cookie carries, if any valid one (without a store)."""
-        value = _cookie_value(cookie_header, self._session_cookie_eq) if cookie_header else ""
+        value = self.cookies.session_value(cookie_header, scheme) if cookie_header else ""
         return self._sessions.decode(value) if value else None
 
-    def _session_id(self, cookie_header: str) -> str | None:
+    def _session_id(self, cookie_header: str, scheme: str) -> str | None:
         """The id of the stored session a session cookie carries, if its signature verifies."""
         assert self.store is not None
-        value = _cookie_value(cookie_header, self._session_cookie_eq) if cookie_header else ""
+        value = self.cookies.session_value(cookie_header, scheme) if cookie_header else ""
         return self.store.session_id(value) if value else None
 
-    def session_user(self, cookie_header: str) -> Flow[WeChatUser | None]:
-        """The user of the session a Cookie header carries (a websocket's), if any. Raises
-        StoreUnavailable if the store fails."""
+    def session_user(self, cookie_header: str, scheme: str) -> Flow[WeChatUser | None]:
+        """The user of the session a Cookie header carries (a websocket's, of `scheme`), if
+        any. Raises StoreUnavailable if the store fails."""
         if self.store is None:
-            session = self.session(cookie_header)
+            session = self.session(cookie_header, scheme)
         else:
-            sid = self._session_id(cookie_header)
+            sid = self._session_id(cookie_header, scheme)
             session = (yield from self.store.load(sid)) if sid is not None else None
         return session.user if session is not None else None
-
-
-def _cookie_value(header: str, name_eq: str) -> str:
-    """The value of the cookie `name_eq` ("name=") in a Cookie header, or "".
-
-    The header is split into its `name=value` pairs and names are compared whole: a session
-    hidden inside another cookie's value (`utm=x wxauth_session=...`) is not a session. The
-    first pair of that name wins (browsers send the most specific cookie first).
-    """
-    if name_eq not in header:
-        return ""
-    name = name_eq[:-1]
-    for pair in header.split(";"):
-        key, sep, value = pair.partition("=")
-        if sep and key.strip() == name:
-            return value.strip()
-    return ""
 
 
 def _text_file(content: str) -> OwnPath:

@@ -62,8 +62,9 @@ class StoreCommands:
 
 @dataclass(frozen=True, slots=True)
 class HookCall:
-    """A call of an application hook (`on_login`), which may be sync or async: the driver
-    makes it the way its side of the world can (awaited, or run in a worker thread)."""
+    """A call of an application hook (`on_login`), which may be sync or async, or of a
+    function too slow for the event loop (a QR code's drawing): the driver makes it the way
+    its side of the world can (awaited, or run in a worker thread)."""
 
     hook: Callable[..., object]
     args: tuple[object, ...]

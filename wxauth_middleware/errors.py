@@ -128,20 +128,24 @@ class HostMismatch(LoginStateError):
     title = "Open the site at its usual address"
     title_zh = "请从网站的正式地址打开"
 
-    def __init__(self, started: str, returned: str, site: str) -> None:
+    def __init__(self, started: str | None, returned: str, site: str) -> None:
+        # The page names only the host it is shown on and the configured site: the host
+        # the login started on is whatever Host header started it (anyone can mint such a
+        # state), so it goes to the log only. None: not known (a page shown again).
         self.started, self.returned, self.site = started, returned, site
         self.advice = (
-            f"The login started at {started}, but WeChat came back to {returned}. "
-            f"Open the site at {site} and log in again."
+            f"WeChat came back to {returned}, but the login started at another address of "
+            f"the site. Open the site at {site} and log in again."
         )
         self.advice_zh = (
-            f"登录是在 {started} 开始的，但微信返回到了 {returned}。请从 {site} 打开网站，"
-            "再登录一次。"
+            f"微信返回到了 {returned}，但登录是在本网站的另一个地址开始的。"
+            f"请从 {site} 打开网站，再登录一次。"
         )
         super().__init__(
-            f"the login started at host {started}, but the callback came to host {returned}",
-            hint=f"The login started at {started}, but WeChat came back to {returned} "
-            f"(public_url is {site}): the login-state cookie stays with the host a login "
+            f"the login started at host {started or 'another host'}, but the callback came "
+            f"to host {returned}",
+            hint=f"The login started on another host than {returned} (the log names it; "
+            f"public_url is {site}): the login-state cookie stays with the host a login "
             "starts on. Send visitors to public_url's host (redirect the other host names "
             "there), or set public_url to the host visitors use.",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -11,6 +12,7 @@ from typing import Literal
 
 import segno
 
+from .effects import Flow, HookCall
 from .errors import WeChatAPIError, WeChatAuthError
 from .messages import HTTPRequest, HTTPResponse
 
@@ -171,9 +173,10 @@ def with_retry_after(response: HTTPResponse, error: WeChatAuthError) -> HTTPResp
     return HTTPResponse(response.status, headers, response.body)
 
 
-def open_in_wechat_response(request: HTTPRequest, url: str) -> HTTPResponse:
+def open_in_wechat_response(request: HTTPRequest, url: str) -> Flow[HTTPResponse]:
     """The "please open this page in WeChat" answer for other browsers, where the site
-    refuses them: a page with the address (and a QR code to scan with WeChat), or JSON."""
+    refuses them: a page with the address (and a QR code to scan with WeChat), or JSON.
+    The QR code of a long address holds the page without its query; of a longer one, none."""
     if not is_page_request(request):
         return json_response(
             403,
@@ -182,6 +185,18 @@ def open_in_wechat_response(request: HTTPRequest, url: str) -> HTTPResponse:
                 "message": "Open this page in WeChat to log in.",
                 "url": url,
             },
+        )
+    scanned = url if len(url) <= QR_MAX else url.partition("?")[0]
+    qr = yield from drawn_qr_code(scanned)
+    if not qr:
+        qr = (
+            "<p>这个地址太长，无法生成二维码：请复制下面的地址，在微信中打开。"
+            "<br>This address is too long for a QR code: copy it and open it in WeChat.</p>"
+        )
+    elif scanned != url:
+        qr += (
+            "<p>二维码中是这个页面的地址，不含其后的参数。<br>The QR code holds this "
+            "page's address without its query.</p>"
         )
     return bilingual_page(
         request,
@@ -193,7 +208,7 @@ def open_in_wechat_response(request: HTTPRequest, url: str) -> HTTPResponse:
                 "This page logs you in with WeChat: open it in WeChat.",
             )
         ],
-        f"{qr_code(url)}<p class=code>{escape(url)}</p>",
+        f"{qr}<p class=code>{escape(url)}</p>",
     )
 
 
@@ -339,13 +354,29 @@ def _link(href: str, text: str) -> str:
     return f'<a href="{escape(href)}">{escape(text)}</a>'
 
 
+# The longest address drawn as a QR code: longer, the code grows too dense to scan off a
+# screen with ease (past version 13 at level M), and dearer to draw.
+QR_MAX = 256
+
+
+@functools.lru_cache(maxsize=128)
 def qr_code(url: str) -> str:
-    """`url` as an inline SVG QR code (drawn by segno, offline), or "" if it is too long."""
-    try:
-        svg: str = segno.make(url, error="m").svg_inline(scale=5, border=2)
-    except ValueError:  # longer than a QR code holds: the address alone is shown
+    """`url` as an inline SVG QR code (drawn by segno, offline), or "" if longer than QR_MAX.
+
+    Pure Python, a few milliseconds: drawn with one fixed mask (every mask scans; trying all
+    eight for the best costs three times as much), and the codes drawn last are remembered.
+    """
+    if len(url) > QR_MAX:
         return ""
+    svg: str = segno.make(url, error="m", mask=0).svg_inline(scale=5, border=2)
     return f'<div class="qr">{svg}</div>'
+
+
+def drawn_qr_code(url: str) -> Flow[str]:
+    """`qr_code(url)`, drawn where it holds up no other request: in a worker thread on ASGI
+    (the event loop serves the others meanwhile), in the request's own thread on WSGI."""
+    svg: str = yield HookCall(qr_code, (url,))
+    return svg
 
 
 _PAGE = """<!doctype html>

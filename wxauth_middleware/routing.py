@@ -54,7 +54,7 @@ def account_config(base: Config, account: OfficialAccount) -> Config:
     middleware's options with the account's credentials and overrides, and signing keys of
     its own (HMAC of each secret key and the AppID, rotation kept). Raises
     ConfigurationError naming the account."""
-    label = b"wxauth_middleware.login.logout " + account.app_id.encode()
+    label = b"wxauth_middleware.account " + account.app_id.encode()
     keys = [hmac.digest(key, label, "sha256") for key in base.secret_keys]
     try:
         return replace(

@@ -75,6 +75,7 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
             environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
             environ.get("HTTP_USER_AGENT", ""),
             environ.get("HTTP_COOKIE", ""),
+            environ.get("wsgi.url_scheme", "http"),
         )
         if decision is None:
             request = _request(environ, core.form_paths)

@@ -22,7 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from ..config import Config
-from ..cookies import CookieWriter, Session, SessionCodec
+from ..cookie_writer import CookieWriter
+from ..cookies import Session, SessionCodec
 from ..decisions import Decision, Forward, query_params
 from ..effects import Flow, HookCall
 from ..errors import (

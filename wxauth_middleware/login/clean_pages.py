@@ -24,12 +24,13 @@ from ..decisions import query_params
 from ..errors import HostMismatch, LoginStateError, ScanLoginError, WeChatAPIError, WeChatAuthError
 from ..messages import HTTPRequest, HTTPResponse
 from ..pages import error_response, is_page_request, showing_address, snapshot_response
+from ..urls import request_origin
 
 __all__ = ["PAGE_SALT", "CleanPages", "error_from_payload", "error_payload"]
 
 # The purpose of the signed page a callback's clean address shows, and how long it is shown
 # (a reload a day later shows "link no longer valid").
-PAGE_SALT = "wxauth_middleware.login.callback-page"
+PAGE_SALT = "wxauth_middleware.callback-page"
 PAGE_LIFE = 24 * 3600
 
 
@@ -82,7 +83,10 @@ class CleanPages:
         kind, content = page if isinstance(page, list) and len(page) == 2 else ("", None)
         if kind == "snapshot" and isinstance(content, str):
             return snapshot_response(request, content)
-        error = error_from_payload(content) if kind == "error" else None
+        origin = request_origin(request.scheme, request.header("host")) or ""
+        site = self.config.public_url or ""
+        host = origin.partition("://")[2]
+        error = error_from_payload(content, host, site) if kind == "error" else None
         if error is None:
             error = LoginStateError("unknown or expired login state")
         return error_response(self.config.on_error, error, request)
@@ -118,8 +122,9 @@ def error_payload(error: WeChatAuthError) -> list[Any] | None:
         assert isinstance(error, WeChatAPIError)
         extra: list[Any] = [error.errcode, error.errmsg, error.endpoint]
     elif kind is HostMismatch:
-        assert isinstance(error, HostMismatch)
-        extra = [error.started, error.returned, error.site]
+        # No host names: anyone can mint this page (a login started with a Host header of
+        # their choosing); shown again, it names the host it is shown on and public_url.
+        return [error.code, "", error.return_to, []]
     elif _REBUILT.get(error.code) is kind:
         extra = []
     else:
@@ -131,8 +136,9 @@ def error_payload(error: WeChatAuthError) -> list[Any] | None:
     return payload
 
 
-def error_from_payload(payload: Any) -> WeChatAuthError | None:
-    """The error `error_payload` described, or None for anything else."""
+def error_from_payload(payload: Any, host: str = "", site: str = "") -> WeChatAuthError | None:
+    """The error `error_payload` described, or None for anything else; a host mismatch
+    names `host` (the one it is shown on) and `site` (public_url)."""
     if not isinstance(payload, list) or len(payload) != 4:
         return None
     code, hint, return_to, extra = payload
@@ -147,10 +153,8 @@ def error_from_payload(payload: Any) -> WeChatAuthError | None:
             if not isinstance(errcode, int) or not isinstance(errmsg + endpoint, str):
                 return None
             error = WeChatAPIError(errcode, errmsg, endpoint=endpoint, hint=hint or None)
-        elif code == HostMismatch.code:
-            started, returned, site = (str(v) for v in extra)
-            error = HostMismatch(started, returned, site)
-            error.hint = hint or error.hint
+        elif code == HostMismatch.code and not extra and not hint:
+            error = HostMismatch(None, host, site)
         elif code in _REBUILT and not extra:
             kind = _REBUILT[code]
             error = kind(kind.title, hint=hint or None)

@@ -9,7 +9,8 @@ from dataclasses import replace
 from urllib.parse import urlencode
 
 from ..config import Config
-from ..cookies import Clock, CookieWriter, Session
+from ..cookie_writer import CookieWriter
+from ..cookies import Clock, Session
 from ..decisions import Forward, query_params
 from ..effects import Flow
 from ..errors import ConfigurationError, StoreUnavailable, TokenUnavailable, WeChatAPIError

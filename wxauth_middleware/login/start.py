@@ -12,7 +12,8 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import cookie_parser
 
 from ..config import WECHAT_AUTHORIZE_HOST, Config
-from ..cookies import CookieWriter, Session
+from ..cookie_writer import CookieWriter
+from ..cookies import Session
 from ..decisions import ANONYMOUS, Decision, is_navigation, query_params
 from ..errors import InvalidRequest
 from ..messages import HTTPRequest, HTTPResponse

@@ -38,14 +38,15 @@ from collections.abc import Mapping
 from urllib.parse import parse_qsl, quote
 
 from ..config import Config
-from ..cookies import Clock, CookieWriter, Session, session_from_payload, session_payload
+from ..cookie_writer import CookieWriter
+from ..cookies import Clock, Session, session_from_payload, session_payload
 from ..decisions import Decision, OwnPath, is_navigation, needs_profile, query_params
 from ..effects import Flow, HookCall
 from ..errors import InvalidRequest, LoginVetoed, ScanLoginError, StoreUnavailable, WeChatAuthError
 from ..login.callback import Callback
 from ..login.start import LoginStarter
 from ..messages import HTTPRequest, HTTPResponse
-from ..pages import error_response, json_response, redirect
+from ..pages import drawn_qr_code, error_response, json_response, redirect
 from ..urls import safe_return_path
 from ..useragent import describe_user_agent, is_wechat_browser
 from .pages import confirm_page, decided_page, desktop_page
@@ -64,7 +65,7 @@ logger = logging.getLogger("wxauth_middleware")
 
 # Ticket ids and binding secrets: URL- and cookie-name-safe random strings.
 _TICKET = re.compile(r"^[A-Za-z0-9_-]{22}$")
-_CSRF_SALT = b"wxauth_middleware.scan.flow-confirm\0"
+_CSRF_SALT = b"wxauth_middleware.scan-confirm\0"
 
 
 class ScanLogin:
@@ -161,8 +162,10 @@ class ScanLogin:
         if not created:
             busy = StoreUnavailable("too many scan logins are waiting in this process")
             return self._error(busy, request, return_to)
+        phone_url = f"{origin}{self.phone_path}?t={ticket}"
         page = desktop_page(
-            phone_url=f"{origin}{self.phone_path}?t={ticket}",
+            phone_url=phone_url,
+            qr=(yield from drawn_qr_code(phone_url)),
             status_url=f"{self.status_path}?t={ticket}",
             renew_url=f"{self.start_path}?next={quote(return_to, safe='/')}",
             max_age=self.config.scan_max_age,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 
 from ..messages import HTTPResponse
-from ..pages import html_response, qr_code
+from ..pages import html_response
 from ..user import WeChatUser
 
 __all__ = ["confirm_page", "decided_page", "desktop_page"]
@@ -80,8 +80,11 @@ _SCRIPT = """<script>
 </script>"""
 
 
-def desktop_page(*, phone_url: str, status_url: str, renew_url: str, max_age: int) -> HTTPResponse:
-    """The desktop's page: the QR code of the phone URL, a live status, a new code at the end."""
+def desktop_page(
+    *, phone_url: str, qr: str, status_url: str, renew_url: str, max_age: int
+) -> HTTPResponse:
+    """The desktop's page: `qr`, the QR code of the phone URL (`pages.drawn_qr_code`), a live
+    status, a new code at the end."""
     minutes = max(1, round(max_age / 60))
     body = (
         f"{_STYLE}"
@@ -90,7 +93,7 @@ def desktop_page(*, phone_url: str, status_url: str, renew_url: str, max_age: in
         "<p>请用手机微信扫一扫，在手机上确认后，这里会自动登录。</p>"
         '<p class="note">Scan with WeChat on your phone and confirm there: this page then '
         "logs you in.</p>"
-        f'<div id="scan-qr" class="qr">{qr_code(phone_url)}</div>'
+        f'<div id="scan-qr" class="qr">{qr}</div>'
         '<details class="note"><summary>无法扫码？ · Cannot scan?</summary>'
         "<p>在手机微信中打开这个地址 · Open this address in WeChat on your phone:</p>"
         f'<p class="code" id="scan-url">{escape(phone_url)}</p></details>'

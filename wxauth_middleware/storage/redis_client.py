@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import anyio
+
 from ..effects import StoreCommands
 from ..errors import ConfigurationError, StoreUnavailable
 
@@ -35,9 +37,8 @@ if TYPE_CHECKING:
     import redis.asyncio.cluster
     import redis.cluster
 
-    AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
-
 __all__ = [
+    "AsyncClient",
     "SyncClient",
     "async_redis_client",
     "check_redis_url",
@@ -51,6 +52,9 @@ logger = logging.getLogger("wxauth_middleware")
 # Seconds a Redis command may take: a store that does not answer fails the request clearly
 # instead of holding it (the URL's own socket_timeout=... wins).
 _REDIS_TIMEOUT = 2.0
+# Connections an asyncio client keeps to each node (redis-py's default), and so the commands
+# it runs at once; the others wait for one of them (`AsyncClient`).
+_POOL_SIZE = 100
 _SERVER_SCHEMES = ("redis", "rediss", "unix")
 _DEFAULT_PORTS = {"redis+sentinel": 26379, "redis+cluster": 6379}
 
@@ -87,10 +91,16 @@ def check_redis_url(url: object) -> str:
 def _target(url: object) -> _Target:
     scheme = url.partition("://")[0] if isinstance(url, str) and "://" in url else ""
     if not isinstance(url, str) or scheme not in (*_SERVER_SCHEMES, *_DEFAULT_PORTS):
-        shown = redacted_url(url) if isinstance(url, str) else url
+        # Never the URL itself: a typo such as 'redis:/' leaves its password unrecognised.
         raise ConfigurationError(
             f"redis_url must be a redis://, rediss://, unix://, redis+sentinel:// or "
-            f"redis+cluster:// URL, not {shown!r} (e.g. 'redis://127.0.0.1:6379/0')."
+            f"redis+cluster:// URL (e.g. 'redis://127.0.0.1:6379/0'), not {_shape(url)}."
+        )
+    if _UNENCODED_CREDENTIALS.match(url.partition("://")[2]):
+        raise ConfigurationError(
+            "redis_url is not a valid Redis URL: its password (or user name) holds a '/', '?' "
+            "or '#', which ends a URL's host part: percent-encode the password "
+            "(urllib.parse.quote(password, safe=''))."
         )
     try:
         import redis  # noqa: F401
@@ -110,6 +120,21 @@ def _target(url: object) -> _Target:
         if secret:
             message = message.replace(secret, "***").replace(unquote(secret), "***")
         raise ConfigurationError(f"redis_url is not a valid Redis URL: {message}") from None
+
+
+# What follows '://' when a '/', '?' or '#' comes before the '@' that ends the credentials
+# (an '@' before any '=': a query's values may hold one): a password not percent-encoded.
+_UNENCODED_CREDENTIALS = re.compile(r"[^/?#@]*[/?#][^=]*@")
+# The start of a URL that is safe to show: a scheme's letters and what follows them.
+_SCHEME_SHAPE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,19}:?/{0,2}")
+
+
+def _shape(url: object) -> str:
+    """What a `redis_url` that is no URL was, without any of its text past the scheme."""
+    if not isinstance(url, str):
+        return f"a {type(url).__name__}"
+    start = _SCHEME_SHAPE.match(url)
+    return f"a value starting {start[0]!r}" if start else "that value"
 
 
 def _multi_node_target(scheme: str, url: str) -> _Target:
@@ -258,33 +283,50 @@ def redis_client(url: str) -> SyncClient:
 
 
 def async_redis_client(url: str) -> AsyncClient:
-    import redis.asyncio
-    import redis.asyncio.cluster
-    import redis.asyncio.sentinel
-    from redis.asyncio.retry import Retry
+    return AsyncClient(url)
 
-    target = _target(url)
-    options = _client_options(target)
-    if target.scheme == "redis+sentinel":
-        sentinels = _untyped(redis.asyncio.sentinel.Sentinel)(
-            list(target.nodes), sentinel_kwargs=_sentinel_options(options)
-        )
-        master: redis.asyncio.Redis = sentinels.master_for(
-            target.service, retry=_retry(Retry), **(target.options | options)
-        )
-        return master
-    if target.scheme == "redis+cluster":
-        # Made without a connection: the slots are asked for on the first command.
-        cluster: redis.asyncio.cluster.RedisCluster = _untyped(redis.asyncio.cluster.RedisCluster)(
-            startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],
-            retry=_retry(Retry),
-            **(target.options | options),
-        )
-        return cluster
-    single: redis.asyncio.Redis = _untyped(redis.asyncio.Redis).from_url(
-        target.url, retry=_retry(Retry), **options
-    )
-    return single
+
+class AsyncClient:
+    """The asyncio client of a `redis_url`, behind a gate: at most `_POOL_SIZE` commands at
+    once (redis-py's asyncio pools refuse the next one at once, MaxConnectionsError); more
+    wait their turn, in order, for up to the store's timeout. A short stall of Redis then
+    queues a burst of requests instead of failing the excess with instant 503s."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio
+        import redis.asyncio.cluster
+        import redis.asyncio.sentinel
+        from redis.asyncio.retry import Retry
+
+        target = _target(url)
+        options = _client_options(target) | {"max_connections": _POOL_SIZE}
+        self.wait = options["socket_timeout"]
+        self.gate = anyio.Semaphore(_POOL_SIZE)
+        self.client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
+        if target.scheme == "redis+sentinel":
+            sentinels = _untyped(redis.asyncio.sentinel.Sentinel)(
+                list(target.nodes), sentinel_kwargs=_sentinel_options(options)
+            )
+            self.client = sentinels.master_for(
+                target.service, retry=_retry(Retry), **(target.options | options)
+            )
+        elif target.scheme == "redis+cluster":
+            # Made without a connection: the slots are asked for on the first command.
+            self.client = _untyped(redis.asyncio.cluster.RedisCluster)(
+                startup_nodes=[redis.asyncio.cluster.ClusterNode(h, p) for h, p in target.nodes],
+                retry=_retry(Retry),
+                **(target.options | options),
+            )
+        else:
+            self.client = _untyped(redis.asyncio.Redis).from_url(
+                target.url, retry=_retry(Retry), **options
+            )
+
+    def __repr__(self) -> str:
+        return f"<AsyncClient {type(self.client).__name__}>"
+
+    async def aclose(self) -> None:
+        await _untyped(self.client).aclose()
 
 
 def run_sync(store: SyncClient, effect: StoreCommands) -> list[Any]:
@@ -302,10 +344,16 @@ def run_sync(store: SyncClient, effect: StoreCommands) -> list[Any]:
         raise _unavailable(exc) from None
 
 
-async def run_async(client: AsyncClient, effect: StoreCommands) -> list[Any]:
+async def run_async(store: AsyncClient, effect: StoreCommands) -> list[Any]:
     import redis
 
     try:
+        with anyio.fail_after(store.wait):
+            await store.gate.acquire()
+    except TimeoutError:
+        raise _unavailable(TimeoutError("no connection to Redis came free in time")) from None
+    try:
+        client = store.client
         if len(effect.commands) == 1:
             return [await client.execute_command(*effect.commands[0])]
         async with client.pipeline(transaction=effect.atomic) as pipe:
@@ -314,6 +362,8 @@ async def run_async(client: AsyncClient, effect: StoreCommands) -> list[Any]:
             return list(await pipe.execute())
     except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         raise _unavailable(exc) from None
+    finally:
+        store.gate.release()
 
 
 def _unavailable(exc: Exception) -> StoreUnavailable:

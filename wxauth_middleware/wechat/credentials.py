@@ -16,6 +16,12 @@ other instances hold. Each credential is kept:
   that waited `login_timeout` fetches for itself (stable_token answers the same token).
   Redis being down leaves each instance with its own copy, never an error.
 
+While WeChat fails to issue a credential, the failure is remembered: for FAILURE_MEMORY
+seconds after the first failure, doubling with each failure in a row up to
+FAILURE_MEMORY_MAX, callers get the same error at once instead of asking WeChat again. So
+anonymous traffic (the JS-SDK endpoint answers any browser) cannot burn the daily quota or
+prolong WeChat's outage; a success forgets the failures.
+
 A token WeChat rejects when it is used (40001, 42001) is replaced once: by another instance's
 newer one, or the stable_token's current one; only if WeChat still answers the rejected token
 is a new one forced (`force_refresh`), at most once a minute across instances.
@@ -52,6 +58,9 @@ LOCK_POLL = 0.05
 FORCE_INTERVAL = 60
 # errcodes that say the access_token used is no longer valid.
 REJECTED_TOKEN = frozenset({40001, 42001})
+# How long a failure to issue a credential is remembered (seconds; see the module's docstring).
+FAILURE_MEMORY = 2.0
+FAILURE_MEMORY_MAX = 60.0
 # Deletes the lock only if it is still this instance's (it may have expired and been retaken).
 _UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
 
@@ -112,7 +121,7 @@ class _Held:
 class _Slot:
     """One credential: its copy in this process, its gate, its keys in Redis."""
 
-    __slots__ = ("failed", "gate", "held", "key", "lock_key", "name")
+    __slots__ = ("failed", "failures", "gate", "held", "key", "lock_key", "name", "retry_at")
 
     def __init__(self, name: str, key: str) -> None:
         self.name = name
@@ -120,8 +129,41 @@ class _Slot:
         self.lock_key = key + ":lock"
         self.gate = Gate()
         self.held: _Held | None = None
-        # The last refresh's failure (time.monotonic(), error), until a refresh succeeds.
+        # The last refresh's failure (time.monotonic(), error), until a refresh succeeds;
+        # the failures in a row, and until when (time.monotonic()) their error is the answer.
         self.failed: tuple[float, WeChatAuthError] | None = None
+        self.failures = 0
+        self.retry_at = -math.inf
+
+    def failure(self, error: WeChatAuthError) -> None:
+        now = time.monotonic()
+        self.failed = (now, error)
+        self.failures += 1
+        memory = min(FAILURE_MEMORY * 2 ** min(self.failures - 1, 16), FAILURE_MEMORY_MAX)
+        self.retry_at = now + memory
+        logger.warning(
+            "wxauth: WeChat did not issue the account's %s (%s, %d failure(s) in a row): "
+            "asking again in %.0f s at the earliest",
+            self.name,
+            error.code,
+            self.failures,
+            memory,
+        )
+
+    def remembered_failure(self, asked: float) -> WeChatAuthError | None:
+        """The error to answer without asking WeChat: the refresh this caller waited for
+        failed, or one failed a moment ago."""
+        failed = self.failed
+        if failed is None or (failed[0] < asked and time.monotonic() >= self.retry_at):
+            return None
+        # A copy each time: raising one object again and again would chain its tracebacks.
+        error = failed[1].leading_back_to("")
+        error.return_to = failed[1].return_to
+        return error.with_traceback(None)
+
+    def success(self, held: _Held) -> None:
+        self.failed, self.failures, self.retry_at = None, 0, -math.inf
+        self.held = held
 
     def fresh(self, now: float, rejected: str | None) -> str | None:
         held = self.held
@@ -221,17 +263,17 @@ class Credentials:
         value = slot.fresh(self._clock(), rejected)
         if value is not None:
             return value  # refreshed by the caller this one waited for
-        if slot.failed is not None and slot.failed[0] >= asked:
-            # The refresh this caller waited for failed: its answer is this one's too (a
-            # burst of callers while WeChat is down makes one call, not one each in turn).
-            raise slot.failed[1]
+        failed = slot.remembered_failure(asked)
+        if failed is not None:
+            # A burst of callers while WeChat is down makes one call, not one each in turn,
+            # and the next callers wait a while before asking again.
+            raise failed
         try:
             held = yield from self._fetch(slot, issue, rejected)
         except WeChatAuthError as exc:
-            slot.failed = (time.monotonic(), exc)
+            slot.failure(exc)
             raise
-        slot.failed = None
-        slot.held = held
+        slot.success(held)
         return held.value
 
     def _fetch(self, slot: _Slot, issue: _Issue, rejected: str | None) -> Flow[_Held]:
