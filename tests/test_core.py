@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from wxauth_middleware import Rule, WeChatUser
@@ -29,10 +31,33 @@ from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
         ("utm=x wxauth_session=evil", ""),  # inside another cookie's value: not a cookie
         ("utm=x wxauth_session=evil; wxauth_session=abc", "abc"),
         ('utm="a;b"; wxauth_session=abc', "abc"),
+        ("x=wxauth_session=evil; wxauth_session=abc", "abc"),
+        ("wxauth_session =spaced; wxauth_session=abc", "spaced"),  # the first pair of the name
+        (" \twxauth_session=abc;b", "abc"),
     ],
 )
 def test_cookie_value_matches_whole_names(header: str, value: str) -> None:
     assert _cookie_value(header, "wxauth_session=") == value
+
+
+def test_cookie_value_is_the_first_pair_of_the_name_in_any_header() -> None:
+    # Random headers of the pieces that matter, against the rule itself: split into pairs,
+    # the first whose name (stripped) is the cookie's; none where "name=" is nowhere (browsers
+    # write no space before the '=').
+    def rule(header: str) -> str:
+        if "wxauth_session=" not in header:
+            return ""
+        for pair in header.split(";"):
+            key, sep, value = pair.partition("=")
+            if sep and key.strip() == "wxauth_session":
+                return value.strip()
+        return ""
+
+    pieces = ["wxauth_session", "=", ";", " ", "x", "wxauth_session=", "v1", "\t", "a=b"]
+    rng = random.Random(27)
+    for _ in range(20_000):
+        header = "".join(rng.choices(pieces, k=rng.randint(0, 8)))
+        assert _cookie_value(header, "wxauth_session=") == rule(header), header
 
 
 def _core(**options: object) -> LoginCore:
@@ -63,7 +88,7 @@ CONFIGS = [
 )
 @pytest.mark.parametrize("user_agent", [WECHAT_UA, CHROME_UA, WECOM_UA, ""])
 @pytest.mark.parametrize("session", ["none", "base", "userinfo", "declined", "garbage"])
-def test_quick_forward_agrees_with_handle(
+def test_quick_user_agrees_with_handle(
     options: dict[str, object], path: str, user_agent: str, session: str
 ) -> None:
     core = _core(**options)
@@ -78,22 +103,22 @@ def test_quick_forward_agrees_with_handle(
         "garbage": "x.y.z",
     }[session]
     header = f"wxauth_session={cookie}" if cookie else ""
-    quick = core.quick_forward(path, user_agent, header)
+    quick = core.quick_user(path, user_agent, header)
     full = core.handle(_request(path, user_agent, header))
-    if quick is not None:
+    if quick is not False:
         assert isinstance(full, Forward)
-        assert quick.user == full.user
-        assert quick.target is None
+        assert quick == full.user
+        assert full.target is None
 
 
-def test_quick_forward_takes_the_common_cases() -> None:
+def test_quick_user_takes_the_common_cases() -> None:
     core = _core()
     cookie = "wxauth_session=" + core._sessions.encode(Session(WeChatUser(openid="o1")))
-    assert core.quick_forward("/", CHROME_UA, "") == Forward(None)
-    assert core.quick_forward("/", WECOM_UA, "a=1") == Forward(None)
-    assert core.quick_forward("/", WECHAT_UA, cookie) == Forward(WeChatUser(openid="o1"))
-    assert core.quick_forward("/", CHROME_UA, cookie) == Forward(WeChatUser(openid="o1"))
+    assert core.quick_user("/", CHROME_UA, "") is None
+    assert core.quick_user("/", WECOM_UA, "a=1") is None
+    assert core.quick_user("/", WECHAT_UA, cookie) == WeChatUser(openid="o1")
+    assert core.quick_user("/", CHROME_UA, cookie) == WeChatUser(openid="o1")
     # Left to handle(): WeChat without a session, own paths, a session that may be upgraded.
-    assert core.quick_forward("/", WECHAT_UA, "") is None
-    assert core.quick_forward("/wxauth/callback", CHROME_UA, "") is None
-    assert _core(scope="snsapi_userinfo").quick_forward("/", WECHAT_UA, cookie) is None
+    assert core.quick_user("/", WECHAT_UA, "") is False
+    assert core.quick_user("/wxauth/callback", CHROME_UA, "") is False
+    assert _core(scope="snsapi_userinfo").quick_user("/", WECHAT_UA, cookie) is False
