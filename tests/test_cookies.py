@@ -4,6 +4,7 @@ import hmac
 import json
 import time
 from base64 import urlsafe_b64encode
+from dataclasses import FrozenInstanceError, fields, replace
 
 import pytest
 
@@ -135,6 +136,8 @@ def test_signed_payload_of_the_wrong_shape_is_no_session() -> None:
     good: list[object] = [1, "o", None, None, None, 0, None, None, None, ["p"], "s", False, False]
     assert codec.decode(forger.sign(good)) is not None
     for index, wrong in [
+        (0, True),  # the version: the int 1 (True == 1 and 1.0 == 1 in Python)
+        (0, 1.0),
         (1, ""),  # an openid is never empty
         (1, 5),
         (2, 1),  # unionid ... country: a string or null
@@ -151,6 +154,28 @@ def test_signed_payload_of_the_wrong_shape_is_no_session() -> None:
         (12, None),
     ]:
         assert codec.decode(forger.sign([*good[:index], wrong, *good[index + 1 :]])) is None
+
+
+def test_decoded_session_has_every_field_a_constructed_one_has() -> None:
+    # Sessions are built slot by slot, past the dataclasses' __init__: the same object,
+    # the fields that do not compare (app_id) and `identity_key` included, and still frozen.
+    codec = SessionCodec((NEW,), 3600, "unionid", app_ids=("wxoa", "wxweb"))
+    everything = replace(USER, sex=1, province="广东", city="广州", country="中国")
+    everything = replace(everything, is_snapshot_user=True)  # every field its own value
+    login = WeChatUser(openid="o1", scope="snsapi_login")
+    for user, declined in ((everything, True), (login, False)):
+        decoded = codec.decode(codec.encode(Session(user, declined)))
+        assert decoded is not None
+        app_id = "wxweb" if user.scope == "snsapi_login" else "wxoa"
+        expected = replace(user, app_id=app_id, identity_key="unionid")
+        for field in fields(WeChatUser):
+            assert getattr(decoded.user, field.name) == getattr(expected, field.name), field
+        assert (decoded.profile_declined, decoded.sid) == (declined, None)
+        assert hash(decoded) == hash(Session(expected, declined))
+        with pytest.raises(FrozenInstanceError):
+            decoded.user.openid = "other"  # type: ignore[misc]
+        with pytest.raises(FrozenInstanceError):
+            decoded.sid = "x"  # type: ignore[misc]
 
 
 def test_signed_values_are_written_as_documented() -> None:

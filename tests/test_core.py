@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from wxauth_middleware import Rule, WeChatUser
@@ -33,10 +35,36 @@ from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
         ("utm=x wxauth_session=evil", ""),  # inside another cookie's value: not a cookie
         ("utm=x wxauth_session=evil; wxauth_session=abc", "abc"),
         ('utm="a;b"; wxauth_session=abc', "abc"),
+        ("x=wxauth_session=evil; wxauth_session=abc", "abc"),
+        ("wxauth_session =spaced; wxauth_session=abc", ""),  # two values of the name: none
+        ("wxauth_session =abc; wxauth_session=abc", "abc"),  # the same value twice
+        (" \twxauth_session=abc;b", "abc"),
     ],
 )
 def test_cookie_value_matches_whole_names(header: str, value: str) -> None:
     assert cookie_value(header, "wxauth_session") == value
+
+
+def test_cookie_value_follows_the_rule_in_any_header() -> None:
+    # Random headers of the pieces that matter, against the rule itself: split into pairs,
+    # those whose name (stripped) is the cookie's; their one value, or none when they hold two
+    # different values (a planted cookie) or "name=" is nowhere (browsers write no space
+    # before the '=').
+    def rule(header: str) -> str:
+        if "wxauth_session=" not in header:
+            return ""
+        values = []
+        for pair in header.split(";"):
+            key, sep, value = pair.partition("=")
+            if sep and key.strip() == "wxauth_session" and value.strip():
+                values.append(value.strip())
+        return values[0] if len(set(values)) == 1 else ""
+
+    pieces = ["wxauth_session", "=", ";", " ", "x", "wxauth_session=", "v1", "\t", "a=b"]
+    rng = random.Random(27)
+    for _ in range(20_000):
+        header = "".join(rng.choices(pieces, k=rng.randint(0, 8)))
+        assert cookie_value(header, "wxauth_session") == rule(header), header
 
 
 def _core(**options: object) -> LoginCore:
@@ -67,7 +95,7 @@ CONFIGS = [
 )
 @pytest.mark.parametrize("user_agent", [WECHAT_UA, CHROME_UA, WECOM_UA, ""])
 @pytest.mark.parametrize("session", ["none", "base", "userinfo", "declined", "garbage"])
-def test_quick_forward_agrees_with_handle(
+def test_quick_user_agrees_with_handle(
     options: dict[str, object], path: str, user_agent: str, session: str
 ) -> None:
     core = _core(**options)
@@ -82,22 +110,22 @@ def test_quick_forward_agrees_with_handle(
         "garbage": "x.y.z",
     }[session]
     header = f"__Host-wxauth_session={cookie}" if cookie else ""  # on https
-    quick = core.quick_forward(path, user_agent, header, "https")
+    quick = core.quick_user(path, user_agent, header, "https")
     full = core.handle(_request(path, user_agent, header))
-    if quick is not None:
+    if quick is not False:
         assert isinstance(full, Forward)
-        assert quick.user == full.user
-        assert quick.target is None
+        assert quick == full.user
+        assert full.target is None
 
 
-def test_quick_forward_takes_the_common_cases() -> None:
+def test_quick_user_takes_the_common_cases() -> None:
     core = _core()
     cookie = "wxauth_session=" + core._sessions.encode(Session(WeChatUser(openid="o1")))
-    assert core.quick_forward("/", CHROME_UA, "", "http") == Forward(None)
-    assert core.quick_forward("/", WECOM_UA, "a=1", "http") == Forward(None)
-    assert core.quick_forward("/", WECHAT_UA, cookie, "http") == Forward(WeChatUser(openid="o1"))
-    assert core.quick_forward("/", CHROME_UA, cookie, "http") == Forward(WeChatUser(openid="o1"))
+    assert core.quick_user("/", CHROME_UA, "", "http") is None
+    assert core.quick_user("/", WECOM_UA, "a=1", "http") is None
+    assert core.quick_user("/", WECHAT_UA, cookie, "http") == WeChatUser(openid="o1")
+    assert core.quick_user("/", CHROME_UA, cookie, "http") == WeChatUser(openid="o1")
     # Left to handle(): WeChat without a session, own paths, a session that may be upgraded.
-    assert core.quick_forward("/", WECHAT_UA, "", "http") is None
-    assert core.quick_forward("/wxauth/callback", CHROME_UA, "", "http") is None
-    assert _core(scope="snsapi_userinfo").quick_forward("/", WECHAT_UA, cookie, "http") is None
+    assert core.quick_user("/", WECHAT_UA, "", "http") is False
+    assert core.quick_user("/wxauth/callback", CHROME_UA, "", "http") is False
+    assert _core(scope="snsapi_userinfo").quick_user("/", WECHAT_UA, cookie, "http") is False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote, unquote
 
 import anyio
@@ -23,7 +23,7 @@ from .options import MiddlewareOptions
 from .pages import error_response
 from .storage.redis_client import async_redis_client
 from .urls import PATH_SAFE
-from .user import USER_KEY
+from .user import USER_KEY, WeChatUser
 
 if TYPE_CHECKING:
     from .core import LoginCore
@@ -82,9 +82,9 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
                 return
         if scope["type"] == "http":
             # The common requests (another browser, a logged-in user) straight to the app.
-            quick = self._quick(core, scope)
-            if quick is not None:
-                scope[USER_KEY] = quick.user
+            user = self._quick(core, scope)
+            if user is not False:
+                scope[USER_KEY] = user
                 await self.app(scope, receive, send)
             else:
                 await self._http(core, scope, receive, send)
@@ -127,7 +127,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             return
         await _send_response(decision, send, head=scope["method"] == "HEAD")
 
-    def _quick(self, core: LoginCore, scope: Scope) -> Forward | None:
+    def _quick(self, core: LoginCore, scope: Scope) -> WeChatUser | Literal[False] | None:
         # Most requests are another browser without a session, or a logged-in user: decided
         # from two raw headers, without decoding the rest.
         raw = scope["headers"]
@@ -136,7 +136,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         if cookie and not (isinstance(raw, list) and len(headers) == len(raw)):
             # A name may have come twice: HTTP/2 may split the Cookie header: join them all.
             cookie = b"; ".join(value for name, value in raw if name == b"cookie")
-        return core.quick_forward(
+        return core.quick_user(
             _full_path(scope),
             headers.get(b"user-agent", b"").decode("latin-1"),
             cookie.decode("latin-1"),

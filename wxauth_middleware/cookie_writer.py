@@ -167,8 +167,15 @@ def cookie_value(header: str, name: str) -> str:
     cookie that matches, the longest path first, so one planted by a sibling subdomain
     (`Domain=` the parent, `Path=/pay`) would win otherwise. No session, not another's.
     """
-    if name + "=" not in header:
+    start = header.find(name + "=")
+    if start < 0:
         return ""
+    # Commonly the name is mentioned once, starting its pair: its value is up to the next ';'
+    # (found without splitting the header, which holds the site's other cookies too).
+    once = header.find(name) == start and header.find(name, start + 1) < 0
+    if once and not header[:start].rpartition(";")[2].strip():
+        end = header.find(";", start)
+        return header[start + len(name) + 1 : end if end >= 0 else None].strip()
     found = ""
     for pair in header.split(";"):
         key, sep, value = pair.partition("=")

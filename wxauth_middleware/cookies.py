@@ -13,12 +13,14 @@ truncated or foreign cookie never raises.
 from __future__ import annotations
 
 import hmac
+import itertools
 import json
 import time
 from binascii import a2b_base64, b2a_base64
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from hmac import compare_digest
 from typing import Any, Generic, TypeVar
 
 from .scopes import QRCONNECT_SCOPE
@@ -44,7 +46,6 @@ LOGIN_STATE_SALT = "wxauth_middleware.login-state"
 
 # Version tag of the session payload layout, so a future layout can reject old cookies cleanly.
 _SESSION_V = 1
-_SESSION_FIELDS = 13
 # How long a session's signature is accepted with max_age=None (a cookie that lasts as long as
 # the browser runs, which some browsers restore for ever): a copied cookie must not work for
 # years.
@@ -131,8 +132,11 @@ class Signer:
         label = b"wxauth_middleware.key " + purpose.encode()
         keys = (hmac.digest(key, label, "sha256") for key in reversed(secret_keys))
         # Each key's HMAC state, its key already absorbed: a copy per value costs a third
-        # less than hmac.digest, which sets the key up again every time.
-        self._macs = tuple(hmac.new(key, digestmod="sha256") for key in keys)
+        # less than hmac.digest, which sets the key up again every time. (hmac.HMAC wraps
+        # OpenSSL's HMAC object, `_hmac`, in a layer of Python per copy, update and digest:
+        # that object itself when there is one, the same methods.)
+        macs = (hmac.new(key, digestmod="sha256") for key in keys)
+        self._macs = tuple(getattr(mac, "_hmac", None) or mac for mac in macs)
         self._clock = clock
 
     def sign(self, payload: object) -> str:
@@ -149,11 +153,11 @@ class Signer:
         if len(value) > MAX_SIGNED or not value.isascii():
             return None
         signed, _, signature = value.rpartition(".")
-        raw = signed.encode()
+        raw, expected = signed.encode(), signature.encode()
         for state in self._macs:
             mac = state.copy()
             mac.update(raw)
-            if hmac.compare_digest(_b64(mac.digest()), signature.encode()):
+            if compare_digest(_b64(mac.digest()), expected):
                 break
         else:
             return None
@@ -226,12 +230,11 @@ class SessionCodec:
             lambda payload: session_from_payload(payload, identity_key, app_ids),
             clock,
         )
+        # The session `value` stands for, or None (a layer of call less than a method).
+        self.decode: Callable[[str], Session | None] = self._verified.verify
 
     def encode(self, session: Session) -> str:
         return self._signer.sign(session_payload(session))
-
-    def decode(self, value: str) -> Session | None:
-        return self._verified.verify(value)
 
 
 def session_payload(session: Session) -> list[Any]:
@@ -262,54 +265,54 @@ def session_from_payload(
     the request, even though its signature or its store vouches for its origin). Its user's
     `app_id` is the account's (`app_ids`: the Official Account's, the website app's), whose
     keys alone sign its sessions."""
-    # Exact types (JSON makes no subclasses), tested inline: this runs for every session
-    # cookie verified.
-    if type(payload) is not list or len(payload) != _SESSION_FIELDS or payload[0] != _SESSION_V:
-        return None
-    (
-        _,
-        openid,
-        unionid,
-        nickname,
-        headimgurl,
-        sex,
-        province,
-        city,
-        country,
-        privilege,
-        scope,
-        snapshot,
-        declined,
-    ) = payload
+    # One look at every field's exact type (JSON makes no subclasses), then a few values.
     if (
-        type(openid) is not str
-        or not openid
-        or type(scope) is not str
-        or type(snapshot) is not bool
-        or type(declined) is not bool
-        or (sex is not None and type(sex) is not int)
-        or type(privilege) is not list
+        type(payload) is not list
+        or tuple(map(type, payload)) not in _SESSION_TYPES
+        or payload[0] != _SESSION_V
+        or not payload[1]
     ):
         return None
-    for value in (unionid, nickname, headimgurl, province, city, country):
-        if value is not None and type(value) is not str:
-            return None
-    for value in privilege:
-        if type(value) is not str:
-            return None
-    user = WeChatUser(
-        openid=openid,
-        unionid=unionid,
-        nickname=nickname,
-        headimgurl=headimgurl,
-        sex=sex,
-        province=province,
-        city=city,
-        country=country,
-        privilege=tuple(privilege),
-        scope=scope,
-        is_snapshot_user=snapshot,
-        app_id=(app_ids[1] or "") if scope == QRCONNECT_SCOPE else app_ids[0],
-        identity_key=identity_key,
-    )
-    return Session(user, declined)
+    privilege = payload[9]
+    if privilege and not all(type(value) is str for value in privilege):
+        return None
+    scope = payload[10]
+    # Built slot by slot (see _new): less than half the cost of the dataclasses' __init__.
+    user = _new(WeChatUser)
+    _openid(user, payload[1])
+    _unionid(user, payload[2])
+    _nickname(user, payload[3])
+    _headimgurl(user, payload[4])
+    _sex(user, payload[5])
+    _province(user, payload[6])
+    _city(user, payload[7])
+    _country(user, payload[8])
+    _privilege(user, tuple(privilege) if privilege else ())
+    _scope(user, scope)
+    _is_snapshot_user(user, payload[11])
+    _app_id(user, (app_ids[1] or "") if scope == QRCONNECT_SCOPE else app_ids[0])
+    _identity_key(user, identity_key)
+    session = _new(Session)
+    _session_user(session, user)
+    _session_declined(session, payload[12])
+    _session_sid(session, None)
+    return session
+
+
+# `tuple(map(type, payload))` of each valid session payload: the version, the openid, six
+# optional strings and the optional sex, the privileges, the scope, two flags.
+_OPTIONAL_STR: tuple[type, type] = (str, type(None))
+_SESSION_TYPES = frozenset(
+    (int, str, *strings[:3], sex, *strings[3:], list, str, bool, bool)
+    for strings in itertools.product(_OPTIONAL_STR, repeat=6)
+    for sex in (int, type(None))
+)
+# Sessions are built as their frozen dataclasses' __init__ would (past their __setattr__), but
+# by each slot's descriptor, without keywords: in the fields' order (a test checks).
+_new = object.__new__
+_USER_SLOTS = tuple(getattr(WeChatUser, field.name).__set__ for field in fields(WeChatUser))
+_openid, _unionid, _nickname, _headimgurl, _sex, _province, _city = _USER_SLOTS[:7]
+_country, _privilege, _scope, _is_snapshot_user, _app_id, _identity_key = _USER_SLOTS[7:]
+_session_user, _session_declined, _session_sid = (
+    getattr(Session, field.name).__set__ for field in fields(Session)
+)

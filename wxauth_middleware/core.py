@@ -15,6 +15,8 @@ paths (`jssdk/endpoint.py`). The ASGI and WSGI middleware are thin drivers aroun
 
 from __future__ import annotations
 
+from typing import Literal
+
 from starlette.requests import cookie_parser
 
 from .config import Config
@@ -72,7 +74,7 @@ class LoginCore:
             config, self.cookies, logins, self._sessions, self.store, self.login
         )
         self.account = Account(config, self.cookies, self.store, clock)
-        # What quick_forward needs to know about the configuration, derived once.
+        # What quick_user needs to know about the configuration, derived once.
         self._upgrades = config.scope == "snsapi_userinfo" or any(
             rule.scope == "snsapi_userinfo" for rule in config.rule_set.rules
         )
@@ -107,26 +109,27 @@ class LoginCore:
         self.credentials = Credentials(config, clock=clock)
         self._sessionless = jssdk_paths(config, self.credentials)
 
-    def quick_forward(
+    def quick_user(
         self, path: str, user_agent: str, cookie_header: str, scheme: str
-    ) -> Forward | None:
+    ) -> WeChatUser | Literal[False] | None:
         """The two common cases, decided from four strings without building an HTTPRequest:
-        a valid session whose page needs nothing more, and another browser without a session
-        where other browsers pass. None means "ask `handle`", which decides the same way."""
+        a valid session whose page needs nothing more (its user), and another browser without
+        a session where other browsers pass (None): the application is called with that
+        user. False means "ask `handle`", which decides the same way."""
         if path in self._own_paths or path in self._sessionless:
-            return None
+            return False
         if cookie_header and self.store is not None:
             if self.cookies.session_value(cookie_header, scheme):
-                return None  # a stored session: `handle` looks it up
+                return False  # a stored session: `handle` looks it up
         elif cookie_header:
             session = self.session(cookie_header, scheme)
             if session is not None:
                 if self._upgrades and needs_profile(session, "snsapi_userinfo"):
-                    return None
-                return Forward(session.user)
+                    return False
+                return session.user
         if self._others_pass and not is_wechat_browser(user_agent):
-            return ANONYMOUS
-        return None
+            return None
+        return False
 
     def handle(self, request: HTTPRequest) -> Decision:
         if request.method == "OPTIONS" and request.header("access-control-request-method"):

@@ -71,15 +71,17 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
                 return self.app(environ, start_response)
         # Most requests are another browser without a session, or a logged-in user: decided
         # from two environ entries. (Own paths are ASCII, so the latin-1 path compares right.)
-        decision: Decision | None = core.quick_forward(
+        user = core.quick_user(
             environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
             environ.get("HTTP_USER_AGENT", ""),
             environ.get("HTTP_COOKIE", ""),
             environ.get("wsgi.url_scheme", "http"),
         )
-        if decision is None:
-            request = _request(environ, core.form_paths)
-            decision = FORM_TOO_LARGE if request is None else core.handle(request)
+        if user is not False:
+            environ[USER_KEY] = user
+            return self.app(environ, start_response)
+        request = _request(environ, core.form_paths)
+        decision: Decision = FORM_TOO_LARGE if request is None else core.handle(request)
         if not isinstance(decision, (Forward, HTTPResponse)):
             decision = self._drive(decision)
         if isinstance(decision, Forward):
