@@ -72,7 +72,10 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         if core is None:
             host = _host(scope)
             try:
-                found = self.router.find(host)  # a dict lookup; the loader only on a miss
+                # A dict lookup (the loader only on a miss); on a host of an Official Account
+                # and a WeCom app, the browser chooses.
+                agent = _user_agent(scope) if self.router.shared else ""
+                found = self.router.find(host, agent)
                 core = await load_account_async(self.router, host) if found is False else found
             except AccountUnavailable as exc:
                 await self._unavailable(scope, send, exc)
@@ -253,6 +256,13 @@ def _host(scope: Scope) -> str:
     """The request's Host header (HTTP/2's :authority, which servers put there), or ""."""
     for name, value in scope["headers"]:
         if name == b"host":
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return ""
+
+
+def _user_agent(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
             return value.decode("latin-1")  # type: ignore[no-any-return]
     return ""
 

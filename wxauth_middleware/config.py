@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Literal, get_args
@@ -11,9 +10,11 @@ from urllib.parse import urlsplit
 
 from .accounts import APP_ID, Accounts, check_credentials, checked_accounts
 from .errors import ConfigurationError
+from .keys import secret_keys
 from .redis_client import check_redis_url
 from .rules import OTHER_BROWSER_POLICIES, OtherBrowsers, PagePolicy, Rule, RuleSet
 from .scopes import SCOPES, Scope
+from .wecom.app import WeComApp
 
 if TYPE_CHECKING:
     import httpx
@@ -122,7 +123,7 @@ class Config:
             object.__setattr__(self, "accounts", checked_accounts(self.accounts, one))
         else:
             check_credentials(self.app_id, self.app_secret)
-        object.__setattr__(self, "secret_keys", _secret_keys(self.secret_key))
+        object.__setattr__(self, "secret_keys", secret_keys(self.secret_key))
         if self.scope not in SCOPES:
             raise ConfigurationError(
                 f"scope must be 'snsapi_base' or 'snsapi_userinfo', not {self.scope!r}."
@@ -134,7 +135,8 @@ class Config:
             object.__setattr__(self, "public_url", _origin("public_url", self.public_url))
             port = urlsplit(self.public_url).port
             wechat = urlsplit(self.authorize_url).hostname == WECHAT_AUTHORIZE_HOST
-            if wechat and port not in (None, 80, 443):
+            # WeCom's trusted domain may hold a port: a WeCom app's site may use one.
+            if wechat and self.wecom is None and port not in (None, 80, 443):
                 raise ConfigurationError(
                     f"public_url {self.public_url!r} has port {port}: WeChat sends visitors "
                     "back to ports 80 and 443 only. Serve the site on the default port of its "
@@ -228,6 +230,15 @@ class Config:
         return self.app_id or "", self.website_app_id
 
     @property
+    def wecom(self) -> WeComApp | None:
+        """The WeCom app this configuration is of (a WeCom app's core's), or None."""
+        accounts = self.accounts
+        if self.app_id is None and isinstance(accounts, tuple) and len(accounts) == 1:
+            app = accounts[0]
+            return app if isinstance(app, WeComApp) else None
+        return None
+
+    @property
     def own_account(self) -> tuple[str, str]:
         """The AppID and AppSecret of the one account a core's configuration serves."""
         if self.app_id is None or self.app_secret is None:
@@ -297,6 +308,18 @@ class Config:
                     "('wx' and 16 hexadecimal digits), which is not the Official Account's."
                 )
             _require_url("qrconnect_url", self.qrconnect_url)
+        if (
+            self.uses_wecom_qr
+            and not (
+                isinstance(self.accounts, tuple)
+                and any(isinstance(a, WeComApp) for a in self.accounts)
+            )
+            and not callable(self.accounts)
+        ):
+            raise ConfigurationError(
+                "other_browsers='wecom_qr' is WeCom's desktop login: it needs a WeComApp in "
+                "accounts=[...]."
+            )
         _require_path("scan_path", self.scan_path)
         if not _is_int(self.scan_max_age) or not 30 <= self.scan_max_age <= 600:
             raise ConfigurationError(
@@ -341,6 +364,13 @@ class Config:
     def policy(self, path: str) -> PagePolicy:
         """What the page at `path` asks of its visitors: its rule's, completed by the options."""
         return self.rule_set.policy(path, self.default_policy)
+
+    @property
+    def uses_wecom_qr(self) -> bool:
+        """Whether any page logs other browsers in with WeCom's desktop login."""
+        return self.other_browsers == "wecom_qr" or any(
+            rule.other_browsers == "wecom_qr" for rule in self.rule_set.rules
+        )
 
     @property
     def uses_scan(self) -> bool:
@@ -416,35 +446,3 @@ def _origin(name: str, value: object) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
-
-
-def _secret_keys(value: object) -> tuple[bytes, ...]:
-    if isinstance(value, (str, bytes)):
-        keys: list[object] = [value]
-    elif isinstance(value, Sequence):
-        keys = list(value)
-    else:
-        raise ConfigurationError(
-            "secret_key must be a string, bytes, or a list of them (newest last), "
-            f"not {type(value).__name__}."
-        )
-    if not keys:
-        raise ConfigurationError(
-            "secret_key is required: a long random string (or a list, newest last, to rotate)."
-        )
-    out: list[bytes] = []
-    for key in keys:
-        if isinstance(key, str):
-            key = key.encode("utf-8")
-        if not isinstance(key, bytes) or not key:
-            raise ConfigurationError("each secret_key must be a non-empty str or bytes.")
-        if len(key) < 16:
-            warnings.warn(
-                "secret_key is shorter than 16 characters: cookies signed with it can be "
-                "forged by brute force. Make one with "
-                "`python -c 'import secrets; print(secrets.token_urlsafe())'`.",
-                UserWarning,
-                stacklevel=4,
-            )
-        out.append(key)
-    return tuple(out)

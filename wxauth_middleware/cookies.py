@@ -26,7 +26,8 @@ from starlette.requests import cookie_parser
 
 from .errors import ConfigurationError
 from .scopes import QRCONNECT_SCOPE
-from .user import WeChatUser
+from .user import User, WeChatUser, WeComUser
+from .wecom.session import wecom_payload, wecom_user
 
 if TYPE_CHECKING:
     from .config import Config
@@ -187,7 +188,7 @@ class Session:
     page that wants it does not ask again, and again). `sid` is the id of a session kept in
     the session store (the `redis_url` option); None for a session kept in its cookie."""
 
-    user: WeChatUser
+    user: User
     profile_declined: bool = False
     sid: str | None = None
 
@@ -223,6 +224,8 @@ class SessionCodec:
 def session_payload(session: Session) -> list[Any]:
     """A session as a JSON-able list: the session cookie's payload, or a stored session's."""
     user = session.user
+    if isinstance(user, WeComUser):
+        return wecom_payload(user, session.profile_declined)
     return [
         _SESSION_V,
         user.openid,
@@ -248,6 +251,9 @@ def session_from_payload(
     the request, even though its signature or its store vouches for its origin). Its user's
     `app_id` is the account's (`app_ids`: the Official Account's, the website app's), whose
     keys alone sign its sessions."""
+    wecom = wecom_user(payload)
+    if wecom is not None:
+        return Session(*wecom)
     if not isinstance(payload, list) or len(payload) != _SESSION_FIELDS or payload[0] != _SESSION_V:
         return None
     (

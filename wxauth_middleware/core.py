@@ -32,8 +32,9 @@ from .messages import HTTPRequest, HTTPResponse
 from .pages import error_response
 from .scan import ScanLogin
 from .store import SessionStore
-from .user import WeChatUser
-from .useragent import is_wechat_browser
+from .user import User
+from .useragent import is_wechat_browser, is_wecom_browser
+from .wecom.credentials import WeComCredentials
 
 __all__ = ["Decision", "Forward", "LoginCore", "is_navigation"]
 
@@ -53,6 +54,15 @@ class LoginCore:
             config.secret_keys, config.max_age, config.identity, clock, config.app_ids
         )
         logins = LoginStateCodec(config.secret_keys, config.login_max_age, clock)
+        # A WeCom app's core logs in WeCom's browser; an Official Account's, WeChat's.
+        wecom = config.wecom
+        self._in_app = is_wechat_browser if wecom is None else is_wecom_browser
+        # The account's own credentials (a WeCom app's login calls WeCom with its token).
+        self.credentials = (
+            Credentials(config, clock=clock)
+            if wecom is None
+            else WeComCredentials(config, wecom, clock=clock)
+        )
         # With redis_url, sessions live in Redis and the cookie holds a signed id.
         self.store = (
             SessionStore(
@@ -68,7 +78,13 @@ class LoginCore:
         )
         self.login = LoginStarter(config, self.cookies, logins)
         self.callback = Callback(
-            config, self.cookies, logins, self._sessions, self.store, self.login
+            config,
+            self.cookies,
+            logins,
+            self._sessions,
+            self.store,
+            self.login,
+            self.credentials if isinstance(self.credentials, WeComCredentials) else None,
         )
         self.account = Account(config, self.cookies, self.store, clock)
         # What quick_forward needs to know about the configuration, derived once.
@@ -91,7 +107,7 @@ class LoginCore:
         self.scan: ScanLogin | None = None
         # The paths whose POST form the adapters read into `HTTPRequest.body`.
         self.form_paths: frozenset[str] = frozenset()
-        if config.uses_scan:
+        if config.uses_scan and wecom is None:
             self.scan = ScanLogin(
                 config,
                 self.cookies,
@@ -102,9 +118,8 @@ class LoginCore:
             )
             self._own_paths.update(self.scan.own_paths())
             self.form_paths = frozenset({self.scan.phone_path})
-        # The Official Account's own credentials, and the JS-SDK's paths: answered without
-        # a look at the session (whose store may be down), for any browser.
-        self.credentials = Credentials(config, clock=clock)
+        # The JS-SDK's paths: answered without a look at the session (whose store may be
+        # down), for any browser.
         self._sessionless = jssdk_paths(config, self.credentials)
 
     def quick_forward(self, path: str, user_agent: str, cookie_header: str) -> Forward | None:
@@ -122,7 +137,7 @@ class LoginCore:
                 if self._upgrades and needs_profile(session, "snsapi_userinfo"):
                     return None
                 return Forward(session.user)
-        if self._others_pass and not is_wechat_browser(user_agent):
+        if self._others_pass and not self._in_app(user_agent):
             return ANONYMOUS
         return None
 
@@ -163,7 +178,7 @@ class LoginCore:
             return Forward(session.user if session else None)
         if session is not None and not needs_profile(session, policy.scope):
             return Forward(session.user)
-        wechat = is_wechat_browser(request.header("user-agent"))  # classified once, here
+        wechat = self._in_app(request.header("user-agent"))  # classified once, here
         if session is not None:
             if wechat and is_navigation(request):
                 # The page wants the profile and the session has only the silent scope: ask
@@ -189,7 +204,7 @@ class LoginCore:
         value = _cookie_value(cookie_header, self._session_cookie_eq) if cookie_header else ""
         return self.store.session_id(value) if value else None
 
-    def session_user(self, cookie_header: str) -> Flow[WeChatUser | None]:
+    def session_user(self, cookie_header: str) -> Flow[User | None]:
         """The user of the session a Cookie header carries (a websocket's), if any. Raises
         StoreUnavailable if the store fails."""
         if self.store is None:

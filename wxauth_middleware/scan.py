@@ -56,6 +56,7 @@ from .scan_tickets import (
     ticket_record,
 )
 from .urls import safe_return_path
+from .user import WeChatUser
 from .useragent import describe_user_agent, is_wechat_browser
 
 __all__ = ["ScanLogin"]
@@ -257,11 +258,13 @@ class ScanLogin:
             yield from self.tickets.set_once(ticket_id, "s", "1", self._life)
         except WeChatAuthError as exc:
             return self._error(exc, request)
+        user = session.user
+        assert isinstance(user, WeChatUser)  # a scan login is an Official Account's
         return confirm_page(
             site=(self._login.origin(request) or "").partition("://")[2],
             desktop=ticket.desktop,
-            user=session.user,
-            csrf=_csrf(ticket_id, session.user.openid, self.config.secret_keys[-1]),
+            user=user,
+            csrf=_csrf(ticket_id, user.openid, self.config.secret_keys[-1]),
         )
 
     def _decide(
@@ -273,6 +276,7 @@ class ScanLogin:
         form = dict(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
         token = form.get("csrf", "")
         user = session.user
+        assert isinstance(user, WeChatUser)  # a scan login is an Official Account's
         if not any(
             hmac.compare_digest(token, _csrf(ticket_id, user.openid, key))
             for key in self.config.secret_keys

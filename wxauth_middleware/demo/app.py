@@ -47,6 +47,7 @@ from wxauth_middleware import (
     OfficialAccount,
     WeChatAuthError,
     WeChatAuthMiddleware,
+    WeChatUser,
     get_wechat_user,
     is_wechat_browser,
 )
@@ -223,8 +224,9 @@ def _in_wechat(request: Request) -> bool:
 
 
 async def _home(request: Request) -> StarletteResponse:
+    user = get_wechat_user(request)
     page = home_page(
-        get_wechat_user(request),
+        user if isinstance(user, WeChatUser) else None,
         as_wechat=is_browsing_as_wechat(request.cookies),
         in_wechat=_in_wechat(request),
         public_url=request.app.state.public_url or _request_origin(request),
@@ -242,8 +244,9 @@ async def _logged_out(request: Request) -> StarletteResponse:
 
 
 async def _profile(request: Request) -> StarletteResponse:
+    user = get_wechat_user(request)
     page = profile_page(
-        get_wechat_user(request),
+        user if isinstance(user, WeChatUser) else None,
         as_wechat=is_browsing_as_wechat(request.cookies),
         in_wechat=_in_wechat(request),
     )

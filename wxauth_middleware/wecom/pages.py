@@ -1,0 +1,34 @@
+"""The pages a WeCom app's visitors see from the middleware itself."""
+
+from __future__ import annotations
+
+from html import escape
+
+from ..messages import HTTPRequest, HTTPResponse
+from ..pages import bilingual_page, is_page_request, json_response, qr_code
+
+__all__ = ["open_in_wecom_response"]
+
+
+def open_in_wecom_response(request: HTTPRequest, url: str) -> HTTPResponse:
+    """The "please open this page in WeCom" answer for other browsers, where a WeCom app's
+    site refuses them: a page with the address (and a QR code to scan with WeCom), or JSON."""
+    if not is_page_request(request):
+        payload: dict[str, object] = {
+            "error": "wecom_required",
+            "message": "Open this page in WeCom to log in.",
+            "url": url,
+        }
+        return json_response(403, payload)
+    return bilingual_page(
+        request,
+        403,
+        ("请在企业微信中打开", "Open in WeCom"),
+        [
+            (
+                "这个页面需要用企业微信登录，请在企业微信中打开。",  # noqa: RUF001
+                "This page logs you in with WeCom (企业微信): open it in WeCom.",
+            )
+        ],
+        f"{qr_code(url)}<p class=code>{escape(url)}</p>",
+    )
