@@ -188,11 +188,6 @@ class AccountRouter:
             self.loader_is_async = is_async_loader(accounts)
 
     @property
-    def several(self) -> bool:
-        """Whether the accounts are more than one (or a loader's)."""
-        return self.single is None
-
-    @property
     def shared(self) -> bool:
         """Whether some host is served by an Official Account and a WeCom app (the
         request's User-Agent chooses)."""
@@ -214,9 +209,9 @@ class AccountRouter:
 
     def find(self, host_header: str, user_agent: str = "") -> LoginCore | Literal[False] | None:
         """The core serving `host_header` (a Host header), None for none, or False when the
-        loader must be asked (`load_sync` / `load_async`). On a host of an Official Account
-        and a WeCom app, `user_agent` chooses. Raises AccountUnavailable while the loader's
-        failure for this host is remembered."""
+        loader must be asked (drivers.py's `load_account_sync` / `load_account_async`). On a
+        host of an Official Account and a WeCom app, `user_agent` chooses. Raises
+        AccountUnavailable while the loader's failure for this host is remembered."""
         core = self._ready.get(host_header)
         if core is not None:
             return core
