@@ -24,6 +24,7 @@ from .decisions import query_params
 from .errors import HostMismatch, LoginStateError, ScanLoginError, WeChatAPIError, WeChatAuthError
 from .messages import HTTPRequest, HTTPResponse
 from .pages import error_response, is_page_request, showing_address, snapshot_response
+from .wecom.api import WECOM_CONFIGURATION_ERROR, WeComAPIError
 
 __all__ = ["PAGE_SALT", "CleanPages", "error_from_payload", "error_payload"]
 
@@ -104,6 +105,13 @@ def _rebuilt(kind: type[WeChatAuthError]) -> None:
 
 
 _MADE_OTHERWISE = (ScanLoginError, WeChatAPIError, HostMismatch)
+# WeChat's and WeCom's errcodes, by the code of their error (a WeCom configuration error has
+# its own).
+_API_ERRORS: dict[str, type[WeChatAPIError]] = {
+    WeChatAPIError.code: WeChatAPIError,
+    WeComAPIError.code: WeComAPIError,
+    WECOM_CONFIGURATION_ERROR: WeComAPIError,
+}
 _rebuilt(WeChatAuthError)
 
 
@@ -113,7 +121,7 @@ def error_payload(error: WeChatAuthError) -> list[Any] | None:
     for WeChat's errors and a host mismatch, their own fields. Not its message, which may name
     the user (an address is no place for an openid): the rebuilt error's is its title."""
     kind = type(error)
-    if kind is WeChatAPIError:
+    if kind is WeChatAPIError or kind is WeComAPIError:
         assert isinstance(error, WeChatAPIError)
         extra: list[Any] = [error.errcode, error.errmsg, error.endpoint]
     elif kind is HostMismatch:
@@ -141,11 +149,11 @@ def error_from_payload(payload: Any) -> WeChatAuthError | None:
         return None
     error: WeChatAuthError
     try:
-        if code == WeChatAPIError.code:
+        if code in _API_ERRORS:
             errcode, errmsg, endpoint = extra
             if not isinstance(errcode, int) or not isinstance(errmsg + endpoint, str):
                 return None
-            error = WeChatAPIError(errcode, errmsg, endpoint=endpoint, hint=hint or None)
+            error = _API_ERRORS[code](errcode, errmsg, endpoint=endpoint, hint=hint or None)
         elif code == HostMismatch.code:
             started, returned, site = (str(v) for v in extra)
             error = HostMismatch(started, returned, site)

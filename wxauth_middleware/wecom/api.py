@@ -15,6 +15,7 @@ from .app import WeComApp
 
 __all__ = [
     "CONFIGURATION_ERRCODES",
+    "WECOM_CONFIGURATION_ERROR",
     "WeComAPIError",
     "agent_ticket",
     "corp_ticket",
@@ -74,6 +75,7 @@ _ERRCODES: dict[int, tuple[int, str]] = {
 }
 # errcodes that a fix of the configuration (the app, WeCom's admin console) ends.
 CONFIGURATION_ERRCODES = frozenset({40001, 40013, 40056, 40091, 50001, 60020, 301002})
+WECOM_CONFIGURATION_ERROR = "wecom_configuration_error"
 # The address WeCom names in 60020's errmsg ("... from ip: 1.2.3.4, ...").
 _FROM_IP = re.compile(r"from ip:\s*([0-9A-Fa-f.:]+)")
 
@@ -98,7 +100,7 @@ class WeComAPIError(WeChatAPIError):
         super().__init__(errcode, errmsg, endpoint=endpoint, hint=known if hint is None else hint)
         self.status = status
         if errcode in CONFIGURATION_ERRCODES:
-            self.code = "wecom_configuration_error"
+            self.code = WECOM_CONFIGURATION_ERROR
             self.title = "WeCom login is not configured correctly"
             self.title_zh = "企业微信登录暂时无法使用"
             self.advice = "This site's WeCom login is not set up correctly. Please try again later."
