@@ -9,12 +9,16 @@
  * route change (pushState, replaceState, popstate to another URL) it configures again.
  * Attributes: data-js-api-list (names, comma- or space-separated), data-open-tag-list,
  * data-debug. Events on document: "wxauth:ready" and "wxauth:error" (detail: {url, errMsg}).
+ * On a WeCom app's host (the signature carries agentConfig) it calls wx.config({beta: true})
+ * with the corp's signature, then wx.agentConfig with the app's, for the same URL; "ready"
+ * comes after both.
  */
 (function (global) {
   "use strict";
   var SIGN_PATH = __WXAUTH_SIGN_PATH__;
   var SDK_URL = __WXAUTH_SDK_URL__;
   var DEFAULT_APIS = ["updateAppMessageShareData", "updateTimelineShareData"];
+  var WXWORK_SDK_URL = "https://open.work.weixin.qq.com/wwopen/js/jwxwork-1.0.0.js";
   var me = document.currentScript;
 
   function attr(name) {
@@ -69,6 +73,7 @@
         if (mine !== sequence) return; // a later route change asked again
         var wx = global.wx;
         wx.config({
+          beta: !!signed.agentConfig, // WeCom: its own APIs (wx.invoke) need beta
           debug: debug,
           appId: signed.appId,
           timestamp: signed.timestamp,
@@ -78,7 +83,9 @@
           openTagList: openTags
         });
         wx.ready(function () {
-          if (mine === sequence) announce("ready", { url: url, errMsg: "config:ok" });
+          if (mine !== sequence) return;
+          if (signed.agentConfig) configureAgent(signed.agentConfig, url, mine);
+          else announce("ready", { url: url, errMsg: "config:ok" });
         });
         wx.error(function (result) {
           if (mine === sequence) fail(url, (result && result.errMsg) || "config:fail");
@@ -89,6 +96,37 @@
         configuredAt = null; // the next route change tries again
         fail(url, "the signature could not be fetched from " + SIGN_PATH + ": " + error.message);
       });
+  }
+
+  // WeCom: the app's own configuration (wx.agentConfig), signed with the app's ticket. Older
+  // WeCom clients get wx.agentConfig from WeCom's jwxwork script, loaded when missing.
+  function configureAgent(agent, url, mine) {
+    function call() {
+      global.wx.agentConfig({
+        corpid: agent.corpid,
+        agentid: agent.agentid,
+        timestamp: agent.timestamp,
+        nonceStr: agent.nonceStr,
+        signature: agent.signature,
+        jsApiList: apis,
+        success: function (result) {
+          if (mine === sequence) {
+            announce("ready", { url: url, errMsg: (result && result.errMsg) || "agentConfig:ok" });
+          }
+        },
+        fail: function (result) {
+          if (mine === sequence) fail(url, (result && result.errMsg) || "agentConfig:fail");
+        }
+      });
+    }
+    if (typeof global.wx.agentConfig === "function") return call();
+    var work = document.createElement("script");
+    work.src = WXWORK_SDK_URL;
+    work.onload = call;
+    work.onerror = function () {
+      fail(url, "WeCom's jwxwork script could not be loaded from " + WXWORK_SDK_URL);
+    };
+    document.head.appendChild(work);
   }
 
   function watchRoutes() {

@@ -26,7 +26,7 @@ from .dispatch import API_PREFIXES, APIDispatch, Endpoint
 from .faults import FaultPlan
 from .golive import GoLive, QuotaCounter
 from .grants import GrantStore
-from .jssdk import JSSDK_PATH, VERIFY_PATH
+from .jssdk import AGENT_VERIFY_PATH, JSSDK_PATH, VERIFY_PATH
 from .jssdk_routes import JSSDKRoutes
 from .oauth_pages import PERSONA_COOKIE, SNAPSHOT_CANNOT_SCAN, OAuthPages
 from .personas import DEFAULT_PERSONAS, Persona
@@ -223,6 +223,7 @@ class WeChatEmulator(
                 Route("/connect/qrconnect/confirm", self._qrconnect_confirm, methods=["POST"]),
                 Route(JSSDK_PATH, self._jssdk, methods=["GET"]),
                 Route(VERIFY_PATH, self._jsapi_verify, methods=["GET"]),
+                Route(AGENT_VERIFY_PATH, self._agent_verify, methods=["GET"]),
                 Route(FAULTS_PATH, self._faults_api, methods=["POST", "DELETE"]),
             ]
         )

@@ -4,16 +4,18 @@ more info at ..."), calls from outside the trusted IPs refused (60020) when ther
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Callable
 
 from .base import EmulatorState, Params
+from .credentials import jsapi_signature
 from .dispatch import Endpoint
 from .grants import GrantError
 from .protocol import CGI_CONTENT_TYPE, JSONValue
 from .wecom_state import WeComCorp
 
-__all__ = ["WECOM_ERRMSG", "WeComAPI", "wecom_error"]
+__all__ = ["WECOM_ERRMSG", "WeComAPI", "wecom_error", "wecom_js_verdict"]
 
 Handler = Callable[[Params], dict[str, JSONValue]]
 
@@ -138,3 +140,48 @@ class WeComAPI(EmulatorState):
             raise GrantError(40097)
         ticket, expires_in = corp.ticket(f"agent:{agent}")
         return {"ticket": ticket, "expires_in": expires_in}
+
+
+def wecom_js_verdict(
+    corp: WeComCorp, params: Params, *, ticket_key: str, name: str, app_key: str
+) -> dict[str, JSONValue]:
+    """The verdict on a page's ``wx.config`` (`name` "config": the corp's ticket) or
+    ``wx.agentConfig`` ("agentConfig": the app's): {"ok": true, "errMsg": "<name>:ok"}, or ok
+    false with WeCom's errMsg and why. `app_key` names the corp id's parameter."""
+    url = params.get("url", "")
+
+    def failed(errmsg: str, reason: str) -> dict[str, JSONValue]:
+        return {"ok": False, "errMsg": f"{name}:fail{errmsg}", "realAuthUrl": url, "reason": reason}
+
+    needed = (app_key, "nonceStr", "timestamp", "signature", "url")
+    missing = [k for k in needed if not params.get(k)]
+    if missing:
+        return failed("", f"wx.{name} lacks {', '.join(missing)}")
+    if params[app_key] != corp.corp_id:
+        return failed(", invalid corpid", f"{params[app_key]} is not the corp's id")
+    agent = params.get("agentid", "")
+    if name == "agentConfig" and not (agent.isdigit() and int(agent) in corp.agents):
+        return failed(", invalid agentid", f"agentid {agent!r} is not one of the corp's apps")
+    if not corp.trusts(url):
+        return failed(", domain not trusted (80001)", "the page is not on the app's 可信域名")
+    ticket = corp.current_ticket(ticket_key)
+    if ticket is None:
+        return failed(", invalid signature (40093)", "no valid ticket was fetched (or it expired)")
+    signature = params["signature"].encode("utf-8")
+
+    def signed_with(other: str) -> bool:
+        text = jsapi_signature(other, params["nonceStr"], params["timestamp"], url)
+        return hmac.compare_digest(text.encode(), signature)
+
+    if signed_with(ticket):
+        return {"ok": True, "errMsg": f"{name}:ok"}
+    if any(signed_with(t) for t in corp.current_tickets("agent:" if name == "config" else "corp")):
+        return failed(
+            ", ticket of another app (42012)",
+            "signed with the other ticket: wx.config takes the corp's, wx.agentConfig the app's",
+        )
+    return failed(
+        ", invalid signature (40093)",
+        f"not sha1('jsapi_ticket=<ticket>&noncestr={params['nonceStr']}"
+        f"&timestamp={params['timestamp']}&url={url}')",
+    )

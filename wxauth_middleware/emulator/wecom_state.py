@@ -246,6 +246,14 @@ class WeComCorp:
             self._tickets[key] = (ticket, now + TOKEN_LIFE)
             return ticket, TOKEN_LIFE
 
+    def current_tickets(self, prefix: str) -> list[str]:
+        """The live tickets whose key starts with `prefix` ("corp", "agent:")."""
+        now = self._clock()
+        with self._lock:
+            return [
+                t for k, (t, until) in self._tickets.items() if k.startswith(prefix) and until > now
+            ]
+
     def current_ticket(self, key: str) -> str | None:
         with self._lock:
             current = self._tickets.get(key)
