@@ -308,18 +308,6 @@ class Config:
                     "('wx' and 16 hexadecimal digits), which is not the Official Account's."
                 )
             _require_url("qrconnect_url", self.qrconnect_url)
-        if (
-            self.uses_wecom_qr
-            and not (
-                isinstance(self.accounts, tuple)
-                and any(isinstance(a, WeComApp) for a in self.accounts)
-            )
-            and not callable(self.accounts)
-        ):
-            raise ConfigurationError(
-                "other_browsers='wecom_qr' is WeCom's desktop login: it needs a WeComApp in "
-                "accounts=[...]."
-            )
         _require_path("scan_path", self.scan_path)
         if not _is_int(self.scan_max_age) or not 30 <= self.scan_max_age <= 600:
             raise ConfigurationError(

@@ -161,6 +161,14 @@ class AccountRouter:
         self._loaded: OrderedDict[AnyAccount, LoginCore] = OrderedDict()
         self._loading: dict[str, Loading] = {}
         accounts = config.accounts
+        if config.uses_wecom_qr and not (
+            callable(accounts)
+            or (isinstance(accounts, tuple) and any(isinstance(a, WeComApp) for a in accounts))
+        ):
+            raise ConfigurationError(
+                "other_browsers='wecom_qr' is WeCom's desktop login: it needs a WeComApp in "
+                "accounts=[...]."
+            )
         if accounts is None:
             self.single = LoginCore(config, clock)
         elif isinstance(accounts, tuple):
