@@ -131,6 +131,25 @@ async def test_a_non_member_has_an_openid_and_an_external_userid(stack: Stack) -
     assert user["identity"] == user["openid"]
 
 
+async def test_a_non_member_of_a_privateinfo_app_is_asked_once(stack: Stack) -> None:
+    wecom_emulator(stack, auto_approve=False)
+    app = wecom_site(stack, [wecom_app(stack, scope="snsapi_privateinfo")])
+    async with visitor(app) as client:
+        start = await client.get(f"http://{WECOM_HOST}/page")
+        consent = await client.get(location(start))
+        answer = await submit_emulator_form(
+            client, consent, button_id="wecom-allow", persona="guest", persona_offered=True
+        )
+        callback = await client.get(location(answer))
+        # Nothing more to ask a non-member for: the page, not another round at WeCom.
+        page = await client.get(f"http://{WECOM_HOST}{location(callback)}")
+        assert page.status_code == 200
+        user = page.json()["user"]
+    assert user["openid"]
+    assert user["mobile"] is None
+    assert user["scope"] == "snsapi_privateinfo"
+
+
 async def test_the_session_holds_and_api_calls_get_401_json(stack: Stack) -> None:
     wecom_emulator(stack)
     app = wecom_site(stack, [wecom_app(stack)])

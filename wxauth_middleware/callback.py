@@ -40,7 +40,7 @@ from .login import LoginStarter
 from .logins import LoginState, LoginStateCodec, find_login, with_login, without_login
 from .messages import HTTPRequest, HTTPResponse
 from .pages import redirect
-from .scopes import QRCONNECT_SCOPE, WECOM_SSO_SCOPE
+from .scopes import QRCONNECT_SCOPE
 from .store import CODE_LIFE, SessionStore
 from .urls import is_valid_state
 from .user import User, WeChatUser
@@ -296,8 +296,7 @@ class Callback:
         user: User
         if self._wecom is not None:
             trusted = self._login.host(request) or ""
-            sso = login.scope == WECOM_SSO_SCOPE
-            user = yield from self._wecom.login_user(code, sso, trusted, policy)
+            user = yield from self._wecom.login_user(code, login.scope, trusted, policy)
             grant = None
         else:
             wechat, grant = yield from fetch_user(

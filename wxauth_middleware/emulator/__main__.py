@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="delay every API answer by this many seconds (default: %(default)s)",
     )
     wecom = parser.add_argument_group(
-        "WeCom (企业微信)", "play a WeCom corp beside the Official Accounts (with --corp-id)"
+        "WeCom", "play a WeCom corp beside the Official Accounts (with --corp-id)"
     )
     wecom.add_argument(
         "--corp-id",
@@ -131,14 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--wecom-domain",
         action="append",
         metavar="HOST[:PORT]",
-        help="the apps' trusted domain (可信域名), matched exactly, port included, as WeCom "
+        help="the apps' trusted domain, matched exactly, port included, as WeCom "
         "does; repeatable (default: 127.0.0.1 and localhost on any port)",
     )
     wecom.add_argument(
         "--wecom-trusted-ip",
         action="append",
         metavar="ADDRESS",
-        help="an address or network of the apps' 企业可信IP: API calls from elsewhere get 60020; "
+        help="an address or network of the apps' trusted IPs: API calls from elsewhere get 60020; "
         "repeatable (default: no list, every caller answered)",
     )
     parser.add_argument(
@@ -226,10 +226,10 @@ def banner(
         corp = emulator.wecom
         trusted = ", ".join(corp.trusted_domains or ("127.0.0.1 and localhost, any port",))
         lines += [
-            "  WeCom (企业微信) corp, for WeComApp(...):",
+            "  WeCom corp, for WeComApp(...):",
             f"    corp_id={corp.corp_id}",
             *(f"    agent_id={agent} secret={secret}" for agent, secret in corp.agents.items()),
-            f"    trusted domain (可信域名): {trusted}",
+            f"    trusted domain: {trusted}",
             f"    sso_url={base}/wwlogin/sso/login",
         ]
     if emulator.website_app_id is None:

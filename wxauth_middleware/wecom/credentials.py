@@ -18,10 +18,12 @@ from ..config import Config
 from ..credentials import Credentials, _nonce, _Slot, jssdk_signature, signable_url
 from ..effects import Flow
 from ..errors import ConfigurationError, UpstreamResponseError
+from ..scopes import WECOM_SSO_SCOPE
 from ..user import WeComUser
 from ..wechat import CallPolicy, Issued
 from .api import WeComAPIError, agent_ticket, corp_ticket, gettoken, getuserdetail, getuserinfo
 from .app import WeComApp
+from .urls import wecom_scope
 
 __all__ = ["WeComCredentials"]
 
@@ -91,10 +93,13 @@ class WeComCredentials(Credentials):
 
     # -- the login ---------------------------------------------------------------------------
 
-    def login_user(self, code: str, sso: bool, trusted: str, policy: CallPolicy) -> Flow[WeComUser]:
-        """The member (or non-member) a login `code` stands for, with their details when the
-        code came with a user_ticket. `sso`: a desktop login's code; `trusted`: the host the
-        login came back to (what 50001 names)."""
+    def login_user(
+        self, code: str, scope: str, trusted: str, policy: CallPolicy
+    ) -> Flow[WeComUser]:
+        """The member (or non-member) a login `code` of `scope` (the login's) stands for, with
+        their details when the code came with a user_ticket (a member's, with
+        snsapi_privateinfo); `trusted`: the host the login came back to (what 50001 names).
+        The user's scope is the one granted: a non-member has no details to share."""
         app = self._app
         try:
             who = yield from self._with_token(lambda t: getuserinfo(app, t, code, policy))
@@ -123,7 +128,7 @@ class WeComCredentials(Credentials):
             userid=who["userid"],
             openid=None if who["userid"] else who["openid"],
             external_userid=None if who["userid"] else who["external_userid"],
-            scope="sso" if sso else ("snsapi_privateinfo" if detail else "snsapi_base"),
+            scope="sso" if scope == WECOM_SSO_SCOPE else wecom_scope(scope),
         )
         if detail:
             fields = {k: v for k, v in detail.items() if k != "userid"}
