@@ -269,3 +269,15 @@ def test_wecom_app_checks_its_options() -> None:
     app = WeComApp(corp_id=CORP, agent_id=AGENT, secret="the-secret", hosts=["OA.example.com"])
     assert app.hosts == ("oa.example.com",)
     assert "the-secret" not in repr(app)
+
+
+async def test_wecom_s_domain_verification_file_is_served(stack: Stack) -> None:
+    wecom_emulator(stack)
+    files = {"WW_verify_Ab12Cd34.txt": "Ab12Cd34xyz"}
+    app = wecom_site(stack, [wecom_app(stack)], verify_files=files)
+    async with visitor(app, CHROME_UA) as client:
+        served = await client.get(f"http://{WECOM_HOST}/WW_verify_Ab12Cd34.txt")
+    assert served.status_code == 200
+    assert served.text == "Ab12Cd34xyz"
+    with pytest.raises(ValueError, match="WW_verify_"):
+        wecom_site(stack, [wecom_app(stack)], verify_files={"XX_verify_a.txt": "a"})

@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from .browser_support import DESKTOP_UA, browser_page, screenshot
 from .servers import ServerProcess, free_port, printed_on_failure, python_command, running_server
+from .test_jssdk_browser import ROUTE_CHANGE
 
 WECOM_IPHONE_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
@@ -26,13 +27,6 @@ WECOM_ANDROID_UA = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/126.0.0.0 Mobile Safari/537.36 wxwork/4.1.22 MicroMessenger/7.0.1 Language/zh"
 )
-# A route change of a single-page app; resolves with the middleware script's next event.
-ROUTE_CHANGE = """(path) => new Promise((resolve) => {
-  const done = (e) => resolve({kind: e.type, url: e.detail.url, errMsg: e.detail.errMsg});
-  document.addEventListener("wxauth:ready", done, {once: true});
-  document.addEventListener("wxauth:error", done, {once: true});
-  history.pushState(null, "", path);
-})"""
 
 
 @pytest.fixture(scope="module")

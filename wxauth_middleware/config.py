@@ -47,7 +47,8 @@ SNAPSHOT_MODES: tuple[SnapshotUsers, ...] = get_args(SnapshotUsers)
 ErrorHandler = Callable[["WeChatAuthError", "HTTPRequest"], "HTTPResponse | None"]
 # on_login(user, request): None/True accepts, False vetoes; may be async.
 LoginHook = Callable[["WeChatUser", "HTTPRequest"], object]
-_VERIFY_FILE = re.compile(r"MP_verify_[A-Za-z0-9]{1,64}\.txt")
+# WeChat's (MP_verify_, an Official Account's domain) and WeCom's (WW_verify_, a 可信域名).
+_VERIFY_FILE = re.compile(r"(?:MP|WW)_verify_[A-Za-z0-9]{1,64}\.txt")
 
 # RFC 6265 cookie-name token characters.
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
@@ -218,7 +219,8 @@ class Config:
             for name, content in verify_files.items()
         ):
             raise ConfigurationError(
-                "verify_files must map WeChat's file names ('MP_verify_<letters/digits>.txt') "
+                "verify_files must map WeChat's and WeCom's file names "
+                "('MP_verify_<letters/digits>.txt', 'WW_verify_<letters/digits>.txt') "
                 "to their content (the text WeChat's console shows, at most 256 characters)."
             )
         # A copy: changing the caller's mapping later does not change the middleware.
