@@ -281,3 +281,24 @@ async def test_wecom_s_domain_verification_file_is_served(stack: Stack) -> None:
     assert served.text == "Ab12Cd34xyz"
     with pytest.raises(ValueError, match="WW_verify_"):
         wecom_site(stack, [wecom_app(stack)], verify_files={"XX_verify_a.txt": "a"})
+
+
+async def test_the_app_s_api_on_another_origin_than_wechat_s(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # WeChat's api.weixin.qq.com and WeCom's qyapi.weixin.qq.com: two origins (here two names
+    # of the emulator), each pooled by the ASGI middleware (no proxy, no transport).
+    for env in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(env, raising=False)
+    emulator = wecom_emulator(stack)
+    port = urlsplit(stack.wechat_url).port
+    elsewhere = f"http://localhost:{port}"
+    accounts = [
+        OfficialAccount(DEFAULT_APP_ID, DEFAULT_APP_SECRET, hosts=[OA_HOST]),
+        wecom_app(stack),
+    ]
+    app = wecom_site(stack, accounts, api_base_url=elsewhere)
+    async with visitor(app) as client:
+        user = await log_in(client)
+    assert user["userid"] == "ZhangWei"
+    assert emulator.call_count("/cgi-bin/auth/getuserinfo") == 1

@@ -232,7 +232,7 @@ async def _perform_async(
         async with effect.gate.async_lock(running_loop(), anyio.Lock):
             return await drive_async(effect.flow, client, limiter, store)
     if isinstance(client, Pool):
-        return await _pooled(effect, client)
+        return await _pooled(effect, client.for_url(effect.url))
     try:
         # httpx's timeouts bound each phase; this bounds the whole call, the wait for a free
         # slot included.

@@ -3,10 +3,11 @@
 The ASGI middleware's default way to call WeChat. A login's two calls are GETs of small JSON
 answers on one host, and a burst of logins makes thousands of them: httpx's client layer and
 httpcore's pool spend ~0.6-1.3 ms of CPU on each, this pool ~0.05 ms. It does only what those
-calls need — one origin, GET (and a POST of a JSON body, for the account's stable_token),
-Content-Length or chunked bodies, keep-alive connections reused most-recently-used first, at
-most `max_connections` open with the other calls waiting in order — and raises httpx's
-exceptions, so errors are mapped and handled exactly as with httpx.
+calls need — one origin (another one, a WeCom app's, gets a pool of its own: `for_url`), GET
+(and a POST of a JSON body, for the account's stable_token), Content-Length or chunked bodies,
+keep-alive connections reused most-recently-used first, at most `max_connections` open with
+the other calls waiting in order — and raises httpx's exceptions, so errors are mapped and
+handled exactly as with httpx.
 A `transport=` option, a proxy in the environment, or an event loop other than asyncio's
 take httpx's client instead (see `asgi.py`).
 """
@@ -237,6 +238,23 @@ class Pool:
         self._idle: list[_Connection] = []
         self._waiting: collections.deque[asyncio.Future[_Connection]] = collections.deque()
         self._closed = False
+        # Pools of the other origins called (a WeCom app's API beside WeChat's), by origin.
+        self._others: dict[str, Pool] = {}
+
+    def for_url(self, url: str) -> Pool:
+        """The pool of `url`'s origin: this one, or one made alike on first use (a WeCom app's
+        qyapi.weixin.qq.com beside WeChat's api.weixin.qq.com)."""
+        if url.startswith(self.origin):
+            return self
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        pool = self._others.get(origin)
+        if pool is None:
+            tls = None
+            if parts.scheme == "https":
+                tls = self._tls if self._tls is not None else httpx.create_ssl_context()
+            pool = self._others[origin] = Pool(origin, self._size, self.timeout, tls)
+        return pool
 
     async def get(
         self, target: str, timeout: float, json_body: bytes | None = None
@@ -352,6 +370,8 @@ class Pool:
 
     async def aclose(self) -> None:
         """Close the idle connections; those in use close when their call ends."""
+        for other in self._others.values():
+            await other.aclose()
         self._closed = True
         idle, self._idle = self._idle, []
         for connection in idle:
