@@ -7,12 +7,14 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import anyio
 import pytest
 
 from wxauth_middleware import OfficialAccount, WeComApp, WeComUser
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 from wxauth_middleware.emulator.wecom_pages import WECOM_PERSONA_COOKIE
 
+from .redis_support import RedisServer
 from .support import CHROME_UA, WECHAT_UA, Stack, location, shown, submit_emulator_form
 from .wecom_support import (
     AGENT,
@@ -302,3 +304,43 @@ async def test_the_app_s_api_on_another_origin_than_wechat_s(
         user = await log_in(client)
     assert user["userid"] == "ZhangWei"
     assert emulator.call_count("/cgi-bin/auth/getuserinfo") == 1
+
+
+async def test_an_accounts_callable_may_answer_a_wecom_app(stack: Stack) -> None:
+    wecom_emulator(stack)
+    app_of_host = wecom_app(stack)
+
+    def accounts(host: str) -> WeComApp | None:
+        return app_of_host if host == WECOM_HOST else None
+
+    app = wecom_site(stack, accounts)  # type: ignore[arg-type]
+    async with visitor(app) as client:
+        user = await log_in(client)
+        elsewhere = await client.get(f"http://{OA_HOST}/page")
+    assert user["userid"] == "ZhangWei"
+    assert elsewhere.json()["user"] is None
+
+
+def test_with_redis_a_wecom_session_is_kept_under_the_app_s_keys(
+    stack: Stack, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    wecom_emulator(stack)
+    options = {"redis_url": redis_server.url, "redis_prefix": redis_prefix}
+
+    async def visit() -> dict[str, Any]:
+        app = wecom_site(stack, [wecom_app(stack, scope="snsapi_privateinfo")], **options)
+        async with visitor(app) as client:
+            await log_in(client)
+            # Another instance reads the stored session.
+            other = wecom_site(stack, [wecom_app(stack, scope="snsapi_privateinfo")], **options)
+            async with visitor(other) as second:
+                second.cookies = client.cookies
+                page = await second.get(f"http://{WECOM_HOST}/page")
+        user: dict[str, Any] = page.json()["user"]
+        return user
+
+    user = anyio.run(visit)
+    assert user["userid"] == "ZhangWei"
+    assert user["mobile"] == "13800000001"
+    redis = redis_server.client()
+    assert redis.keys(f"{redis_prefix}wecom:{CORP}:{AGENT}:session:*")
