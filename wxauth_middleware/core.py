@@ -33,7 +33,6 @@ from .pages import error_response
 from .scan import ScanLogin
 from .store import SessionStore
 from .user import User
-from .useragent import is_wechat_browser, is_wecom_browser
 from .wecom.credentials import WeComCredentials
 
 __all__ = ["Decision", "Forward", "LoginCore", "is_navigation"]
@@ -54,9 +53,7 @@ class LoginCore:
             config.secret_keys, config.max_age, config.identity, clock, config.app_ids
         )
         logins = LoginStateCodec(config.secret_keys, config.login_max_age, clock)
-        # A WeCom app's core logs in WeCom's browser; an Official Account's, WeChat's.
         wecom = config.wecom
-        self._in_app = is_wechat_browser if wecom is None else is_wecom_browser
         # The account's own credentials (a WeCom app's login calls WeCom with its token).
         self.credentials = (
             Credentials(config, clock=clock)
@@ -77,6 +74,8 @@ class LoginCore:
             else None
         )
         self.login = LoginStarter(config, self.cookies, logins)
+        # A WeCom app's core logs in WeCom's browser; an Official Account's, WeChat's.
+        self._in_app = self.login.in_app
         self.callback = Callback(
             config,
             self.cookies,
