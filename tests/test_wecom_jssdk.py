@@ -103,3 +103,16 @@ async def test_the_emulator_checks_both_signatures_as_wecom_does(stack: Stack) -
             "/_emulator/jsapi/agent_verify", **agent, url="http://elsewhere.example/"
         )
         assert untrusted["errMsg"] == "agentConfig:fail, domain not trusted (80001)"
+
+
+async def test_every_answer_carries_agent_config_once_the_tickets_are_held(stack: Stack) -> None:
+    wecom_emulator(stack)
+    app = wecom_site(stack, [wecom_app(stack)])
+    async with visitor(app, CHROME_UA) as client:
+        answers = [
+            (await client.get("http://oa.example.com/wxauth/jssdk", params={"url": PAGE})).json()
+            for _ in range(3)
+        ]
+    for signed in answers:
+        assert signed["appId"] == CORP
+        assert signed["agentConfig"]["agentid"] == AGENT

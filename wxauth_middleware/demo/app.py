@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
@@ -78,6 +78,8 @@ __all__ = [
     "SECOND_APP_ID",
     "SECOND_HOST",
     "SESSION_COOKIE",
+    "STRICT_DAILY_QUOTA",
+    "STRICT_MINUTE_QUOTA",
     "create_demo_app",
 ]
 
@@ -94,6 +96,9 @@ _LOGOUT_PATH = "/wxauth/logout"
 # Where the log-out button lands: outside the middleware, so that WeChat mode does not log the
 # visitor in again before they have seen that they were logged out.
 _LOGGED_OUT_PATH = "/logged-out"
+#: Strict mode's quotas: calls of each WeChat API a day (Beijing time) and a minute.
+STRICT_DAILY_QUOTA = 2000
+STRICT_MINUTE_QUOTA = 100
 # The names a browser may use for this machine: a loopback demo answers on any of them.
 _LOOPBACK_DOMAINS = ("127.0.0.1", "localhost", "::1")
 #: The second Official Account the demo can serve (`second_account`), on a host of its own.
@@ -110,6 +115,9 @@ def create_demo_app(
     allow_remote: bool = False,
     redis_url: str | None = None,
     redis_prefix: str = "wxauth:",
+    strict: bool = False,
+    ip_allowlist: Sequence[str] = (),
+    js_domains: Sequence[str] = (),
     second_account: str | None = None,
     wecom: bool = False,
 ) -> Starlette:
@@ -125,6 +133,11 @@ def create_demo_app(
     clients only otherwise). `redis_url` keeps the sessions in that Redis, under the keys'
     `redis_prefix` (the middleware's options of those names); a bad URL raises
     `ConfigurationError` (a ValueError) here.
+
+    `strict` turns on the emulated account's go-live settings, as on a live account: the IP
+    allow-list for token calls (`ip_allowlist`; empty: the demo's own calls get 40164), the
+    JS接口安全域名 (`js_domains`; empty: the share page gets ``config:invalid url domain``) and
+    quotas (STRICT_DAILY_QUOTA, STRICT_MINUTE_QUOTA). Lists without `strict` are a ValueError.
 
     `second_account`, a loopback host name such as "second.localhost", serves a second
     Official Account there (the middleware's `accounts`), beside the first on 127.0.0.1,
@@ -146,6 +159,10 @@ def create_demo_app(
             "wecom needs a loopback demo (public_url on 127.0.0.1, localhost or [::1]): the "
             f"WeCom app is served on {WECOM_HOST}, another name for this machine"
         )
+    if not strict and (ip_allowlist or js_domains):
+        raise ValueError(
+            "ip_allowlist and js_domains are strict-mode settings: turn strict on (--strict)"
+        )
     domains = _LOOPBACK_DOMAINS if local else (parts.hostname,)
     if second_account is not None:
         second_account = _second_host(second_account, local)
@@ -157,6 +174,10 @@ def create_demo_app(
         domains=domains,
         auto_approve=auto_approve,
         allow_remote=allow_remote,
+        ip_allowlist=list(ip_allowlist) if strict else None,
+        js_domains=list(js_domains) if strict else None,
+        daily_quota=STRICT_DAILY_QUOTA if strict else None,
+        minute_quota=STRICT_MINUTE_QUOTA if strict else None,
         accounts=() if second_account is None else ((SECOND_APP_ID, _SECOND_APP_SECRET),),
         # A loopback demo also plays a WeCom corp, for its app on WECOM_HOST.
         wecom=demo_corp(parts.port) if wecom else None,

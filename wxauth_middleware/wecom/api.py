@@ -99,6 +99,14 @@ class WeComAPIError(WeChatAPIError):
                 known = known.replace("outbound addresses", f"outbound addresses ({found[1]})")
         super().__init__(errcode, errmsg, endpoint=endpoint, hint=known if hint is None else hint)
         self.status = status
+        # WeCom's words, not those WeChat's errcodes of the same number have.
+        cls = type(self)
+        self.title, self.title_zh, self.advice, self.advice_zh = (
+            cls.title,
+            cls.title_zh,
+            cls.advice,
+            cls.advice_zh,
+        )
         if errcode in CONFIGURATION_ERRCODES:
             self.code = WECOM_CONFIGURATION_ERROR
             self.title = "WeCom login is not configured correctly"

@@ -88,6 +88,11 @@ class WeComCredentials(Credentials):
             },
         }
 
+    def held_jsapi_ticket(self) -> str | None:
+        # The endpoint's quick answer is wx.config's alone: a WeCom page needs agentConfig
+        # too, which `jssdk_config` signs (from the tickets held, without a call, when fresh).
+        return None
+
     def follows(self, openid: str) -> Flow[bool]:
         raise ConfigurationError("follows() is an Official Account's: a WeCom app has none.")
 
