@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, quote, urlsplit
 
+import anyio
 import httpx
 import pytest
 
@@ -120,3 +121,16 @@ def test_the_command_plays_the_corp() -> None:
         ).json()
         assert again["errcode"] == 40029
         assert "more info at https://open.work.weixin.qq.com" in again["errmsg"]
+
+
+def test_the_index_page_shows_the_corp() -> None:
+    async def index(argv: list[str]) -> str:
+        emulator = build_emulator(build_parser().parse_args(argv))
+        transport = httpx.ASGITransport(app=emulator)
+        async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+            return (await client.get("/")).text
+
+    page = anyio.run(index, ["--corp-id", DEFAULT_CORP_ID])
+    assert f'<code id="wecom-corp-id">{DEFAULT_CORP_ID}</code>' in page
+    assert "/cgi-bin/auth/getuserdetail" in page
+    assert 'id="wecom"' not in anyio.run(index, [])

@@ -99,6 +99,7 @@ class OAuthPages(WeComPages):
                 website_app_id=self.website_app_id,
                 go_live=self.go_live.describe(),
                 more_app_ids=self.official_app_ids[1:],
+                extra=self.wecom_card(root_path, base_url),
             )
         )
 

@@ -46,6 +46,38 @@ class WeComPages(EmulatorState):
         params = dict(parse_qsl(request.scope["query_string"].decode("latin-1")))
         return params.get("appid") == self.wecom.corp_id
 
+    def wecom_card(self, root_path: str, base_url: str) -> str:
+        """The index page's card of the corp (none without one): its apps, trusted domain
+        and IPs, APIs and people."""
+        corp = self.wecom
+        if corp is None:
+            return ""
+        apps = ", ".join(str(agent) for agent in corp.agents)
+        trusted = ", ".join(corp.trusted_domains or ("127.0.0.1 and localhost, any port",))
+        ips = ", ".join(str(n) for n in corp.trusted_ips) if corp.trusted_ips else "off"
+        apis = "".join(
+            f"<li><code>{_e(root_path + path)}</code></li>"
+            for path in (
+                "/cgi-bin/gettoken",
+                "/cgi-bin/auth/getuserinfo",
+                "/cgi-bin/auth/getuserdetail",
+                "/cgi-bin/get_jsapi_ticket",
+                "/cgi-bin/ticket/get",
+                "/wwlogin/sso/login",
+            )
+        )
+        people = "".join(
+            f"<li><code>{_e(p.key)}</code> {_e(p.name)}</li>" for p in corp.personas.values()
+        )
+        return (
+            '<div class="card" id="wecom"><h2>企业微信 · WeCom corp</h2>'
+            f'<p>corp_id: <code id="wecom-corp-id">{_e(corp.corp_id)}</code>; agent_id: '
+            f"<code>{_e(apps)}</code></p><p>可信域名 · trusted domain: <code>{_e(trusted)}"
+            f"</code>; 企业可信IP · trusted IPs: <code>{_e(ips)}</code></p>"
+            f"<p><code>sso_url={_e(base_url)}/wwlogin/sso/login</code></p>"
+            f"<ul>{apis}</ul><ul>{people}</ul></div>"
+        )
+
     def _wecom_link(self, query: str, sso: bool) -> _Link | str:
         """The link's parameters, checked as WeCom does; what is wrong with it otherwise."""
         corp = self.wecom
