@@ -109,7 +109,10 @@ async def test_a_refused_consent_is_a_declined_login(stack: Stack) -> None:
         )
         refused = await client.get(location(answer))
         assert refused.status_code == 403
-        assert refused.text.index("拒绝") < refused.text.index("declined")
+        assert refused.text.index("你已拒绝企业微信登录") < refused.text.index("declined")
+        # WeCom's visitors read of WeCom, not WeChat.
+        assert "WeCom login was declined" in refused.text
+        assert "微信" not in refused.text.replace("企业微信", "")
         again = await client.get(f"http://{WECOM_HOST}/me")
         assert again.status_code == 302  # still no session
 

@@ -25,6 +25,7 @@ from .errors import HostMismatch, LoginStateError, ScanLoginError, WeChatAPIErro
 from .messages import HTTPRequest, HTTPResponse
 from .pages import error_response, is_page_request, showing_address, snapshot_response
 from .wecom.api import WECOM_CONFIGURATION_ERROR, WeComAPIError
+from .wecom.pages import in_wecom_words
 
 __all__ = ["PAGE_SALT", "CleanPages", "error_from_payload", "error_payload"]
 
@@ -51,7 +52,8 @@ class CleanPages:
         state (on_error is called there), else here."""
         payload = error_payload(error) if self.in_address_bar(request) else None
         address = self.clean_address(["error", payload]) if payload is not None else None
-        return error_response(self.config.on_error, error, request, None, cookies, address=address)
+        shown = self._worded(error)
+        return error_response(self.config.on_error, shown, request, None, cookies, address=address)
 
     def snapshot(
         self, request: HTTPRequest, return_to: str, cookies: tuple[tuple[str, str], ...]
@@ -85,7 +87,11 @@ class CleanPages:
         error = error_from_payload(content) if kind == "error" else None
         if error is None:
             error = LoginStateError("unknown or expired login state")
-        return error_response(self.config.on_error, error, request)
+        return error_response(self.config.on_error, self._worded(error), request)
+
+    def _worded(self, error: WeChatAuthError) -> WeChatAuthError:
+        # A WeCom app's visitors read of WeCom (企业微信), not WeChat.
+        return error if self.config.wecom is None else in_wecom_words(error)
 
     def clean_address(self, page: list[Any]) -> str:
         """The address that shows `page` again."""
