@@ -176,3 +176,20 @@ def test_with_redis_tokens_and_tickets_are_kept_per_corp_and_agent(
     assert redis.get(f"{corp}{AGENT2}:agent_ticket")
     assert emulator.call_count("/cgi-bin/get_jsapi_ticket") == 1
     assert emulator.call_count("/cgi-bin/ticket/get") == 2
+
+
+def test_the_application_asks_for_a_wecom_app_s_token_by_its_corp_and_agent(
+    stack: Stack,
+) -> None:
+    wecom_emulator(stack)
+    apps = [
+        wecom_app(stack),
+        wecom_app(stack, agent_id=AGENT2, secret=SECRET2, hosts=["app2.example.com"]),
+    ]
+    first = call(wecom_site(stack, apps), "access_token", app_id=f"{CORP}/{AGENT}")
+    second = call(wecom_site(stack, apps), "access_token", app_id=f"{CORP}/{AGENT2}")
+    assert first != second
+    with pytest.raises(ValueError, match="app_id"):
+        call(wecom_site(stack, apps), "access_token")
+    with pytest.raises(ValueError, match="not one of the accounts"):
+        call(wecom_site(stack, apps), "access_token", app_id=f"{CORP}/1000099")

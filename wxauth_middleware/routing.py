@@ -175,8 +175,8 @@ class AccountRouter:
             wecom: dict[str, Config] = {}
             for account in accounts:
                 own = config_of(config, account)
-                if isinstance(account, OfficialAccount):
-                    self._by_app_id[account.app_id] = own
+                label = account.label if isinstance(account, WeComApp) else account.app_id
+                self._by_app_id[label] = own
                 for host in account.hosts:
                     (wecom if isinstance(account, WeComApp) else self._configs)[host] = own
             for host, app_config in wecom.items():
@@ -321,10 +321,12 @@ class AccountRouter:
     # -- by AppID (the application's own calls) ---------------------------------------------
 
     def by_app_id(self, app_id: str | None, call: str) -> LoginCore:
-        """The core of the account `app_id`, for the application's `call`: optional with
-        one account. Raises ValueError saying what to pass."""
+        """The core of the account `app_id` (a WeCom app's: "<corp id>/<agent id>"), for the
+        application's `call`: optional with one account. Raises ValueError saying what to
+        pass."""
         if self.single is not None:
-            own = self.single.config.app_id
+            wecom = self.single.config.wecom
+            own = self.single.config.app_id if wecom is None else wecom.label
             if app_id is not None and app_id != own:
                 raise ConfigurationError(f"{call}: app_id {app_id!r} is not this middleware's.")
             return self.single
