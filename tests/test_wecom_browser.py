@@ -113,7 +113,10 @@ def test_browse_as_wecom_switches_a_desktop_browser_to_wecom(
         printed_on_failure(wecom_demo),
         browser_page(browser, user_agent=DESKTOP_UA, scenario=scenario) as page,
     ):
-        page.goto(_wecom_url(wecom_demo, "/wecom"))
+        # From the demo's home page (the Official Account's), to its WeCom page.
+        page.goto(f"{wecom_demo.url}/")
+        page.locator("#wecom-link").click()
+        assert page.url == _wecom_url(wecom_demo, "/wecom")
         expect(page.locator("#login-status")).to_have_attribute("data-logged-in", "false")
         expect(page.locator("#as-wecom")).to_have_text("以企业微信身份浏览 · Browse as WeCom")
         page.locator("#as-wecom").click()

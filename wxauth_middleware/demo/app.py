@@ -249,6 +249,8 @@ def create_demo_app(
     )
     app.state.public_url = None if local else public_url
     app.state.emulator = emulator
+    port = f":{parts.port}" if parts.port else ""
+    app.state.wecom_url = f"http://{WECOM_HOST}{port}{WECOM_PATH}" if wecom else None
     app.state.auth = auth
     return app
 
@@ -285,6 +287,7 @@ async def _home(request: Request) -> StarletteResponse:
         as_wechat=is_browsing_as_wechat(request.cookies),
         in_wechat=_in_wechat(request),
         public_url=request.app.state.public_url or _request_origin(request),
+        wecom_url=request.app.state.wecom_url,
     )
     return HTMLResponse(page, headers={"cache-control": "no-store"})
 
