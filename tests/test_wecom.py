@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 import anyio
 import pytest
 
-from wxauth_middleware import OfficialAccount, WeComApp, WeComUser
+from wxauth_middleware import OfficialAccount, Rule, WeComApp, WeComUser
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 from wxauth_middleware.emulator.wecom_pages import WECOM_PERSONA_COOKIE
 
@@ -347,3 +347,23 @@ def test_with_redis_a_wecom_session_is_kept_under_the_app_s_keys(
     assert user["mobile"] == "13800000001"
     redis = redis_server.client()
     assert redis.keys(f"{redis_prefix}wecom:{CORP}:{AGENT}:session:*")
+
+
+async def test_a_rule_asking_for_the_profile_asks_wecom_for_privateinfo(stack: Stack) -> None:
+    wecom_emulator(stack)
+    rules = [Rule("/me", scope="snsapi_userinfo"), Rule("/health", exempt=True)]
+    app = wecom_site(stack, [wecom_app(stack)], rules=rules)
+    async with visitor(app) as client:
+        health = await client.get(f"http://{WECOM_HOST}/health")
+        assert health.status_code == 200
+        user = await log_in(client)  # /page: the app's silent scope
+        assert user["scope"] == "snsapi_base"
+        # The profile page asks once more, for WeCom's snsapi_privateinfo.
+        again = await client.get(f"http://{WECOM_HOST}/me")
+        assert dict(parse_qsl(urlsplit(location(again)).query))["scope"] == "snsapi_privateinfo"
+        authorize = await client.get(location(again))
+        callback = await client.get(location(authorize))
+        page = await client.get(f"http://{WECOM_HOST}{location(callback)}")
+        upgraded = page.json()["user"]
+    assert upgraded["scope"] == "snsapi_privateinfo"
+    assert upgraded["mobile"] == "13800000001"
