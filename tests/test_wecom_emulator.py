@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from wxauth_middleware.emulator.__main__ import banner, build_emulator, build_parser, main
+from wxauth_middleware.emulator.grants import GrantError
 from wxauth_middleware.emulator.wecom_state import (
     DEFAULT_AGENT_ID,
     DEFAULT_CORP_ID,
@@ -134,3 +135,17 @@ def test_the_index_page_shows_the_corp() -> None:
     assert f'<code id="wecom-corp-id">{DEFAULT_CORP_ID}</code>' in page
     assert "/cgi-bin/auth/getuserdetail" in page
     assert 'id="wecom"' not in anyio.run(index, [])
+
+
+def test_gettoken_refuses_any_other_secret_with_40091() -> None:
+    corp = build_emulator(build_parser().parse_args(["--corp-id", DEFAULT_CORP_ID])).wecom
+    assert corp is not None
+    for wrong in ("", "x", "密钥", DEFAULT_CORP_SECRET + " "):
+        with pytest.raises(GrantError) as refused:
+            corp.token(DEFAULT_CORP_ID, wrong)
+        assert refused.value.errcode == 40091
+    with pytest.raises(GrantError) as unknown:
+        corp.token("ww0000000000000000", DEFAULT_CORP_SECRET)
+    assert unknown.value.errcode == 40013
+    token, life = corp.token(DEFAULT_CORP_ID, DEFAULT_CORP_SECRET)
+    assert (token, 7200) == (corp.token(DEFAULT_CORP_ID, DEFAULT_CORP_SECRET)[0], life)

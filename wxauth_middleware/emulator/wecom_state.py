@@ -168,7 +168,10 @@ class WeComCorp:
         """The app's token for a corp id and an app's secret: the same one while it lives."""
         if corp_id != self.corp_id:
             raise GrantError(40013)
-        agent = next((a for a, s in self.agents.items() if secrets.compare_digest(s, secret)), None)
+        given = secret.encode("utf-8")
+        agent = next(
+            (a for a, s in self.agents.items() if secrets.compare_digest(s.encode(), given)), None
+        )
         if agent is None:
             raise GrantError(40091)
         now = self._clock()
