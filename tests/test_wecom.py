@@ -367,3 +367,21 @@ async def test_a_rule_asking_for_the_profile_asks_wecom_for_privateinfo(stack: S
         upgraded = page.json()["user"]
     assert upgraded["scope"] == "snsapi_privateinfo"
     assert upgraded["mobile"] == "13800000001"
+
+
+async def test_a_member_outside_the_visible_range_shares_no_details(stack: Stack) -> None:
+    wecom_emulator(stack, auto_approve=False)
+    app = wecom_site(stack, [wecom_app(stack, scope="snsapi_privateinfo")])
+    async with visitor(app) as client:
+        start = await client.get(f"http://{WECOM_HOST}/page")
+        consent = await client.get(location(start))
+        answer = await submit_emulator_form(
+            client, consent, button_id="wecom-allow", persona="wangfang", persona_offered=True
+        )
+        callback = await client.get(location(answer))
+        page = await client.get(f"http://{WECOM_HOST}{location(callback)}")
+        user = page.json()["user"]
+    assert user["userid"] == "WangFang"
+    assert user["mobile"] is None
+    assert stack.switchboard.emulator is not None
+    assert stack.switchboard.emulator.call_count("/cgi-bin/auth/getuserdetail") == 0

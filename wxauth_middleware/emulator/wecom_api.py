@@ -107,7 +107,8 @@ class WeComAPI(EmulatorState):
         if persona.userid is None:
             return {"openid": persona.openid, "external_userid": persona.external_userid}
         answer: dict[str, JSONValue] = {"userid": persona.userid}
-        if scope == "snsapi_privateinfo":
+        # A user_ticket only for a member inside the app's visible range (可见范围).
+        if scope == "snsapi_privateinfo" and persona.visible:
             answer.update(user_ticket=corp.issue_user_ticket(agent, persona.key), expires_in=1800)
         return answer
 

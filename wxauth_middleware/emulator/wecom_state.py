@@ -38,7 +38,8 @@ UNTRUSTED_DOMAIN = 50001
 @dataclass(frozen=True)
 class WeComPersona:
     """Someone WeCom can log in: a member (a `userid`, with the details getuserdetail gives)
-    or, without a userid, a non-member (an `openid` and an `external_userid`)."""
+    or, without a userid, a non-member (an `openid` and an `external_userid`). A member
+    outside the app's visible range (`visible` false) gets no user_ticket, so no details."""
 
     key: str
     name: str
@@ -48,6 +49,7 @@ class WeComPersona:
     email: str = ""
     biz_mail: str = ""
     address: str = ""
+    visible: bool = True
 
     @property
     def openid(self) -> str:
@@ -89,6 +91,14 @@ DEFAULT_WECOM_PERSONAS = (
         gender="2",
         mobile="13800000002",
         email="lina@example.com",
+    ),
+    WeComPersona(
+        "wangfang",
+        "王芳 · Wang Fang (成员，不在应用可见范围 · a member outside the app's visible range)",  # noqa: RUF001
+        userid="WangFang",
+        gender="2",
+        mobile="13800000003",
+        visible=False,
     ),
     WeComPersona("guest", "访客 · A guest (非成员 non-member)"),
 )
