@@ -74,6 +74,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import html
 import os
 import random
 import re
@@ -113,6 +114,8 @@ JSON = "application/json"
 PAGES = ("/", "/profile", "/api/me")
 CALLBACK_PATH = "/wxauth/callback"
 AUTHORIZE_PATH = "/_wechat/connect/oauth2/authorize"
+# After logging out, a WeChat visitor sees so on every page, with one tap to log in again.
+_LOG_IN_AGAIN = re.compile(r'<a class=button href="([^"]+)" id="log-in-again">')
 SESSION_COOKIE = "wxauth_session"
 # The login-state cookie (the logins in progress), over http and over https.
 STATE_COOKIES = ("wxauth_session_login", "__Host-wxauth_session_login")
@@ -347,6 +350,13 @@ class Browser:
         began = time.perf_counter()
         self.stats.login_attempts += 1
         start = await self.request("GET", self.base + page, "page (anonymous)", HTML)
+        again = _LOG_IN_AGAIN.search(start.text) if start.status_code == 200 else None
+        if again is not None:
+            # Logged out before: the visitor taps "重新登录" (login_path?next=the page).
+            login_url = html.unescape(again.group(1))
+            if not login_url.startswith(("http://", "https://")):
+                login_url = self.base + login_url
+            start = await self.request("GET", login_url, "log in again", HTML)
         authorize = start.headers.get("location", "")
         parts = urlsplit(authorize)
         if start.status_code != 302 or parts.path != AUTHORIZE_PATH:

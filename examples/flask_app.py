@@ -29,7 +29,7 @@ import argparse
 from dev_settings import WXAUTH_OPTIONS
 from flask import Flask, render_template_string
 
-from wxauth_middleware import WeChatAuthWSGIMiddleware
+from wxauth_middleware import WeChatAuthWSGIMiddleware, WeChatUser
 from wxauth_middleware.contrib.flask import (
     current_wechat_user,
     login_required,
@@ -52,7 +52,8 @@ def home() -> str:
 @app.get("/api/me")
 @login_required  # anonymous callers get 401 {"error": "login_required", ...}
 def me() -> dict[str, str | None]:
-    user = require_wechat_user()  # the WeChatUser login_required let in
+    user = require_wechat_user()  # the user login_required let in
+    assert isinstance(user, WeChatUser)  # this site logs in with WeChat only
     return {
         "openid": user.openid,
         "unionid": user.unionid,

@@ -29,10 +29,11 @@ from starlette.websockets import WebSocket
 from wxauth_middleware import (
     WeChatAuthMiddleware,
     WeChatAuthWSGIMiddleware,
-    WeChatUser,
+    WeComUser,
     get_wechat_user,
 )
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET, WeChatEmulator
+from wxauth_middleware.user import User
 
 WECHAT_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -51,9 +52,18 @@ SECRET_KEY = "test-signing-key-0123456789abcdef"
 APP_ORIGIN = "http://localhost:8000"
 
 
-def user_json(user: WeChatUser | None) -> dict[str, Any] | None:
+def user_json(user: User | None) -> dict[str, Any] | None:
     if user is None:
         return None
+    if isinstance(user, WeComUser):
+        return {
+            "wecom": True,
+            "identity": user.identity,
+            "userid": user.userid,
+            "openid": user.openid,
+            "scope": user.scope,
+            "mobile": user.mobile,
+        }
     return {
         "openid": user.openid,
         "unionid": user.unionid,

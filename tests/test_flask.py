@@ -21,7 +21,7 @@ from markupsafe import escape
 from werkzeug.exceptions import NotFound, Unauthorized
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from wxauth_middleware import WeChatAuthWSGIMiddleware
+from wxauth_middleware import WeChatAuthWSGIMiddleware, WeChatUser
 from wxauth_middleware.contrib import LOGIN_REQUIRED_MESSAGE
 from wxauth_middleware.contrib.flask import (
     current_wechat_user,
@@ -72,6 +72,7 @@ def flask_app() -> Flask:
     @login_required
     def me() -> dict[str, Any]:
         user = require_wechat_user()
+        assert isinstance(user, WeChatUser)
         return {"openid": user.openid, "nickname": user.nickname, "link": url_for("me")}
 
     @app.get("/api/items/<int:item>")

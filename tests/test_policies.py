@@ -32,6 +32,7 @@ from wxauth_middleware.emulator import (
     DEFAULT_WEBSITE_APP_SECRET,
 )
 from wxauth_middleware.rules import Rule
+from wxauth_middleware.user import User
 
 from .support import (
     APP_ORIGIN,
@@ -118,9 +119,9 @@ def _construct(kind: str, **options: Any) -> Middleware:
     return WeChatAuthWSGIMiddleware(_identity_wsgi, **options)
 
 
-def _identity_body(user: WeChatUser | None) -> bytes:
+def _identity_body(user: User | None) -> bytes:
     payload = None
-    if user is not None:
+    if isinstance(user, WeChatUser):
         payload = {"identity": user.identity, "openid": user.openid, "unionid": user.unionid}
     return json.dumps({"user": payload}).encode()
 

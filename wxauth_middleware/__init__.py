@@ -26,8 +26,9 @@ from .errors import (
 from .messages import HTTPRequest, HTTPResponse
 from .pages import default_error_response
 from .rules import Rule
-from .user import WeChatUser, get_wechat_user
+from .user import WeChatUser, WeComUser, get_wechat_user
 from .useragent import ClientKind, classify_user_agent, is_wechat_browser
+from .wecom.app import WeComApp
 from .wsgi import WeChatAuthWSGIMiddleware
 
 __all__ = [
@@ -53,6 +54,8 @@ __all__ = [
     "WeChatAuthMiddleware",
     "WeChatAuthWSGIMiddleware",
     "WeChatUser",
+    "WeComApp",
+    "WeComUser",
     "classify_user_agent",
     "default_error_response",
     "get_wechat_user",

@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from .errors import ConfigurationError
+from .hosts import checked_host
+from .wecom.app import WeComApp
 
 __all__ = [
     "APP_ID",
     "AccountLoader",
     "Accounts",
+    "AnyAccount",
     "OfficialAccount",
     "check_credentials",
     "checked_accounts",
@@ -29,11 +32,6 @@ __all__ = [
 
 # An AppID is "wx" and 16 hexadecimal digits (Official Accounts and website apps alike).
 APP_ID = re.compile(r"^wx[0-9a-f]{16}$")
-# A host name as a browser sends it (lower case), or an IPv6 address in brackets.
-_HOST_NAME = re.compile(
-    r"^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*"
-    r"|\[[0-9a-f:.]+\])$"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +73,11 @@ class OfficialAccount:
                 f"not {type(self.hosts).__name__}."
             )
         # Normalised once: lower case, without a final dot; frozen (and hashable).
-        object.__setattr__(self, "hosts", tuple(_host(self.app_id, h) for h in self.hosts))
+        object.__setattr__(
+            self,
+            "hosts",
+            tuple(checked_host(f"OfficialAccount {self.app_id}", h) for h in self.hosts),
+        )
         if len(set(self.hosts)) != len(self.hosts):
             raise ConfigurationError(f"OfficialAccount {self.app_id}: a host is listed twice.")
 
@@ -100,33 +102,11 @@ def check_credentials(app_id: object, app_secret: object, owner: str = "") -> No
 
 
 # A loader of accounts kept in a database: the account serving a host name, or None.
-AccountLoader = Callable[[str], "OfficialAccount | Awaitable[OfficialAccount | None] | None"]
+# An account of either kind: an Official Account, or a WeCom app.
+AnyAccount = Union[OfficialAccount, WeComApp]  # noqa: UP007 (a runtime alias)
+AccountLoader = Callable[[str], "AnyAccount | Awaitable[AnyAccount | None] | None"]
 # The `accounts` option: a list of accounts, or a loader.
-Accounts = Union[Sequence[OfficialAccount], AccountLoader]  # noqa: UP007 (a runtime alias)
-
-
-def _host(app_id: str, host: object) -> str:
-    if not isinstance(host, str):
-        raise ConfigurationError(
-            f"OfficialAccount {app_id}: hosts must be host names (strings), not {host!r}."
-        )
-    name = host.strip().lower().rstrip(".")
-    if "://" in name or "/" in name:
-        raise ConfigurationError(
-            f"OfficialAccount {app_id}: {host!r} is a URL; hosts are host names, such as "
-            "'a.example.com' (public_url takes the origin)."
-        )
-    if name.startswith("[") or ":" not in name:
-        if _HOST_NAME.match(name):
-            return name
-    elif _HOST_NAME.match(f"[{name}]"):
-        return f"[{name}]"  # an IPv6 address, as a Host header carries it
-    if ":" in name and _HOST_NAME.match(name.rpartition(":")[0]):
-        raise ConfigurationError(
-            f"OfficialAccount {app_id}: host {host!r} has a port; hosts are names without a "
-            "port (an account serves its host on every port)."
-        )
-    raise ConfigurationError(f"OfficialAccount {app_id}: {host!r} is not a host name.")
+Accounts = Union[Sequence[AnyAccount], AccountLoader]  # noqa: UP007 (a runtime alias)
 
 
 def host_name(host_header: str) -> str:
@@ -145,7 +125,7 @@ def is_async_loader(loader: object) -> bool:
     )
 
 
-def checked_accounts(accounts: object, one: object) -> tuple[OfficialAccount, ...] | AccountLoader:
+def checked_accounts(accounts: object, one: object) -> tuple[AnyAccount, ...] | AccountLoader:
     """The `accounts` option, checked: a tuple of accounts (no host claimed twice, hosts
     given when there are several) or a loader; `one`, the app_id or app_secret option, it excludes.
     Raises ConfigurationError saying what to fix."""
@@ -158,35 +138,42 @@ def checked_accounts(accounts: object, one: object) -> tuple[OfficialAccount, ..
         return accounts  # type: ignore[return-value,unused-ignore]
     if isinstance(accounts, (str, bytes)) or not isinstance(accounts, Sequence):
         raise ConfigurationError(
-            "accounts must be a list of OfficialAccount, or a callable accounts(host) that "
-            f"returns the host's OfficialAccount or None; not {type(accounts).__name__}."
+            "accounts must be a list of OfficialAccount and WeComApp, or a callable "
+            "accounts(host) that returns the host's account or None; not "
+            f"{type(accounts).__name__}."
         )
     checked = tuple(accounts)
     if not checked:
         raise ConfigurationError("accounts is empty: list at least one OfficialAccount.")
-    hosts: dict[str, str] = {}
-    app_ids: set[str] = set()
+    # The hosts of each kind (an Official Account and a WeCom app may share one), and the
+    # accounts seen (an Official Account by AppID, a WeCom app by corp and agent).
+    hosts: dict[tuple[str, str], str] = {}
+    seen: set[str] = set()
     for account in checked:
-        if not isinstance(account, OfficialAccount):
+        if isinstance(account, WeComApp):
+            kind, name, what = "wecom", account.label, "WeComApp"
+        elif isinstance(account, OfficialAccount):
+            kind, name, what = "wechat", account.app_id, "OfficialAccount"
+        else:
             raise ConfigurationError(
-                f"accounts must hold OfficialAccount objects, not {type(account).__name__}."
+                "accounts must hold OfficialAccount objects or WeComApp objects, not "
+                f"{type(account).__name__}."
             )
-        if account.app_id in app_ids:
+        if name in seen:
             raise ConfigurationError(
-                f"accounts lists {account.app_id} twice: give one OfficialAccount with all "
-                "of its hosts."
+                f"accounts lists {name} twice: give one {what} with all of its hosts."
             )
-        app_ids.add(account.app_id)
+        seen.add(name)
         if len(checked) > 1 and not account.hosts:
             raise ConfigurationError(
-                f"OfficialAccount {account.app_id} has no hosts: with several accounts, each "
+                f"{what} {name} has no hosts: with several accounts, each "
                 "names the hosts it serves (hosts=['a.example.com'])."
             )
         for host in account.hosts:
-            other = hosts.setdefault(host, account.app_id)
-            if other != account.app_id:
+            other = hosts.setdefault((kind, host), name)
+            if other != name:
                 raise ConfigurationError(
-                    f"host {host!r} is claimed by two accounts, {other} and {account.app_id}: "
-                    "a host is served by one Official Account."
+                    f"host {host!r} is claimed by two accounts, {other} and {name}: "
+                    f"a host is served by one {what} (and at most one of the other kind)."
                 )
     return checked

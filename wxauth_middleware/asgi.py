@@ -23,7 +23,7 @@ from .options import MiddlewareOptions
 from .pages import error_response
 from .storage.redis_client import async_redis_client
 from .urls import PATH_SAFE
-from .user import USER_KEY, WeChatUser
+from .user import USER_KEY, User
 
 if TYPE_CHECKING:
     from .core import LoginCore
@@ -71,7 +71,10 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         if core is None:
             host = _host(scope)
             try:
-                found = self.router.find(host)  # a dict lookup; the loader only on a miss
+                # A dict lookup (the loader only on a miss); on a host of an Official Account
+                # and a WeCom app, the browser chooses.
+                agent = _user_agent(scope) if self.router.shared else ""
+                found = self.router.find(host, agent)
                 core = await load_account_async(self.router, host) if found is False else found
             except AccountUnavailable as exc:
                 await self._unavailable(scope, send, exc)
@@ -127,7 +130,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             return
         await _send_response(decision, send, head=scope["method"] == "HEAD")
 
-    def _quick(self, core: LoginCore, scope: Scope) -> WeChatUser | Literal[False] | None:
+    def _quick(self, core: LoginCore, scope: Scope) -> User | Literal[False] | None:
         # Most requests are another browser without a session, or a logged-in user: decided
         # from two raw headers, without decoding the rest.
         raw = scope["headers"]
@@ -245,6 +248,13 @@ def _host(scope: Scope) -> str:
     """The request's Host header (HTTP/2's :authority, which servers put there), or ""."""
     for name, value in scope["headers"]:
         if name == b"host":
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return ""
+
+
+def _user_agent(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
             return value.decode("latin-1")  # type: ignore[no-any-return]
     return ""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING, Literal, get_args
@@ -11,9 +10,11 @@ from urllib.parse import urlsplit
 
 from .accounts import APP_ID, Accounts, check_credentials, checked_accounts
 from .errors import ConfigurationError
+from .keys import secret_keys
 from .rules import OTHER_BROWSER_POLICIES, OtherBrowsers, PagePolicy, Rule, RuleSet
 from .scopes import SCOPES, Scope
 from .storage.redis_client import check_redis_url
+from .wecom.app import WeComApp
 
 if TYPE_CHECKING:
     import httpx
@@ -45,7 +46,8 @@ SNAPSHOT_MODES: tuple[SnapshotUsers, ...] = get_args(SnapshotUsers)
 ErrorHandler = Callable[["WeChatAuthError", "HTTPRequest"], "HTTPResponse | None"]
 # on_login(user, request): None/True accepts, False vetoes; may be async.
 LoginHook = Callable[["WeChatUser", "HTTPRequest"], object]
-_VERIFY_FILE = re.compile(r"MP_verify_[A-Za-z0-9]{1,64}\.txt")
+# WeChat's (MP_verify_, an Official Account's domain) and WeCom's (WW_verify_, a 可信域名).
+_VERIFY_FILE = re.compile(r"(?:MP|WW)_verify_[A-Za-z0-9]{1,64}\.txt")
 
 # RFC 6265 cookie-name token characters.
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
@@ -121,7 +123,7 @@ class Config:
             object.__setattr__(self, "accounts", checked_accounts(self.accounts, one))
         else:
             check_credentials(self.app_id, self.app_secret)
-        object.__setattr__(self, "secret_keys", _secret_keys(self.secret_key))
+        object.__setattr__(self, "secret_keys", secret_keys(self.secret_key))
         if self.scope not in SCOPES:
             raise ConfigurationError(
                 f"scope must be 'snsapi_base' or 'snsapi_userinfo', not {self.scope!r}."
@@ -209,7 +211,8 @@ class Config:
             for name, content in verify_files.items()
         ):
             raise ConfigurationError(
-                "verify_files must map WeChat's file names ('MP_verify_<letters/digits>.txt') "
+                "verify_files must map WeChat's and WeCom's file names "
+                "('MP_verify_<letters/digits>.txt', 'WW_verify_<letters/digits>.txt') "
                 "to their content (the text WeChat's console shows, at most 256 characters)."
             )
         # A copy: changing the caller's mapping later does not change the middleware.
@@ -220,6 +223,15 @@ class Config:
     def app_ids(self) -> tuple[str, str | None]:
         """Whose openids its sessions hold: the Official Account's, the website app's."""
         return self.app_id or "", self.website_app_id
+
+    @property
+    def wecom(self) -> WeComApp | None:
+        """The WeCom app this configuration is of (a WeCom app's core's), or None."""
+        accounts = self.accounts
+        if self.app_id is None and isinstance(accounts, tuple) and len(accounts) == 1:
+            app = accounts[0]
+            return app if isinstance(app, WeComApp) else None
+        return None
 
     @property
     def own_account(self) -> tuple[str, str]:
@@ -337,6 +349,13 @@ class Config:
         return self.rule_set.policy(path, self.default_policy)
 
     @property
+    def uses_wecom_qr(self) -> bool:
+        """Whether any page logs other browsers in with WeCom's desktop login."""
+        return self.other_browsers == "wecom_qr" or any(
+            rule.other_browsers == "wecom_qr" for rule in self.rule_set.rules
+        )
+
+    @property
     def uses_scan(self) -> bool:
         """Whether any page logs other browsers in by scanning (other_browsers="scan")."""
         return self.other_browsers == "scan" or any(
@@ -409,35 +428,3 @@ def _origin(name: str, value: object) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
-
-
-def _secret_keys(value: object) -> tuple[bytes, ...]:
-    if isinstance(value, (str, bytes)):
-        keys: list[object] = [value]
-    elif isinstance(value, Sequence):
-        keys = list(value)
-    else:
-        raise ConfigurationError(
-            "secret_key must be a string, bytes, or a list of them (newest last), "
-            f"not {type(value).__name__}."
-        )
-    if not keys:
-        raise ConfigurationError(
-            "secret_key is required: a long random string (or a list, newest last, to rotate)."
-        )
-    out: list[bytes] = []
-    for key in keys:
-        if isinstance(key, str):
-            key = key.encode("utf-8")
-        if not isinstance(key, bytes) or not key:
-            raise ConfigurationError("each secret_key must be a non-empty str or bytes.")
-        if len(key) < 16:
-            warnings.warn(
-                "secret_key is shorter than 16 characters: cookies signed with it can be "
-                "forged by brute force. Make one with "
-                "`python -c 'import secrets; print(secrets.token_urlsafe())'`.",
-                UserWarning,
-                stacklevel=4,
-            )
-        out.append(key)
-    return tuple(out)

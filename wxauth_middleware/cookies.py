@@ -24,7 +24,8 @@ from hmac import compare_digest
 from typing import Any, Generic, TypeVar
 
 from .scopes import QRCONNECT_SCOPE
-from .user import WeChatUser
+from .user import User, WeChatUser, WeComUser
+from .wecom.session import wecom_payload, wecom_user
 
 __all__ = [
     "BROWSER_SESSION_LIFE",
@@ -205,7 +206,7 @@ class Session:
     page that wants it does not ask again, and again). `sid` is the id of a session kept in
     the session store (the `redis_url` option); None for a session kept in its cookie."""
 
-    user: WeChatUser
+    user: User
     profile_declined: bool = False
     sid: str | None = None
 
@@ -240,6 +241,8 @@ class SessionCodec:
 def session_payload(session: Session) -> list[Any]:
     """A session as a JSON-able list: the session cookie's payload, or a stored session's."""
     user = session.user
+    if isinstance(user, WeComUser):
+        return wecom_payload(user, session.profile_declined)
     return [
         _SESSION_V,
         user.openid,
@@ -272,7 +275,8 @@ def session_from_payload(
         or payload[0] != _SESSION_V
         or not payload[1]
     ):
-        return None
+        wecom = wecom_user(payload)  # a WeCom user's session has a layout of its own
+        return None if wecom is None else Session(*wecom)
     privilege = payload[9]
     if privilege and not all(type(value) is str for value in privilege):
         return None

@@ -34,9 +34,9 @@ from .messages import HTTPRequest, HTTPResponse
 from .pages import error_response
 from .scan.flow import ScanLogin
 from .storage.store import SessionStore
-from .user import WeChatUser
-from .useragent import is_wechat_browser
+from .user import User
 from .wechat.credentials import Credentials
+from .wecom.credentials import WeComCredentials
 
 __all__ = ["Decision", "Forward", "LoginCore", "is_navigation"]
 
@@ -56,6 +56,13 @@ class LoginCore:
             config.secret_keys, config.max_age, config.identity, clock, config.app_ids
         )
         logins = LoginStateCodec(config.secret_keys, config.login_max_age, clock)
+        wecom = config.wecom
+        # The account's own credentials (a WeCom app's login calls WeCom with its token).
+        self.credentials = (
+            Credentials(config, clock=clock)
+            if wecom is None
+            else WeComCredentials(config, wecom, clock=clock)
+        )
         # With redis_url, sessions live in Redis and the cookie holds a signed id.
         self.store = (
             SessionStore(
@@ -70,8 +77,16 @@ class LoginCore:
             else None
         )
         self.login = LoginStarter(config, self.cookies, logins)
+        # A WeCom app's core logs in WeCom's browser; an Official Account's, WeChat's.
+        self._in_app = self.login.in_app
         self.callback = Callback(
-            config, self.cookies, logins, self._sessions, self.store, self.login
+            config,
+            self.cookies,
+            logins,
+            self._sessions,
+            self.store,
+            self.login,
+            self.credentials if isinstance(self.credentials, WeComCredentials) else None,
         )
         self.account = Account(config, self.cookies, self.store, clock)
         # What quick_user needs to know about the configuration, derived once.
@@ -93,7 +108,7 @@ class LoginCore:
         self.scan: ScanLogin | None = None
         # The paths whose POST form the adapters read into `HTTPRequest.body`.
         self.form_paths: frozenset[str] = frozenset()
-        if config.uses_scan:
+        if config.uses_scan and wecom is None:
             self.scan = ScanLogin(
                 config,
                 self.cookies,
@@ -104,14 +119,13 @@ class LoginCore:
             )
             self._own_paths.update(self.scan.own_paths())
             self.form_paths = frozenset({self.scan.phone_path})
-        # The Official Account's own credentials, and the JS-SDK's paths: answered without
-        # a look at the session (whose store may be down), for any browser.
-        self.credentials = Credentials(config, clock=clock)
+        # The JS-SDK's paths: answered without a look at the session (whose store may be
+        # down), for any browser.
         self._sessionless = jssdk_paths(config, self.credentials)
 
     def quick_user(
         self, path: str, user_agent: str, cookie_header: str, scheme: str
-    ) -> WeChatUser | Literal[False] | None:
+    ) -> User | Literal[False] | None:
         """The two common cases, decided from four strings without building an HTTPRequest:
         a valid session whose page needs nothing more (its user), and another browser without
         a session where other browsers pass (None): the application is called with that
@@ -127,7 +141,7 @@ class LoginCore:
                 if self._upgrades and needs_profile(session, "snsapi_userinfo"):
                     return False
                 return session.user
-        if self._others_pass and not is_wechat_browser(user_agent):
+        if self._others_pass and not self._in_app(user_agent):
             return None
         return False
 
@@ -168,7 +182,7 @@ class LoginCore:
             return Forward(session.user if session else None)
         if session is not None and not needs_profile(session, policy.scope):
             return Forward(session.user)
-        wechat = is_wechat_browser(request.header("user-agent"))  # classified once, here
+        wechat = self._in_app(request.header("user-agent"))  # classified once, here
         if session is not None:
             if wechat and is_navigation(request):
                 # The page wants the profile and the session has only the silent scope: ask
@@ -194,7 +208,7 @@ class LoginCore:
         value = self.cookies.session_value(cookie_header, scheme) if cookie_header else ""
         return self.store.session_id(value) if value else None
 
-    def session_user(self, cookie_header: str, scheme: str) -> Flow[WeChatUser | None]:
+    def session_user(self, cookie_header: str, scheme: str) -> Flow[User | None]:
         """The user of the session a Cookie header carries (a websocket's, of `scheme`), if
         any. Raises StoreUnavailable if the store fails."""
         if self.store is None:

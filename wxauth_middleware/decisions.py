@@ -14,7 +14,7 @@ from .cookies import Session
 from .effects import Flow
 from .messages import HTTPRequest, HTTPResponse
 from .scopes import PROFILE_SCOPES
-from .user import WeChatUser
+from .user import User
 
 __all__ = [
     "ANONYMOUS",
@@ -35,7 +35,7 @@ class Forward:
     handed to the page the login started from, as that page.
     """
 
-    user: WeChatUser | None
+    user: User | None
     target: str | None = None
 
 

@@ -193,9 +193,10 @@ def _perform_sync(
         with effect.gate.thread_lock:
             return drive_sync(effect.flow, client, limiter, store)
     if isinstance(client, SyncPool):
-        request, timeout = _pool_request(effect, client)
+        pool = client.for_url(effect.url)
+        request, timeout = _pool_request(effect, pool)
         try:
-            answer = client.request(request, timeout)
+            answer = pool.request(request, timeout)
         except (httpx.HTTPError, OSError) as exc:
             raise _upstream_error(exc, effect) from None
         return _pooled_response(effect, answer)
@@ -248,7 +249,7 @@ async def _perform_async(
         async with effect.gate.async_lock(running_loop(), anyio.Lock):
             return await drive_async(effect.flow, client, limiter, store)
     if isinstance(client, Pool):
-        return await _pooled(effect, client)
+        return await _pooled(effect, client.for_url(effect.url))
     try:
         # httpx's timeouts bound each phase; this bounds the whole call, the wait for a free
         # slot included.

@@ -29,14 +29,23 @@ from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .accounts import AccountLoader, OfficialAccount, host_name, is_async_loader
+from .accounts import AccountLoader, AnyAccount, OfficialAccount, host_name, is_async_loader
 from .config import Config
 from .cookies import Clock, wall_clock
 from .core import LoginCore
 from .errors import AccountUnavailable, ConfigurationError
+from .useragent import is_wechat_browser, is_wecom_browser
 from .wechat.credentials import signable_url
+from .wecom.app import WeComApp
 
-__all__ = ["ACCOUNT_LIFE", "FAILURE_LIFE", "NO_ACCOUNT_LIFE", "AccountRouter", "account_config"]
+__all__ = [
+    "ACCOUNT_LIFE",
+    "FAILURE_LIFE",
+    "NO_ACCOUNT_LIFE",
+    "AccountRouter",
+    "account_config",
+    "wecom_config",
+]
 
 logger = logging.getLogger("wxauth_middleware")
 
@@ -70,6 +79,45 @@ def account_config(base: Config, account: OfficialAccount) -> Config:
         )
     except ConfigurationError as exc:
         raise ConfigurationError(f"OfficialAccount {account.app_id}: {exc}") from None
+
+
+def wecom_config(base: Config, app: WeComApp) -> Config:
+    """The configuration of a WeCom app of `base`: the middleware's options with the app's
+    URLs and overrides, its scope in WeChat's words (a profile scope for snsapi_privateinfo),
+    and signing keys of its own (of the corp and agent)."""
+    label = b"wxauth_middleware.wecom " + app.key.encode()
+    keys = [hmac.digest(key, label, "sha256") for key in base.secret_keys]
+    others = app.other_browsers or (
+        base.other_browsers if base.other_browsers in ("pass", "refuse", "wecom_qr") else "pass"
+    )
+    try:
+        return replace(
+            base,
+            accounts=(app,),
+            app_id=None,
+            app_secret=None,
+            secret_key=keys,
+            public_url=app.public_url or base.public_url,
+            scope="snsapi_userinfo" if app.scope == "snsapi_privateinfo" else "snsapi_base",
+            other_browsers=others,  # type: ignore[arg-type]
+            authorize_url=app.authorize_url,
+            api_base_url=app.api_base_url,
+        )
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"WeComApp {app.label}: {exc}") from None
+
+
+def config_of(base: Config, account: AnyAccount) -> Config:
+    """The configuration of an account of `base`, of either kind."""
+    if isinstance(account, WeComApp):
+        return wecom_config(base, account)
+    return account_config(base, account)
+
+
+def _core_key(config: Config) -> str:
+    """What a core is kept under: the WeCom app's corp and agent, or the AppID."""
+    wecom = config.wecom
+    return f"wecom:{wecom.key}" if wecom is not None else config.app_id or ""
 
 
 class Loading:
@@ -106,23 +154,45 @@ class AccountRouter:
         self._cores: dict[str, LoginCore] = {}
         # The cores made so far by host name: a request's lookup is one dict access.
         self._ready: dict[str, LoginCore] = {}
+        # Hosts served by an Official Account and a WeCom app: (the Official Account's
+        # configuration, the WeCom app's, whether other browsers get the WeCom app).
+        self._shared: dict[str, tuple[Config, Config, bool]] = {}
         # The loader's: answers by host (until when), cores by account, calls in progress.
         self.loader: AccountLoader | None = None
         self.loader_is_async = False
         self._answers: OrderedDict[str, _Answer] = OrderedDict()
-        self._loaded: OrderedDict[OfficialAccount, LoginCore] = OrderedDict()
+        self._loaded: OrderedDict[AnyAccount, LoginCore] = OrderedDict()
         self._loading: dict[str, Loading] = {}
         accounts = config.accounts
+        if config.uses_wecom_qr and not (
+            callable(accounts)
+            or (isinstance(accounts, tuple) and any(isinstance(a, WeComApp) for a in accounts))
+        ):
+            raise ConfigurationError(
+                "other_browsers='wecom_qr' is WeCom's desktop login: it needs a WeComApp in "
+                "accounts=[...]."
+            )
         if accounts is None:
             self.single = self._new_core(config, "")
         elif isinstance(accounts, tuple):
+            wecom: dict[str, Config] = {}
             for account in accounts:
-                own = account_config(config, account)
-                self._by_app_id[account.app_id] = own
+                own = config_of(config, account)
+                label = account.label if isinstance(account, WeComApp) else account.app_id
+                self._by_app_id[label] = own
                 for host in account.hosts:
-                    self._configs[host] = own
+                    (wecom if isinstance(account, WeComApp) else self._configs)[host] = own
+            for host, app_config in wecom.items():
+                shared = self._configs.get(host)
+                if shared is None:
+                    self._configs[host] = app_config
+                else:
+                    # WeCom's browser gets the WeCom app, WeChat's the Official Account, and
+                    # other browsers the WeCom app if it logs them in (wecom_qr).
+                    self._shared[host] = (shared, app_config, app_config.uses_wecom_qr)
+                    del self._configs[host]
             if len(accounts) == 1 and not accounts[0].hosts:
-                self.single = self._core(self._by_app_id[accounts[0].app_id])
+                self.single = self._core(config_of(config, accounts[0]))
         else:
             assert callable(accounts)
             self.loader = accounts
@@ -142,28 +212,42 @@ class AccountRouter:
         core.login.starting = self._login_starts
         return core
 
+    @property
+    def shared(self) -> bool:
+        """Whether some host is served by an Official Account and a WeCom app (the
+        request's User-Agent chooses)."""
+        return bool(self._shared)
+
     def _core(self, config: Config) -> LoginCore:
         """The core of a listed account's configuration, made on first use."""
-        assert config.app_id is not None
-        core = self._cores.get(config.app_id)
+        key = _core_key(config)
+        core = self._cores.get(key)
         if core is None:
             with self._lock:
-                core = self._cores.get(config.app_id)
+                core = self._cores.get(key)
                 if core is None:
-                    core = self._new_core(config, f"{config.app_id}:")
-                    self._cores[config.app_id] = core
+                    core = self._new_core(config, f"{key}:")
+                    self._cores[key] = core
         return core
 
     # -- by host ---------------------------------------------------------------------------
 
-    def find(self, host_header: str) -> LoginCore | Literal[False] | None:
+    def find(self, host_header: str, user_agent: str = "") -> LoginCore | Literal[False] | None:
         """The core serving `host_header` (a Host header), None for none, or False when the
-        loader must be asked (drivers.py's `load_account_sync` / `load_account_async`).
-        Raises AccountUnavailable while the loader's failure for this host is remembered."""
+        loader must be asked (drivers.py's `load_account_sync` / `load_account_async`). On a
+        host of an Official Account and a WeCom app, `user_agent` chooses. Raises
+        AccountUnavailable while the loader's failure for this host is remembered."""
         core = self._ready.get(host_header)
         if core is not None:
             return core
         name = host_name(host_header)
+        if self._shared:
+            pair = self._shared.get(name)
+            if pair is not None:
+                official, wecom, others = pair
+                if is_wecom_browser(user_agent) or (others and not is_wechat_browser(user_agent)):
+                    return self._core(wecom)
+                return self._core(official)
         if self.loader is None:
             config = self._configs.get(name)
             if config is None:
@@ -200,13 +284,16 @@ class AccountRouter:
         if account is None:
             self._remember(name, NO_ACCOUNT_LIFE, None, False)
             return
-        if not isinstance(account, OfficialAccount):
-            problem = f"answered {type(account).__name__}, not an OfficialAccount or None"
+        if not isinstance(account, (OfficialAccount, WeComApp)):
+            problem = (
+                f"answered {type(account).__name__}, not an OfficialAccount, a WeComApp or None"
+            )
             self.failed(name, TypeError(problem))
             return
         if account.hosts and name not in account.hosts:
             # Never another tenant's account: a loader's mix-up is a failure, not a login.
-            problem = f"answered account {account.app_id}, whose hosts do not include it"
+            label = account.label if isinstance(account, WeComApp) else account.app_id
+            problem = f"answered account {label}, whose hosts do not include it"
             self.failed(name, LookupError(problem))
             return
         try:
@@ -216,14 +303,14 @@ class AccountRouter:
             return
         self._remember(name, ACCOUNT_LIFE, core, False)
 
-    def _loaded_core(self, account: OfficialAccount) -> LoginCore:
+    def _loaded_core(self, account: AnyAccount) -> LoginCore:
         with self._lock:
             core = self._loaded.get(account)
             if core is not None:
                 self._loaded.move_to_end(account)
                 return core
-        config = account_config(self.config, account)
-        core = self._new_core(config, f"{account.app_id}:")
+        config = config_of(self.config, account)
+        core = self._new_core(config, f"{_core_key(config)}:")
         with self._lock:
             core = self._loaded.setdefault(account, core)
             while len(self._loaded) > MAX_LOADED_CORES:
@@ -251,10 +338,12 @@ class AccountRouter:
     # -- by AppID (the application's own calls) ---------------------------------------------
 
     def by_app_id(self, app_id: str | None, call: str) -> LoginCore:
-        """The core of the account `app_id`, for the application's `call`: optional with
-        one account. Raises ValueError saying what to pass."""
+        """The core of the account `app_id` (a WeCom app's: "<corp id>/<agent id>"), for the
+        application's `call`: optional with one account. Raises ValueError saying what to
+        pass."""
         if self.single is not None:
-            own = self.single.config.app_id
+            wecom = self.single.config.wecom
+            own = self.single.config.app_id if wecom is None else wecom.label
             if app_id is not None and app_id != own:
                 raise ConfigurationError(f"{call}: app_id {app_id!r} is not this middleware's.")
             return self.single
@@ -266,7 +355,11 @@ class AccountRouter:
         if config is not None:
             return self._core(config)
         with self._lock:
-            loaded = [core for account, core in self._loaded.items() if account.app_id == app_id]
+            loaded = [
+                core
+                for account, core in self._loaded.items()
+                if isinstance(account, OfficialAccount) and account.app_id == app_id
+            ]
         if loaded:
             return loaded[-1]
         known = (

@@ -16,8 +16,9 @@ __all__ = ["OTHER_BROWSER_POLICIES", "OtherBrowsers", "PagePolicy", "Rule", "Rul
 # What to do with a visitor whose browser is not WeChat's (desktop browsers, WeCom, ...):
 # "pass" lets them through anonymously; "refuse" answers a "please open in WeChat" page;
 # "qrconnect" logs them in with WeChat's website QR-code login; "scan" shows a QR code that
-# WeChat on a phone scans to log this browser in, with the Official Account alone (scan.py).
-OtherBrowsers = Literal["pass", "refuse", "qrconnect", "scan"]
+# WeChat on a phone scans to log this browser in, with the Official Account alone (scan.py);
+# "wecom_qr" logs them in with WeCom's desktop login, on a WeCom app's host (wecom/).
+OtherBrowsers = Literal["pass", "refuse", "qrconnect", "scan", "wecom_qr"]
 OTHER_BROWSER_POLICIES: tuple[OtherBrowsers, ...] = get_args(OtherBrowsers)
 _PATTERN = re.compile(r"/[A-Za-z0-9\-._~!$&'()+,;=:@%/*]*")
 

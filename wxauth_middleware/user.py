@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["USER_KEY", "WeChatUser", "attached_user", "get_wechat_user"]
+__all__ = ["USER_KEY", "User", "WeChatUser", "WeComUser", "attached_user", "get_wechat_user"]
 
 # The key under which the middleware puts the user, in the ASGI scope and in the WSGI environ.
 USER_KEY = "wechat_user"
@@ -53,8 +53,48 @@ class WeChatUser:
         return self.unionid if self.identity_key == "unionid" and self.unionid else self.openid
 
 
-def get_wechat_user(request: Any) -> WeChatUser | None:
-    """The `WeChatUser` the middleware attached to `request`, or None when there is none.
+@dataclass(frozen=True, slots=True)
+class WeComUser:
+    """A visitor logged in with a WeCom (企业微信) app, as WeCom told us.
+
+    A member of the corp has a `userid`; someone who is not (a WeChat user, a member of another
+    corp) has an `openid` and, when the corp may see it, an `external_userid`. The profile
+    fields come from getuserdetail with the snsapi_privateinfo scope, only those the admin
+    enabled and the member agreed to share (WeCom gives no name there); they are None
+    otherwise. `gender` is WeCom's string: "0" unknown, "1" male, "2" female. `scope` is
+    "snsapi_base", "snsapi_privateinfo", or "sso" for a desktop browser logged in by WeCom's
+    desktop login.
+    """
+
+    corp_id: str
+    agent_id: int
+    userid: str | None = None
+    openid: str | None = None
+    external_userid: str | None = None
+    gender: str | None = None
+    avatar: str | None = None
+    qr_code: str | None = None
+    mobile: str | None = None
+    email: str | None = None
+    biz_mail: str | None = None
+    address: str | None = None
+    scope: str = "snsapi_base"
+    # WeCom has no snapshot pages: never a virtual identity.
+    is_snapshot_user: ClassVar[bool] = False
+
+    @property
+    def identity(self) -> str:
+        """The key to store the user under: the member's userid, else the openid."""
+        return self.userid or self.openid or ""
+
+
+# Whom the middleware logs in: a WeChat user, or a WeCom one.
+User = WeChatUser | WeComUser
+
+
+def get_wechat_user(request: Any) -> User | None:
+    """The user (a `WeChatUser`, or a `WeComUser` on a WeCom app's host) the middleware
+    attached to `request`, or None when there is none.
 
     `request` may be an ASGI scope, a WSGI environ, or a Starlette/FastAPI, Django or Flask
     request object. Anything else raises TypeError: a silent None there would hide a bug.
@@ -80,7 +120,7 @@ def get_wechat_user(request: Any) -> WeChatUser | None:
 
 def attached_user(
     carrier: Mapping[str, Any], *, missing: str, where: str, writer: str
-) -> WeChatUser | None:
+) -> User | None:
     """The user the middleware attached to `carrier` (a scope or an environ), for the
     framework helpers: a RuntimeError saying `missing` when the middleware did not see the
     request (a silent None would make every visitor look anonymous), and one when something
@@ -88,7 +128,7 @@ def attached_user(
     if USER_KEY not in carrier:
         raise RuntimeError(missing)
     user = carrier[USER_KEY]
-    if user is not None and not isinstance(user, WeChatUser):
+    if user is not None and not isinstance(user, (WeChatUser, WeComUser)):
         raise RuntimeError(
             f'{where}["{USER_KEY}"] holds a {type(user).__name__}, not a WeChatUser: something '
             f"other than {writer} wrote it."
@@ -96,6 +136,6 @@ def attached_user(
     return user
 
 
-def _from_mapping(mapping: Mapping[str, Any]) -> WeChatUser | None:
+def _from_mapping(mapping: Mapping[str, Any]) -> User | None:
     user = mapping.get(USER_KEY)
-    return user if isinstance(user, WeChatUser) else None
+    return user if isinstance(user, (WeChatUser, WeComUser)) else None

@@ -48,7 +48,7 @@ from __future__ import annotations
 import enum
 import functools
 
-__all__ = ["ClientKind", "classify_user_agent", "is_wechat_browser"]
+__all__ = ["ClientKind", "classify_user_agent", "is_wechat_browser", "is_wecom_browser"]
 
 
 class ClientKind(enum.Enum):
@@ -135,6 +135,11 @@ def is_wechat_browser(user_agent: str | None) -> bool:
         return False
     kind = classify_user_agent(user_agent)
     return kind is _WECHAT or kind is _WECHAT_DESKTOP or kind is _MINI_PROGRAM
+
+
+def is_wecom_browser(user_agent: str | None) -> bool:
+    """True if the user agent is WeCom's (企业微信, ``wxwork/``), on a phone or a desktop."""
+    return bool(user_agent) and _WECOM_NEEDLE in user_agent.lower()  # type: ignore[union-attr]
 
 
 # (token, name) pairs, first match wins: the browser, then the system, as a person names them.

@@ -58,7 +58,10 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         core = self._single
         if core is None:
             try:
-                core = self._host_core(environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""))
+                core = self._host_core(
+                    environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
+                    environ.get("HTTP_USER_AGENT", ""),
+                )
             except AccountUnavailable as exc:
                 # What the error page needs of the request (its body is the app's, unread).
                 request = _request(environ)
@@ -100,8 +103,9 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         start_response(f"{response.status} {_reason(response.status)}", headers)
         return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [response.body]
 
-    def _host_core(self, host: str) -> LoginCore | None:
-        found = self.router.find(host)
+    def _host_core(self, host: str, user_agent: str = "") -> LoginCore | None:
+        # On a host of an Official Account and a WeCom app, the browser chooses.
+        found = self.router.find(host, user_agent)
         return load_account_sync(self.router, host) if found is False else found
 
     def revoke(self, identity: str, *, app_id: str | None = None) -> int:

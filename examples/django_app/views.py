@@ -7,6 +7,7 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import render
 
+from wxauth_middleware import WeChatUser
 from wxauth_middleware.contrib.django import get_wechat_user, login_required
 
 
@@ -19,7 +20,8 @@ def home(request: HttpRequest) -> Any:
 @login_required  # anonymous callers get 401 {"error": "login_required", ...}
 def me(request: HttpRequest) -> Any:
     user = get_wechat_user(request)  # WSGIRequest or ASGIRequest alike
-    assert user is not None  # login_required let only logged-in users in
+    # login_required let only logged-in users in, and this site logs in with WeChat only.
+    assert isinstance(user, WeChatUser)
     return JsonResponse(
         {
             "openid": user.openid,

@@ -129,6 +129,22 @@ class Pool:
         self._idle: list[_Connection] = []
         self._waiting: collections.deque[asyncio.Future[_Connection]] = collections.deque()
         self._closed = False
+        # Pools of the other origins called (a WeCom app's API beside WeChat's), by origin.
+        self._others: dict[str, Pool] = {}
+
+    def for_url(self, url: str) -> Pool:
+        """The pool of `url`'s origin: this one, or one made alike on first use (a WeCom
+        app's API, qyapi.weixin.qq.com, beside WeChat's api.weixin.qq.com)."""
+        if url.startswith(self.target.origin) and url[len(self.target.origin) :][:1] in ("/", ""):
+            return self
+        target = Origin.of(url)
+        pool = self._others.get(target.origin)
+        if pool is None:
+            tls = self._tls if target.tls else None
+            pool = self._others.setdefault(
+                target.origin, Pool(target.origin, self._size, self.timeout, tls)
+            )
+        return pool
 
     async def request(self, request: bytes, timeout: float) -> Answer:
         """Send `request` (bytes from `Origin.request`) and read its answer within `timeout`
@@ -241,6 +257,8 @@ class Pool:
 
     async def aclose(self) -> None:
         """Close the idle connections; those in use close when their call ends."""
+        for other in self._others.values():
+            await other.aclose()
         self._closed = True
         idle, self._idle = self._idle, []
         for connection in idle:

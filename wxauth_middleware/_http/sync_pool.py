@@ -49,10 +49,27 @@ class SyncPool:
         # The time a call may take when its caller gives none.
         self.timeout = timeout
         self._tls = (ssl_context or httpx.create_ssl_context()) if self.target.tls else None
+        self._size = size
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
         self._idle: list[_Connection] = []
         self._closed = False
+        # Pools of the other origins called (a WeCom app's API beside WeChat's), by origin.
+        self._others: dict[str, SyncPool] = {}
+
+    def for_url(self, url: str) -> SyncPool:
+        """The pool of `url`'s origin: this one, or one made alike on first use (a WeCom
+        app's API, qyapi.weixin.qq.com, beside WeChat's api.weixin.qq.com)."""
+        if url.startswith(self.target.origin) and url[len(self.target.origin) :][:1] in ("/", ""):
+            return self
+        target = Origin.of(url)
+        pool = self._others.get(target.origin)
+        if pool is None:
+            tls = self._tls if target.tls else None
+            pool = self._others.setdefault(
+                target.origin, SyncPool(target.origin, self._size, self.timeout, tls)
+            )
+        return pool
 
     def request(self, request: bytes, timeout: float) -> Answer:
         """Send `request` (bytes from `Origin.request`) and read its answer within `timeout`
@@ -155,6 +172,8 @@ class SyncPool:
 
     def close(self) -> None:
         """Close the idle connections; those in use close when their call ends."""
+        for other in list(self._others.values()):
+            other.close()
         self._closed = True
         with self._lock:
             idle, self._idle = self._idle, []

@@ -70,7 +70,7 @@ from django.utils.crypto import salted_hmac
 from ..asgi import WeChatAuthMiddleware
 from ..errors import ConfigurationError
 from ..options import MiddlewareOptions
-from ..user import WeChatUser, attached_user, get_wechat_user
+from ..user import User, attached_user, get_wechat_user
 from ..wsgi import WeChatAuthWSGIMiddleware
 from . import LOGIN_REQUIRED
 
@@ -180,7 +180,7 @@ def _wrap(middleware: type[M], application: Any, overrides: dict[str, Any]) -> M
 # -- the user in views -----------------------------------------------------------------------
 
 
-def _user_of(request: Any) -> WeChatUser | None:
+def _user_of(request: Any) -> User | None:
     # ASGIRequest carries the ASGI scope; WSGIRequest's META is the WSGI environ.
     scope = getattr(request, "scope", None)
     carrier = scope if isinstance(scope, Mapping) else getattr(request, "META", None)

@@ -48,7 +48,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from flask import jsonify, request
 from werkzeug.exceptions import Unauthorized
 
-from ..user import WeChatUser, attached_user
+from ..user import User, attached_user
 from . import LOGIN_REQUIRED, LOGIN_REQUIRED_MESSAGE
 
 __all__ = ["current_wechat_user", "login_required", "require_wechat_user"]
@@ -57,7 +57,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def current_wechat_user() -> WeChatUser | None:
+def current_wechat_user() -> User | None:
     """The logged-in `WeChatUser` of the current Flask request, or None for an anonymous visitor.
 
     Raises RuntimeError when `WeChatAuthWSGIMiddleware` did not see the request: a silent None
@@ -74,7 +74,7 @@ def current_wechat_user() -> WeChatUser | None:
     )
 
 
-def require_wechat_user() -> WeChatUser:
+def require_wechat_user() -> User:
     """The logged-in `WeChatUser`; raises a 401 (werkzeug `Unauthorized`) when there is none."""
     user = current_wechat_user()
     if user is None:

@@ -3,7 +3,7 @@
     python -m wxauth_middleware.demo [--host H] [--port P] [--auto-approve]
                                      [--public-url URL] [--allow-remote] [--redis-url URL]
                                      [--strict [--ip-allowlist ADDR] [--js-domain DOMAIN]]
-                                     [--second-account [HOST]]
+                                     [--second-account [HOST]] [--wecom]
 
 Sessions are the middleware's signed cookie by default. ``--redis-url redis://HOST:PORT/DB``
 keeps them in that Redis instead (the middleware's ``redis_url`` option; keys under
@@ -33,6 +33,7 @@ from ..effects import StoreCommands
 from ..emulator.__main__ import parse_server_args, serve, server_parser
 from ..storage.redis_client import check_redis_url, redacted_url, redis_client, run_sync
 from .app import EMULATOR_PREFIX, SECOND_APP_ID, SECOND_HOST, create_demo_app
+from .wecom import WECOM_HOST, WECOM_PATH
 
 # Addresses that bind every interface: the browser must use a real address to come back.
 _UNSPECIFIED = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
@@ -113,13 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
         f"{SECOND_HOST}), beside the first at 127.0.0.1 and localhost: the same persona has "
         "another openid there, and one unionid",
     )
+    parser.add_argument(
+        "--wecom",
+        action="store_true",
+        help=f"also serve a WeCom app on {WECOM_HOST} (another name for this "
+        'machine), the emulator playing its corp: the WeCom page with its "Browse as WeCom" '
+        "switch, the JS-SDK with wx.agentConfig, and WeCom's desktop login",
+    )
     return parser
 
 
 def _as_flag(message: str) -> str:
     """An option's error message naming the command-line flag ("redis_url ..." -> "--redis-url
     ...")."""
-    for option in ("public_url", "redis_url", "second_account"):
+    for option in ("public_url", "redis_url", "second_account", "wecom"):
         if message.startswith(option + " "):
             return "--" + option.replace("_", "-") + message[len(option) :]
     return message
@@ -149,6 +157,7 @@ def banner(
     redis_url: str | None = None,
     strict: list[str] | None = None,
     second_account: str | None = None,
+    wecom: bool = False,
 ) -> str:
     sessions = (
         f"in Redis at {redacted_url(redis_url)} (keys under wxauth:)"
@@ -165,6 +174,10 @@ def banner(
         port = urlsplit(public_url).port
         origin = f"http://{second_account}" + (f":{port}" if port else "")
         second = [f"  A second Official Account ({SECOND_APP_ID}): {origin}/"]
+    if wecom:
+        port = urlsplit(public_url).port
+        origin = f"http://{WECOM_HOST}" + (f":{port}" if port else "")
+        second.append(f'  WeCom app: {origin}{WECOM_PATH} (press "Browse as WeCom")')
     # ASCII only: the terminal's encoding is unknown.
     return "\n".join(
         [
@@ -225,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ip_allowlist=args.ip_allowlist,
                 js_domains=args.js_domain,
                 second_account=args.second_account,
+                wecom=args.wecom,
             )
         except ValueError as exc:  # ConfigurationError included: a bad --public-url or --redis-url
             parser.error(_as_flag(str(exc)))
@@ -234,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             redis_url=args.redis_url,
             strict=app.state.emulator.go_live.describe() if args.strict else None,
             second_account=args.second_account,
+            wecom=args.wecom,
         )
         print(banner_text, flush=True)
         if args.redis_url is not None:

@@ -48,6 +48,8 @@ from wxauth_middleware import (
     OfficialAccount,
     WeChatAuthError,
     WeChatAuthMiddleware,
+    WeChatUser,
+    WeComApp,
     get_wechat_user,
     is_wechat_browser,
 )
@@ -59,6 +61,17 @@ from .as_wechat import AS_WECHAT_COOKIE, BrowseAsWeChatMiddleware, is_browsing_a
 from .desktop import DESKTOP_PATH, DESKTOP_RULE, desktop
 from .pages import error_page, home_page, logged_out_page, profile_page
 from .share import share
+from .wecom import (
+    WECOM_DESKTOP_PATH,
+    WECOM_DESKTOP_RULE,
+    WECOM_HOST,
+    WECOM_PATH,
+    as_wecom,
+    demo_corp,
+    demo_wecom_app,
+    wecom_desktop,
+    wecom_page,
+)
 
 __all__ = [
     "EMULATOR_PREFIX",
@@ -106,6 +119,7 @@ def create_demo_app(
     ip_allowlist: Sequence[str] = (),
     js_domains: Sequence[str] = (),
     second_account: str | None = None,
+    wecom: bool = False,
 ) -> Starlette:
     """The demo site with the emulator embedded, served at `public_url` (the browser's origin,
     e.g. "http://127.0.0.1:8000").
@@ -128,6 +142,10 @@ def create_demo_app(
     `second_account`, a loopback host name such as "second.localhost", serves a second
     Official Account there (the middleware's `accounts`), beside the first on 127.0.0.1,
     localhost and [::1]: the same persona has another openid in each, and one unionid.
+
+    `wecom` (a loopback demo only) also serves a WeCom (企业微信) app on `WECOM_HOST`, with
+    the emulator playing its corp: the WeCom page, its "Browse as WeCom" switch, the JS-SDK
+    with wx.agentConfig, and WeCom's desktop login (demo/wecom.py).
     """
     parts = urlsplit(public_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -136,6 +154,11 @@ def create_demo_app(
         )
     public_url = public_url.rstrip("/")
     local = is_loopback_host(parts.hostname)
+    if wecom and not local:
+        raise ValueError(
+            "wecom needs a loopback demo (public_url on 127.0.0.1, localhost or [::1]): the "
+            f"WeCom app is served on {WECOM_HOST}, another name for this machine"
+        )
     if not strict and (ip_allowlist or js_domains):
         raise ValueError(
             "ip_allowlist and js_domains are strict-mode settings: turn strict on (--strict)"
@@ -156,14 +179,20 @@ def create_demo_app(
         daily_quota=STRICT_DAILY_QUOTA if strict else None,
         minute_quota=STRICT_MINUTE_QUOTA if strict else None,
         accounts=() if second_account is None else ((SECOND_APP_ID, _SECOND_APP_SECRET),),
+        # A loopback demo also plays a WeCom corp, for its app on WECOM_HOST.
+        wecom=demo_corp(parts.port) if wecom else None,
     )
-    # One account for every host, or two: the first on the loopback names, the second on its.
-    accounts = None
-    if second_account is not None:
-        accounts = [
-            OfficialAccount(DEFAULT_APP_ID, DEFAULT_APP_SECRET, hosts=_LOOPBACK_DOMAINS),
-            OfficialAccount(SECOND_APP_ID, _SECOND_APP_SECRET, hosts=[second_account]),
-        ]
+    # One account for every host; or the first Official Account on the loopback names and
+    # the second one, or the WeCom app, on its own host.
+    accounts: list[OfficialAccount | WeComApp] | None = None
+    if second_account is not None or wecom:
+        accounts = [OfficialAccount(DEFAULT_APP_ID, DEFAULT_APP_SECRET, hosts=_LOOPBACK_DOMAINS)]
+        if second_account is not None:
+            accounts.append(
+                OfficialAccount(SECOND_APP_ID, _SECOND_APP_SECRET, hosts=[second_account])
+            )
+        if wecom:
+            accounts.append(demo_wecom_app(f"{public_url}{EMULATOR_PREFIX}", _EMULATOR_API_BASE))
     site = Router(
         routes=[
             Route("/", _home, methods=["GET"]),
@@ -171,6 +200,8 @@ def create_demo_app(
             Route("/api/me", _api_me, methods=["GET"]),
             Route(DESKTOP_PATH, desktop, methods=["GET"]),
             Route("/share", share, methods=["GET"]),
+            Route(WECOM_PATH, wecom_page, methods=["GET"]),
+            Route(WECOM_DESKTOP_PATH, wecom_desktop, methods=["GET"]),
         ]
     )
     auth = WeChatAuthMiddleware(
@@ -195,7 +226,7 @@ def create_demo_app(
         logout_path=_LOGOUT_PATH,
         redis_url=redis_url,
         redis_prefix=redis_prefix,
-        rules=[DESKTOP_RULE],
+        rules=[DESKTOP_RULE, WECOM_DESKTOP_RULE] if wecom else [DESKTOP_RULE],
     )
 
     @asynccontextmanager
@@ -210,6 +241,7 @@ def create_demo_app(
             Route("/logout", _logout, methods=["POST"]),
             Route(_LOGGED_OUT_PATH, _logged_out, methods=["GET"]),
             Route("/_demo/as-wechat", _as_wechat, methods=["POST"]),
+            Route("/_demo/as-wecom", as_wecom, methods=["POST"]),
             Mount("", app=auth),
         ],
         middleware=[Middleware(BrowseAsWeChatMiddleware)],
@@ -217,6 +249,8 @@ def create_demo_app(
     )
     app.state.public_url = None if local else public_url
     app.state.emulator = emulator
+    port = f":{parts.port}" if parts.port else ""
+    app.state.wecom_url = f"http://{WECOM_HOST}{port}{WECOM_PATH}" if wecom else None
     app.state.auth = auth
     return app
 
@@ -247,11 +281,13 @@ def _in_wechat(request: Request) -> bool:
 
 
 async def _home(request: Request) -> StarletteResponse:
+    user = get_wechat_user(request)
     page = home_page(
-        get_wechat_user(request),
+        user if isinstance(user, WeChatUser) else None,
         as_wechat=is_browsing_as_wechat(request.cookies),
         in_wechat=_in_wechat(request),
         public_url=request.app.state.public_url or _request_origin(request),
+        wecom_url=request.app.state.wecom_url,
     )
     return HTMLResponse(page, headers={"cache-control": "no-store"})
 
@@ -266,8 +302,9 @@ async def _logged_out(request: Request) -> StarletteResponse:
 
 
 async def _profile(request: Request) -> StarletteResponse:
+    user = get_wechat_user(request)
     page = profile_page(
-        get_wechat_user(request),
+        user if isinstance(user, WeChatUser) else None,
         as_wechat=is_browsing_as_wechat(request.cookies),
         in_wechat=_in_wechat(request),
     )

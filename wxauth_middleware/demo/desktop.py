@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.responses import Response as StarletteResponse
 
-from wxauth_middleware import Rule, get_wechat_user
+from wxauth_middleware import Rule, WeChatUser, get_wechat_user
 
 __all__ = ["DESKTOP_PATH", "DESKTOP_RULE", "desktop"]
 
@@ -28,7 +28,7 @@ DESKTOP_RULE = Rule(DESKTOP_PATH, other_browsers="scan")
 async def desktop(request: Request) -> StarletteResponse:
     """The desktop page: reached only with a session (the middleware answers the rest)."""
     user = get_wechat_user(request)
-    who = escape(user.nickname or user.openid) if user is not None else "—"
+    who = escape(user.nickname or user.openid) if isinstance(user, WeChatUser) else "—"
     body = (
         '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

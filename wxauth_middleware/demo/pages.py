@@ -127,8 +127,16 @@ def _or_dash(value: str | None) -> str:
     return _text(value) if value else '<span class="muted">—</span>'
 
 
-def home_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool, public_url: str) -> str:
-    """The home page: what is going on, who is logged in, and the buttons to try it."""
+def home_page(
+    user: WeChatUser | None,
+    *,
+    as_wechat: bool,
+    in_wechat: bool,
+    public_url: str,
+    wecom_url: str | None = None,
+) -> str:
+    """The home page: what is going on, who is logged in, and the buttons to try it (and the
+    demo's WeCom page at `wecom_url`, when it serves one)."""
     if in_wechat and not as_wechat:
         how = (
             "<p>你正在微信里打开本页：中间件已经带你走过微信的授权页（这里是模拟器的），"
@@ -202,7 +210,14 @@ def home_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool, publ
         "script tag</li>"
         '<li><a href="/desktop" id="desktop-link">/desktop</a>: 电脑浏览器扫码登录 · a desktop '
         "browser logs in by scanning with WeChat (open the phone link in a private window)</li>"
-        '<li><a href="/_wechat/">/_wechat/</a>: the emulator, its endpoints and personas · '
+        + (
+            f'<li><a href="{_e(wecom_url)}" id="wecom-link">企业微信 · WeCom</a>: 员工用企业微信'
+            "登录公司自己的网页 · staff log in with WeCom (以企业微信身份浏览 · Browse as WeCom "
+            "there)</li>"
+            if wecom_url
+            else ""
+        )
+        + '<li><a href="/_wechat/">/_wechat/</a>: the emulator, its endpoints and personas · '
         "微信模拟器</li></ul></div>"
     )
     return _layout(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from .app import (
@@ -16,6 +17,7 @@ from .app import (
     is_loopback_host,
 )
 from .personas import DEFAULT_PERSONAS
+from .wecom_state import DEFAULT_AGENT_ID, DEFAULT_CORP_ID, DEFAULT_CORP_SECRET, WeComCorp
 
 _DEFAULT_DOMAINS = ("127.0.0.1", "localhost")
 
@@ -103,6 +105,42 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="delay every API answer by this many seconds (default: %(default)s)",
     )
+    wecom = parser.add_argument_group(
+        "WeCom", "play a WeCom corp beside the Official Accounts (with --corp-id)"
+    )
+    wecom.add_argument(
+        "--corp-id",
+        metavar="ID",
+        help=f"the corp's CorpID (e.g. {DEFAULT_CORP_ID}); turns WeCom on",
+    )
+    wecom.add_argument(
+        "--agent-id",
+        action="append",
+        type=int,
+        metavar="N",
+        help=f"an app's AgentId (repeatable, each with its --corp-secret; default: "
+        f"{DEFAULT_AGENT_ID})",
+    )
+    wecom.add_argument(
+        "--corp-secret",
+        action="append",
+        metavar="SECRET",
+        help=f"that app's Secret, in the order of --agent-id (default: {DEFAULT_CORP_SECRET})",
+    )
+    wecom.add_argument(
+        "--wecom-domain",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="the apps' trusted domain, matched exactly, port included, as WeCom "
+        "does; repeatable (default: 127.0.0.1 and localhost on any port)",
+    )
+    wecom.add_argument(
+        "--wecom-trusted-ip",
+        action="append",
+        metavar="ADDRESS",
+        help="an address or network of the apps' trusted IPs: API calls from elsewhere get 60020; "
+        "repeatable (default: no list, every caller answered)",
+    )
     parser.add_argument(
         "--allow-remote",
         action="store_true",
@@ -157,6 +195,30 @@ def _account(value: str) -> tuple[str, str]:
     return app_id, secret
 
 
+def _corp(args: argparse.Namespace) -> WeComCorp | None:
+    """The WeCom corp the command line describes, if any. Raises ValueError saying what to fix."""
+    if args.corp_id is None:
+        if args.agent_id or args.corp_secret or args.wecom_domain or args.wecom_trusted_ip:
+            raise ValueError("the WeCom options need --corp-id")
+        return None
+    agents = args.agent_id or [DEFAULT_AGENT_ID]
+    secrets = args.corp_secret or ([DEFAULT_CORP_SECRET] if args.agent_id is None else [])
+    if len(agents) != len(secrets) or len(set(agents)) != len(agents):
+        raise ValueError(
+            "give one --corp-secret for each --agent-id, in the same order, each agent once"
+        )
+    try:
+        return WeComCorp(
+            args.corp_id,
+            dict(zip(agents, secrets, strict=True)),
+            time.time,
+            trusted_domains=args.wecom_domain,
+            trusted_ips=args.wecom_trusted_ip,
+        )
+    except ValueError as exc:
+        raise ValueError(f"WeCom: {exc}") from None
+
+
 def build_emulator(args: argparse.Namespace) -> WeChatEmulator:
     """The emulator the parsed command line describes."""
     emulator = WeChatEmulator(
@@ -173,6 +235,7 @@ def build_emulator(args: argparse.Namespace) -> WeChatEmulator:
         daily_quota=args.daily_quota,
         minute_quota=args.minute_quota,
         accounts=tuple(args.account),
+        wecom=_corp(args),
     )
     if args.latency:
         emulator.inject("*", latency=args.latency, times=None)
@@ -199,6 +262,16 @@ def banner(
     ]
     for more in emulator.official_app_ids[1:]:
         lines.insert(3, f"  another Official Account (--account): {more}")
+    if emulator.wecom is not None:
+        corp = emulator.wecom
+        trusted = ", ".join(corp.trusted_domains or ("127.0.0.1 and localhost, any port",))
+        lines += [
+            "  WeCom corp, for WeComApp(...):",
+            f"    corp_id={corp.corp_id}",
+            *(f"    agent_id={agent} secret={secret}" for agent, secret in corp.agents.items()),
+            f"    trusted domain: {trusted}",
+            f"    sso_url={base}/wwlogin/sso/login",
+        ]
     if emulator.website_app_id is None:
         lines.append("  website QR-code login: disabled (--no-website-app)")
     else:

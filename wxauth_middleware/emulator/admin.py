@@ -28,11 +28,13 @@ class FaultsAdmin(EmulatorState):
         `clear_faults`).
 
         `endpoint` is "access_token", "refresh_token", "userinfo", "auth", "stable_token",
-        "token", "getticket", "user_info" or "*". A fault first sleeps `latency` seconds, then
-        answers `http_status` with an HTML body, else WeChat's error JSON for `errcode`, else
-        `body` raw as text/plain; with only a latency the call then proceeds normally. With
-        `probability` < 1 each call is disturbed at random. Several matching faults all add
-        their latency; the oldest with an answer answers.
+        "token", "getticket", "user_info", WeCom's "wecom_gettoken", "wecom_getuserinfo",
+        "wecom_getuserdetail", "wecom_jsapi_ticket", "wecom_agent_ticket", or "*". A fault
+        first sleeps `latency` seconds, then answers `http_status` with an HTML body, else
+        WeChat's error JSON for `errcode`, else `body` raw as text/plain; with only a latency
+        the call then proceeds normally. With `probability` < 1 each call is disturbed at
+        random. Several matching faults all add their latency; the oldest with an answer
+        answers.
         """
         self._faults.add(endpoint, **fault)
 

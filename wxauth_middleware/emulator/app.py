@@ -26,12 +26,14 @@ from .dispatch import API_PREFIXES, APIDispatch, Endpoint
 from .faults import FaultPlan
 from .golive import GoLive, QuotaCounter
 from .grants import GrantStore
-from .jssdk import JSSDK_PATH, VERIFY_PATH
+from .jssdk import AGENT_VERIFY_PATH, JSSDK_PATH, VERIFY_PATH
 from .jssdk_routes import JSSDKRoutes
 from .oauth_pages import PERSONA_COOKIE, SNAPSHOT_CANNOT_SCAN, OAuthPages
 from .personas import DEFAULT_PERSONAS, Persona
 from .protocol import API_CONTENT_TYPE, CGI_CONTENT_TYPE, USERINFO_CONTENT_TYPE
 from .sns_api import SnsAPI
+from .wecom_api import WeComAPI
+from .wecom_state import WeComCorp
 
 __all__ = [
     "DEFAULT_APP_ID",
@@ -72,7 +74,9 @@ def _is_loopback(client: Any) -> bool:
     return host == "testclient" or (host != "localhost" and is_loopback_host(host))
 
 
-class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, APIDispatch):
+class WeChatEmulator(
+    OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, WeComAPI, APIDispatch
+):
     """WeChat's web-page authorization servers, played locally, quirks included.
 
     One registered Official Account (`app_id` / `app_secret`), more with `accounts`
@@ -88,6 +92,10 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
     networks; token calls from elsewhere get 40164), `js_domains` (the JS接口安全域名: the JS-SDK
     stand-in's ``wx.config`` on a page elsewhere fails with ``config:invalid url domain``),
     `daily_quota` and `minute_quota` (calls of each API before 45009 / 45011).
+
+    `wecom` plays a WeCom (企业微信) corp beside the Official Accounts: its apps' tokens, logins
+    (the authorize link with the corp id and an agentid, and wwlogin/sso/login), members and
+    a non-member, trusted domain and IPs, and JS-SDK tickets (see `wecom_state.WeComCorp`).
     """
 
     def __init__(
@@ -107,6 +115,7 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
         daily_quota: int | None = None,
         minute_quota: int | None = None,
         accounts: Sequence[tuple[str, str]] = (),
+        wecom: WeComCorp | None = None,
     ) -> None:
         if not app_id or not app_secret:
             raise ValueError("app_id and app_secret must be non-empty strings")
@@ -199,8 +208,14 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
                 "user_info", self._handle_user_info, "GET", CGI_CONTENT_TYPE
             ),
         }
+        self.wecom = wecom
+        if wecom is not None:
+            self._apis.update(self.wecom_endpoints())
         self._router = Router(
             routes=[
+                Route("/connect/oauth2/authorize/wecom", self._wecom_confirm, methods=["POST"]),
+                Route("/wwlogin/sso/login", self._wecom_sso, methods=["GET"]),
+                Route("/wwlogin/sso/login/confirm", self._wecom_sso_confirm, methods=["POST"]),
                 Route("/", self._index, methods=["GET"]),
                 Route("/connect/oauth2/authorize", self._authorize, methods=["GET"]),
                 Route("/connect/oauth2/authorize/confirm", self._confirm, methods=["POST"]),
@@ -208,6 +223,7 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
                 Route("/connect/qrconnect/confirm", self._qrconnect_confirm, methods=["POST"]),
                 Route(JSSDK_PATH, self._jssdk, methods=["GET"]),
                 Route(VERIFY_PATH, self._jsapi_verify, methods=["GET"]),
+                Route(AGENT_VERIFY_PATH, self._agent_verify, methods=["GET"]),
                 Route(FAULTS_PATH, self._faults_api, methods=["POST", "DELETE"]),
             ]
         )

@@ -16,6 +16,7 @@ from .golive import GoLive, QuotaCounter
 from .grants import GrantError, GrantStore
 from .personas import Persona
 from .protocol import JSONValue, error_payload
+from .wecom_state import WeComCorp
 
 __all__ = ["EmulatorState", "Params", "RecordedCall", "first_values", "route_path"]
 
@@ -80,6 +81,8 @@ class EmulatorState:
     _calls_lock: threading.Lock
     #: The account's go-live settings (IP allow-list, JS接口安全域名, quotas), and its calls.
     go_live: GoLive
+    #: The WeCom corp the emulator plays, if any.
+    wecom: WeComCorp | None
     _quotas: QuotaCounter
 
     def _error(self, errcode: int) -> dict[str, JSONValue]:

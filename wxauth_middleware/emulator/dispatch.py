@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.responses import Response as StarletteResponse
 
-from .base import EmulatorState, Params, RecordedCall, first_values, route_path
+from .base import EmulatorState, RecordedCall, first_values, route_path
 from .grants import GrantError
 from .pages import fault_page
 from .protocol import (
@@ -39,7 +39,8 @@ class Endpoint:
     and the content type it answers with."""
 
     name: str
-    handler: Callable[[Params], dict[str, JSONValue]]
+    # handler(params), or with `caller` handler(params, the caller's address).
+    handler: Callable[..., dict[str, JSONValue]]
     method: str
     content_type: str
     # The /sns/ APIs take a POSTed form like a query string: long-lived clients (social-core,
@@ -47,6 +48,8 @@ class Endpoint:
     form_posts: bool = False
     # The token APIs answer only callers on the account's IP allow-list, when it has one.
     ip_checked: bool = False
+    # WeCom's APIs check and name the caller's address themselves.
+    caller: bool = False
 
 
 class APIDispatch(EmulatorState):
@@ -112,7 +115,12 @@ class APIDispatch(EmulatorState):
         if over_quota is not None:
             return self._answer(self._error(over_quota), content_type)
         try:
-            payload = endpoint.handler(first_values(pairs))
+            values = first_values(pairs)
+            payload = (
+                endpoint.handler(values, _caller(request))
+                if endpoint.caller
+                else endpoint.handler(values)
+            )
         except GrantError as exc:
             payload = self._error(exc.errcode)
         return self._answer(payload, content_type)

@@ -28,6 +28,12 @@ ENDPOINTS = (
     "token",
     "getticket",
     "user_info",
+    # WeCom's (the emulator's corp).
+    "wecom_gettoken",
+    "wecom_getuserinfo",
+    "wecom_getuserdetail",
+    "wecom_jsapi_ticket",
+    "wecom_agent_ticket",
 )
 
 

@@ -16,10 +16,11 @@ from .credentials import jsapi_signature
 from .golive import GoLive
 from .protocol import JSONValue
 
-__all__ = ["JSSDK_PATH", "JSSDK_SCRIPT", "VERIFY_PATH", "verify_config"]
+__all__ = ["AGENT_VERIFY_PATH", "JSSDK_PATH", "JSSDK_SCRIPT", "VERIFY_PATH", "verify_config"]
 
 JSSDK_PATH = "/open/js/jweixin-1.6.0.js"
 VERIFY_PATH = "/_emulator/jsapi/verify"
+AGENT_VERIFY_PATH = "/_emulator/jsapi/agent_verify"
 
 _INVALID = "config:invalid signature"
 _OFF = GoLive()
@@ -122,6 +123,20 @@ JSSDK_SCRIPT = r"""/* jweixin-1.6.0.js stand-in, served by the wxauth_middleware
   function notEmulated(name) {
     return function (options) { answer(options, name, false, "fail, not emulated"); };
   }
+  function checked(path, query, options, name) {
+    fetch(base + path + "?" + query, { credentials: "omit" })
+      .then(function (response) { return response.json(); })
+      .then(function (verdict) {
+        if (!verdict.ok) {
+          console.error("wx." + name + ": " + verdict.errMsg + ". WeCom verifies the signature " +
+            "against " + verdict.realAuthUrl + " (" + verdict.reason + ")");
+        }
+        answer(options, name, verdict.ok, verdict.ok ? "" : verdict.errMsg.replace(name + ":", ""));
+      }, function (error) {
+        console.error("wx." + name + ": the emulator at " + base + " did not answer: " + error);
+        answer(options, name, false, "fail");
+      });
+  }
   var shareApis = ["updateAppMessageShareData", "updateTimelineShareData",
     "onMenuShareAppMessage", "onMenuShareTimeline"];
   var wx = {
@@ -152,6 +167,17 @@ JSSDK_SCRIPT = r"""/* jweixin-1.6.0.js stand-in, served by the wxauth_middleware
           console.error("wx.config: the WeChat emulator at " + base + " did not answer: " + error);
           settle(false, { errMsg: "config:fail" });
         });
+    },
+    // WeCom: the app's configuration, signed with the app's agent_config ticket.
+    agentConfig: function (options) {
+      options = options || {};
+      var url = iOS ? entryUrl : withoutFragment(location.href);
+      var query = new URLSearchParams({
+        corpid: String(options.corpid || ""), agentid: String(options.agentid || ""),
+        timestamp: String(options.timestamp || ""), nonceStr: String(options.nonceStr || ""),
+        signature: String(options.signature || ""), url: url
+      });
+      checked("/_emulator/jsapi/agent_verify", query, options, "agentConfig");
     },
     ready: function (callback) {
       if (state === "ready") run(callback);

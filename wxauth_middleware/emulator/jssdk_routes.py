@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.responses import Response as StarletteResponse
 
 from .base import EmulatorState, first_values
 from .jssdk import JSSDK_SCRIPT, verify_config
+from .wecom_api import wecom_js_verdict
 
 __all__ = ["JSSDKRoutes"]
 
@@ -29,6 +32,13 @@ class JSSDKRoutes(EmulatorState):
 
     async def _jsapi_verify(self, request: Request) -> StarletteResponse:
         params = first_values(list(request.query_params.multi_items()))
+        if self.wecom is not None and params.get("appId") == self.wecom.corp_id:
+            # A WeCom page's wx.config: signed with the corp's ticket.
+            verdict = wecom_js_verdict(
+                self.wecom, params, ticket_key="corp", name="config", app_key="appId"
+            )
+            return JSONResponse(verdict, headers={"Access-Control-Allow-Origin": "*"})
+
         # The account the page's wx.config names, if it is one of this emulator's.
         app_id = params.get("appId", "")
         if app_id not in self.official_app_ids:
@@ -38,4 +48,25 @@ class JSSDKRoutes(EmulatorState):
         )
         # The page is on the site's origin, the script and this check on the emulator's: a
         # simple GET that any origin may read; it answers a verdict, never the ticket.
+        return JSONResponse(verdict, headers={"Access-Control-Allow-Origin": "*"})
+
+    async def _agent_verify(self, request: Request) -> StarletteResponse:
+        """A WeCom page's wx.agentConfig: signed with its app's agent_config ticket."""
+        params = first_values(list(request.query_params.multi_items()))
+        if self.wecom is None:
+            verdict: dict[str, Any] = {
+                "ok": False,
+                "errMsg": "agentConfig:fail",
+                "realAuthUrl": params.get("url", ""),
+                "reason": "this emulator plays no WeCom corp (--corp-id)",
+            }
+        else:
+            agent = params.get("agentid", "")
+            verdict = wecom_js_verdict(
+                self.wecom,
+                params,
+                ticket_key=f"agent:{agent}",
+                name="agentConfig",
+                app_key="corpid",
+            )
         return JSONResponse(verdict, headers={"Access-Control-Allow-Origin": "*"})

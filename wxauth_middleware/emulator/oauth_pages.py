@@ -17,9 +17,10 @@ from .authorize import (
     parse_authorize_query,
     parse_qrconnect_query,
 )
-from .base import EmulatorState, Params, first_values
+from .base import Params, first_values
 from .pages import CONSENT, QRCONNECT, DecisionForm, decision_page, error_page, index_page
 from .personas import Persona
+from .wecom_pages import WeComPages
 
 __all__ = ["PERSONA_COOKIE", "SNAPSHOT_CANNOT_SCAN", "OAuthPages"]
 
@@ -78,7 +79,7 @@ def no_scanner(detail: str) -> AuthorizeRejection:
     return AuthorizeRejection("snapshot-persona", title, detail)
 
 
-class OAuthPages(EmulatorState):
+class OAuthPages(WeComPages):
     """/connect/oauth2/authorize and /connect/qrconnect with their confirmations, and "/"."""
 
     async def _index(self, request: Request) -> StarletteResponse:
@@ -98,6 +99,7 @@ class OAuthPages(EmulatorState):
                 website_app_id=self.website_app_id,
                 go_live=self.go_live.describe(),
                 more_app_ids=self.official_app_ids[1:],
+                extra=self.wecom_card(root_path, base_url),
             )
         )
 
@@ -148,6 +150,8 @@ class OAuthPages(EmulatorState):
         )
 
     async def _authorize(self, request: Request) -> StarletteResponse:
+        if self.wecom_claims(request):  # a WeCom app's link: the corp's id, an agentid
+            return await self._wecom_authorize(request)
         auth = self._parse(request.scope["query_string"].decode("latin-1"))
         if isinstance(auth, AuthorizeRejection):
             # WeChat shows its errors on its own page, with HTTP 200.

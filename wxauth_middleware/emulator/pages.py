@@ -270,9 +270,10 @@ def index_page(
     website_app_id: str | None = None,
     go_live: Sequence[str] = (),
     more_app_ids: Sequence[str] = (),
+    extra: str = "",
 ) -> str:
     """What this server is and how to point the middleware at it; `go_live` describes the
-    go-live settings that are on."""
+    go-live settings that are on; `extra` (HTML) ends the page (the WeCom corp's card)."""
     endpoints = [
         ("GET", "/connect/oauth2/authorize", "the authorize page (open.weixin.qq.com)"),
         (
@@ -338,7 +339,7 @@ def index_page(
         f"{qrconnect}"
         '<p class="muted">The AppSecrets are the ones the emulator was started with.</p></div>'
         f'<div class="card"><h2>Endpoints</h2><table>{endpoint_rows}</table></div>'
-        f'<div class="card"><h2>Personas</h2><table>{persona_rows}</table></div>'
+        f'<div class="card"><h2>Personas</h2><table>{persona_rows}</table></div>{extra}'
     )
     return _layout("WeChat emulator", body)
 

@@ -12,12 +12,16 @@
  * When the page cannot be configured at all (the site could not sign it, or WeChat's script
  * did not load), the page's wx.error callbacks are called as for a refused wx.config, with
  * errMsg "config:fail: ..." and the site's explanation in `detail`.
+ * On a WeCom app's host (the signature carries agentConfig) it calls wx.config({beta: true})
+ * with the corp's signature, then wx.agentConfig with the app's, for the same URL; "ready"
+ * comes after both.
  */
 (function (global) {
   "use strict";
   var SIGN_PATH = __WXAUTH_SIGN_PATH__;
   var SDK_URL = __WXAUTH_SDK_URL__;
   var DEFAULT_APIS = ["updateAppMessageShareData", "updateTimelineShareData"];
+  var WXWORK_SDK_URL = "https://open.work.weixin.qq.com/wwopen/js/jwxwork-1.0.0.js";
   var me = document.currentScript;
 
   function attr(name) {
@@ -97,6 +101,7 @@
         unconfigured = null;
         var wx = global.wx;
         wx.config({
+          beta: !!signed.agentConfig, // WeCom: its own APIs (wx.invoke) need beta
           debug: debug,
           appId: signed.appId,
           timestamp: signed.timestamp,
@@ -106,7 +111,9 @@
           openTagList: openTags
         });
         wx.ready(function () {
-          if (mine === sequence) announce("ready", { url: url, errMsg: "config:ok" });
+          if (mine !== sequence) return;
+          if (signed.agentConfig) configureAgent(signed.agentConfig, url, mine);
+          else announce("ready", { url: url, errMsg: "config:ok" });
         });
         wx.error(function (result) {
           if (mine === sequence) fail(url, (result && result.errMsg) || "config:fail");
@@ -124,6 +131,37 @@
           { detail: body.detail || "", error: body.error || "", errcode: body.errcode }
         );
       });
+  }
+
+  // WeCom: the app's own configuration (wx.agentConfig), signed with the app's ticket. Older
+  // WeCom clients get wx.agentConfig from WeCom's jwxwork script, loaded when missing.
+  function configureAgent(agent, url, mine) {
+    function call() {
+      global.wx.agentConfig({
+        corpid: agent.corpid,
+        agentid: agent.agentid,
+        timestamp: agent.timestamp,
+        nonceStr: agent.nonceStr,
+        signature: agent.signature,
+        jsApiList: apis,
+        success: function (result) {
+          if (mine === sequence) {
+            announce("ready", { url: url, errMsg: (result && result.errMsg) || "agentConfig:ok" });
+          }
+        },
+        fail: function (result) {
+          if (mine === sequence) fail(url, (result && result.errMsg) || "agentConfig:fail");
+        }
+      });
+    }
+    if (typeof global.wx.agentConfig === "function") return call();
+    var work = document.createElement("script");
+    work.src = WXWORK_SDK_URL;
+    work.onload = call;
+    work.onerror = function () {
+      failBeforeConfig(url, "WeCom's jwxwork script could not be loaded from " + WXWORK_SDK_URL);
+    };
+    document.head.appendChild(work);
   }
 
   function watchRoutes() {

@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..cookie_writer import CookieWriter
@@ -41,12 +42,14 @@ from ..pages import redirect
 from ..scopes import QRCONNECT_SCOPE
 from ..storage.store import CODE_LIFE, SessionStore
 from ..urls import is_valid_state
-from ..user import WeChatUser
-from ..useragent import is_wechat_browser
+from ..user import User, WeChatUser
 from ..wechat.api import CallPolicy, fetch_user
 from .clean_pages import CleanPages
 from .in_progress import LoginState, LoginStateCodec, find_login, with_login, without_login
 from .start import LoginStarter
+
+if TYPE_CHECKING:
+    from ..wecom.credentials import WeComCredentials
 
 __all__ = ["SPENT_MEMORY", "Callback", "SpentStates"]
 
@@ -66,8 +69,11 @@ class Callback:
         sessions: SessionCodec,
         store: SessionStore | None,
         login: LoginStarter,
+        wecom: WeComCredentials | None = None,
     ) -> None:
         self.config = config
+        # A WeCom app's: its login asks WeCom, with the app's token.
+        self._wecom = wecom
         self._cookies = cookies
         self._logins = logins
         self._sessions = sessions
@@ -143,7 +149,7 @@ class Callback:
         sometimes loses a cookie set on a redirect): the login starts over once, from a page
         that sets the cookie itself. The new state says it is that restart: a second loss
         ends on the error page, never in a loop, and the code that came is never used."""
-        if self._login.is_restart(state) or not is_wechat_browser(request.header("user-agent")):
+        if self._login.is_restart(state) or not self._login.in_app(request.header("user-agent")):
             return self._error(LoginStateError("unknown or expired login state"), request)
         logger.warning("wxauth login state cookie missing at the callback: login restarted")
         scope = self.config.policy("/").scope
@@ -166,7 +172,11 @@ class Callback:
     ) -> Flow[HTTPResponse | Forward]:
         config = self.config
         started = time.monotonic()
-        if login.scope == QRCONNECT_SCOPE:
+        app_id: str | None
+        app_secret: str | None
+        if config.wecom is not None:
+            app_id, app_secret = config.wecom.key, ""  # the app's token is its credentials'
+        elif login.scope == QRCONNECT_SCOPE:
             app_id, app_secret = config.website_app_id, config.website_app_secret
         else:
             app_id, app_secret = config.own_account
@@ -211,15 +221,7 @@ class Callback:
             # that a retry of this callback does not wait for a claim nobody holds.
             yield from self._code_failed(claim)
             raise
-        logger.info(
-            "wxauth login ok app_id=%s openid=%s unionid=%s scope=%s snapshot=%d duration_ms=%d",
-            user.app_id,
-            user.openid,
-            user.unionid,
-            user.scope,
-            user.is_snapshot_user,
-            (time.monotonic() - started) * 1000,
-        )
+        _log_login(user, started)
         if user.is_snapshot_user:
             # A snapshot identity is virtual: no session at all. The visitor sees the
             # interstitial (or the app its page, for this one request) until they tap
@@ -257,7 +259,7 @@ class Callback:
         code: str,
         policy: CallPolicy,
         claim: list[str],
-    ) -> Flow[WeChatUser]:
+    ) -> Flow[User]:
         """The user a state's code stands for, a state exchanged once: a callback with a
         state already exchanged (or being exchanged), whatever its code, makes no call to
         WeChat (raises _StateSpent). With the store this holds on every instance, and a
@@ -268,7 +270,7 @@ class Callback:
             if not self._spent.claim(login.state):
                 raise _StateSpent
             claim.append(login.state)
-            return (yield from self._fetch_user(request, app_id, app_secret, code, policy))
+            return (yield from self._fetch_user(request, app_id, app_secret, login, code, policy))
         key = store.code_key(app_id, login.state)
         if not (yield from store.claim_code(key, self._state_life)):
             earlier = yield from store.code_result(key, policy.deadline)
@@ -278,7 +280,7 @@ class Callback:
             if not (yield from store.claim_code(key, self._state_life)):
                 raise _StateSpent
         claim.append(key)
-        user = yield from self._fetch_user(request, app_id, app_secret, code, policy)
+        user = yield from self._fetch_user(request, app_id, app_secret, login, code, policy)
         yield from store.code_done(key, Session(user))
         return user
 
@@ -287,28 +289,36 @@ class Callback:
         request: HTTPRequest,
         app_id: str,
         app_secret: str,
+        login: LoginState,
         code: str,
         policy: CallPolicy,
-    ) -> Flow[WeChatUser]:
+    ) -> Flow[User]:
         """The user a code stands for, checked and accepted (on_login), tokens kept."""
         config = self.config
-        user, grant = yield from fetch_user(
-            config.api_base_url, app_id, app_secret, code, config.lang, policy
-        )
-        user = replace(user, identity_key=config.identity, app_id=app_id)
-        if config.identity == "unionid" and not user.unionid and not user.is_snapshot_user:
-            raise ConfigurationError(
-                f"WeChat gave no unionid for openid {user.openid}",
-                hint="identity='unionid' needs the Official Account (and the website app) "
-                "bound to one Open Platform account, and the snsapi_userinfo scope.",
+        user: User
+        if self._wecom is not None:
+            trusted = self._login.host(request) or ""
+            user = yield from self._wecom.login_user(code, login.scope, trusted, policy)
+            grant = None
+        else:
+            wechat, grant = yield from fetch_user(
+                config.api_base_url, app_id, app_secret, code, config.lang, policy
             )
+            user = wechat = replace(wechat, identity_key=config.identity, app_id=app_id)
+            if config.identity == "unionid" and not wechat.unionid and not wechat.is_snapshot_user:
+                raise ConfigurationError(
+                    f"WeChat gave no unionid for openid {wechat.openid}",
+                    hint="identity='unionid' needs the Official Account (and the website app) "
+                    "bound to one Open Platform account, and the snsapi_userinfo scope.",
+                )
         # A snapshot identity is virtual (its unionid may be shared by many openids): never
         # handed to the hook that upserts users.
         if config.on_login is not None and not user.is_snapshot_user:
             verdict = yield HookCall(config.on_login, (user, request))
             if verdict is False:
-                raise LoginVetoed(f"on_login refused openid {user.openid}")
-        if config.keep_tokens and self._store is not None and not user.is_snapshot_user:
+                raise LoginVetoed(f"on_login refused {user.identity}")
+        keep = grant is not None and config.keep_tokens and not user.is_snapshot_user
+        if keep and self._store is not None and grant is not None:
             yield from self._store.keep(user.identity, app_id, grant)
         return user
 
@@ -355,6 +365,30 @@ class Callback:
         if login is not None:
             error = error.leading_back_to(login.return_to)
         return self._pages.error(error, request, cookies)
+
+
+def _log_login(user: User, started: float) -> None:
+    duration_ms = int((time.monotonic() - started) * 1000)
+    if isinstance(user, WeChatUser):
+        logger.info(
+            "wxauth login ok app_id=%s openid=%s unionid=%s scope=%s snapshot=%d duration_ms=%d",
+            user.app_id,
+            user.openid,
+            user.unionid,
+            user.scope,
+            user.is_snapshot_user,
+            duration_ms,
+        )
+    else:
+        logger.info(
+            "wxauth login ok wecom=%s/%d userid=%s openid=%s scope=%s duration_ms=%d",
+            user.corp_id,
+            user.agent_id,
+            user.userid,
+            user.openid,
+            user.scope,
+            duration_ms,
+        )
 
 
 def _log_failure(error: WeChatAuthError, started: float) -> None:

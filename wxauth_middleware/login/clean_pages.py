@@ -25,6 +25,8 @@ from ..errors import HostMismatch, LoginStateError, ScanLoginError, WeChatAPIErr
 from ..messages import HTTPRequest, HTTPResponse
 from ..pages import error_response, is_page_request, showing_address, snapshot_response
 from ..urls import request_origin
+from ..wecom.api import WECOM_CONFIGURATION_ERROR, WeComAPIError
+from ..wecom.pages import in_wecom_words
 
 __all__ = ["PAGE_SALT", "CleanPages", "error_from_payload", "error_payload"]
 
@@ -51,7 +53,8 @@ class CleanPages:
         state (on_error is called there), else here."""
         payload = error_payload(error) if self.in_address_bar(request) else None
         address = self.clean_address(["error", payload]) if payload is not None else None
-        return error_response(self.config.on_error, error, request, None, cookies, address=address)
+        shown = self._worded(error)
+        return error_response(self.config.on_error, shown, request, None, cookies, address=address)
 
     def snapshot(
         self, request: HTTPRequest, return_to: str, cookies: tuple[tuple[str, str], ...]
@@ -89,7 +92,11 @@ class CleanPages:
         error = error_from_payload(content, host, site) if kind == "error" else None
         if error is None:
             error = LoginStateError("unknown or expired login state")
-        return error_response(self.config.on_error, error, request)
+        return error_response(self.config.on_error, self._worded(error), request)
+
+    def _worded(self, error: WeChatAuthError) -> WeChatAuthError:
+        # A WeCom app's visitors read of WeCom (企业微信), not WeChat.
+        return error if self.config.wecom is None else in_wecom_words(error)
 
     def clean_address(self, page: list[Any]) -> str:
         """The address that shows `page` again."""
@@ -109,6 +116,13 @@ def _rebuilt(kind: type[WeChatAuthError]) -> None:
 
 
 _MADE_OTHERWISE = (ScanLoginError, WeChatAPIError, HostMismatch)
+# WeChat's and WeCom's errcodes, by the code of their error (a WeCom configuration error has
+# its own).
+_API_ERRORS: dict[str, type[WeChatAPIError]] = {
+    WeChatAPIError.code: WeChatAPIError,
+    WeComAPIError.code: WeComAPIError,
+    WECOM_CONFIGURATION_ERROR: WeComAPIError,
+}
 _rebuilt(WeChatAuthError)
 
 
@@ -118,7 +132,7 @@ def error_payload(error: WeChatAuthError) -> list[Any] | None:
     for WeChat's errors and a host mismatch, their own fields. Not its message, which may name
     the user (an address is no place for an openid): the rebuilt error's is its title."""
     kind = type(error)
-    if kind is WeChatAPIError:
+    if kind is WeChatAPIError or kind is WeComAPIError:
         assert isinstance(error, WeChatAPIError)
         extra: list[Any] = [error.errcode, error.errmsg, error.endpoint]
     elif kind is HostMismatch:
@@ -148,11 +162,11 @@ def error_from_payload(payload: Any, host: str = "", site: str = "") -> WeChatAu
         return None
     error: WeChatAuthError
     try:
-        if code == WeChatAPIError.code:
+        if code in _API_ERRORS:
             errcode, errmsg, endpoint = extra
             if not isinstance(errcode, int) or not isinstance(errmsg + endpoint, str):
                 return None
-            error = WeChatAPIError(errcode, errmsg, endpoint=endpoint, hint=hint or None)
+            error = _API_ERRORS[code](errcode, errmsg, endpoint=endpoint, hint=hint or None)
         elif code == HostMismatch.code and not extra and not hint:
             error = HostMismatch(None, host, site)
         elif code in _REBUILT and not extra:

@@ -26,10 +26,12 @@ from ..pages import (
     redirect,
 )
 from ..rules import OtherBrowsers
-from ..scopes import PROFILE_SCOPES, QRCONNECT_SCOPE, SCOPES
+from ..scopes import PROFILE_SCOPES, QRCONNECT_SCOPE, SCOPES, WECOM_SSO_SCOPE
 from ..startup.advice import is_upstream_host
 from ..urls import authorize_url, request_origin, safe_return_path, same_origin_path
-from ..useragent import is_wechat_browser
+from ..useragent import is_wechat_browser, is_wecom_browser
+from ..wecom.pages import open_in_wecom_response
+from ..wecom.urls import wecom_login_url
 from .in_progress import LoginState, LoginStateCodec, kept_return, with_login, without_login
 
 __all__ = ["LoginStarter"]
@@ -47,6 +49,8 @@ class LoginStarter:
         self._warned: set[str] = set()  # the hosts a login started on, off public_url's
         # Called as each login starts (the adapters check there that the emulator answers).
         self.starting: Callable[[], None] = _nothing
+        # Whose browser logs in here: WeCom's for a WeCom app, else WeChat's.
+        self.in_app = is_wechat_browser if config.wecom is None else is_wecom_browser
 
     def require_login(self, request: HTTPRequest, scope: str) -> HTTPResponse:
         """A WeChat visitor without a session, on a page of `scope`; one who logged out is
@@ -64,8 +68,16 @@ class LoginStarter:
         return self.start(request, self.referer_path(request), scope, navigation=False)
 
     def other_browser(self, request: HTTPRequest, policy: OtherBrowsers) -> Decision:
-        """A browser that is not WeChat's (a desktop browser, WeCom, ...), without a session."""
-        if policy == "pass":
+        """A browser that is not WeChat's (a desktop browser, WeCom, ...), without a session;
+        on a WeCom app's host, one that is not WeCom's."""
+        if self.config.wecom is not None:
+            if policy == "wecom_qr":
+                return self.require_login(request, WECOM_SSO_SCOPE)
+            if policy == "refuse":
+                page = (self.origin(request) or "") + request.target
+                return open_in_wecom_response(request, page)
+            return ANONYMOUS
+        if policy in ("pass", "wecom_qr"):
             return ANONYMOUS
         if policy == "qrconnect":
             return self.require_login(request, QRCONNECT_SCOPE)
@@ -88,13 +100,17 @@ class LoginStarter:
             scope != "snsapi_userinfo" or session.user.scope in PROFILE_SCOPES
         ):
             return redirect(next_page)
-        if is_wechat_browser(request.header("user-agent")):
+        if self.in_app(request.header("user-agent")):
             started = self.start(request, next_page, scope, session)
             if self._cookies.logged_out_name not in cookies:
                 return started
             # Logging in again on purpose ends the logged-out mark.
             clear = self._cookies.logged_out(request, clear=True)
             return HTTPResponse(started.status, (*started.headers, clear), started.body)
+        if self.config.wecom is not None:
+            if policy.other_browsers == "wecom_qr":
+                return self.start(request, next_page, WECOM_SSO_SCOPE, session)
+            return open_in_wecom_response(request, (self.origin(request) or "") + next_page)
         if policy.other_browsers == "qrconnect":
             return self.start(request, next_page, QRCONNECT_SCOPE, session)
         if policy.other_browsers == "scan":
@@ -150,7 +166,9 @@ class LoginStarter:
         self.starting()
         if config.public_url is None:
             self._warn_upstream_host(request)
-        if scope == QRCONNECT_SCOPE:
+        if config.wecom is not None:
+            url = wecom_login_url(config.wecom, redirect_uri, scope, state)
+        elif scope == QRCONNECT_SCOPE:
             assert config.website_app_id is not None  # checked by Config
             url = authorize_url(
                 config.qrconnect_url, config.website_app_id, redirect_uri, scope, state
@@ -169,7 +187,7 @@ class LoginStarter:
             }
             if config.login_path is not None:
                 query = {"next": return_to}
-                if scope not in (config.scope, QRCONNECT_SCOPE):
+                if scope not in (config.scope, QRCONNECT_SCOPE, WECOM_SSO_SCOPE):
                     query["scope"] = scope  # the page's rule wants more than the site default
                 payload["login_url"] = f"{config.login_path}?{urlencode(query)}"
             return json_response(401, payload, (state_cookie,))

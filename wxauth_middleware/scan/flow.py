@@ -48,6 +48,7 @@ from ..login.start import LoginStarter
 from ..messages import HTTPRequest, HTTPResponse
 from ..pages import drawn_qr_code, error_response, json_response, redirect
 from ..urls import safe_return_path
+from ..user import WeChatUser
 from ..useragent import describe_user_agent, is_wechat_browser
 from .pages import confirm_page, decided_page, desktop_page
 from .tickets import (
@@ -260,11 +261,13 @@ class ScanLogin:
             yield from self.tickets.set_once(ticket_id, "s", "1", self._life)
         except WeChatAuthError as exc:
             return self._error(exc, request)
+        user = session.user
+        assert isinstance(user, WeChatUser)  # a scan login is an Official Account's
         return confirm_page(
             site=(self._login.origin(request) or "").partition("://")[2],
             desktop=ticket.desktop,
-            user=session.user,
-            csrf=_csrf(ticket_id, session.user.openid, self.config.secret_keys[-1]),
+            user=user,
+            csrf=_csrf(ticket_id, user.openid, self.config.secret_keys[-1]),
         )
 
     def _decide(
@@ -276,6 +279,7 @@ class ScanLogin:
         form = dict(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
         token = form.get("csrf", "")
         user = session.user
+        assert isinstance(user, WeChatUser)  # a scan login is an Official Account's
         if not any(
             hmac.compare_digest(token, _csrf(ticket_id, user.openid, key))
             for key in self.config.secret_keys

@@ -183,6 +183,9 @@ class Credentials:
     `nonce` makes the signatures' nonceStr.
     """
 
+    # The errcodes of a call that refused the token it was given (a new one is tried once).
+    _token_rejected = REJECTED_TOKEN
+
     def __init__(
         self,
         config: Config,
@@ -193,14 +196,18 @@ class Credentials:
         self._config = config
         self._clock = clock
         self._nonce = nonce
-        # Every account's token and ticket under its own AppID (shared by every instance).
+        self._forced_at = -math.inf
+        self._shared = config.redis_url is not None
+        self._slots(config)
+
+    def _slots(self, config: Config) -> None:
+        """The account's credentials, empty: every account's token and ticket under its own
+        AppID (shared by every instance)."""
         self._app_id, self._app_secret = config.own_account
         prefix = f"{config.redis_prefix}account:{{{self._app_id}}}:"
         self._token = _Slot("access_token", prefix + "token")
         self._ticket = _Slot("jsapi_ticket", prefix + "ticket")
         self._force_key = prefix + "force"
-        self._forced_at = -math.inf
-        self._shared = config.redis_url is not None
 
     def __repr__(self) -> str:
         return f"Credentials(app_id={self._app_id!r})"
@@ -391,7 +398,7 @@ class Credentials:
         try:
             return (yield from call(token))
         except WeChatAPIError as exc:
-            if exc.errcode not in REJECTED_TOKEN:
+            if exc.errcode not in self._token_rejected:
                 raise
             logger.warning(
                 "wxauth: WeChat %s rejected the account's access_token (errcode %d): "
