@@ -39,12 +39,13 @@ from .login import LoginStarter
 from .logins import LoginState, LoginStateCodec, find_login, with_login, without_login
 from .messages import HTTPRequest, HTTPResponse
 from .pages import redirect
+from .platform.service import PlatformService
 from .scopes import QRCONNECT_SCOPE
 from .store import CODE_LIFE, SessionStore
 from .urls import is_valid_state
 from .user import WeChatUser
 from .useragent import is_wechat_browser
-from .wechat import CallPolicy, fetch_user
+from .wechat import CallPolicy, fetch_user, user_of_grant
 
 __all__ = ["SPENT_MEMORY", "Callback", "SpentStates"]
 
@@ -64,8 +65,11 @@ class Callback:
         sessions: SessionCodec,
         store: SessionStore | None,
         login: LoginStarter,
+        platform: PlatformService | None = None,
     ) -> None:
         self.config = config
+        # The third-party platform that exchanges the account's codes on its behalf.
+        self._platform = platform
         self._cookies = cookies
         self._logins = logins
         self._sessions = sessions
@@ -166,6 +170,8 @@ class Callback:
         started = time.monotonic()
         if login.scope == QRCONNECT_SCOPE:
             app_id, app_secret = config.website_app_id, config.website_app_secret
+        elif self._platform is not None:
+            app_id, app_secret = config.own_account_id, ""  # exchanged on its behalf
         else:
             app_id, app_secret = config.own_account
         claim: list[str] = []  # what this request claimed: its state (and store key)
@@ -290,9 +296,15 @@ class Callback:
     ) -> Flow[WeChatUser]:
         """The user a code stands for, checked and accepted (on_login), tokens kept."""
         config = self.config
-        user, grant = yield from fetch_user(
-            config.api_base_url, app_id, app_secret, code, config.lang, policy
-        )
+        if self._platform is not None and not app_secret:
+            on_behalf = yield from self._platform.code_grant(app_id, code, policy)
+            user, grant = yield from user_of_grant(
+                config.api_base_url, on_behalf, config.lang, policy
+            )
+        else:
+            user, grant = yield from fetch_user(
+                config.api_base_url, app_id, app_secret, code, config.lang, policy
+            )
         user = replace(user, identity_key=config.identity, app_id=app_id)
         if config.identity == "unionid" and not user.unionid and not user.is_snapshot_user:
             raise ConfigurationError(

@@ -15,6 +15,8 @@ Each job has a module of its own: starting a login (`login.py`), the callback
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.requests import cookie_parser
 
 from .account import Account
@@ -24,12 +26,13 @@ from .cookies import Clock, CookieWriter, Session, SessionCodec, wall_clock
 from .credentials import Credentials
 from .decisions import ANONYMOUS, Decision, Forward, OwnPath, is_navigation, needs_profile
 from .effects import Flow
-from .errors import StoreUnavailable
+from .errors import StoreUnavailable, WeChatAuthError
 from .jssdk import jssdk_paths
 from .login import LoginStarter
 from .logins import LoginStateCodec
 from .messages import HTTPRequest, HTTPResponse
 from .pages import error_response
+from .platform.service import PlatformService
 from .scan import ScanLogin
 from .store import SessionStore
 from .user import WeChatUser
@@ -43,11 +46,20 @@ class LoginCore:
 
     `clock` gives the time for cookie signatures and token expiry (tests step it).
     `namespace` is put after `redis_prefix` in the keys of its sessions, kept tokens and scan
-    tickets: an account's own, with several accounts (see `routing.py`).
+    tickets: an account's own, with several accounts (see `routing.py`). `platform`: the
+    third-party platform of an account without an AppSecret (`platform/`).
     """
 
-    def __init__(self, config: Config, clock: Clock = wall_clock, namespace: str = "") -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock = wall_clock,
+        namespace: str = "",
+        platform: PlatformService | None = None,
+    ) -> None:
         self.config = config
+        # The third-party platform that logs users in on this account's behalf, if any.
+        self.platform = platform
         self.cookies = CookieWriter(config)
         self._sessions = SessionCodec(
             config.secret_keys, config.max_age, config.identity, clock, config.app_ids
@@ -66,9 +78,11 @@ class LoginCore:
             if config.redis_url is not None
             else None
         )
-        self.login = LoginStarter(config, self.cookies, logins)
+        self.login = LoginStarter(
+            config, self.cookies, logins, platform.component_appid if platform else None
+        )
         self.callback = Callback(
-            config, self.cookies, logins, self._sessions, self.store, self.login
+            config, self.cookies, logins, self._sessions, self.store, self.login, platform
         )
         self.account = Account(config, self.cookies, self.store, clock)
         # What quick_forward needs to know about the configuration, derived once.
@@ -82,7 +96,7 @@ class LoginCore:
         # The paths the middleware answers itself, whatever the browser.
         self._own_paths: dict[str, OwnPath] = {config.callback_path: self.callback}
         if config.login_path is not None:
-            self._own_paths[config.login_path] = self.login.endpoint
+            self._own_paths[config.login_path] = self._ready_first(self.login.endpoint)
         if config.logout_path is not None:
             self._own_paths[config.logout_path] = self.account.logout
         for name, content in config.verify_files.items():
@@ -104,7 +118,11 @@ class LoginCore:
             self.form_paths = frozenset({self.scan.phone_path})
         # The Official Account's own credentials, and the JS-SDK's paths: answered without
         # a look at the session (whose store may be down), for any browser.
-        self.credentials = Credentials(config, clock=clock)
+        issue = None
+        if platform is not None:
+            app_id = config.own_account_id
+            issue = lambda rejected: platform.authorizer_token(app_id, rejected)  # noqa: E731
+        self.credentials = Credentials(config, clock=clock, issue_token=issue)
         self._sessionless = jssdk_paths(config, self.credentials)
 
     def quick_forward(self, path: str, user_agent: str, cookie_header: str) -> Forward | None:
@@ -171,10 +189,41 @@ class LoginCore:
                 return self.login.start(request, request.target, policy.scope, session)
             return Forward(session.user)
         if wechat:
-            return self.login.require_login(request, policy.scope)
+            return self._when_ready(request, self.login.require_login(request, policy.scope))
         if policy.other_browsers == "scan" and self.scan is not None:
             return self.scan.login_required(request)
         return self.login.other_browser(request, policy.other_browsers)
+
+    # -- on a platform's behalf -----------------------------------------------------------
+
+    def _when_ready(self, request: HTTPRequest, decision: Decision) -> Decision:
+        """`decision` (a login's start), unless the account's platform cannot log anyone in
+        yet (no verify ticket) or any more (the account revoked it): then a page says so."""
+        if self.platform is None:
+            return decision
+        return self._checked(request, decision, self.platform)
+
+    def _checked(
+        self, request: HTTPRequest, decision: Decision, platform: PlatformService
+    ) -> Flow[HTTPResponse | Forward]:
+        try:
+            yield from platform.ready(self.config.own_account_id)
+        except WeChatAuthError as exc:  # not ready, revoked, or the store down
+            return error_response(self.config.on_error, exc, request)
+        if isinstance(decision, (Forward, HTTPResponse)):
+            return decision
+        return (yield from decision)
+
+    def _ready_first(self, endpoint: OwnPath) -> OwnPath:
+        if self.platform is None:
+            return endpoint
+
+        def checked(
+            request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
+        ) -> Decision:
+            return self._when_ready(request, endpoint(request, cookies, session))
+
+        return checked
 
     # -- reading the session ---------------------------------------------------------------
 

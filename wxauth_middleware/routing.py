@@ -34,6 +34,8 @@ from .cookies import Clock, wall_clock
 from .core import LoginCore
 from .credentials import signable_url
 from .errors import AccountUnavailable, ConfigurationError
+from .platform.events import PlatformEvents
+from .platform.service import PlatformService
 
 __all__ = ["ACCOUNT_LIFE", "FAILURE_LIFE", "NO_ACCOUNT_LIFE", "AccountRouter", "account_config"]
 
@@ -66,6 +68,7 @@ def account_config(base: Config, account: OfficialAccount) -> Config:
             scope=account.scope or base.scope,  # type: ignore[arg-type]
             website_app_id=account.website_app_id or base.website_app_id,
             website_app_secret=account.website_app_secret or base.website_app_secret,
+            on_behalf=account.platform is not None,
         )
     except ConfigurationError as exc:
         raise ConfigurationError(f"OfficialAccount {account.app_id}: {exc}") from None
@@ -109,21 +112,63 @@ class AccountRouter:
         self._answers: OrderedDict[str, _Answer] = OrderedDict()
         self._loaded: OrderedDict[OfficialAccount, LoginCore] = OrderedDict()
         self._loading: dict[str, Loading] = {}
+        # The third-party platforms of the listed accounts, by component_appid; by AppID,
+        # the platform of each account of one; the endpoint of their pushed events.
+        self.platforms: dict[str, PlatformService] = {}
+        self._platform_of: dict[str, PlatformService] = {}
+        self.events: PlatformEvents | None = None
         accounts = config.accounts
         if accounts is None:
             self.single = LoginCore(config, clock)
         elif isinstance(accounts, tuple):
             for account in accounts:
+                if account.platform is not None:
+                    self._platform_of[account.app_id] = self._platform(account)
                 own = account_config(config, account)
                 self._by_app_id[account.app_id] = own
                 for host in account.hosts:
                     self._configs[host] = own
+            if self.platforms and config.platform_events_path is not None:
+                self.events = PlatformEvents(self.platforms, clock)
             if len(accounts) == 1 and not accounts[0].hosts:
                 self.single = self._core(self._by_app_id[accounts[0].app_id])
         else:
             assert callable(accounts)
             self.loader = accounts
             self.loader_is_async = is_async_loader(accounts)
+
+    def _platform(self, account: OfficialAccount) -> PlatformService:
+        platform = account.platform
+        assert platform is not None
+        service = self.platforms.get(platform.component_appid)
+        if service is None:
+            service = self.platforms[platform.component_appid] = PlatformService(
+                platform, self.config, self._clock
+            )
+        elif service.platform != platform:
+            raise ConfigurationError(
+                f"accounts name platform {platform.component_appid} twice, with different "
+                "credentials: give every account the same Platform(...)."
+            )
+        return service
+
+    def platform(self, component_appid: str | None, call: str) -> PlatformService:
+        """The platform `component_appid` (optional when there is one), for the application's
+        `call`. Raises ValueError saying what to pass."""
+        if component_appid is None and len(self.platforms) == 1:
+            return next(iter(self.platforms.values()))
+        if component_appid is None:
+            raise ConfigurationError(
+                f"{call}: no account has a platform (OfficialAccount(..., platform=...))"
+                if not self.platforms
+                else f"{call} needs component_appid=... with several platforms."
+            )
+        service = self.platforms.get(component_appid)
+        if service is None:
+            raise ConfigurationError(
+                f"{call}: {component_appid!r} is not the platform of any account."
+            )
+        return service
 
     @property
     def several(self) -> bool:
@@ -138,7 +183,8 @@ class AccountRouter:
             with self._lock:
                 core = self._cores.get(config.app_id)
                 if core is None:
-                    core = LoginCore(config, self._clock, f"{config.app_id}:")
+                    platform = self._platform_of.get(config.app_id)
+                    core = LoginCore(config, self._clock, f"{config.app_id}:", platform)
                     self._cores[config.app_id] = core
         return core
 
@@ -191,6 +237,13 @@ class AccountRouter:
         if not isinstance(account, OfficialAccount):
             problem = f"answered {type(account).__name__}, not an OfficialAccount or None"
             self.failed(name, TypeError(problem))
+            return
+        if account.platform is not None:
+            problem = (
+                f"answered account {account.app_id} of a platform: list the accounts of a "
+                "platform in accounts=[...] (its events come before any request)"
+            )
+            self.failed(name, ValueError(problem))
             return
         if account.hosts and name not in account.hosts:
             # Never another tenant's account: a loader's mix-up is a failure, not a login.

@@ -42,17 +42,26 @@ _PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
 _AUTHORIZE_PATH = "/connect/oauth2/authorize"
 
 
-def authorize_url(base: str, app_id: str, redirect_uri: str, scope: str, state: str) -> str:
+def authorize_url(
+    base: str,
+    app_id: str,
+    redirect_uri: str,
+    scope: str,
+    state: str,
+    component_appid: str | None = None,
+) -> str:
     """WeChat's authorize URL with its parameters in the order WeChat enforces.
 
     WeChat regex-matches the link: appid, redirect_uri, response_type, scope, state in this
     order, redirect_uri percent-encoded in full (':' and '/' too), and the '#wechat_redirect'
-    fragment, which a browser keeps across the 302.
+    fragment, which a browser keeps across the 302. A login on an account's behalf (a
+    third-party platform's) adds component_appid after state.
     """
+    platform = f"&component_appid={quote(component_appid, safe='')}" if component_appid else ""
     return (
         f"{base}?appid={quote(app_id, safe='')}"
         f"&redirect_uri={quote(redirect_uri, safe='')}"
-        f"&response_type=code&scope={scope}&state={state}#wechat_redirect"
+        f"&response_type=code&scope={scope}&state={state}{platform}#wechat_redirect"
     )
 
 

@@ -51,6 +51,14 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
     _store: SyncClient | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        events = self.router.events  # a third-party platform's pushes: on any host
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        if events is not None and path == self.config.platform_events_path:
+            request = _request(environ, frozenset((path,)))
+            answer = FORM_TOO_LARGE if request is None else events(request)
+            if not isinstance(answer, HTTPResponse):
+                answer = self._drive(answer)
+            return self._respond(environ, start_response, answer)
         # The account serving the request's host: the one, or by its Host header.
         core = self._single
         if core is None:
@@ -118,6 +126,21 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         `app_id`: which account's, required with several accounts (ValueError without)."""
         core = self.router.by_app_id(app_id, "access_token")
         return self._drive(core.credentials.access_token(rejected))
+
+    def platform_authorize_url(
+        self, redirect_uri: str, *, component_appid: str | None = None
+    ) -> str:
+        """The link an Official Account's admin opens to authorize the platform (WeChat's
+        componentloginpage, with a fresh pre_auth_code); WeChat sends them back to
+        `redirect_uri?auth_code=...`. `component_appid`: which platform's, when several."""
+        platform = self.router.platform(component_appid, "platform_authorize_url")
+        return self._drive(platform.authorize_url(redirect_uri))
+
+    def platform_authorized(self, auth_code: str, *, component_appid: str | None = None) -> str:
+        """Completes an admin's authorization with the `auth_code` WeChat sent back: keeps
+        the account's refresh token (in Redis with redis_url) and returns its AppID."""
+        platform = self.router.platform(component_appid, "platform_authorized")
+        return self._drive(platform.authorized(auth_code))
 
     def jssdk_config(self, url: str) -> dict[str, object]:
         """`wx.config`'s appId, timestamp, nonceStr and signature for the page at `url`

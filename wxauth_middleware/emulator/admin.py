@@ -15,7 +15,7 @@ from .faults import FaultOptions, fault_kwargs_from_json
 if TYPE_CHECKING:  # Python 3.10's typing has no Unpack; annotations are never evaluated
     from typing_extensions import Unpack
 
-__all__ = ["FAULTS_PATH", "FaultsAdmin"]
+__all__ = ["FAULTS_PATH", "FaultsAdmin", "cross_site"]
 
 FAULTS_PATH = "/_emulator/faults"
 
@@ -28,7 +28,10 @@ class FaultsAdmin(EmulatorState):
         `clear_faults`).
 
         `endpoint` is "access_token", "refresh_token", "userinfo", "auth", "stable_token",
-        "token", "getticket", "user_info" or "*". A fault first sleeps `latency` seconds, then
+        "token", "getticket", "user_info", a platform's "api_component_token",
+        "api_create_preauthcode", "api_query_auth", "api_authorizer_token",
+        "component_access_token", "component_refresh_token", or "*". A fault first sleeps
+        `latency` seconds, then
         answers `http_status` with an HTML body, else WeChat's error JSON for `errcode`, else
         `body` raw as text/plain; with only a latency the call then proceeds normally. With
         `probability` < 1 each call is disturbed at random. Several matching faults all add
@@ -42,7 +45,7 @@ class FaultsAdmin(EmulatorState):
     async def _faults_api(self, request: Request) -> StarletteResponse:
         # Faults script the next logins' answers: only this origin's own scripts may set them,
         # never a page of another site the developer happens to visit.
-        refusal = _cross_site(request)
+        refusal = cross_site(request)
         if refusal is not None:
             return JSONResponse({"ok": False, "error": refusal}, status_code=403)
         if request.method == "DELETE":
@@ -63,7 +66,7 @@ class FaultsAdmin(EmulatorState):
         return JSONResponse({"ok": True, "active": len(self._faults)})
 
 
-def _cross_site(request: Request) -> str | None:
+def cross_site(request: Request) -> str | None:
     """Why a request comes from another site's page, or None when it does not."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):

@@ -30,6 +30,8 @@ from .jssdk import JSSDK_PATH, VERIFY_PATH
 from .jssdk_routes import JSSDKRoutes
 from .oauth_pages import PERSONA_COOKIE, SNAPSHOT_CANNOT_SCAN, OAuthPages
 from .personas import DEFAULT_PERSONAS, Persona
+from .platform_api import CONSENT_PATH, PUSH_PATH, UNAUTHORIZE_PATH, PlatformAPI
+from .platform_state import EmulatedPlatform
 from .protocol import API_CONTENT_TYPE, CGI_CONTENT_TYPE, USERINFO_CONTENT_TYPE
 from .sns_api import SnsAPI
 
@@ -72,7 +74,9 @@ def _is_loopback(client: Any) -> bool:
     return host == "testclient" or (host != "localhost" and is_loopback_host(host))
 
 
-class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, APIDispatch):
+class WeChatEmulator(
+    OAuthPages, PlatformAPI, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, APIDispatch
+):
     """WeChat's web-page authorization servers, played locally, quirks included.
 
     One registered Official Account (`app_id` / `app_secret`), more with `accounts`
@@ -88,6 +92,10 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
     networks; token calls from elsewhere get 40164), `js_domains` (the JS接口安全域名: the JS-SDK
     stand-in's ``wx.config`` on a page elsewhere fails with ``config:invalid url domain``),
     `daily_quota` and `minute_quota` (calls of each API before 45009 / 45011).
+
+    `platform` (component_appid, secret, token, EncodingAESKey) plays a third-party platform
+    that the accounts may authorize; its encrypted events go to `platform_events_url` (at the
+    server's startup, every 10 minutes, and when asked).
     """
 
     def __init__(
@@ -107,6 +115,8 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
         daily_quota: int | None = None,
         minute_quota: int | None = None,
         accounts: Sequence[tuple[str, str]] = (),
+        platform: tuple[str, str, str, str] | None = None,
+        platform_events_url: str | None = None,
     ) -> None:
         if not app_id or not app_secret:
             raise ValueError("app_id and app_secret must be non-empty strings")
@@ -162,6 +172,10 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
         self._quotas = QuotaCounter(go_live)
         self._calls_lock = threading.Lock()
         self.calls: list[RecordedCall] = []
+        self.platform = (
+            None if platform is None else EmulatedPlatform(platform, platform_events_url, clock)
+        )
+        self._tasks = set()
         # The Official Accounts' followers and non-followers, by (account, openid).
         self._by_openid = {
             (account, p.openid_for(account)): p
@@ -199,6 +213,8 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
                 "user_info", self._handle_user_info, "GET", CGI_CONTENT_TYPE
             ),
         }
+        if self.platform is not None:
+            self._apis.update(self._platform_apis())
         self._router = Router(
             routes=[
                 Route("/", self._index, methods=["GET"]),
@@ -209,6 +225,10 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
                 Route(JSSDK_PATH, self._jssdk, methods=["GET"]),
                 Route(VERIFY_PATH, self._jsapi_verify, methods=["GET"]),
                 Route(FAULTS_PATH, self._faults_api, methods=["POST", "DELETE"]),
+                Route(CONSENT_PATH, self._component_login_page, methods=["GET"]),
+                Route(CONSENT_PATH + "/confirm", self._component_login_confirm, methods=["POST"]),
+                Route(PUSH_PATH, self._push_route, methods=["POST"]),
+                Route(UNAUTHORIZE_PATH, self._unauthorize_route, methods=["POST"]),
             ]
         )
 
@@ -243,7 +263,11 @@ class WeChatEmulator(OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, AP
             )
             await response(scope, receive, send)
             return
-        if scope["type"] == "http" and route_path(scope).startswith(API_PREFIXES):
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        path = route_path(scope) if scope["type"] == "http" else ""
+        if path.startswith(API_PREFIXES) and not path.startswith(CONSENT_PATH):
             answer = await self._api(Request(scope, receive))
             await answer(scope, receive, send)
             return

@@ -15,6 +15,7 @@ from .faults import FaultPlan
 from .golive import GoLive, QuotaCounter
 from .grants import GrantError, GrantStore
 from .personas import Persona
+from .platform_state import EmulatedPlatform
 from .protocol import JSONValue, error_payload
 
 __all__ = ["EmulatorState", "Params", "RecordedCall", "first_values", "route_path"]
@@ -81,6 +82,8 @@ class EmulatorState:
     #: The account's go-live settings (IP allow-list, JS接口安全域名, quotas), and its calls.
     go_live: GoLive
     _quotas: QuotaCounter
+    #: The third-party platform it plays (--platform), if any.
+    platform: EmulatedPlatform | None
 
     def _error(self, errcode: int) -> dict[str, JSONValue]:
         return error_payload(errcode, self._clock())

@@ -28,6 +28,13 @@ ENDPOINTS = (
     "token",
     "getticket",
     "user_info",
+    # A third-party platform's (--platform).
+    "api_component_token",
+    "api_create_preauthcode",
+    "api_query_auth",
+    "api_authorizer_token",
+    "component_access_token",
+    "component_refresh_token",
 )
 
 
