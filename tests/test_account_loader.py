@@ -211,3 +211,22 @@ async def test_another_browser_without_session_on_a_loaded_host_passes(
     emulator(stack)
     async with browser(site(stack, loader), CHROME_UA) as client:
         assert (await client.get(f"http://{A_HOST}/page")).json()["user"] is None
+
+
+async def test_a_slow_callable_holds_up_no_other_host(
+    stack: Stack, tenants: tuple[Tenants, Any]
+) -> None:
+    _, loader = tenants
+    emulator(stack)
+    finished: list[str] = []
+    async with browser(site(stack, loader, http_timeout=1), WECHAT_UA, SLOW_HOST) as client:
+
+        async def visit(host: str) -> None:
+            await client.get(f"http://{host}/page")
+            finished.append(host)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(visit, SLOW_HOST)
+            await anyio.sleep(0.1)  # the slow host's call is under way
+            tasks.start_soon(visit, A_HOST)
+    assert finished == [A_HOST, SLOW_HOST]

@@ -256,6 +256,10 @@ def test_with_redis_the_keys_of_each_account_are_its_own(
         again = call(site(stack, accounts(), **options), "access_token", app_id=app_id)
         assert first == again
         assert redis.get(f"{redis_prefix}account:{{{app_id}}}:token")
+    signed = call(site(stack, accounts(), **options), "jssdk_config", f"http://{B_HOST}/")
+    assert signed["appId"] == B_ID
+    assert redis.get(f"{redis_prefix}account:{{{B_ID}}}:ticket")
+    assert not redis.get(f"{redis_prefix}account:{{{A_ID}}}:ticket")
     asked = [c.param("appid") for c in wechat.calls if c.path == "/cgi-bin/stable_token"]
     assert sorted(asked) == sorted([A_ID, B_ID])
 
@@ -306,6 +310,8 @@ def test_an_openid_is_known_to_its_own_accounts_token_only(stack: Stack) -> None
         assert info(token_a, PERSONA.openid_for(B_ID))["errcode"] == 40003
         wrong = {"grant_type": "client_credential", "appid": B_ID, "secret": A_SECRET}
         assert http.post("/cgi-bin/stable_token", json=wrong).json()["errcode"] == 40125
+    index = httpx.get(f"{stack.wechat_url}/", trust_env=False)
+    assert f'<code class="more-appid">{B_ID}</code>' in index.text
     assert wechat.issue_code(app_id=B_ID)
     with pytest.raises(ValueError, match="not one of"):
         wechat.issue_code(app_id="wx00000000000000ff")
@@ -368,3 +374,15 @@ def test_the_one_account_shorthand_takes_its_own_app_id_or_none(stack: Stack) ->
     shown = repr(site(stack, accounts()))
     assert "OfficialAccount" not in shown  # a list of thousands stays out of reprs
     assert B_SECRET not in shown
+
+
+async def test_an_accounts_overrides_are_its_own(stack: Stack) -> None:
+    emulator(stack)
+    overrides = {"public_url": f"https://{B_HOST}", "scope": "snsapi_userinfo"}
+    async with browser(site(stack, accounts(**overrides))) as client:
+        on_a = parse_qs(urlsplit(location(await client.get(f"http://{A_HOST}/p"))).query)
+        on_b = parse_qs(urlsplit(location(await client.get(f"http://{B_HOST}/p"))).query)
+    assert on_a["redirect_uri"] == [f"http://{A_HOST}/wxauth/callback"]
+    assert on_a["scope"] == ["snsapi_base"]
+    assert on_b["redirect_uri"] == [f"https://{B_HOST}/wxauth/callback"]
+    assert on_b["scope"] == ["snsapi_userinfo"]

@@ -150,3 +150,45 @@ def test_the_sdist_has_the_license_and_what_the_readme_links_to(tmp_path: Path) 
     }
     assert links, "the README links to docs/ and bench/"
     assert sorted(links - names) == []
+
+
+def readme_commands() -> list[str]:
+    readme = (REPO_ROOT / "README.md").read_text("utf-8")
+    return re.findall(r"^python -m pip install .*$", readme, flags=re.MULTILINE)
+
+
+def test_ci_runs_the_readme_test_command_with_the_pinned_versions() -> None:
+    ci = (REPO_ROOT / ".ci" / "run").read_text("utf-8")
+    test_command = next(c for c in readme_commands() if "pytest" in c)
+    assert "-c .ci/constraints.txt" in test_command
+    assert re.search(rf"^\s*{re.escape(test_command)}$", ci, flags=re.MULTILINE), ci
+
+
+def test_the_constraints_pin_every_test_requirement_exactly() -> None:
+    project = pyproject()["project"]
+    assert isinstance(project, dict)
+    lines = (REPO_ROOT / ".ci" / "constraints.txt").read_text("utf-8").splitlines()
+    pinned = {}
+    for line in lines:
+        if line and not line.startswith("#"):
+            name, _, pin = line.partition("==")
+            assert pin, f"{line!r} is not NAME==VERSION"
+            pinned[name.lower().replace("_", "-")] = pin
+    required = project["dependencies"] + project["optional-dependencies"]["test"]
+    missing = {requirement_name(r) for r in required} - set(pinned)
+    assert not missing, f"not pinned in .ci/constraints.txt (run bash .ci/lock): {missing}"
+
+
+def test_every_dependency_floor_is_listed_for_the_oldest_check() -> None:
+    result = subprocess.run(  # noqa: S603 (our own fixed arguments)
+        [sys.executable, str(REPO_ROOT / ".ci" / "oldest.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    oldest = dict(line.split("==") for line in result.stdout.split())
+    project = pyproject()["project"]
+    assert isinstance(project, dict)
+    for requirement in project["dependencies"] + project["optional-dependencies"]["redis"]:
+        name = requirement_name(requirement)
+        assert oldest[name] == requirement.split(">=")[1], requirement

@@ -170,11 +170,6 @@ class AccountRouter:
             )
         return service
 
-    @property
-    def several(self) -> bool:
-        """Whether the accounts are more than one (or a loader's)."""
-        return self.single is None
-
     def _core(self, config: Config) -> LoginCore:
         """The core of a listed account's configuration, made on first use."""
         assert config.app_id is not None
@@ -192,8 +187,8 @@ class AccountRouter:
 
     def find(self, host_header: str) -> LoginCore | Literal[False] | None:
         """The core serving `host_header` (a Host header), None for none, or False when the
-        loader must be asked (`load_sync` / `load_async`). Raises AccountUnavailable while
-        the loader's failure for this host is remembered."""
+        loader must be asked (drivers.py's `load_account_sync` / `load_account_async`).
+        Raises AccountUnavailable while the loader's failure for this host is remembered."""
         core = self._ready.get(host_header)
         if core is not None:
             return core

@@ -30,6 +30,7 @@ import dataclasses
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -167,7 +168,9 @@ def create_demo_app(
         api_base_url=_EMULATOR_API_BASE,
         session_cookie=SESSION_COOKIE,
         on_error=_error_response,
-        transport=httpx.ASGITransport(app=emulator),
+        # httpx before 0.28 types its ASGI app with plain dicts, Starlette's apps (this one)
+        # with MutableMapping: the same app at run time, so typed loosely here for both.
+        transport=httpx.ASGITransport(app=cast("Any", emulator)),
         logout_path=_LOGOUT_PATH,
         redis_url=redis_url,
         redis_prefix=redis_prefix,

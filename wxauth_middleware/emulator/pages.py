@@ -274,6 +274,7 @@ def index_page(
     default_persona: str,
     auto_approve: bool,
     website_app_id: str | None = None,
+    more_app_ids: Sequence[str] = (),
 ) -> str:
     """What this server is and how to point the middleware at it."""
     endpoints = [
@@ -314,6 +315,10 @@ def index_page(
             f"<code>qrconnect_url={_e(base_url)}/connect/qrconnect</code> "
             f"<code>website_app_id={_e(website_app_id)}</code></p>"
         )
+    more_accounts = "".join(
+        f'<p>Another Official Account (--account): <code class="more-appid">{_e(more)}</code></p>'
+        for more in more_app_ids
+    )
     mode = (
         "auto-approve: every authorization succeeds at once as the default persona"
         if auto_approve
@@ -324,6 +329,7 @@ def index_page(
         "<p>A local stand-in for WeChat's web-page authorization servers (公众号网页授权), "
         "with their quirks, for offline development and tests. It is not WeChat.</p>"
         f'<p>AppID: <code id="appid">{_e(app_id)}</code></p>'
+        f"{more_accounts}"
         f"<p>Website app (网站应用) AppID: {website}</p>"
         f"<p>Authorization domains: <code>{_e(', '.join(domains))}</code></p>"
         f"<p>Mode: {_e(mode)}</p></div>"
