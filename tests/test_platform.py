@@ -8,6 +8,7 @@ import logging
 import time
 from urllib.parse import parse_qsl, urlsplit
 
+import anyio
 import httpx
 import pytest
 
@@ -26,7 +27,8 @@ from .platform_support import (
     signed_push,
     ticket_xml,
 )
-from .support import Stack, approve_consent, location, login
+from .redis_support import RedisServer
+from .support import Middleware, Stack, approve_consent, close, location, login
 
 pytestmark = pytest.mark.anyio
 OPENID = DEFAULT_PERSONAS[0].openid_for(DEFAULT_APP_ID)
@@ -258,3 +260,43 @@ async def test_pushes_that_cannot_be_trusted_change_nothing(
     assert "push refused" in logged
     assert secret_ticket not in logged
     assert good[1].decode() not in logged
+
+
+async def test_instances_sharing_redis_share_the_ticket_and_the_tokens(
+    stack: Stack, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    """What one instance was pushed and authorized serves another, and one started later (a
+    restart): the ticket, the component token (one call for all), the refresh token."""
+    emulator = platform_emulator(stack)
+    shared = {"redis_url": redis_server.url, "redis_prefix": redis_prefix}
+    first = platform_middleware(stack, **shared)
+    async with stack.phone(first) as phone:
+        await push(phone, emulator, "component_verify_ticket")
+        assert await _authorize_admin(stack, first, phone) == DEFAULT_APP_ID
+    later = [platform_middleware(stack, **shared) for _ in range(2)]
+    async with stack.phone(later[0]) as phone:
+        page = await login(phone, "/page", persona="xiaoming")
+        assert page.json()["user"]["openid"] == OPENID
+        tokens: list[str] = []
+
+        async def token(middleware: Middleware) -> None:
+            tokens.append(await call(middleware, "access_token", app_id=DEFAULT_APP_ID))
+
+        async with anyio.create_task_group() as burst:
+            for i in range(8):
+                burst.start_soon(token, later[i % 2])
+        await close(later[1])
+    assert len(tokens) == 8
+    assert len(set(tokens)) == 1
+    assert emulator.call_count("/cgi-bin/component/api_component_token") == 1
+    assert emulator.call_count("/cgi-bin/component/api_authorizer_token") == 1
+    keys = f"{redis_prefix}platform:{{{COMPONENT_APPID}}}:"
+    with redis_server.client() as client:
+        assert 0 < client.ttl(keys + "ticket") <= 12 * 3600
+        # The refresh token is kept for good, and it is WeChat's newest.
+        refresh = client.get(keys + f"authorizer:{DEFAULT_APP_ID}:refresh")
+        assert client.ttl(keys + f"authorizer:{DEFAULT_APP_ID}:refresh") == -1
+    platform = emulator.platform
+    assert platform is not None
+    assert refresh is not None
+    assert refresh.decode() == platform.authorizers[DEFAULT_APP_ID].refresh_tokens[-1]
