@@ -12,6 +12,7 @@ import anyio
 import httpx
 import pytest
 
+from wxauth_middleware import OfficialAccount, Platform, WeChatAuthMiddleware
 from wxauth_middleware.emulator import DEFAULT_APP_ID
 from wxauth_middleware.emulator.personas import DEFAULT_PERSONAS
 
@@ -19,6 +20,7 @@ from .platform_support import (
     ADMIN_RETURN,
     COMPONENT_APPID,
     EVENTS_PATH,
+    PLATFORM,
     call,
     consent,
     platform_emulator,
@@ -300,3 +302,63 @@ async def test_instances_sharing_redis_share_the_ticket_and_the_tokens(
     assert platform is not None
     assert refresh is not None
     assert refresh.decode() == platform.authorizers[DEFAULT_APP_ID].refresh_tokens[-1]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"component_appid": "wx123"}, "is not an AppID"),
+        ({"component_appsecret": ""}, "component_appsecret is required"),
+        ({"token": "a b"}, "message token"),
+        ({"encoding_aes_key": "short"}, "43 characters"),
+        ({"encoding_aes_key": "=" * 43}, "43 characters"),
+    ],
+)
+def test_a_platform_says_what_is_wrong(fields: dict[str, str], message: str) -> None:
+    values = {
+        "component_appid": COMPONENT_APPID,
+        "component_appsecret": "s",
+        "token": "tok",
+        "encoding_aes_key": "a" * 43,
+        **fields,
+    }
+    with pytest.raises(ValueError, match=message):
+        Platform(**values)
+
+
+def test_one_platform_with_two_sets_of_credentials_is_refused() -> None:
+    other = Platform(COMPONENT_APPID, "another-secret", "tok", "b" * 43)
+    accounts = [
+        OfficialAccount(app_id=DEFAULT_APP_ID, platform=PLATFORM, hosts=["a.example.com"]),
+        OfficialAccount(app_id="wx" + "1" * 16, platform=other, hosts=["b.example.com"]),
+    ]
+    with pytest.raises(ValueError, match="different credentials"):
+        WeChatAuthMiddleware(None, secret_key="k" * 32, accounts=accounts)  # type: ignore[arg-type]
+
+
+async def test_the_applications_calls_say_what_is_wrong(stack: Stack) -> None:
+    platform_emulator(stack)
+    middleware = platform_middleware(stack)
+    async with stack.phone(middleware):
+        with pytest.raises(ValueError, match="absolute http"):
+            await call(middleware, "platform_authorize_url", "/relative")
+        with pytest.raises(ValueError, match="auth_code"):
+            await call(middleware, "platform_authorized", "")
+        with pytest.raises(ValueError, match="not the platform of any account"):
+            await call(middleware, "platform_authorized", "x", component_appid="wx" + "2" * 16)
+    plain = stack.middleware()
+    async with stack.phone(plain):
+        with pytest.raises(ValueError, match="no account has a platform"):
+            await call(plain, "platform_authorize_url", ADMIN_RETURN)
+
+
+async def test_an_accounts_callable_answering_a_platforms_account_is_a_failure(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    platform_emulator(stack)
+    account = OfficialAccount(app_id=DEFAULT_APP_ID, platform=PLATFORM)
+    middleware = stack.middleware(app_id=None, app_secret=None, accounts=lambda host: account)
+    async with stack.phone(middleware) as phone:
+        page = await phone.get("/page")
+        assert page.status_code == 503
+    assert "list the accounts of a platform" in caplog.text
