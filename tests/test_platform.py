@@ -4,6 +4,7 @@ authorization, a user's login on the account's behalf, the authorizer's token an
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from urllib.parse import parse_qsl, urlsplit
@@ -362,3 +363,26 @@ async def test_an_accounts_callable_answering_a_platforms_account_is_a_failure(
         page = await phone.get("/page")
         assert page.status_code == 503
     assert "list the accounts of a platform" in caplog.text
+
+
+async def test_a_users_kept_token_is_renewed_on_the_accounts_behalf(
+    stack: Stack, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    emulator = platform_emulator(stack, authorized=True, auto_approve=True)
+    middleware = platform_middleware(
+        stack, redis_url=redis_server.url, redis_prefix=redis_prefix, keep_tokens=True
+    )
+    async with stack.phone(middleware) as phone:
+        await push(phone, emulator, "component_verify_ticket")
+        assert (await login(phone, "/page")).json()["user"]["openid"] == OPENID
+    token = await call(middleware, "user_access_token", OPENID, app_id=DEFAULT_APP_ID)
+    # Make the kept token look expired: the renewal goes through the component API.
+    with redis_server.client() as client:
+        (key,) = [k for k in client.scan_iter(match=f"{redis_prefix}*token:*{OPENID}")]
+        record = json.loads(client.get(key) or b"null")
+        record[4] -= 7200
+        client.set(key, json.dumps(record), keepttl=True)
+    renewed = await call(middleware, "user_access_token", OPENID, app_id=DEFAULT_APP_ID)
+    assert renewed != token
+    assert emulator.call_count("/sns/oauth2/component/refresh_token") == 1
+    assert emulator.call_count("/sns/oauth2/refresh_token") == 0

@@ -84,7 +84,7 @@ class LoginCore:
         self.callback = Callback(
             config, self.cookies, logins, self._sessions, self.store, self.login, platform
         )
-        self.account = Account(config, self.cookies, self.store, clock)
+        self.account = Account(config, self.cookies, self.store, clock, platform)
         # What quick_forward needs to know about the configuration, derived once.
         self._session_cookie_eq = config.session_cookie + "="
         self._upgrades = config.scope == "snsapi_userinfo" or any(

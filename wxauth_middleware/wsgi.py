@@ -52,9 +52,8 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         events = self.router.events  # a third-party platform's pushes: on any host
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        if events is not None and path == self.config.platform_events_path:
-            request = _request(environ, frozenset((path,)))
+        if events is not None and _is_events_path(environ, self.config.platform_events_path):
+            request = _request(environ, frozenset((self.config.platform_events_path or "",)))
             answer = FORM_TOO_LARGE if request is None else events(request)
             if not isinstance(answer, HTTPResponse):
                 answer = self._drive(answer)
@@ -205,6 +204,11 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Unknown"
+
+
+def _is_events_path(environ: WSGIEnvironment, path: str | None) -> bool:
+    full: str = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return full == path
 
 
 def _retarget(environ: WSGIEnvironment, target: str) -> None:

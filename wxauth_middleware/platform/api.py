@@ -13,6 +13,7 @@ __all__ = [
     "AuthorizerGrant",
     "authorizer_token",
     "code_grant",
+    "code_refresh",
     "component_token",
     "pre_auth_code",
     "query_auth",
@@ -114,6 +115,22 @@ def code_grant(
         ("appid", app_id),
         ("code", code),
         ("grant_type", "authorization_code"),
+        ("component_appid", component_appid),
+        ("component_access_token", token),
+    )
+    body = yield from api_call(api, endpoint, params, policy)
+    return grant_of(body, endpoint)
+
+
+def code_refresh(
+    api: str, app_id: str, refresh_token: str, component_appid: str, token: str, policy: CallPolicy
+) -> Flow[TokenGrant]:
+    """A user's new access token (of `app_id`'s login on its behalf) for a kept refresh token."""
+    endpoint = "sns/oauth2/component/refresh_token"
+    params = (
+        ("appid", app_id),
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
         ("component_appid", component_appid),
         ("component_access_token", token),
     )

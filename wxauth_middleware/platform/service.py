@@ -226,3 +226,14 @@ class PlatformService:
                 )
             )
         )
+
+    def user_refresh(self, app_id: str, refresh_token: str, policy: CallPolicy) -> Flow[TokenGrant]:
+        """A user's kept refresh token of account `app_id` (keep_tokens), used on its behalf."""
+        config, appid = self._config, self.component_appid
+        return (
+            yield from self._with_component(
+                lambda token: api.code_refresh(
+                    config.api_base_url, app_id, refresh_token, appid, token, policy
+                )
+            )
+        )
