@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from wxauth_middleware import OfficialAccount, Platform, WeChatAuthMiddleware
-from wxauth_middleware.emulator import DEFAULT_APP_ID
+from wxauth_middleware.emulator import DEFAULT_APP_ID, platform_api
 from wxauth_middleware.emulator.personas import DEFAULT_PERSONAS
 
 from .platform_support import (
@@ -31,7 +31,8 @@ from .platform_support import (
     ticket_xml,
 )
 from .redis_support import RedisServer
-from .support import Middleware, Stack, approve_consent, close, location, login
+from .support import Middleware, Stack, approve_consent, close, lifespan, location, login
+from .support import serve as serve_site
 
 pytestmark = pytest.mark.anyio
 OPENID = DEFAULT_PERSONAS[0].openid_for(DEFAULT_APP_ID)
@@ -386,3 +387,34 @@ async def test_a_users_kept_token_is_renewed_on_the_accounts_behalf(
     assert renewed != token
     assert emulator.call_count("/sns/oauth2/component/refresh_token") == 1
     assert emulator.call_count("/sns/oauth2/refresh_token") == 0
+
+
+async def test_a_login_on_behalf_with_the_profile_scope(stack: Stack) -> None:
+    emulator = platform_emulator(stack, authorized=True)
+    middleware = platform_middleware(stack, scope="snsapi_userinfo")
+    async with stack.phone(middleware) as phone:
+        await push(phone, emulator, "component_verify_ticket")
+        page = await login(phone, "/page", persona="xiaoming")
+        user = page.json()["user"]
+        assert user["openid"] == OPENID
+        assert user["nickname"] == DEFAULT_PERSONAS[0].nickname
+        assert emulator.call_count("/sns/userinfo") == 1
+
+
+async def test_the_emulator_pushes_at_start_and_every_interval(
+    asgi_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The emulator as a server runs it (its lifespan), pushing over HTTP to a real server of
+    the site; the 10 minutes made short."""
+    monkeypatch.setattr(platform_api, "PUSH_INTERVAL", 0.2)
+    middleware = platform_middleware(asgi_stack)
+    with serve_site(middleware) as site:
+        emulator = platform_emulator(asgi_stack, platform_events_url=f"{site}{EVENTS_PATH}")
+        platform = emulator.platform
+        assert platform is not None
+        async with lifespan(emulator):
+            for _ in range(400):  # 20 s at most
+                if len(platform.pushes) >= 3:
+                    break
+                await anyio.sleep(0.05)
+        assert platform.pushes[:3] == [("component_verify_ticket", 200)] * 3

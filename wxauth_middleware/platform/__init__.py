@@ -8,9 +8,11 @@ authorized the platform, without their AppSecrets (wechat-protocol.md §14).
 - `api.py`: the component APIs as sans-I/O flows;
 - `service.py`: the platform's credentials and flows (component token, authorizations,
   authorizers' tokens, the code exchange of a login on behalf);
-- `events.py`: the endpoint WeChat pushes its encrypted events to.
+- `events.py`: the endpoint WeChat pushes its encrypted events to;
+- `errors.py`: no ticket yet (503), an account that revoked its authorization (403).
 """
 
+from .errors import AuthorizationRevoked, PlatformNotReady
 from .values import Platform
 
-__all__ = ["Platform"]
+__all__ = ["AuthorizationRevoked", "Platform", "PlatformNotReady"]
