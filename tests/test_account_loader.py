@@ -43,6 +43,7 @@ pytestmark = pytest.mark.anyio
 A = OfficialAccount(A_ID, A_SECRET, hosts=[A_HOST])
 B = OfficialAccount(B_ID, B_SECRET, hosts=[B_HOST])
 BAD_HOST, SLOW_HOST, MIXED_HOST = "bad.example.com", "slow.example.com", "mixed.example.com"
+SLOW = 6  # seconds the slow host's lookup takes: longer than any http_timeout here
 
 
 class Tenants:
@@ -63,12 +64,12 @@ class Tenants:
 
     def sync(self, host: str) -> OfficialAccount | None:
         if host == SLOW_HOST:
-            time.sleep(3)
+            time.sleep(SLOW)
         return self.answer(host)
 
     async def async_(self, host: str) -> OfficialAccount | None:
         if host == SLOW_HOST:
-            await anyio.sleep(3)
+            await anyio.sleep(SLOW)
         return self.answer(host)
 
 
@@ -105,15 +106,14 @@ async def test_a_failing_slow_or_mixed_up_callable_is_a_503_for_its_host_only(
             answer = await client.get(f"http://{host}/page", headers={"accept": "application/json"})
             assert answer.status_code == 503, (host, answer.text)
             assert answer.json()["error"] == "account_unavailable"
-            assert time.monotonic() - started < 2.5  # never waiting for the slow loader
+            assert time.monotonic() - started < SLOW / 2  # never waiting for the slow loader
             page = await client.get(f"http://{host}/page")
             assert page.status_code == 503
             assert "登录暂时不可用" in page.text
             # The other tenants are served meanwhile.
             assert appid_of(await client.get(f"http://{A_HOST}/page")) == A_ID
-        # A failure is remembered briefly: the next requests did not ask again.
-        assert table.asked.count(BAD_HOST) == 1
-        assert table.asked.count(MIXED_HOST) == 1
+    # (How long a failure is remembered: test_the_answers_are_kept_..., on a stepped clock.)
+    assert {BAD_HOST, MIXED_HOST, A_HOST} <= set(table.asked)
 
 
 def test_the_answers_are_kept_60_s_no_account_10_s_a_failure_2_s() -> None:
@@ -219,7 +219,7 @@ async def test_a_slow_callable_holds_up_no_other_host(
     _, loader = tenants
     emulator(stack)
     finished: list[str] = []
-    async with browser(site(stack, loader, http_timeout=1), WECHAT_UA, SLOW_HOST) as client:
+    async with browser(site(stack, loader, http_timeout=2.5), WECHAT_UA, SLOW_HOST) as client:
 
         async def visit(host: str) -> None:
             await client.get(f"http://{host}/page")

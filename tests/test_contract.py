@@ -9,15 +9,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from html import unescape
-from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import urlsplit
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import pytest
@@ -39,7 +35,7 @@ from .support import (
     inner_app,
     inner_wsgi_app,
     middleware_options,
-    serve,
+    served,
     session_cookie_set,
 )
 
@@ -70,36 +66,6 @@ def build(kind: str, wechat_url: str, **options: Any) -> Any:
     if kind == "asgi":
         return WeChatAuthMiddleware(inner_app(), **options)
     return WeChatAuthWSGIMiddleware(inner_wsgi_app, **options)
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def served(app: Any) -> Iterator[str]:
-    """`app` served over HTTP on 127.0.0.1 (uvicorn, or a threaded WSGI server); its URL."""
-    if isinstance(app, WeChatAuthMiddleware):
-        with serve(app) as url:
-            yield url
-        return
-    server = make_server(
-        "127.0.0.1", 0, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-        app.close()
 
 
 def browser(base: str, user_agent: str = CHROME_UA, **options: Any) -> httpx.Client:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import hmac
+import json
 import time
+from base64 import urlsafe_b64encode
 
 import pytest
 
@@ -129,6 +132,49 @@ def test_signed_payload_of_the_wrong_shape_is_no_session() -> None:
     codec = SessionCodec((NEW,), 3600)
     for payload in ({"openid": "o"}, [1, "", None], [2] + [None] * 12, "x", None, [1] * 13):
         assert codec.decode(forger.sign(payload)) is None
+    good: list[object] = [1, "o", None, None, None, 0, None, None, None, ["p"], "s", False, False]
+    assert codec.decode(forger.sign(good)) is not None
+    for index, wrong in [
+        (1, ""),  # an openid is never empty
+        (1, 5),
+        (2, 1),  # unionid ... country: a string or null
+        (3, ["x"]),
+        (8, False),
+        (5, True),  # sex: an int, not a bool
+        (5, 1.5),
+        (5, "1"),
+        (9, ["p", None]),  # privilege: a list of strings
+        (9, ["p", 1]),
+        (9, "p"),
+        (10, None),  # scope: a string
+        (11, 0),  # the two flags: booleans
+        (12, None),
+    ]:
+        assert codec.decode(forger.sign([*good[:index], wrong, *good[index + 1 :]])) is None
+
+
+def test_signed_values_are_written_as_documented() -> None:
+    """`payload.time.signature`: compact JSON in unpadded base64url, the time, and HMAC-SHA256
+    over both with the purpose's key (HMAC of the secret key and "wxauth_middleware.key " +
+    purpose), unpadded base64url. Cookies signed before stay valid."""
+    clock = Clock()
+    key = hmac.digest(NEW, b"wxauth_middleware.key p", "sha256")
+
+    def signed(text: bytes, pad: bool = False) -> str:
+        data = urlsafe_b64encode(text)
+        value = (data if pad else data.rstrip(b"=")) + b"." + str(int(clock.now)).encode()
+        mac = urlsafe_b64encode(hmac.digest(key, value, "sha256")).rstrip(b"=")
+        return (value + b"." + mac).decode()
+
+    payload = ["小明", 1, None, [True]]
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    signer = Signer((NEW,), "p", clock)
+    assert signer.sign(payload) == signed(text)
+    assert signer.verify(signed(text), 60) == (payload, int(clock.now))
+    assert signer.verify(signed(b'["x"]', pad=True), 60) == (["x"], int(clock.now))
+    # Signed with the key, but not what `sign` writes: never a payload, never an error.
+    for text in (b'["x"] 1', b' ["x"]', b'["x"]x', b"\xff", b"", b"[1"):
+        assert signer.verify(signed(text), 60) is None
 
 
 def test_identity_key_is_applied_on_decode() -> None:

@@ -77,6 +77,9 @@ def test_jssdk_config_signs_with_the_ticket_clock_and_nonce(kind: str) -> None:
         ("https://example.com:443/a", "https://example.com", "https://example.com:443/a"),
         ("http://example.com/", "http://example.com:80", "http://example.com/"),
         ("https://EXAMPLE.com/p", "https://example.com", "https://EXAMPLE.com/p"),
+        ("https://example.com", "https://example.com", "https://example.com"),
+        ("https://example.com?a=1#f", "https://example.com", "https://example.com?a=1"),
+        ("http://[::1]:8000/p", "http://[::1]:8000", "http://[::1]:8000/p"),
     ],
 )
 def test_signable_url_keeps_the_url_as_the_browser_has_it(
@@ -99,6 +102,15 @@ def test_signable_url_keeps_the_url_as_the_browser_has_it(
         ("http://example.com/page", "https://example.com"),
         ("https://example.com:8443/page", "https://example.com"),
         ("https://example.com.evil.example/", "https://example.com"),
+        # Starting with the origin is not being on it.
+        ("https://example.com@evil.example/", "https://example.com"),
+        ("https://example.com:443@evil.example/", "https://example.com"),
+        ("https://example.com\\@evil.example/", "https://example.com"),
+        ("http://localhost:80001/", "http://localhost:8000"),
+        ("http://localhost:8000\t/", "http://localhost:8000"),
+        ("http://localhost:8000/a\u3000b", "http://localhost:8000"),
+        ("http://localhost:8000/\x7f", "http://localhost:8000"),
+        ("/relative/path", ""),
     ],
 )
 def test_signable_url_refuses_what_is_not_a_page_of_the_site(url: str, origin: str | None) -> None:

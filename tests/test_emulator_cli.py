@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import pytest
 
+from wxauth_middleware.demo import create_demo_app
+from wxauth_middleware.demo.__main__ import main as demo_main
 from wxauth_middleware.emulator import (
     DEFAULT_APP_ID,
     DEFAULT_APP_SECRET,
@@ -80,6 +82,45 @@ def test_defaults() -> None:
     assert emulator.auto_approve is False
     assert emulator.default_persona == DEFAULT_PERSONAS[0].key
     assert emulator.allow_remote is False
+
+
+def test_go_live_options() -> None:
+    relaxed = build_emulator(build_parser().parse_args([]))
+    assert not relaxed.go_live.any_on
+    assert "go-live settings: off" in banner(relaxed, "127.0.0.1", 8400, DEFAULT_APP_SECRET)
+    args = build_parser().parse_args(
+        [
+            *("--ip-allowlist", "203.0.113.7", "--ip-allowlist", "10.0.0.0/8"),
+            *("--js-domain", "example.com", "--daily-quota", "2000", "--minute-quota", "100"),
+        ]
+    )
+    strict = build_emulator(args)
+    assert [str(n) for n in strict.go_live.ip_allowlist or ()] == ["203.0.113.7/32", "10.0.0.0/8"]
+    assert strict.go_live.js_domains == ("example.com",)
+    assert (strict.go_live.daily_quota, strict.go_live.minute_quota) == (2000, 100)
+    text = banner(strict, "127.0.0.1", 8400, DEFAULT_APP_SECRET)
+    assert "IP allow-list for token calls (40164 elsewhere): 203.0.113.7/32, 10.0.0.0/8" in text
+    assert "JS-SDK safe domains (config:invalid url domain elsewhere): example.com" in text
+    assert "daily quota: 2000" in text
+    assert "minute quota: 100" in text
+    text.encode("ascii")  # the terminal's encoding is unknown
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--ip-allowlist", "1.2.3.4:80"], "not an IP address or network"),
+        (["--js-domain", "https://example.com"], "without http://"),
+        (["--daily-quota", "0"], "daily_quota must be a whole number"),
+    ],
+)
+def test_bad_go_live_options_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_no_website_app_option() -> None:
@@ -157,3 +198,21 @@ def test_serves_over_http_with_auto_approve() -> None:
     assert DEFAULT_APP_SECRET in output
     assert f"qrconnect_url={base}/connect/qrconnect" in output
     assert DEFAULT_WEBSITE_APP_SECRET in output
+
+
+def test_demo_strict_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        demo_main(["--ip-allowlist", "127.0.0.1"])
+    assert exited.value.code == 2
+    assert "strict-mode settings: add --strict" in capsys.readouterr().err
+    strict = create_demo_app(
+        public_url="http://127.0.0.1:8000", strict=True, js_domains=["127.0.0.1"]
+    ).state.emulator.go_live
+    assert strict.ip_allowlist == ()  # on, and empty: the demo's own calls get 40164
+    assert strict.js_domains == ("127.0.0.1",)
+    assert strict.daily_quota is not None
+    assert strict.minute_quota is not None
+    relaxed = create_demo_app(public_url="http://127.0.0.1:8000").state.emulator.go_live
+    assert not relaxed.any_on
+    with pytest.raises(ValueError, match="strict-mode settings"):
+        create_demo_app(public_url="http://127.0.0.1:8000", ip_allowlist=["127.0.0.1"])

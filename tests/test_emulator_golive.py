@@ -299,6 +299,17 @@ async def test_without_js_domains_any_page_passes(emu: WeChatEmulator) -> None:
     assert verdict == {"ok": True, "errMsg": "config:ok"}
 
 
+async def test_the_index_page_says_which_settings_are_on(clock: Clock) -> None:
+    relaxed = WeChatEmulator(clock=clock)
+    strict = WeChatEmulator(clock=clock, ip_allowlist=[], js_domains=["example.com"])
+    async with client_for(relaxed) as client:
+        assert "Go-live settings: off" in (await client.get("/")).text
+    async with client_for(strict) as client:
+        page = (await client.get("/")).text
+    assert "IP allow-list for token calls (40164 elsewhere): (empty: nobody)" in page
+    assert "JS-SDK safe domains (config:invalid url domain elsewhere): example.com" in page
+
+
 # -- the settings, checked ----------------------------------------------------------------------
 
 

@@ -4,11 +4,13 @@ WeChat for its answers and failures, and end to end against the emulator."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qsl
 from wsgiref.validate import validator
 
 import httpx
@@ -18,6 +20,7 @@ from wxauth_middleware import WeChatAuthMiddleware
 from wxauth_middleware.credentials import jssdk_signature
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 from wxauth_middleware.emulator.personas import DEFAULT_PERSONAS
+from wxauth_middleware.jssdk import _url_param
 
 from .credentials_support import (
     APP_ID,
@@ -197,6 +200,58 @@ async def test_the_script_loads_the_sdk_the_configuration_names(
     assert f"var SDK_URL = {json.dumps(sdk)};" in response.text
     assert 'var SIGN_PATH = "/js/sign";' in response.text
     assert "__WXAUTH" not in response.text
+
+
+async def test_the_script_is_fetched_once_per_release(kind: str) -> None:
+    """A browser revalidating the script (If-None-Match, after max-age) gets a 304 without it,
+    as long as the script is the same; a changed script has another validator."""
+    app = middleware(kind, ScriptedWeChat())
+    async with site(app, CHROME_UA) as client:
+        first = await client.get("/wxauth/jssdk.js")
+        etag = first.headers["etag"]
+        again = [
+            await client.get("/wxauth/jssdk.js", headers={"if-none-match": tag})
+            for tag in (etag, f"W/{etag}", f'"other", {etag}', "*")
+        ]
+        head = await client.head("/wxauth/jssdk.js", headers={"if-none-match": etag})
+        stale = await client.get("/wxauth/jssdk.js", headers={"if-none-match": '"other"'})
+    assert first.status_code == 200
+    assert first.headers["cache-control"] == "public, max-age=300"
+    assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
+    for response in [*again, head]:
+        assert response.status_code == 304
+        assert response.content == b""
+        assert response.headers["etag"] == etag
+        assert response.headers["cache-control"] == first.headers["cache-control"]
+        # RFC 9110: a 304's Content-Length could only be the script's length; none is sent.
+        assert "content-length" not in response.headers
+    assert stale.status_code == 200
+    assert stale.content == first.content
+    assert stale.headers["etag"] == etag
+    other = middleware(kind, ScriptedWeChat(), jssdk_script_url="https://cdn.example.com/sdk.js")
+    async with site(other, CHROME_UA) as client:
+        changed = await client.get("/wxauth/jssdk.js", headers={"if-none-match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "url=http%3A%2F%2Flocalhost%3A8000%2Fa%3Fb%3D1%26c%3D2",
+        "url=http://localhost:8000/a+b",
+        "url=http://localhost:8000/%E5%95%86%E5%BA%97",
+        "url=http://localhost:8000/%ZZ",
+        "url=",
+        "url",
+        "",
+        "x=1&url=http://localhost:8000/",
+        "url=http://localhost:8000/1&url=http://localhost:8000/2",
+        "url=http://localhost:8000/;a=1",
+    ],
+)
+def test_the_url_parameter_is_read_as_parse_qsl_reads_it(query: str) -> None:
+    assert _url_param(query) == dict(parse_qsl(query, keep_blank_values=True)).get("url", "")
 
 
 async def test_jssdk_path_none_turns_both_paths_off(kind: str) -> None:

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
+from wxauth_middleware.callback import SPENT_MEMORY, SpentStates
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 
 from .support import (
@@ -841,3 +842,19 @@ async def test_4_polling_while_logged_out_keeps_one_api_state_cookie(stack: Stac
     assert [c.name for c in state_cookies] == ["wxauth_session_login"]
     assert len(state_cookies[0].value or "") < 400  # one login: the API call's latest
     assert page.json()["user"] is not None
+
+
+def test_spent_states_are_claimed_once_remembered_a_while_and_bounded() -> None:
+    now = [1000]
+    spent = SpentStates(600, lambda: now[0])
+    assert spent.claim("a")
+    assert not spent.claim("a")
+    spent.release("a")
+    assert spent.claim("a")  # released (the exchange failed): it may be tried again
+    now[0] += 601
+    assert spent.claim("a")  # forgotten after its life
+    for i in range(SPENT_MEMORY + 10):
+        assert spent.claim(f"s{i}")
+    assert len(spent._until) <= SPENT_MEMORY
+    assert spent.claim("s0")  # the oldest went first
+    assert not spent.claim(f"s{SPENT_MEMORY + 9}")  # the newest is remembered

@@ -164,11 +164,12 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
     def _quick(self, core: LoginCore, scope: Scope) -> Forward | None:
         # Most requests are another browser without a session, or a logged-in user: decided
         # from two raw headers, without decoding the rest.
-        headers = dict(scope["headers"])
+        raw = scope["headers"]
+        headers = dict(raw)
         cookie = headers.get(b"cookie", b"")
-        if cookie:
-            # HTTP/2 may split the Cookie header in several: join them all.
-            cookie = b"; ".join(value for name, value in scope["headers"] if name == b"cookie")
+        if cookie and not (isinstance(raw, list) and len(headers) == len(raw)):
+            # A name may have come twice: HTTP/2 may split the Cookie header: join them all.
+            cookie = b"; ".join(value for name, value in raw if name == b"cookie")
         return core.quick_forward(
             _full_path(scope),
             headers.get(b"user-agent", b"").decode("latin-1"),
@@ -321,8 +322,13 @@ class _FailedStartup:
 
 
 def _headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for raw_name, raw_value in raw_headers:
+    raw = raw_headers if isinstance(raw_headers, list) else list(raw_headers)
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
+    if len(headers) == len(raw):
+        return headers
+    # A name came more than once: its values joined, as HTTP says (Cookie's with "; ").
+    headers = {}
+    for raw_name, raw_value in raw:
         name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
         if name in headers:
@@ -380,7 +386,8 @@ def _retarget(scope: Scope, target: str) -> Scope:
 
 async def _send_response(response: HTTPResponse, send: Send, *, head: bool) -> None:
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    headers.append((b"content-length", str(len(response.body)).encode("latin-1")))
+    if response.status != 304:  # a 304's length would be its 200's (RFC 9110): none is sent
+        headers.append((b"content-length", str(len(response.body)).encode("latin-1")))
     await send(
         {
             "type": "http.response.start",

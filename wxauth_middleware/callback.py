@@ -17,6 +17,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
@@ -399,7 +400,9 @@ class SpentStates:
     def __init__(self, life: int, clock: Callable[[], int]) -> None:
         self._life = life
         self._clock = clock
-        self._until: dict[str, int] = {}
+        # Oldest first; an OrderedDict finds its oldest in O(1) (a dict skips every entry
+        # deleted before it).
+        self._until: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
 
     def claim(self, state: str) -> bool:
@@ -413,7 +416,7 @@ class SpentStates:
             while self._until and (
                 len(self._until) >= SPENT_MEMORY or next(iter(self._until.values())) <= now
             ):
-                del self._until[next(iter(self._until))]
+                self._until.popitem(last=False)
             self._until[state] = now + self._life
             return True
 

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from .user import WeChatUser
 
 __all__ = [
-    "ONE_ACCOUNT",
     "OPTIONS",
     "REQUIRED",
     "WECHAT_AUTHORIZE_HOST",
@@ -230,7 +229,8 @@ class Config:
         self._check_store()
 
     @property
-    def app_ids(self) -> tuple[str, str | None]:  # its sessions' openids': OA's, website app's
+    def app_ids(self) -> tuple[str, str | None]:
+        """Whose openids its sessions hold: the Official Account's, the website app's."""
         return self.app_id or "", self.website_app_id
 
     @property
@@ -381,8 +381,6 @@ REQUIRED: tuple[str, ...] = tuple(
     for f in fields(Config)
     if f.init and f.default is MISSING and f.default_factory is MISSING
 )
-# The options of the one account, required unless `accounts` is given.
-ONE_ACCOUNT: tuple[str, ...] = ("app_id", "app_secret")
 
 
 def _is_int(value: object) -> bool:

@@ -61,8 +61,11 @@ def signable_url(url: object, origin: str | None = None) -> str:
     if not isinstance(url, str):
         raise ValueError(f"url must be a string, not {type(url).__name__}")
     page = url.partition("#")[0]
-    if any(c.isspace() or not c.isprintable() for c in page):
+    # The space is the one white-space character str.isprintable() lets through.
+    if not page.isprintable() or " " in page:
         raise ValueError("url holds white space or control characters: percent-encode them")
+    if origin and page.startswith(origin) and page[len(origin) : len(origin) + 1] in _AFTER_ORIGIN:
+        return page  # the origin itself, then its path or query: on it (the common case)
     try:
         key = _origin_key(page)
         same = origin is None or key == _origin_key(origin)
@@ -71,6 +74,10 @@ def signable_url(url: object, origin: str | None = None) -> str:
     if not same:
         raise ValueError(f"url {page!r} is not on the site's origin {origin}")
     return page
+
+
+# What may follow an origin in a URL on that origin ("" : nothing, the origin itself).
+_AFTER_ORIGIN = ("/", "?", "")
 
 
 def _origin_key(url: str) -> tuple[str, str, int]:
@@ -135,7 +142,16 @@ class Credentials:
     def jssdk_config(self, url: str, origin: str | None) -> Flow[dict[str, object]]:
         """`wx.config`'s appId, timestamp, nonceStr and signature for the page at `url`."""
         page = signable_url(url, origin)
-        ticket = yield from self.jsapi_ticket()
+        ticket = self.held_jsapi_ticket() or (yield from self.jsapi_ticket())
+        return self.jssdk_signed(page, ticket)
+
+    def held_jsapi_ticket(self) -> str | None:
+        """The jsapi_ticket this process holds, if it is fresh: signing with it needs no call
+        (`jssdk_signed`)."""
+        return self._ticket.fresh(self._clock(), None)
+
+    def jssdk_signed(self, page: str, ticket: str) -> dict[str, object]:
+        """`wx.config`'s four keys for `page` (a `signable_url`), signed with `ticket`."""
         timestamp = int(self._clock())
         nonce = self._nonce()
         return {

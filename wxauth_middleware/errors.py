@@ -8,9 +8,13 @@ construction.
 
 from __future__ import annotations
 
+import time
 from typing import TypeVar
 
+from .errcodes import ERRCODES, INVALID_CODE_ERRCODES, TELLING, ip_hint, retry_after, rid_of
+
 __all__ = [
+    "INVALID_CODE_ERRCODES",
     "AccountUnavailable",
     "ConfigurationError",
     "HostMismatch",
@@ -50,6 +54,8 @@ class WeChatAuthError(Exception):
     hint: str = ""
     # The page to offer the visitor to go back to, when the login knows it.
     return_to: str | None = None
+    # Seconds before trying again is worth it (the answer's Retry-After), when known.
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -238,9 +244,17 @@ class WeChatAPIError(WeChatAuthError):
         self.errcode = errcode
         self.errmsg = errmsg
         self.endpoint = endpoint
-        self.rid = _rid_of(errmsg)
-        status, known_hint = _ERRCODES.get(errcode, (502, "See WeChat's error code reference."))
+        self.rid = rid_of(errmsg)
+        status, known_hint = ERRCODES.get(errcode, (502, "See WeChat's error code reference."))
         self.status = status
+        if errcode == 40164:
+            known_hint = ip_hint(errmsg)
+        if endpoint.startswith("cgi-bin/"):
+            # The site's own credentials (the JS-SDK's token and ticket): not a login.
+            self.title, self.title_zh = "WeChat refused the site's request", "微信拒绝了网站的请求"
+        if errcode in TELLING:
+            self.title, self.title_zh, self.advice, self.advice_zh = TELLING[errcode]
+        self.retry_after = retry_after(errcode, time.time())
         super().__init__(
             f"WeChat {endpoint} answered errcode {errcode}: {errmsg}",
             hint=known_hint if hint is None else hint,
@@ -341,66 +355,3 @@ class TokenUnavailable(WeChatAuthError):
         "No WeChat token is kept for this user (keep_tokens is off, they never logged in, were "
         "revoked, or their 30-day refresh_token expired): send them through a login again."
     )
-
-
-# Codes that mean "this code can't be exchanged": restart the login (once).
-INVALID_CODE_ERRCODES = frozenset({40029, 40163, 42003})
-
-# errcode -> (HTTP status for the error page, what the site owner should check).
-_ERRCODES: dict[int, tuple[int, str]] = {
-    -1: (503, "WeChat is busy (errcode -1). Try again in a moment."),
-    40001: (
-        500,
-        "WeChat rejected the AppSecret (errcode 40001). Check app_secret against the Official "
-        "Account's settings, and that the secret was not reset.",
-    ),
-    40002: (500, "WeChat rejected the grant_type (errcode 40002)."),
-    40003: (502, "WeChat says the openid is invalid (errcode 40003)."),
-    40013: (
-        500,
-        "WeChat does not know this AppID (errcode 40013). Check app_id: it starts with 'wx'.",
-    ),
-    40029: (400, "The login code was invalid or already used (errcode 40029). Log in again."),
-    40030: (400, "The refresh_token is invalid (errcode 40030). Log in again."),
-    40125: (
-        500,
-        "WeChat rejected the AppSecret (errcode 40125, invalid appsecret). Check app_secret "
-        "against the Official Account's settings, and that the secret was not reset.",
-    ),
-    40163: (400, "The login code was already used (errcode 40163). Log in again."),
-    40164: (
-        500,
-        "WeChat refused the server's IP address (errcode 40164): add the servers' outbound "
-        "addresses to the Official Account's IP allowlist (IP白名单) for its access_token.",
-    ),
-    41008: (400, "The callback carried no code (errcode 41008)."),
-    42001: (400, "The access_token expired (errcode 42001). Log in again."),
-    42002: (400, "The refresh_token expired (errcode 42002). Log in again."),
-    42003: (400, "The login code expired (errcode 42003). Log in again."),
-    45009: (503, "The daily API quota is used up (errcode 45009). Try again later."),
-    45011: (503, "The API is called too often (errcode 45011). Try again in a minute."),
-    48001: (
-        500,
-        "The account may not call this API (errcode 48001): userinfo needs the snsapi_userinfo "
-        "scope, which a verified Service Account has.",
-    ),
-    50001: (403, "The user has not authorized this API (errcode 50001)."),
-    # Third-party platforms (第三方平台).
-    61003: (403, "The account has not authorized the platform (errcode 61003)."),
-    61004: (
-        500,
-        "WeChat refused the server's IP address for the platform (errcode 61004): add the "
-        "servers' outbound addresses to the platform's IP allowlist (开发资料 > 白名单).",
-    ),
-    61023: (403, "The account's refresh token is invalid (61023): its admin must authorize again."),
-}
-
-
-def _rid_of(errmsg: str) -> str | None:
-    # WeChat ends errmsg with ", rid: <id>"; the rid is what WeChat support asks for.
-    marker = "rid:"
-    at = errmsg.rfind(marker)
-    if at < 0:
-        return None
-    rid = errmsg[at + len(marker) :].strip()
-    return rid or None

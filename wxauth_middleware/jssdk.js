@@ -9,6 +9,9 @@
  * route change (pushState, replaceState, popstate to another URL) it configures again.
  * Attributes: data-js-api-list (names, comma- or space-separated), data-open-tag-list,
  * data-debug. Events on document: "wxauth:ready" and "wxauth:error" (detail: {url, errMsg}).
+ * When the page cannot be configured at all (the site could not sign it, or WeChat's script
+ * did not load), the page's wx.error callbacks are called as for a refused wx.config, with
+ * errMsg "config:fail: ..." and the site's explanation in `detail`.
  */
 (function (global) {
   "use strict";
@@ -49,6 +52,21 @@
     announce("error", { url: url, errMsg: message });
   }
 
+  // The page's wx.error callbacks, told of the failures that never reach wx.config.
+  var errorCallbacks = [];
+  var unconfigured = null; // why the page could not be configured, while it could not
+
+  function failBeforeConfig(url, reason, extra) {
+    var result = { errMsg: "config:fail: " + reason };
+    Object.keys(extra || {}).forEach(function (key) { result[key] = extra[key]; });
+    unconfigured = result;
+    fail(url, result.errMsg);
+    errorCallbacks.forEach(function (callback) { notify(callback, result); });
+  }
+  function notify(callback, result) {
+    try { callback(result); } catch (e) { setTimeout(function () { throw e; }); }
+  }
+
   function configure() {
     var here = withoutFragment(location.href);
     if (here === configuredAt) return; // a fragment change, or the same URL again
@@ -61,12 +79,22 @@
     })
       .then(function (response) {
         return response.json().then(function (body) {
-          if (!response.ok) throw new Error(body.message || body.error || response.status);
+          if (!response.ok) {
+            var error = new Error(body.detail || body.message || "HTTP " + response.status);
+            error.body = body;
+            error.status = response.status;
+            throw error;
+          }
           return body;
+        }, function () {
+          var error = new Error("HTTP " + response.status + ", not JSON");
+          error.status = response.status;
+          throw error;
         });
       })
       .then(function (signed) {
         if (mine !== sequence) return; // a later route change asked again
+        unconfigured = null;
         var wx = global.wx;
         wx.config({
           debug: debug,
@@ -87,7 +115,14 @@
       .catch(function (error) {
         if (mine !== sequence) return;
         configuredAt = null; // the next route change tries again
-        fail(url, "the signature could not be fetched from " + SIGN_PATH + ": " + error.message);
+        var body = error.body || {};
+        var code = [error.status, body.error, body.errcode].filter(Boolean).join(", ");
+        failBeforeConfig(
+          url,
+          "the site could not sign this page for WeChat's JS-SDK (" + SIGN_PATH +
+            (code ? " answered " + code : " did not answer") + "): " + error.message,
+          { detail: body.detail || "", error: body.error || "", errcode: body.errcode }
+        );
       });
   }
 
@@ -106,7 +141,17 @@
   // Until WeChat's script has loaded, the page's wx.ready and wx.error calls are queued.
   var queued = [];
 
+  // The page's wx.error callbacks also hear of the failures that never reach wx.config.
+  function keepErrorCallbacks(sdkError) {
+    global.wx.error = function (callback) {
+      errorCallbacks.push(callback);
+      if (unconfigured) notify(callback, unconfigured);
+      return sdkError.apply(this, arguments);
+    };
+  }
+
   function start() {
+    keepErrorCallbacks(global.wx.error);
     queued.forEach(function (call) {
       global.wx[call[0]](call[1]);
     });
@@ -131,7 +176,12 @@
   sdk.src = SDK_URL;
   sdk.onload = start;
   sdk.onerror = function () {
-    fail(verifiedUrl(), "WeChat's JS-SDK could not be loaded from " + SDK_URL);
+    keepErrorCallbacks(function () {});
+    queued.forEach(function (call) {
+      if (call[0] === "error") global.wx.error(call[1]);
+    });
+    queued = [];
+    failBeforeConfig(verifiedUrl(), "WeChat's JS-SDK could not be loaded from " + SDK_URL);
   };
   document.head.appendChild(sdk);
 })(window);

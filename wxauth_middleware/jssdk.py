@@ -9,12 +9,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
 from importlib.resources import files
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from .credentials import Credentials, signable_url
 from .errors import WeChatAuthError
@@ -67,12 +68,14 @@ class _SignEndpoint:
     def __init__(self, config: Config, credentials: Credentials) -> None:
         self._public_url = config.public_url
         self._credentials = credentials
+        self._app_id = json.dumps(config.app_id)
+        self._headers = json_response(200, {}).headers
 
     def __call__(self, request: HTTPRequest) -> HTTPResponse | Flow[HTTPResponse]:
         if request.method not in ("GET", "HEAD"):
             payload: dict[str, object] = {"error": "method_not_allowed", "message": "Use GET."}
             return json_response(405, payload, (("allow", "GET, HEAD"),))
-        url = dict(parse_qsl(request.query_string, keep_blank_values=True)).get("url", "")
+        url = _url_param(request.query_string)
         if not url:
             return _bad_request(400, "invalid_url", "Give the page's URL: ?url=<location.href>.")
         origin = self._public_url or request_origin(request.scheme, request.header("host"))
@@ -82,7 +85,18 @@ class _SignEndpoint:
             page = signable_url(url, origin)
         except ValueError as exc:
             return _bad_request(400, "invalid_url", str(exc))
-        return self._signed(page)
+        # Every page view asks: with the ticket at hand, answered at once, without a flow.
+        ticket = self._credentials.held_jsapi_ticket()
+        if ticket is None:
+            return self._signed(page)
+        signed = self._credentials.jssdk_signed(page, ticket)
+        # What json_response writes, formatted directly (json.dumps makes an encoder per
+        # call: a sixth of this answer's time). The signature is hex, the timestamp an int.
+        body = (
+            f'{{"appId": {self._app_id}, "timestamp": {signed["timestamp"]}, '
+            f'"nonceStr": {json.dumps(signed["nonceStr"])}, "signature": "{signed["signature"]}"}}'
+        )
+        return HTTPResponse(200, self._headers, body.encode())
 
     def _signed(self, page: str) -> Flow[HTTPResponse]:
         try:
@@ -96,6 +110,13 @@ class _SignEndpoint:
         return json_response(200, signed)
 
 
+def _url_param(query: str) -> str:
+    """The query's `url` parameter (the last one), "" if it has none."""
+    if query.startswith("url=") and "&" not in query:
+        return unquote_plus(query[4:])  # the usual query, the page's URL alone: parse_qsl's answer
+    return dict(parse_qsl(query, keep_blank_values=True)).get("url", "")
+
+
 def _bad_request(status: int, error: str, message: str) -> HTTPResponse:
     return json_response(status, {"error": error, "message": message})
 
@@ -105,17 +126,32 @@ def _script_endpoint(config: Config) -> Endpoint:
     source = files("wxauth_middleware").joinpath("jssdk.js").read_text("utf-8")
     source = source.replace("__WXAUTH_SIGN_PATH__", json.dumps(config.jssdk_path))
     source = source.replace("__WXAUTH_SDK_URL__", json.dumps(jssdk_script_url(config)))
+    body = source.encode("utf-8")
+    # The script changes only with a release or the configuration: its digest is its validator,
+    # so a browser revalidating after max-age gets a 304 without the script again.
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    caching = (("cache-control", f"public, max-age={_SCRIPT_MAX_AGE}"), ("etag", etag))
     response = HTTPResponse(
         200,
         (
             ("content-type", "text/javascript; charset=utf-8"),
-            ("cache-control", f"public, max-age={_SCRIPT_MAX_AGE}"),
+            *caching,
             ("x-content-type-options", "nosniff"),
         ),
-        source.encode("utf-8"),
+        body,
     )
+    not_modified = HTTPResponse(304, caching)
 
     def serve(request: HTTPRequest) -> HTTPResponse:
+        if request.method in ("GET", "HEAD") and _matches(request.header("if-none-match"), etag):
+            return not_modified
         return response
 
     return serve
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """Whether an If-None-Match header names `etag` (or "*"), compared weakly (RFC 9110)."""
+    return any(
+        tag.strip().removeprefix("W/") in (etag, "*") for tag in if_none_match.split(",") if tag
+    )

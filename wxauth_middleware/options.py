@@ -15,7 +15,6 @@ import httpx
 
 from .accounts import Accounts
 from .config import (
-    ONE_ACCOUNT,
     OPTIONS,
     REQUIRED,
     WECHAT_AUTHORIZE_HOST,
@@ -34,6 +33,9 @@ from .rules import OtherBrowsers, Rule
 from .scopes import Scope
 
 __all__ = ["MiddlewareOptions"]
+
+# The options of the one account, required unless `accounts` is given.
+_ONE_ACCOUNT = ("app_id", "app_secret")
 
 AppT = TypeVar("AppT")
 _M = TypeVar("_M", bound="MiddlewareOptions[Any]")
@@ -185,7 +187,7 @@ class MiddlewareOptions(Generic[AppT]):
 
 
 def _config(options: Mapping[str, Any]) -> Config:
-    required = REQUIRED if options.get("accounts") is not None else ONE_ACCOUNT + REQUIRED
+    required = REQUIRED if options.get("accounts") is not None else _ONE_ACCOUNT + REQUIRED
     missing = [name for name in required if options.get(name) is None]
     if missing:
         raise ConfigurationError(

@@ -51,10 +51,14 @@ def redirect(
     )
 
 
+# json.dumps makes a new encoder for each call given an option: one, made once.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
 def json_response(
     status: int, payload: dict[str, object], cookies: tuple[tuple[str, str], ...] = ()
 ) -> HTTPResponse:
-    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    body = _JSON.encode(payload).encode("utf-8")
     return HTTPResponse(
         status, (("content-type", "application/json; charset=utf-8"), _NO_STORE, *cookies), body
     )
@@ -90,6 +94,7 @@ def error_response(
             logger.exception("wxauth on_error hook failed; using the default error page")
     if response is None:
         response = default_error_response(error, request)
+    response = with_retry_after(response, error)
     if address is not None:
         response = showing_address(response, address)
     if cookies:
@@ -150,7 +155,20 @@ def error_json(error: WeChatAuthError) -> HTTPResponse:
     if isinstance(error, WeChatAPIError):
         payload["errcode"] = error.errcode
         payload["rid"] = error.rid
-    return json_response(error.status, payload)
+    return with_retry_after(json_response(error.status, payload), error)
+
+
+def with_retry_after(response: HTTPResponse, error: WeChatAuthError) -> HTTPResponse:
+    """`response` with a Retry-After header when the error says when to retry (a quota) and
+    the response is a 503 without one."""
+    if (
+        error.retry_after is None
+        or response.status != 503
+        or any(name.lower() == "retry-after" for name, _ in response.headers)
+    ):
+        return response
+    headers = (*response.headers, ("retry-after", str(error.retry_after)))
+    return HTTPResponse(response.status, headers, response.body)
 
 
 def open_in_wechat_response(request: HTTPRequest, url: str) -> HTTPResponse:

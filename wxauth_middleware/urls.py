@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
 from .errors import ConfigurationError
@@ -69,6 +70,9 @@ def is_valid_state(state: str) -> bool:
     return _STATE.fullmatch(state) is not None
 
 
+# The same few hosts on every request: remembered, a bounded few (the Host header is the
+# client's to choose).
+@lru_cache(maxsize=64)
 def request_origin(scheme: str, host: str) -> str | None:
     """The origin a request was made to, from its scheme and Host header, or None if the Host
     header is not a plain host[:port] (it is attacker-controlled: never copy it blindly)."""

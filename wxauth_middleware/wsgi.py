@@ -95,7 +95,9 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
     def _respond(
         self, environ: WSGIEnvironment, start_response: StartResponse, response: HTTPResponse
     ) -> Iterable[bytes]:
-        headers = [*response.headers, ("content-length", str(len(response.body)))]
+        headers = list(response.headers)
+        if response.status != 304:  # a 304's length would be its 200's (RFC 9110): none is sent
+            headers.append(("content-length", str(len(response.body))))
         start_response(f"{response.status} {_reason(response.status)}", headers)
         return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [response.body]
 

@@ -2,6 +2,7 @@
 
     python -m wxauth_middleware.demo [--host H] [--port P] [--auto-approve]
                                      [--public-url URL] [--allow-remote] [--redis-url URL]
+                                     [--strict [--ip-allowlist ADDR] [--js-domain DOMAIN]]
                                      [--second-account [HOST]]
 
 Sessions are the middleware's signed cookie by default. ``--redis-url redis://HOST:PORT/DB``
@@ -11,6 +12,11 @@ signed id, the demo's "Log out" deletes the stored session, and a duplicate call
 answered from Redis. A URL that is not a Redis URL is a usage error (exit status 2); a Redis that
 does not answer at start is only a warning: the demo then answers 503 to requests that need the
 store until Redis is back, as the middleware does in production.
+
+``--strict`` makes the emulated Official Account as strict as a live one (docs/going-live.md
+walks through each error it then shows): the IP allow-list for token calls (empty unless
+``--ip-allowlist`` is given: 40164), the JS-SDK safe domains (empty unless ``--js-domain``:
+``config:invalid url domain``) and quotas.
 """
 
 from __future__ import annotations
@@ -69,6 +75,28 @@ def build_parser() -> argparse.ArgumentParser:
         "it logs in anyone who asks, so only on a trusted network",
     )
     parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="make the emulated Official Account as strict as a live one: an IP allow-list "
+        "for token calls (40164), JS-SDK safe domains (config:invalid url domain), quotas "
+        "(45009/45011); see docs/going-live.md",
+    )
+    parser.add_argument(
+        "--ip-allowlist",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="with --strict: an address or network on the IP allow-list (repeatable; the "
+        "demo calls the emulator from 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--js-domain",
+        action="append",
+        default=[],
+        metavar="DOMAIN",
+        help="with --strict: a JS-SDK safe domain (JS接口安全域名; repeatable)",
+    )
+    parser.add_argument(
         "--redis-url",
         metavar="URL",
         help="keep the sessions in this Redis instead of the signed cookie, e.g. "
@@ -119,6 +147,7 @@ def banner(
     *,
     auto_approve: bool,
     redis_url: str | None = None,
+    strict: list[str] | None = None,
     second_account: str | None = None,
 ) -> str:
     sessions = (
@@ -144,6 +173,15 @@ def banner(
             *second,
             f"  WeChat emulator (not the real WeChat): {public_url}{EMULATOR_PREFIX}/  [{mode}]",
             f"  Sessions: {sessions}.",
+            *(
+                []
+                if strict is None
+                else [
+                    "  Strict mode: the emulated account is as strict as a live one",
+                    *(f"    {line}" for line in strict),
+                    "    Each error and its fix: docs/going-live.md",
+                ]
+            ),
             "  The middleware logs each login below; its warning that it is not talking to",
             "  WeChat itself is expected here: it talks to the embedded emulator.",
             "  Press Ctrl+C to stop.",
@@ -166,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"demo, e.g. --public-url http://192.168.1.20:{args.port} (without it, WeChat's "
             "pages would send a phone to this machine's loopback address, the phone itself)"
         )
+    if (args.ip_allowlist or args.js_domain) and not args.strict:
+        parser.error("--ip-allowlist and --js-domain are strict-mode settings: add --strict")
     if args.redis_url is not None:
         try:
             check_redis_url(args.redis_url)  # what the middleware checks, before any side effect
@@ -181,6 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 auto_approve=args.auto_approve,
                 allow_remote=args.allow_remote,
                 redis_url=args.redis_url,
+                strict=args.strict,
+                ip_allowlist=args.ip_allowlist,
+                js_domains=args.js_domain,
                 second_account=args.second_account,
             )
         except ValueError as exc:  # ConfigurationError included: a bad --public-url or --redis-url
@@ -189,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             public_url.rstrip("/"),
             auto_approve=args.auto_approve,
             redis_url=args.redis_url,
+            strict=app.state.emulator.go_live.describe() if args.strict else None,
             second_account=args.second_account,
         )
         print(banner_text, flush=True)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
@@ -65,6 +65,8 @@ __all__ = [
     "SECOND_APP_ID",
     "SECOND_HOST",
     "SESSION_COOKIE",
+    "STRICT_DAILY_QUOTA",
+    "STRICT_MINUTE_QUOTA",
     "create_demo_app",
 ]
 
@@ -81,6 +83,9 @@ _LOGOUT_PATH = "/wxauth/logout"
 # Where the log-out button lands: outside the middleware, so that WeChat mode does not log the
 # visitor in again before they have seen that they were logged out.
 _LOGGED_OUT_PATH = "/logged-out"
+#: Strict mode's quotas: calls of each WeChat API a day (Beijing time) and a minute.
+STRICT_DAILY_QUOTA = 2000
+STRICT_MINUTE_QUOTA = 100
 # The names a browser may use for this machine: a loopback demo answers on any of them.
 _LOOPBACK_DOMAINS = ("127.0.0.1", "localhost", "::1")
 #: The second Official Account the demo can serve (`second_account`), on a host of its own.
@@ -97,6 +102,9 @@ def create_demo_app(
     allow_remote: bool = False,
     redis_url: str | None = None,
     redis_prefix: str = "wxauth:",
+    strict: bool = False,
+    ip_allowlist: Sequence[str] = (),
+    js_domains: Sequence[str] = (),
     second_account: str | None = None,
 ) -> Starlette:
     """The demo site with the emulator embedded, served at `public_url` (the browser's origin,
@@ -112,6 +120,11 @@ def create_demo_app(
     `redis_prefix` (the middleware's options of those names); a bad URL raises
     `ConfigurationError` (a ValueError) here.
 
+    `strict` turns on the emulated account's go-live settings, as on a live account: the IP
+    allow-list for token calls (`ip_allowlist`; empty: the demo's own calls get 40164), the
+    JS接口安全域名 (`js_domains`; empty: the share page gets ``config:invalid url domain``) and
+    quotas (STRICT_DAILY_QUOTA, STRICT_MINUTE_QUOTA). Lists without `strict` are a ValueError.
+
     `second_account`, a loopback host name such as "second.localhost", serves a second
     Official Account there (the middleware's `accounts`), beside the first on 127.0.0.1,
     localhost and [::1]: the same persona has another openid in each, and one unionid.
@@ -123,6 +136,10 @@ def create_demo_app(
         )
     public_url = public_url.rstrip("/")
     local = is_loopback_host(parts.hostname)
+    if not strict and (ip_allowlist or js_domains):
+        raise ValueError(
+            "ip_allowlist and js_domains are strict-mode settings: turn strict on (--strict)"
+        )
     domains = _LOOPBACK_DOMAINS if local else (parts.hostname,)
     if second_account is not None:
         second_account = _second_host(second_account, local)
@@ -134,6 +151,10 @@ def create_demo_app(
         domains=domains,
         auto_approve=auto_approve,
         allow_remote=allow_remote,
+        ip_allowlist=list(ip_allowlist) if strict else None,
+        js_domains=list(js_domains) if strict else None,
+        daily_quota=STRICT_DAILY_QUOTA if strict else None,
+        minute_quota=STRICT_MINUTE_QUOTA if strict else None,
         accounts=() if second_account is None else ((SECOND_APP_ID, _SECOND_APP_SECRET),),
     )
     # One account for every host, or two: the first on the loopback names, the second on its.

@@ -123,7 +123,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer clients on other machines, and allow binding a non-loopback --host; "
         "only on a trusted network",
     )
+    add_go_live_arguments(parser)
     return parser
+
+
+def add_go_live_arguments(parser: argparse.ArgumentParser) -> None:
+    """The account's go-live settings (each off unless given), as WeChat enforces them live."""
+    group = parser.add_argument_group(
+        "go-live settings",
+        "what a live Official Account enforces; each is off unless given",
+    )
+    group.add_argument(
+        "--ip-allowlist",
+        action="append",
+        metavar="ADDR",
+        help="turn the IP allow-list (IP白名单) on with this address or network (repeatable): "
+        "stable_token and token calls from any other address get 40164",
+    )
+    group.add_argument(
+        "--js-domain",
+        action="append",
+        metavar="DOMAIN",
+        help="turn the JS接口安全域名 list on with this domain (repeatable; subdomains "
+        "included, ports ignored): wx.config on a page elsewhere fails with "
+        "config:invalid url domain",
+    )
+    group.add_argument(
+        "--daily-quota",
+        type=int,
+        metavar="N",
+        help="calls of each API a day (Beijing time) before 45009",
+    )
+    group.add_argument(
+        "--minute-quota",
+        type=int,
+        metavar="N",
+        help="calls of each API a minute before 45011",
+    )
 
 
 def _account(value: str) -> tuple[str, str]:
@@ -146,6 +182,10 @@ def build_emulator(args: argparse.Namespace) -> WeChatEmulator:
         allow_remote=args.allow_remote,
         website_app_id=None if args.no_website_app else args.website_app_id,
         website_app_secret=None if args.no_website_app else args.website_app_secret,
+        ip_allowlist=args.ip_allowlist,
+        js_domains=args.js_domain,
+        daily_quota=args.daily_quota,
+        minute_quota=args.minute_quota,
         accounts=tuple(args.account),
         platform=None if args.platform is None else parse_platform(args.platform),
         platform_events_url=args.platform_events_url,
@@ -192,6 +232,9 @@ def banner(
             f"    website_app_secret={website_app_secret}",
             f"    qrconnect_url={base}/connect/qrconnect",
         ]
+    settings = emulator.go_live.describe()
+    lines.append("  go-live settings:" + ("" if settings else " off (a smooth start)"))
+    lines += [f"    {line}" for line in settings]
     return "\n".join(lines)
 
 

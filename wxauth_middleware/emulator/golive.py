@@ -114,17 +114,18 @@ class GoLive:
         return host or url
 
     def describe(self) -> list[str]:
-        """One line per setting that is on, for the banner and the index page."""
+        """One line per setting that is on (ASCII: a terminal's encoding is unknown)."""
         lines = []
         if self.ip_allowlist is not None:
             listed = ", ".join(str(n) for n in self.ip_allowlist) or "(empty: nobody)"
-            lines.append(f"IP白名单 (token calls): {listed}")
+            lines.append(f"IP allow-list for token calls (40164 elsewhere): {listed}")
         if self.js_domains is not None:
-            lines.append(f"JS接口安全域名: {', '.join(self.js_domains) or '(none)'}")
+            listed = ", ".join(self.js_domains) or "(none)"
+            lines.append(f"JS-SDK safe domains (config:invalid url domain elsewhere): {listed}")
         if self.daily_quota is not None:
-            lines.append(f"daily quota: {self.daily_quota} calls per API (45009)")
+            lines.append(f"daily quota: {self.daily_quota} calls of each API (then 45009)")
         if self.minute_quota is not None:
-            lines.append(f"minute quota: {self.minute_quota} calls per API (45011)")
+            lines.append(f"minute quota: {self.minute_quota} calls of each API (then 45011)")
         return lines
 
 

@@ -141,9 +141,11 @@ JSSDK_SCRIPT = r"""/* jweixin-1.6.0.js stand-in, served by the wxauth_middleware
         .then(function (verdict) {
           if (verdict.ok) {
             if (debug) console.log("wx.config: config:ok, realAuthUrl " + url);
-          } else {
+          } else if (verdict.errMsg === "config:invalid signature") {
             console.error("wx.config: " + verdict.errMsg + ". WeChat verifies the signature " +
               "against realAuthUrl " + verdict.realAuthUrl + " (" + verdict.reason + ")");
+          } else {
+            console.error("wx.config: " + verdict.errMsg + ": " + verdict.reason);
           }
           settle(verdict.ok, verdict);
         }, function (error) {

@@ -97,6 +97,7 @@ class OAuthPages(EmulatorState):
                 default_persona=self.default_persona,
                 auto_approve=self.auto_approve,
                 website_app_id=self.website_app_id,
+                go_live=self.go_live.describe(),
                 more_app_ids=self.official_app_ids[1:],
             )
         )

@@ -274,9 +274,11 @@ def index_page(
     default_persona: str,
     auto_approve: bool,
     website_app_id: str | None = None,
+    go_live: Sequence[str] = (),
     more_app_ids: Sequence[str] = (),
 ) -> str:
-    """What this server is and how to point the middleware at it."""
+    """What this server is and how to point the middleware at it; `go_live` describes the
+    go-live settings that are on."""
     endpoints = [
         ("GET", "/connect/oauth2/authorize", "the authorize page (open.weixin.qq.com)"),
         (
@@ -289,9 +291,10 @@ def index_page(
         ("GET", "/sns/userinfo", "user profile (snsapi_userinfo and snsapi_login tokens)"),
         ("GET", "/sns/auth", "check an access_token"),
         ("POST", "/cgi-bin/stable_token", "the account's access_token (JSON body)"),
-        ("GET", "/cgi-bin/token", "the old token API: each call voids the previous token"),
-        ("GET", "/cgi-bin/ticket/getticket", "the jsapi_ticket"),
+        ("GET", "/cgi-bin/token", "the old token API: each call voids the previous one in 5 min"),
+        ("GET", "/cgi-bin/ticket/getticket", "the jsapi_ticket (type=jsapi) or card ticket"),
         ("GET", "/cgi-bin/user/info", "follower info (subscribe 0/1)"),
+        ("POST", "/cgi-bin/clear_quota", "reset the quotas (JSON appid)"),
         ("GET", "/open/js/jweixin-1.6.0.js", "JS-SDK stand-in for development"),
         ("POST / DELETE", "/_emulator/faults", "inject / clear faults (JSON, same origin)"),
     ]
@@ -332,7 +335,9 @@ def index_page(
         f"{more_accounts}"
         f"<p>Website app (网站应用) AppID: {website}</p>"
         f"<p>Authorization domains: <code>{_e(', '.join(domains))}</code></p>"
-        f"<p>Mode: {_e(mode)}</p></div>"
+        f"<p>Mode: {_e(mode)}</p>"
+        f'<p id="go-live">Go-live settings: {_e("; ".join(go_live) or "off (a smooth start)")}'
+        "</p></div>"
         '<div class="card"><h2>Point the middleware here</h2>'
         f"<p><code>authorize_url={_e(base_url)}/connect/oauth2/authorize</code></p>"
         f"<p><code>api_base_url={_e(base_url)}</code></p>"
