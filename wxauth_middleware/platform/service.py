@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 
 from ..config import Config
 from ..effects import Flow
-from ..errors import ConfigurationError, WeChatAPIError
+from ..errors import ConfigurationError, UpstreamResponseError, WeChatAPIError
 from ..kept import Keeper, Slot
 from ..urls import beside_authorize
 from ..wechat import CallPolicy, Issued, TokenGrant
@@ -162,8 +162,9 @@ class PlatformService:
             )
         )
         if not grant.refresh_token:
-            raise WeChatAPIError(
-                0, "no authorizer_refresh_token", endpoint="cgi-bin/component/api_query_auth"
+            raise UpstreamResponseError(
+                "WeChat cgi-bin/component/api_query_auth answered without an "
+                "authorizer_refresh_token"
             )
         yield from self.store.keep_refresh_token(grant.app_id, grant.refresh_token)
         yield from self.store.set_revoked(grant.app_id, False)
