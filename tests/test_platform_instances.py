@@ -8,11 +8,8 @@ logins."""
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,25 +18,14 @@ import pytest
 from wxauth_middleware.emulator import DEFAULT_APP_ID
 from wxauth_middleware.emulator.personas import DEFAULT_PERSONAS
 
-from .platform_support import AES_KEY, COMPONENT_APPID, COMPONENT_SECRET, EVENTS_PATH, TOKEN
+from .platform_processes import platform_deployment
 from .redis_support import RedisServer
 from .servers import (
     ServerProcess,
-    distinct_ports,
-    printed_on_failure,
-    python_command,
-    start_deployment,
-    uvicorn_sites,
 )
 from .support import CHROME_UA, WECHAT_UA, location
 
 OPENID = DEFAULT_PERSONAS[0].openid_for(DEFAULT_APP_ID)
-INHERITED_UNSET = tuple(
-    name
-    for name in os.environ
-    if name.startswith(("WXAUTH_", "PLATFORM_SITE_"))
-    or name.lower() in ("http_proxy", "https_proxy", "all_proxy")
-)
 
 
 def _client() -> httpx.Client:
@@ -51,9 +37,9 @@ def _client() -> httpx.Client:
     )
 
 
-def _eventually(what: str, check: object, timeout: float = 30.0) -> None:
+def eventually(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not happen within {timeout} s")
         time.sleep(0.2)
@@ -61,42 +47,8 @@ def _eventually(what: str, check: object, timeout: float = 30.0) -> None:
 
 @pytest.fixture
 def deployment(redis_server: RedisServer) -> Iterator[tuple[ServerProcess, ...]]:
-    emulator_port, port_a, port_b = distinct_ports(3)
-    wechat = f"http://127.0.0.1:{emulator_port}"
-    prefix = f"wxauth-platform-{secrets.token_hex(4)}:"
-    emulator = ServerProcess(
-        "emulator",
-        python_command(
-            "-m",
-            "wxauth_middleware.emulator",
-            "--port",
-            str(emulator_port),
-            "--auto-approve",
-            "--platform",
-            f"{COMPONENT_APPID}:{COMPONENT_SECRET}:{TOKEN}:{AES_KEY}",
-            "--platform-events-url",
-            f"http://127.0.0.1:{port_a}{EVENTS_PATH}",
-        ),
-        port=emulator_port,
-        unset=INHERITED_UNSET,
-    )
-    env = {
-        "PLATFORM_SITE_WECHAT_URL": wechat,
-        "PLATFORM_SITE_REDIS_URL": redis_server.url,
-        "PLATFORM_SITE_REDIS_PREFIX": prefix,
-        "PLATFORM_SITE_ADMIN_RETURN": f"http://127.0.0.1:{port_b}/admin/authorized",
-    }
-    sites = uvicorn_sites("tests.platform_site:app", (port_a, port_b), env, INHERITED_UNSET)
-    with ExitStack() as stack:
-        # The emulator first: its first push is tried again until instance A answers.
-        start_deployment(stack, emulator, sites)
-        with printed_on_failure(emulator, *sites):
-            yield (emulator, *sites)
-        for server in (emulator, *sites):
-            assert "Traceback" not in server.output(), server.describe()
-        with redis_server.client() as client:
-            for key in client.scan_iter(match=f"{prefix}*"):
-                client.delete(key)
+    with platform_deployment(redis_server, auto_approve=True) as servers:
+        yield servers
 
 
 def test_pushes_over_http_to_two_instances_sharing_redis(
@@ -105,7 +57,7 @@ def test_pushes_over_http_to_two_instances_sharing_redis(
     emulator, site_a, site_b = deployment
     with _client() as phone:
         # The ticket pushed to A at the emulator's start lets B start logins.
-        _eventually(
+        eventually(
             "the start's ticket reaching instance B",
             lambda: phone.get(f"{site_b.url}/page").status_code == 302,
         )
