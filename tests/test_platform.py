@@ -81,6 +81,8 @@ async def test_before_the_first_ticket_a_clear_503(stack: Stack) -> None:
         api = await phone.get("/api/me", headers=JSON)
         assert api.status_code == 503
         assert api.json()["error"] == "platform_not_ready"
+        # A login started on purpose (login_path) says the same.
+        assert (await phone.get("/wxauth/login?next=/page")).status_code == 503
         # The admin's authorization cannot start either: it says why.
         with pytest.raises(Exception, match="verify ticket"):
             await call(middleware, "platform_authorize_url", ADMIN_RETURN)
