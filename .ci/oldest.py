@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tomllib
 
-EXTRAS = ("redis", "demo", "examples")
+EXTRAS = ("redis", "platform", "demo", "examples")
 
 
 def floors(pyproject: Path) -> list[str]:

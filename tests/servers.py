@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -34,6 +34,45 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def distinct_ports(count: int) -> list[int]:
+    """`count` different free ports."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def uvicorn_sites(
+    app: str, ports: Sequence[int], env: Mapping[str, str], unset: Iterable[str]
+) -> list[ServerProcess]:
+    """Instances "site-a", "site-b"... of the ASGI `app` ("module:name") under uvicorn."""
+    return [
+        ServerProcess(
+            f"site-{chr(ord('a') + i)}",
+            python_command("-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)),
+            port=port,
+            env=env,
+            unset=unset,
+        )
+        for i, port in enumerate(ports)
+    ]
+
+
+def start_deployment(
+    stack: ExitStack, emulator: ServerProcess, sites: Sequence[ServerProcess]
+) -> None:
+    """Start the emulator and the sites at once, each stopped when `stack` closes; wait until
+    all of them answer."""
+    for server in (emulator, *sites):
+        stack.callback(server.stop)
+        server.start()
+    emulator.wait_ready("/", status=None)
+    for site in sites:
+        site.wait_ready("/whoami", status=200)
 
 
 def python_command(*args: str) -> list[str]:

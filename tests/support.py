@@ -365,6 +365,20 @@ def location(response: httpx.Response) -> str:
     return response.headers["location"]
 
 
+def emulator_form(page: httpx.Response) -> tuple[re.Match[str], dict[str, str]]:
+    """The form of an emulator's page (its action is group 1, its HTML group 2) and its hidden
+    fields."""
+    form = re.search(r'<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>', page.text, re.S)
+    assert form is not None, page.text
+    fields = {
+        unescape(name): unescape(value)
+        for name, value in re.findall(
+            r'<input type="hidden" name="([^"]*)" value="([^"]*)"', form.group(2)
+        )
+    }
+    return form, fields
+
+
 async def submit_emulator_form(
     client: httpx.AsyncClient,
     page: httpx.Response,
@@ -376,14 +390,7 @@ async def submit_emulator_form(
     """Fill in a page of the emulator's (consent, QR-code scan) as a user would: its hidden
     fields, `persona` chosen (with `persona_offered`, it must be one of the page's radios) and
     the button `button_id` pressed; submit it."""
-    form = re.search(r'<form[^>]*action="([^"]*)"[^>]*>(.*?)</form>', page.text, re.S)
-    assert form is not None, page.text
-    fields = {
-        unescape(name): unescape(value)
-        for name, value in re.findall(
-            r'<input type="hidden" name="([^"]*)" value="([^"]*)"', form.group(2)
-        )
-    }
+    form, fields = emulator_form(page)
     if persona_offered:
         radios = re.findall(
             r'<input type="radio" name="persona"[^>]*value="([^"]*)"', form.group(2)

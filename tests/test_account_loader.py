@@ -21,6 +21,7 @@ from wxauth_middleware.drivers import load_account_sync
 from wxauth_middleware.routing import ACCOUNT_LIFE, FAILURE_LIFE, NO_ACCOUNT_LIFE, AccountRouter
 
 from .emulator_support import Clock
+from .platform_support import PLATFORM
 from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, Stack
 from .test_accounts import (
     A_HOST,
@@ -184,7 +185,8 @@ def test_bad_accounts_are_refused_at_construction(
         ({"app_secret": None}, "app_secret is required"),
         ({"app_secret": "a b"}, "white space"),
         ({"app_id": "wx123"}, "is not an AppID"),
-        ({"platform": object()}, "not supported yet"),
+        ({"platform": object()}, "must be a Platform"),
+        ({"platform": PLATFORM}, "has no app_secret"),
     ],
 )
 def test_an_official_account_says_what_is_wrong(fields: dict[str, Any], message: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 from wxauth_middleware import WeChatAPIError
 from wxauth_middleware.config import Config
 from wxauth_middleware.drivers import drive_async, drive_sync
-from wxauth_middleware.wechat import credentials
+from wxauth_middleware.wechat import credentials, kept
 from wxauth_middleware.wechat.credentials import Credentials, jssdk_signature, signable_url
 
 from .credentials_support import (
@@ -167,7 +167,7 @@ def test_a_burst_of_first_calls_makes_one_call_of_each(kind: str) -> None:
 def test_a_burst_while_wechat_fails_makes_one_call(
     kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(credentials, "FAILURE_MEMORY", 0.3)
+    monkeypatch.setattr(kept, "FAILURE_MEMORY", 0.3)
     wechat = ScriptedWeChat(delay=0.05)
     wechat.answers["/cgi-bin/stable_token"] = {"errcode": 45009, "errmsg": "quota, rid: 1-2-3"}
     app = middleware(kind, wechat, retries=0)
@@ -179,7 +179,7 @@ def test_a_burst_while_wechat_fails_makes_one_call(
     with pytest.raises(WeChatAPIError):
         call(app, "access_token")
     assert wechat.count("stable_token") == 1
-    time.sleep(credentials.FAILURE_MEMORY + 0.1)
+    time.sleep(kept.FAILURE_MEMORY + 0.1)
     assert call(app, "access_token") == wechat.token
     assert wechat.count("stable_token") == 2
 

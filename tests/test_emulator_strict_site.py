@@ -41,7 +41,7 @@ async def test_40164_is_a_configuration_error_naming_the_allowlist_and_the_addre
     assert again.status_code == 500
     assert again.json()["errcode"] == 40164
     # One call: a configuration error is not retried, and the request right after is
-    # answered from the failure remembered (credentials.FAILURE_MEMORY), without a call.
+    # answered from the failure remembered (kept.FAILURE_MEMORY), without a call.
     assert emulator.call_count("/cgi-bin/stable_token") == 1
 
 

@@ -65,6 +65,7 @@ EVERY_OPTION = {
     "WXAUTH_SCAN_MAX_AGE": "120",
     "WXAUTH_JSSDK_PATH": "/auth/jssdk",
     "WXAUTH_JSSDK_SCRIPT_URL": "http://127.0.0.1:8400/open/js/jweixin-1.6.0.js",
+    "WXAUTH_PLATFORM_EVENTS_PATH": "/auth/platform",
 }
 # Options that are code (callables, objects, mappings): keyword arguments only.
 CODE_ONLY = {"app", "accounts", "on_error", "on_login", "transport", "rules", "verify_files"}
@@ -120,6 +121,7 @@ def test_every_plain_option_is_read_and_parsed(kind: str) -> None:
     assert config.keep_tokens is True
     assert config.jssdk_path == "/auth/jssdk"
     assert config.jssdk_script_url == "http://127.0.0.1:8400/open/js/jweixin-1.6.0.js"
+    assert config.platform_events_path == "/auth/platform"
 
 
 def test_every_plain_option_has_a_variable() -> None:

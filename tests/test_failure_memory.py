@@ -7,7 +7,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from wxauth_middleware.wechat import credentials
+from wxauth_middleware.wechat import kept
 
 from .support import APP_ORIGIN, CHROME_UA, Stack
 
@@ -34,7 +34,7 @@ async def test_anonymous_visitors_do_not_ask_a_failing_wechat_again_and_again(
         emulator.clear_faults()
         remembered = await browser.get("/wxauth/jssdk", params=page)
         assert emulator.call_count(PATHS[endpoint]) == during
-        await anyio.sleep(credentials.FAILURE_MEMORY + 0.2)
+        await anyio.sleep(kept.FAILURE_MEMORY + 0.2)
         recovered = await browser.get("/wxauth/jssdk", params=page)
     assert failed == [503] * VISITORS
     assert remembered.status_code == 503
@@ -49,7 +49,7 @@ async def test_anonymous_visitors_do_not_ask_a_failing_wechat_again_and_again(
 def test_the_memory_doubles_while_the_failures_last_and_a_success_forgets_them() -> None:
     from wxauth_middleware.errors import WeChatAPIError
 
-    slot = credentials._Slot("jsapi_ticket", "t")
+    slot = kept.Slot("jsapi_ticket", "t")
     error = WeChatAPIError(-1, "system error", endpoint="/cgi-bin/ticket/getticket")
     memories = []
     for _ in range(8):
@@ -60,7 +60,7 @@ def test_the_memory_doubles_while_the_failures_last_and_a_success_forgets_them()
     assert isinstance(answered, WeChatAPIError)
     assert answered is not error
     assert (answered.errcode, answered.__traceback__) == (-1, None)
-    slot.success(credentials._Held("ticket", 0.0))
+    slot.success(kept.Held("ticket", 0.0))
     assert slot.remembered_failure(asked=float("-inf")) is None
     slot.failure(error)
-    assert slot.retry_at - slot.failed[0] == credentials.FAILURE_MEMORY  # type: ignore[index]
+    assert slot.retry_at - slot.failed[0] == kept.FAILURE_MEMORY  # type: ignore[index]

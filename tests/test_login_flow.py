@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
-from wxauth_middleware.login.callback import SPENT_MEMORY, SpentStates
+from wxauth_middleware.login.spent_states import SPENT_MEMORY, SpentStates
 
 from .support import (
     APP_ORIGIN,

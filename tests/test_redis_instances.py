@@ -29,7 +29,14 @@ from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 from wxauth_middleware.emulator.personas import DEFAULT_PERSONAS
 
 from .redis_support import RedisServer
-from .servers import ServerProcess, free_port, printed_on_failure, python_command
+from .servers import (
+    ServerProcess,
+    distinct_ports,
+    printed_on_failure,
+    python_command,
+    start_deployment,
+    uvicorn_sites,
+)
 from .support import (
     CHROME_UA,
     SECRET_KEY,
@@ -103,19 +110,10 @@ class Cluster:
             assert "Exception in ASGI application" not in output, server.describe()
 
 
-def _distinct_ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
 @pytest.fixture(scope="module")
 def cluster(redis_server: RedisServer) -> Iterator[Cluster]:
     """The emulator and two uvicorn instances of `tests.redis_site:app`, started at once."""
-    emulator_port, port_a, port_b = _distinct_ports(3)
+    emulator_port, port_a, port_b = distinct_ports(3)
     emulator = ServerProcess(
         "emulator",
         python_command(
@@ -141,26 +139,10 @@ def cluster(redis_server: RedisServer) -> Iterator[Cluster]:
         "WXAUTH_REDIS_URL": redis_server.url,
         "WXAUTH_REDIS_PREFIX": prefix,
     }
-    sites = [
-        ServerProcess(
-            f"site-{name}",
-            python_command(
-                "-m", "uvicorn", "tests.redis_site:app", "--host", "127.0.0.1", "--port", str(port)
-            ),
-            port=port,
-            env=env,
-            unset=INHERITED_UNSET,
-        )
-        for name, port in (("a", port_a), ("b", port_b))
-    ]
+    sites = uvicorn_sites("tests.redis_site:app", (port_a, port_b), env, INHERITED_UNSET)
     with ExitStack() as stack:
         # All three start at once (nothing needs another at startup); each is always stopped.
-        for server in (emulator, *sites):
-            stack.callback(server.stop)
-            server.start()
-        emulator.wait_ready("/", status=None)
-        for site in sites:
-            site.wait_ready("/whoami", status=200)
+        start_deployment(stack, emulator, sites)
         yield Cluster(emulator, sites[0], sites[1], redis_server, prefix, env)
         with suppress(redis.RedisError), redis_server.client() as client:
             for key in client.scan_iter(match=f"{prefix}*"):

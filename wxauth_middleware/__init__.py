@@ -25,6 +25,7 @@ from .errors import (
 )
 from .messages import HTTPRequest, HTTPResponse
 from .pages import default_error_response
+from .platform import Platform
 from .rules import Rule
 from .user import WeChatUser, WeComUser, get_wechat_user
 from .useragent import ClientKind, classify_user_agent, is_wechat_browser
@@ -42,6 +43,7 @@ __all__ = [
     "LoginStateError",
     "LoginVetoed",
     "OfficialAccount",
+    "Platform",
     "Rule",
     "StoreUnavailable",
     "TokenUnavailable",

@@ -16,6 +16,7 @@ from typing import Union
 
 from .errors import ConfigurationError
 from .hosts import checked_host
+from .platform import Platform
 from .wecom.app import WeComApp
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "Accounts",
     "AnyAccount",
     "OfficialAccount",
+    "check_app_id",
     "check_credentials",
     "checked_accounts",
     "host_name",
@@ -51,17 +53,26 @@ class OfficialAccount:
     scope: str | None = None
     website_app_id: str | None = None
     website_app_secret: str | None = field(default=None, repr=False)
-    # Third-party platforms (第三方平台) log users in on an account's behalf, without its
-    # AppSecret: not supported yet.
-    platform: object = None
+    # A third-party platform (第三方平台) the account authorized: it logs users in on the
+    # account's behalf, and the account has no AppSecret here.
+    platform: Platform | None = None
 
     def __post_init__(self) -> None:
-        if self.platform is not None:
+        if self.platform is None:
+            check_credentials(self.app_id, self.app_secret, "OfficialAccount ")
+        elif not isinstance(self.platform, Platform):
             raise ConfigurationError(
-                f"OfficialAccount {self.app_id}: platform= (third-party platforms, 第三方平台) "
-                "is not supported yet. Give the account's own app_secret instead."
+                f"OfficialAccount {self.app_id}: platform must be a Platform(...), "
+                f"not {type(self.platform).__name__}."
             )
-        check_credentials(self.app_id, self.app_secret, "OfficialAccount ")
+        elif self.app_secret is not None:
+            raise ConfigurationError(
+                f"OfficialAccount {self.app_id}: an account of a platform (platform=...) has "
+                "no app_secret: the platform logs its users in on its behalf. Give one or the "
+                "other."
+            )
+        else:
+            check_app_id(self.app_id, "OfficialAccount ")
         if isinstance(self.hosts, str):
             raise ConfigurationError(
                 f"OfficialAccount {self.app_id}: hosts must be a list of host names, "
@@ -84,6 +95,17 @@ class OfficialAccount:
 
 def check_credentials(app_id: object, app_secret: object, owner: str = "") -> None:
     """Checks an Official Account's AppID and AppSecret (`owner` names whose they are)."""
+    check_app_id(app_id, owner)
+    if not isinstance(app_secret, str) or not app_secret:
+        raise ConfigurationError(
+            f"{owner}app_secret is required and must be a non-empty string"
+            + (f" (the AppSecret of {app_id})." if owner else ".")
+        )
+    if any(c.isspace() for c in app_secret):
+        raise ConfigurationError(f"{owner}app_secret contains white space: check for a stray copy.")
+
+
+def check_app_id(app_id: object, owner: str = "") -> None:
     if not isinstance(app_id, str) or not app_id:
         raise ConfigurationError(f"{owner}app_id is required and must be a non-empty string.")
     if not APP_ID.match(app_id):
@@ -92,13 +114,6 @@ def check_credentials(app_id: object, app_secret: object, owner: str = "") -> No
             "'wx' and 16 hexadecimal digits (like 'wx1234567890abcdef'), from the "
             "Official Account's console (设置与开发 > 基本配置)."
         )
-    if not isinstance(app_secret, str) or not app_secret:
-        raise ConfigurationError(
-            f"{owner}app_secret is required and must be a non-empty string"
-            + (f" (the AppSecret of {app_id})." if owner else ".")
-        )
-    if any(c.isspace() for c in app_secret):
-        raise ConfigurationError(f"{owner}app_secret contains white space: check for a stray copy.")
 
 
 # A loader of accounts kept in a database: the account serving a host name, or None.

@@ -27,6 +27,7 @@ from .user import USER_KEY, User
 
 if TYPE_CHECKING:
     from .core import LoginCore
+    from .platform.events import PlatformEvents
     from .storage.redis_client import AsyncClient
 
 __all__ = ["WeChatAuthMiddleware"]
@@ -65,6 +66,10 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             if scope["type"] == "lifespan":
                 send = self._lifespan_send(send)
             await self.app(scope, receive, send)
+            return
+        events = self.router.events  # a third-party platform's pushes: on any host
+        if events is not None and scope["type"] == "http" and _is_events_path(self, scope):
+            await self._platform_event(events, scope, receive, send)
             return
         # The account serving the request's host: the one, or by its Host header.
         core = self._single
@@ -129,6 +134,36 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             await self.app(scope, receive, send)
             return
         await _send_response(decision, send, head=scope["method"] == "HEAD")
+
+    async def _platform_event(
+        self, events: PlatformEvents, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        request = _request(scope)
+        body = await _read_body(receive) if request.method == "POST" else b""
+        if body is None:
+            await _send_response(FORM_TOO_LARGE, send, head=False)
+            return
+        answer = events(replace(request, body=body))
+        if not isinstance(answer, HTTPResponse):
+            answer = await self._drive(answer)
+        await _send_response(answer, send, head=scope["method"] == "HEAD")
+
+    async def platform_authorize_url(
+        self, redirect_uri: str, *, component_appid: str | None = None
+    ) -> str:
+        """The link an Official Account's admin opens to authorize the platform (WeChat's
+        componentloginpage, with a fresh pre_auth_code); WeChat sends them back to
+        `redirect_uri?auth_code=...`. `component_appid`: which platform's, when several."""
+        platform = self.router.platform(component_appid, "platform_authorize_url")
+        return await self._drive(platform.authorize_url(redirect_uri))
+
+    async def platform_authorized(
+        self, auth_code: str, *, component_appid: str | None = None
+    ) -> str:
+        """Completes an admin's authorization with the `auth_code` WeChat sent back: keeps
+        the account's refresh token (in Redis with redis_url) and returns its AppID."""
+        platform = self.router.platform(component_appid, "platform_authorized")
+        return await self._drive(platform.authorized(auth_code))
 
     def _quick(self, core: LoginCore, scope: Scope) -> User | Literal[False] | None:
         # Most requests are another browser without a session, or a logged-in user: decided
@@ -257,6 +292,10 @@ def _user_agent(scope: Scope) -> str:
         if name == b"user-agent":
             return value.decode("latin-1")  # type: ignore[no-any-return]
     return ""
+
+
+def _is_events_path(middleware: WeChatAuthMiddleware, scope: Scope) -> bool:
+    return _full_path(scope) == middleware.config.platform_events_path
 
 
 def _full_path(scope: Scope) -> str:

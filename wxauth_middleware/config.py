@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, InitVar, dataclass, field, fields
 from typing import TYPE_CHECKING, Literal, get_args
-from urllib.parse import urlsplit
 
-from .accounts import APP_ID, Accounts, check_credentials, checked_accounts
+from .accounts import APP_ID, Accounts, check_app_id, check_credentials, checked_accounts
 from .errors import ConfigurationError
 from .keys import secret_keys
 from .rules import OTHER_BROWSER_POLICIES, OtherBrowsers, PagePolicy, Rule, RuleSet
 from .scopes import SCOPES, Scope
 from .storage.redis_client import check_redis_url
+from .urls import check_origin, check_path, check_url, path_matches
 from .wecom.app import WeComApp
 
 if TYPE_CHECKING:
@@ -55,7 +55,6 @@ _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$")
 WECHAT_AUTHORIZE_HOST = "open.weixin.qq.com"
 # No braces: the store's keys carry their own hash tags (Redis Cluster).
 _REDIS_PREFIX = re.compile(r"^[!-z|~]{0,64}$")
-_PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,15 +111,21 @@ class Config:
     scan_max_age: int = 180
     jssdk_path: str | None = "/wxauth/jssdk"
     jssdk_script_url: str | None = None
+    platform_events_path: str | None = "/wxauth/platform/events"
+    # Not an option: an account of a third-party platform, which has no AppSecret (set by
+    # routing.account_config).
+    on_behalf: InitVar[bool] = False
     # Derived, normalised forms.
     secret_keys: tuple[bytes, ...] = field(init=False, repr=False)
     rule_set: RuleSet = field(init=False, repr=False)
     default_policy: PagePolicy = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, on_behalf: bool) -> None:
         one = self.app_id or self.app_secret
         if self.accounts is not None:
             object.__setattr__(self, "accounts", checked_accounts(self.accounts, one))
+        elif on_behalf:
+            check_app_id(self.app_id)
         else:
             check_credentials(self.app_id, self.app_secret)
         object.__setattr__(self, "secret_keys", secret_keys(self.secret_key))
@@ -128,15 +133,15 @@ class Config:
             raise ConfigurationError(
                 f"scope must be 'snsapi_base' or 'snsapi_userinfo', not {self.scope!r}."
             )
-        _require_path("callback_path", self.callback_path)
-        _require_path("cookie_path", self.cookie_path)
-        _require_url("authorize_url", self.authorize_url)
+        check_path("callback_path", self.callback_path)
+        check_path("cookie_path", self.cookie_path)
+        check_url("authorize_url", self.authorize_url)
         if self.public_url is not None:
             # A port other than 80/443 with WeChat's own pages is said at startup, not
             # refused: a 测试号's callback domain may be "host:port" (startup.py).
-            object.__setattr__(self, "public_url", _origin("public_url", self.public_url))
+            object.__setattr__(self, "public_url", check_origin("public_url", self.public_url))
         object.__setattr__(
-            self, "api_base_url", _require_url("api_base_url", self.api_base_url).rstrip("/")
+            self, "api_base_url", check_url("api_base_url", self.api_base_url).rstrip("/")
         )
         if not isinstance(self.session_cookie, str) or not _COOKIE_NAME.match(self.session_cookie):
             raise ConfigurationError(
@@ -237,8 +242,15 @@ class Config:
     def own_account(self) -> tuple[str, str]:
         """The AppID and AppSecret of the one account a core's configuration serves."""
         if self.app_id is None or self.app_secret is None:
-            raise ConfigurationError("a configuration of several accounts has no one AppID")
+            raise ConfigurationError("a configuration of several accounts has no one AppSecret")
         return self.app_id, self.app_secret
+
+    @property
+    def own_account_id(self) -> str:
+        """The AppID of the one account a core's configuration serves."""
+        if self.app_id is None:
+            raise ConfigurationError("a configuration of several accounts has no one AppID")
+        return self.app_id
 
     def _check_cookie_prefix(self) -> None:
         """A `__Host-`/`__Secure-` session cookie name: browsers keep such a cookie only if
@@ -302,8 +314,8 @@ class Config:
                     f"website_app_id {self.website_app_id!r} must be the website app's AppID "
                     "('wx' and 16 hexadecimal digits), which is not the Official Account's."
                 )
-            _require_url("qrconnect_url", self.qrconnect_url)
-        _require_path("scan_path", self.scan_path)
+            check_url("qrconnect_url", self.qrconnect_url)
+        check_path("scan_path", self.scan_path)
         if not _is_int(self.scan_max_age) or not 30 <= self.scan_max_age <= 600:
             raise ConfigurationError(
                 f"scan_max_age (the life of a scan login's QR code) must be 30 to 600 seconds, "
@@ -312,15 +324,18 @@ class Config:
         object.__setattr__(self, "default_policy", PagePolicy(self.scope, self.other_browsers))
 
     def _check_paths(self) -> None:
-        for name in ("login_path", "logout_path", "jssdk_path"):
+        for name in ("login_path", "logout_path", "jssdk_path", "platform_events_path"):
             value = getattr(self, name)
             if value is not None:
-                _require_path(name, value)
+                check_path(name, value)
         jssdk = (self.jssdk_path, self.jssdk_path + ".js") if self.jssdk_path else ()
         own = [p for p in (self.callback_path, self.login_path, self.logout_path, *jssdk) if p]
+        if self.platform_events_path:
+            own.append(self.platform_events_path)
         if len(set(own)) != len(own):
             raise ConfigurationError(
-                "callback_path, login_path, logout_path and jssdk_path must be different paths."
+                "callback_path, login_path, logout_path, jssdk_path and platform_events_path "
+                "must be different paths."
             )
         if self.uses_scan and any(
             p == self.scan_path or p.startswith(self.scan_path + "/") for p in own
@@ -330,12 +345,12 @@ class Config:
                 "login_path or logout_path."
             )
         if self.jssdk_script_url is not None:
-            _require_url("jssdk_script_url", self.jssdk_script_url)
+            check_url("jssdk_script_url", self.jssdk_script_url)
         # Where the middleware reads the session (the JS-SDK endpoint does not need one).
         covered = [p for p in (self.callback_path, self.login_path, self.logout_path) if p]
         if self.uses_scan:
             covered.append(self.scan_path)
-        outside = [p for p in covered if not _path_matches(self.cookie_path, p)]
+        outside = [p for p in covered if not path_matches(self.cookie_path, p)]
         if outside:
             raise ConfigurationError(
                 f"cookie_path {self.cookie_path!r} must cover the middleware's own paths, and "
@@ -382,49 +397,3 @@ REQUIRED: tuple[str, ...] = tuple(
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _path_matches(cookie_path: str, path: str) -> bool:
-    """Whether a browser sends a cookie of `cookie_path` to `path` (RFC 6265, 5.1.4)."""
-    return (
-        path == cookie_path
-        or (cookie_path.endswith("/") and path.startswith(cookie_path))
-        or path.startswith(cookie_path + "/")
-    )
-
-
-def _require_path(name: str, value: object) -> None:
-    if not isinstance(value, str) or not _PATH.match(value):
-        raise ConfigurationError(
-            f"{name} must be a URL path starting with '/', without query or fragment, "
-            f"not {value!r}."
-        )
-
-
-def _require_url(name: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{name} must be a string URL, not {value!r}.")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"{name} must be an absolute http(s) URL, not {value!r}.")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigurationError(f"{name} must have no query, fragment or credentials: {value!r}.")
-    # The scheme in lower case ("HTTPS://" is https): what decides TLS is never a raw string.
-    return parts.scheme + value[len(parts.scheme) :]
-
-
-def _origin(name: str, value: object) -> str:
-    url = _require_url(name, value)
-    parts = urlsplit(url)
-    if parts.path not in ("", "/"):
-        raise ConfigurationError(
-            f"{name} must be an origin such as 'https://example.com', without a path: {url!r}."
-        )
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigurationError(f"{name} has an invalid port: {url!r}.") from exc
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")

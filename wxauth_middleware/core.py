@@ -15,6 +15,7 @@ paths (`jssdk/endpoint.py`). The ASGI and WSGI middleware are thin drivers aroun
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from starlette.requests import cookie_parser
@@ -24,7 +25,7 @@ from .cookie_writer import CookieWriter
 from .cookies import Clock, Session, SessionCodec, wall_clock
 from .decisions import ANONYMOUS, Decision, Forward, OwnPath, is_navigation, needs_profile
 from .effects import Flow
-from .errors import StoreUnavailable
+from .errors import StoreUnavailable, WeChatAuthError
 from .jssdk.endpoint import jssdk_paths
 from .login.callback import Callback
 from .login.in_progress import LoginStateCodec
@@ -32,6 +33,7 @@ from .login.logout import Account
 from .login.start import LoginStarter
 from .messages import HTTPRequest, HTTPResponse
 from .pages import error_response
+from .platform.service import PlatformService
 from .scan.flow import ScanLogin
 from .storage.store import SessionStore
 from .user import User
@@ -46,23 +48,37 @@ class LoginCore:
 
     `clock` gives the time for cookie signatures and token expiry (tests step it).
     `namespace` is put after `redis_prefix` in the keys of its sessions, kept tokens and scan
-    tickets: an account's own, with several accounts (see `routing.py`).
+    tickets: an account's own, with several accounts (see `routing.py`). `platform`: the
+    third-party platform of an account without an AppSecret (`platform/`).
     """
 
-    def __init__(self, config: Config, clock: Clock = wall_clock, namespace: str = "") -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock = wall_clock,
+        namespace: str = "",
+        platform: PlatformService | None = None,
+    ) -> None:
         self.config = config
+        # The third-party platform that logs users in on this account's behalf, if any.
+        self.platform = platform
         self.cookies = CookieWriter(config)
         self._sessions = SessionCodec(
             config.secret_keys, config.max_age, config.identity, clock, config.app_ids
         )
         logins = LoginStateCodec(config.secret_keys, config.login_max_age, clock)
         wecom = config.wecom
-        # The account's own credentials (a WeCom app's login calls WeCom with its token).
-        self.credentials = (
-            Credentials(config, clock=clock)
-            if wecom is None
-            else WeComCredentials(config, wecom, clock=clock)
-        )
+        # The account's own credentials (a WeCom app's login calls WeCom with its token; an
+        # account of a platform gets its token on its behalf, the authorizer's).
+        self.credentials: Credentials
+        if wecom is not None:
+            self.credentials = WeComCredentials(config, wecom, clock=clock)
+        elif platform is not None:
+            app_id = config.own_account_id
+            issue = lambda rejected: platform.authorizer_token(app_id, rejected)  # noqa: E731
+            self.credentials = Credentials(config, clock=clock, issue_token=issue)
+        else:
+            self.credentials = Credentials(config, clock=clock)
         # With redis_url, sessions live in Redis and the cookie holds a signed id.
         self.store = (
             SessionStore(
@@ -76,7 +92,9 @@ class LoginCore:
             if config.redis_url is not None
             else None
         )
-        self.login = LoginStarter(config, self.cookies, logins)
+        self.login = LoginStarter(
+            config, self.cookies, logins, platform.component_appid if platform else None
+        )
         # A WeCom app's core logs in WeCom's browser; an Official Account's, WeChat's.
         self._in_app = self.login.in_app
         self.callback = Callback(
@@ -86,9 +104,10 @@ class LoginCore:
             self._sessions,
             self.store,
             self.login,
-            self.credentials if isinstance(self.credentials, WeComCredentials) else None,
+            wecom=self.credentials if isinstance(self.credentials, WeComCredentials) else None,
+            platform=platform,
         )
-        self.account = Account(config, self.cookies, self.store, clock)
+        self.account = Account(config, self.cookies, self.store, clock, platform)
         # What quick_user needs to know about the configuration, derived once.
         self._upgrades = config.scope == "snsapi_userinfo" or any(
             rule.scope == "snsapi_userinfo" for rule in config.rule_set.rules
@@ -99,7 +118,7 @@ class LoginCore:
         # The paths the middleware answers itself, whatever the browser.
         self._own_paths: dict[str, OwnPath] = {config.callback_path: self.callback}
         if config.login_path is not None:
-            self._own_paths[config.login_path] = self.login.endpoint
+            self._own_paths[config.login_path] = self._ready_first(self.login.endpoint)
         if config.logout_path is not None:
             self._own_paths[config.logout_path] = self.account.logout
         for name, content in config.verify_files.items():
@@ -190,10 +209,41 @@ class LoginCore:
                 return self.login.start(request, request.target, policy.scope, session)
             return Forward(session.user)
         if wechat:
-            return self.login.require_login(request, policy.scope)
+            return self._when_ready(request, self.login.require_login(request, policy.scope))
         if policy.other_browsers == "scan" and self.scan is not None:
             return self.scan.login_required(request)
         return self.login.other_browser(request, policy.other_browsers)
+
+    # -- on a platform's behalf -----------------------------------------------------------
+
+    def _when_ready(self, request: HTTPRequest, decision: Decision) -> Decision:
+        """`decision` (a login's start), unless the account's platform cannot log anyone in
+        yet (no verify ticket) or any more (the account revoked it): then a page says so."""
+        if self.platform is None:
+            return decision
+        return self._checked(request, decision, self.platform)
+
+    def _checked(
+        self, request: HTTPRequest, decision: Decision, platform: PlatformService
+    ) -> Flow[HTTPResponse | Forward]:
+        try:
+            yield from platform.ready(self.config.own_account_id)
+        except WeChatAuthError as exc:  # not ready, revoked, or the store down
+            return error_response(self.config.on_error, exc, request)
+        if isinstance(decision, (Forward, HTTPResponse)):
+            return decision
+        return (yield from decision)
+
+    def _ready_first(self, endpoint: OwnPath) -> OwnPath:
+        if self.platform is None:
+            return endpoint
+
+        def checked(
+            request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
+        ) -> Decision:
+            return self._when_ready(request, endpoint(request, cookies, session))
+
+        return checked
 
     # -- reading the session ---------------------------------------------------------------
 

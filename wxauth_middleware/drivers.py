@@ -57,7 +57,9 @@ T = TypeVar("T")
 
 
 # Query parameters that are credentials: the AppSecret, WeChat's tokens, the one-time code.
-_SECRET_PARAMS = frozenset({"secret", "access_token", "refresh_token", "code"})
+_SECRET_PARAMS = frozenset(
+    {"secret", "access_token", "refresh_token", "code", "component_access_token"}
+)
 
 
 class _RedactCredentials(logging.Filter):

@@ -128,6 +128,7 @@ class MiddlewareOptions(Generic[AppT]):
         scan_max_age: int = 180,
         jssdk_path: str | None = "/wxauth/jssdk",
         jssdk_script_url: str | None = None,
+        platform_events_path: str | None = "/wxauth/platform/events",
     ) -> None:
         # Every parameter but app is a field of Config, of the same name (a test holds them
         # equal): __new__ checked them into self.config.

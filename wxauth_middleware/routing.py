@@ -34,6 +34,8 @@ from .config import Config
 from .cookies import Clock, wall_clock
 from .core import LoginCore
 from .errors import AccountUnavailable, ConfigurationError
+from .platform.events import PlatformEvents
+from .platform.service import PlatformService
 from .useragent import is_wechat_browser, is_wecom_browser
 from .wechat.credentials import signable_url
 from .wecom.app import WeComApp
@@ -76,6 +78,7 @@ def account_config(base: Config, account: OfficialAccount) -> Config:
             scope=account.scope or base.scope,  # type: ignore[arg-type]
             website_app_id=account.website_app_id or base.website_app_id,
             website_app_secret=account.website_app_secret or base.website_app_secret,
+            on_behalf=account.platform is not None,
         )
     except ConfigurationError as exc:
         raise ConfigurationError(f"OfficialAccount {account.app_id}: {exc}") from None
@@ -163,6 +166,11 @@ class AccountRouter:
         self._answers: OrderedDict[str, _Answer] = OrderedDict()
         self._loaded: OrderedDict[AnyAccount, LoginCore] = OrderedDict()
         self._loading: dict[str, Loading] = {}
+        # The third-party platforms of the listed accounts, by component_appid; by AppID,
+        # the platform of each account of one; the endpoint of their pushed events.
+        self.platforms: dict[str, PlatformService] = {}
+        self._platform_of: dict[str, PlatformService] = {}
+        self.events: PlatformEvents | None = None
         accounts = config.accounts
         if config.uses_wecom_qr and not (
             callable(accounts)
@@ -177,6 +185,8 @@ class AccountRouter:
         elif isinstance(accounts, tuple):
             wecom: dict[str, Config] = {}
             for account in accounts:
+                if not isinstance(account, WeComApp) and account.platform is not None:
+                    self._platform_of[account.app_id] = self._platform(account)
                 own = config_of(config, account)
                 label = account.label if isinstance(account, WeComApp) else account.app_id
                 self._by_app_id[label] = own
@@ -191,6 +201,8 @@ class AccountRouter:
                     # other browsers the WeCom app if it logs them in (wecom_qr).
                     self._shared[host] = (shared, app_config, app_config.uses_wecom_qr)
                     del self._configs[host]
+            if self.platforms and config.platform_events_path is not None:
+                self.events = PlatformEvents(self.platforms, clock)
             if len(accounts) == 1 and not accounts[0].hosts:
                 self.single = self._core(config_of(config, accounts[0]))
         else:
@@ -207,8 +219,10 @@ class AccountRouter:
             if core is not None:
                 core.login.starting = hook
 
-    def _new_core(self, config: Config, prefix: str) -> LoginCore:
-        core = LoginCore(config, self._clock, prefix)
+    def _new_core(
+        self, config: Config, prefix: str, platform: PlatformService | None = None
+    ) -> LoginCore:
+        core = LoginCore(config, self._clock, prefix, platform)
         core.login.starting = self._login_starts
         return core
 
@@ -218,6 +232,39 @@ class AccountRouter:
         request's User-Agent chooses)."""
         return bool(self._shared)
 
+    def _platform(self, account: OfficialAccount) -> PlatformService:
+        platform = account.platform
+        assert platform is not None
+        service = self.platforms.get(platform.component_appid)
+        if service is None:
+            service = self.platforms[platform.component_appid] = PlatformService(
+                platform, self.config, self._clock
+            )
+        elif service.platform != platform:
+            raise ConfigurationError(
+                f"accounts name platform {platform.component_appid} twice, with different "
+                "credentials: give every account the same Platform(...)."
+            )
+        return service
+
+    def platform(self, component_appid: str | None, call: str) -> PlatformService:
+        """The platform `component_appid` (optional when there is one), for the application's
+        `call`. Raises ValueError saying what to pass."""
+        if component_appid is None and len(self.platforms) == 1:
+            return next(iter(self.platforms.values()))
+        if component_appid is None:
+            raise ConfigurationError(
+                f"{call}: no account has a platform (OfficialAccount(..., platform=...))"
+                if not self.platforms
+                else f"{call} needs component_appid=... with several platforms."
+            )
+        service = self.platforms.get(component_appid)
+        if service is None:
+            raise ConfigurationError(
+                f"{call}: {component_appid!r} is not the platform of any account."
+            )
+        return service
+
     def _core(self, config: Config) -> LoginCore:
         """The core of a listed account's configuration, made on first use."""
         key = _core_key(config)
@@ -226,7 +273,8 @@ class AccountRouter:
             with self._lock:
                 core = self._cores.get(key)
                 if core is None:
-                    core = self._new_core(config, f"{key}:")
+                    platform = self._platform_of.get(config.app_id or "")
+                    core = self._new_core(config, f"{key}:", platform)
                     self._cores[key] = core
         return core
 
@@ -289,6 +337,13 @@ class AccountRouter:
                 f"answered {type(account).__name__}, not an OfficialAccount, a WeComApp or None"
             )
             self.failed(name, TypeError(problem))
+            return
+        if isinstance(account, OfficialAccount) and account.platform is not None:
+            problem = (
+                f"answered account {account.app_id} of a platform: list the accounts of a "
+                "platform in accounts=[...] (its events come before any request)"
+            )
+            self.failed(name, ValueError(problem))
             return
         if account.hosts and name not in account.hosts:
             # Never another tenant's account: a loader's mix-up is a failure, not a login.

@@ -7,10 +7,17 @@ import re
 from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
+from .errors import ConfigurationError
+
 __all__ = [
     "PATH_SAFE",
     "authorize_url",
+    "beside_authorize",
+    "check_origin",
+    "check_path",
+    "check_url",
     "is_valid_state",
+    "path_matches",
     "request_origin",
     "safe_return_path",
 ]
@@ -30,19 +37,32 @@ _HOST = re.compile(
 # '\' as '/', which turns '/\evil.com' into the off-site '//evil.com').
 _RETURN_PATH = re.compile(r"/(?![/\\])[!#-\[\]-~]*")
 MAX_RETURN_PATH = 1024
+# An option's URL path: '/' and the characters of a path, no query or fragment.
+_PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$")
+# WeChat's authorize path: what the emulator serves its other pages beside.
+_AUTHORIZE_PATH = "/connect/oauth2/authorize"
 
 
-def authorize_url(base: str, app_id: str, redirect_uri: str, scope: str, state: str) -> str:
+def authorize_url(
+    base: str,
+    app_id: str,
+    redirect_uri: str,
+    scope: str,
+    state: str,
+    component_appid: str | None = None,
+) -> str:
     """WeChat's authorize URL with its parameters in the order WeChat enforces.
 
     WeChat regex-matches the link: appid, redirect_uri, response_type, scope, state in this
     order, redirect_uri percent-encoded in full (':' and '/' too), and the '#wechat_redirect'
-    fragment, which a browser keeps across the 302.
+    fragment, which a browser keeps across the 302. A login on an account's behalf (a
+    third-party platform's) adds component_appid after state.
     """
+    platform = f"&component_appid={quote(component_appid, safe='')}" if component_appid else ""
     return (
         f"{base}?appid={quote(app_id, safe='')}"
         f"&redirect_uri={quote(redirect_uri, safe='')}"
-        f"&response_type=code&scope={scope}&state={state}#wechat_redirect"
+        f"&response_type=code&scope={scope}&state={state}{platform}#wechat_redirect"
     )
 
 
@@ -99,3 +119,57 @@ def same_origin_path(url: str, origin: str) -> str | None:
     if parts.query:
         target += "?" + parts.query
     return safe_return_path(target)
+
+
+def beside_authorize(authorize_url: str, path: str) -> str:
+    """`path` on the host of `authorize_url` (the emulator's, mounted under a prefix or not)."""
+    parts = urlsplit(authorize_url)
+    base = parts.path
+    prefix = base.removesuffix(_AUTHORIZE_PATH) if base.endswith(_AUTHORIZE_PATH) else ""
+    return f"{parts.scheme}://{parts.netloc}{prefix}{path}"
+
+
+def path_matches(cookie_path: str, path: str) -> bool:
+    """Whether a browser sends a cookie of `cookie_path` to `path` (RFC 6265, 5.1.4)."""
+    return (
+        path == cookie_path
+        or (cookie_path.endswith("/") and path.startswith(cookie_path))
+        or path.startswith(cookie_path + "/")
+    )
+
+
+def check_path(name: str, value: object) -> None:
+    if not isinstance(value, str) or not _PATH.match(value):
+        raise ConfigurationError(
+            f"{name} must be a URL path starting with '/', without query or fragment, "
+            f"not {value!r}."
+        )
+
+
+def check_url(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a string URL, not {value!r}.")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"{name} must be an absolute http(s) URL, not {value!r}.")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError(f"{name} must have no query, fragment or credentials: {value!r}.")
+    # The scheme in lower case ("HTTPS://" is https): what decides TLS is never a raw string.
+    return parts.scheme + value[len(parts.scheme) :]
+
+
+def check_origin(name: str, value: object) -> str:
+    url = check_url(name, value)
+    parts = urlsplit(url)
+    if parts.path not in ("", "/"):
+        raise ConfigurationError(
+            f"{name} must be an origin such as 'https://example.com', without a path: {url!r}."
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} has an invalid port: {url!r}.") from exc
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")

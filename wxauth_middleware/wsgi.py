@@ -54,6 +54,13 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
     _store: SyncClient | None = None
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        events = self.router.events  # a third-party platform's pushes: on any host
+        if events is not None and _is_events_path(environ, self.config.platform_events_path):
+            request = _request(environ, frozenset((self.config.platform_events_path or "",)))
+            answer = FORM_TOO_LARGE if request is None else events(request)
+            if not isinstance(answer, HTTPResponse):
+                answer = self._drive(answer)
+            return self._respond(environ, start_response, answer)
         # The account serving the request's host: the one, or by its Host header.
         core = self._single
         if core is None:
@@ -131,6 +138,21 @@ class WeChatAuthWSGIMiddleware(MiddlewareOptions["WSGIApplication"]):
         core = self.router.by_app_id(app_id, "access_token")
         return self._drive(core.credentials.access_token(rejected))
 
+    def platform_authorize_url(
+        self, redirect_uri: str, *, component_appid: str | None = None
+    ) -> str:
+        """The link an Official Account's admin opens to authorize the platform (WeChat's
+        componentloginpage, with a fresh pre_auth_code); WeChat sends them back to
+        `redirect_uri?auth_code=...`. `component_appid`: which platform's, when several."""
+        platform = self.router.platform(component_appid, "platform_authorize_url")
+        return self._drive(platform.authorize_url(redirect_uri))
+
+    def platform_authorized(self, auth_code: str, *, component_appid: str | None = None) -> str:
+        """Completes an admin's authorization with the `auth_code` WeChat sent back: keeps
+        the account's refresh token (in Redis with redis_url) and returns its AppID."""
+        platform = self.router.platform(component_appid, "platform_authorized")
+        return self._drive(platform.authorized(auth_code))
+
     def jssdk_config(self, url: str) -> dict[str, object]:
         """`wx.config`'s appId, timestamp, nonceStr and signature for the page at `url`
         (absolute; any #fragment dropped), signed by the account serving the URL's host.
@@ -203,6 +225,11 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Unknown"
+
+
+def _is_events_path(environ: WSGIEnvironment, path: str | None) -> bool:
+    full: str = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    return full == path
 
 
 def _retarget(environ: WSGIEnvironment, target: str) -> None:

@@ -17,6 +17,7 @@ from .app import (
     is_loopback_host,
 )
 from .personas import DEFAULT_PERSONAS
+from .platform_state import parse_platform
 from .wecom_state import DEFAULT_AGENT_ID, DEFAULT_CORP_ID, DEFAULT_CORP_SECRET, WeComCorp
 
 _DEFAULT_DOMAINS = ("127.0.0.1", "localhost")
@@ -142,6 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
         "repeatable (default: no list, every caller answered)",
     )
     parser.add_argument(
+        "--platform",
+        metavar="COMPONENT_APPID:SECRET:TOKEN:AESKEY",
+        help="play a third-party platform (第三方平台) the accounts may authorize: its AppID, "
+        "AppSecret, message token and 43-character EncodingAESKey",
+    )
+    parser.add_argument(
+        "--platform-events-url",
+        metavar="URL",
+        help="where the platform's encrypted events are pushed (the middleware's "
+        "platform_events_path): a component_verify_ticket at start, every 10 minutes and on "
+        "POST /_emulator/platform/push",
+    )
+    parser.add_argument(
         "--allow-remote",
         action="store_true",
         help="answer clients on other machines, and allow binding a non-loopback --host; "
@@ -236,7 +250,11 @@ def build_emulator(args: argparse.Namespace) -> WeChatEmulator:
         minute_quota=args.minute_quota,
         accounts=tuple(args.account),
         wecom=_corp(args),
+        platform=None if args.platform is None else parse_platform(args.platform),
+        platform_events_url=args.platform_events_url,
     )
+    if args.platform_events_url is not None and args.platform is None:
+        raise ValueError("--platform-events-url needs --platform")
     if args.latency:
         emulator.inject("*", latency=args.latency, times=None)
     return emulator
@@ -271,6 +289,12 @@ def banner(
             *(f"    agent_id={agent} secret={secret}" for agent, secret in corp.agents.items()),
             f"    trusted domain: {trusted}",
             f"    sso_url={base}/wwlogin/sso/login",
+        ]
+    platform = emulator.platform
+    if platform is not None:
+        lines += [
+            f"  third-party platform (--platform): component_appid={platform.component_appid}",
+            f"    events pushed to: {platform.events_url or '(nowhere: --platform-events-url)'}",
         ]
     if emulator.website_app_id is None:
         lines.append("  website QR-code login: disabled (--no-website-app)")

@@ -15,7 +15,7 @@ from .faults import FaultOptions, fault_kwargs_from_json
 if TYPE_CHECKING:  # Python 3.10's typing has no Unpack; annotations are never evaluated
     from typing_extensions import Unpack
 
-__all__ = ["FAULTS_PATH", "FaultsAdmin"]
+__all__ = ["FAULTS_PATH", "FaultsAdmin", "cross_site"]
 
 FAULTS_PATH = "/_emulator/faults"
 
@@ -29,11 +29,13 @@ class FaultsAdmin(EmulatorState):
 
         `endpoint` is "access_token", "refresh_token", "userinfo", "auth", "stable_token",
         "token", "getticket", "user_info", WeCom's "wecom_gettoken", "wecom_getuserinfo",
-        "wecom_getuserdetail", "wecom_jsapi_ticket", "wecom_agent_ticket", or "*". A fault
-        first sleeps `latency` seconds, then answers `http_status` with an HTML body, else
-        WeChat's error JSON for `errcode`, else `body` raw as text/plain; with only a latency
-        the call then proceeds normally. With `probability` < 1 each call is disturbed at
-        random. Several matching faults all add their latency; the oldest with an answer
+        "wecom_getuserdetail", "wecom_jsapi_ticket", "wecom_agent_ticket", a platform's
+        "api_component_token", "api_create_preauthcode", "api_query_auth",
+        "api_authorizer_token", "component_access_token", "component_refresh_token", or "*".
+        A fault first sleeps `latency` seconds, then answers `http_status` with an HTML body,
+        else WeChat's error JSON for `errcode`, else `body` raw as text/plain; with only a
+        latency the call then proceeds normally. With `probability` < 1 each call is disturbed
+        at random. Several matching faults all add their latency; the oldest with an answer
         answers.
         """
         self._faults.add(endpoint, **fault)
@@ -44,7 +46,7 @@ class FaultsAdmin(EmulatorState):
     async def _faults_api(self, request: Request) -> StarletteResponse:
         # Faults script the next logins' answers: only this origin's own scripts may set them,
         # never a page of another site the developer happens to visit.
-        refusal = _cross_site(request)
+        refusal = cross_site(request)
         if refusal is not None:
             return JSONResponse({"ok": False, "error": refusal}, status_code=403)
         if request.method == "DELETE":
@@ -65,7 +67,7 @@ class FaultsAdmin(EmulatorState):
         return JSONResponse({"ok": True, "active": len(self._faults)})
 
 
-def _cross_site(request: Request) -> str | None:
+def cross_site(request: Request) -> str | None:
     """Why a request comes from another site's page, or None when it does not."""
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):

@@ -30,6 +30,8 @@ from .jssdk import AGENT_VERIFY_PATH, JSSDK_PATH, VERIFY_PATH
 from .jssdk_routes import JSSDKRoutes
 from .oauth_pages import PERSONA_COOKIE, SNAPSHOT_CANNOT_SCAN, OAuthPages
 from .personas import DEFAULT_PERSONAS, Persona
+from .platform_api import CONSENT_PATH, PUSH_PATH, UNAUTHORIZE_PATH, PlatformAPI
+from .platform_state import EmulatedPlatform
 from .protocol import API_CONTENT_TYPE, CGI_CONTENT_TYPE, USERINFO_CONTENT_TYPE
 from .sns_api import SnsAPI
 from .wecom_api import WeComAPI
@@ -75,7 +77,7 @@ def _is_loopback(client: Any) -> bool:
 
 
 class WeChatEmulator(
-    OAuthPages, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, WeComAPI, APIDispatch
+    OAuthPages, PlatformAPI, SnsAPI, CgiBinAPI, JSSDKRoutes, FaultsAdmin, WeComAPI, APIDispatch
 ):
     """WeChat's web-page authorization servers, played locally, quirks included.
 
@@ -96,6 +98,9 @@ class WeChatEmulator(
     `wecom` plays a WeCom (企业微信) corp beside the Official Accounts: its apps' tokens, logins
     (the authorize link with the corp id and an agentid, and wwlogin/sso/login), members and
     a non-member, trusted domain and IPs, and JS-SDK tickets (see `wecom_state.WeComCorp`).
+    `platform` (component_appid, secret, token, EncodingAESKey) plays a third-party platform
+    that the accounts may authorize; its encrypted events go to `platform_events_url` (at the
+    server's startup, every 10 minutes, and when asked).
     """
 
     def __init__(
@@ -116,6 +121,8 @@ class WeChatEmulator(
         minute_quota: int | None = None,
         accounts: Sequence[tuple[str, str]] = (),
         wecom: WeComCorp | None = None,
+        platform: tuple[str, str, str, str] | None = None,
+        platform_events_url: str | None = None,
     ) -> None:
         if not app_id or not app_secret:
             raise ValueError("app_id and app_secret must be non-empty strings")
@@ -171,6 +178,10 @@ class WeChatEmulator(
         self._quotas = QuotaCounter(go_live)
         self._calls_lock = threading.Lock()
         self.calls: list[RecordedCall] = []
+        self.platform = (
+            None if platform is None else EmulatedPlatform(platform, platform_events_url, clock)
+        )
+        self._tasks = set()
         # The Official Accounts' followers and non-followers, by (account, openid).
         self._by_openid = {
             (account, p.openid_for(account)): p
@@ -211,6 +222,8 @@ class WeChatEmulator(
         self.wecom = wecom
         if wecom is not None:
             self._apis.update(self.wecom_endpoints())
+        if self.platform is not None:
+            self._apis.update(self._platform_apis())
         self._router = Router(
             routes=[
                 Route("/connect/oauth2/authorize/wecom", self._wecom_confirm, methods=["POST"]),
@@ -225,6 +238,10 @@ class WeChatEmulator(
                 Route(VERIFY_PATH, self._jsapi_verify, methods=["GET"]),
                 Route(AGENT_VERIFY_PATH, self._agent_verify, methods=["GET"]),
                 Route(FAULTS_PATH, self._faults_api, methods=["POST", "DELETE"]),
+                Route(CONSENT_PATH, self._component_login_page, methods=["GET"]),
+                Route(CONSENT_PATH + "/confirm", self._component_login_confirm, methods=["POST"]),
+                Route(PUSH_PATH, self._push_route, methods=["POST"]),
+                Route(UNAUTHORIZE_PATH, self._unauthorize_route, methods=["POST"]),
             ]
         )
 
@@ -259,7 +276,11 @@ class WeChatEmulator(
             )
             await response(scope, receive, send)
             return
-        if scope["type"] == "http" and route_path(scope).startswith(API_PREFIXES):
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        path = route_path(scope) if scope["type"] == "http" else ""
+        if path.startswith(API_PREFIXES) and not path.startswith(CONSENT_PATH):
             answer = await self._api(Request(scope, receive))
             await answer(scope, receive, send)
             return

@@ -15,6 +15,7 @@ from .faults import FaultPlan
 from .golive import GoLive, QuotaCounter
 from .grants import GrantError, GrantStore
 from .personas import Persona
+from .platform_state import EmulatedPlatform
 from .protocol import JSONValue, error_payload
 from .wecom_state import WeComCorp
 
@@ -84,6 +85,8 @@ class EmulatorState:
     #: The WeCom corp the emulator plays, if any.
     wecom: WeComCorp | None
     _quotas: QuotaCounter
+    #: The third-party platform it plays (--platform), if any.
+    platform: EmulatedPlatform | None
 
     def _error(self, errcode: int) -> dict[str, JSONValue]:
         return error_payload(errcode, self._clock())

@@ -34,6 +34,13 @@ ENDPOINTS = (
     "wecom_getuserdetail",
     "wecom_jsapi_ticket",
     "wecom_agent_ticket",
+    # A third-party platform's (--platform).
+    "api_component_token",
+    "api_create_preauthcode",
+    "api_query_auth",
+    "api_authorizer_token",
+    "component_access_token",
+    "component_refresh_token",
 )
 
 

@@ -20,6 +20,7 @@ from .authorize import (
 from .base import Params, first_values
 from .pages import CONSENT, QRCONNECT, DecisionForm, decision_page, error_page, index_page
 from .personas import Persona
+from .platform_state import on_behalf_code, on_behalf_rejection
 from .wecom_pages import WeComPages
 
 __all__ = ["PERSONA_COOKIE", "SNAPSHOT_CANNOT_SCAN", "OAuthPages"]
@@ -104,18 +105,22 @@ class OAuthPages(WeComPages):
         )
 
     def _parse(self, raw_query: str) -> AuthorizeRequest | AuthorizeRejection:
-        return parse_authorize_query(
+        auth = parse_authorize_query(
             raw_query,
             app_ids=self.official_app_ids,
             domains=self.domains,
             website_app_id=self.website_app_id,
         )
+        if isinstance(auth, AuthorizeRejection):
+            return auth
+        return on_behalf_rejection(self.platform, auth) or auth
 
     def _login(
         self, auth: AuthorizeRequest, persona: Persona, *, remember: str | None = None
     ) -> StarletteResponse:
         # The code belongs to the app the link named: the Official Account or the website app.
         code = self._grants.issue_code(auth.app_id, persona.key, auth.scope)
+        on_behalf_code(self.platform, auth, code)
         # WeChat appends state even when it is empty.
         url = callback_url(auth.redirect_uri, [("code", code), ("state", auth.state)])
         response = RedirectResponse(url, status_code=302)

@@ -19,6 +19,7 @@ __all__ = [
     "error_page",
     "fault_page",
     "index_page",
+    "simple_page",
 ]
 
 BANNER = "WeChat emulator — not the real WeChat · 微信模拟器 · 并非真正的微信"
@@ -85,6 +86,11 @@ def _layout(title: str, body: str, *, head: str = "") -> str:
         f"<title>{_e(title)}</title>{head}<style>{_CSS}</style></head>"
         f'<body><div class="banner" role="note">{_e(BANNER)}</div><main>{body}</main></body></html>'
     )
+
+
+def simple_page(title: str, body: str) -> str:
+    """A page of the emulator's look around `body` (HTML, escaped by the caller)."""
+    return _layout(title, body)
 
 
 def error_page(rejection: AuthorizeRejection) -> str:

@@ -65,6 +65,13 @@ ERRMSG: Mapping[int, str] = {
     48001: "api unauthorized",
     48006: "forbid to clear quota because of reaching the limit",
     50001: "user unauthorized",
+    # Third-party platforms (第三方平台).
+    61003: "component is not authorized by this account",
+    61004: "access clientip is not registered",
+    61005: "component ticket is expired",
+    61006: "component ticket is invalid",
+    61010: "code is expired",
+    61023: "refresh_token is invalid",
 }
 
 

@@ -49,6 +49,10 @@ class SnsAPI(EmulatorState):
         code = params.get("code", "")
         if not code:
             raise GrantError(41008)
+        return self._code_tokens(app_id, code)
+
+    def _code_tokens(self, app_id: str, code: str) -> dict[str, JSONValue]:
+        """The user's tokens for a code of `app_id` (spent by this)."""
         grant = self._grants.redeem_code(app_id, code)
         persona = self._personas[grant.persona_key]
         openid = persona.openid_for(app_id)
@@ -65,6 +69,10 @@ class SnsAPI(EmulatorState):
         app_id = self._check_app(params)
         if params.get("grant_type") != "refresh_token":
             raise GrantError(40002)
+        return self._refreshed(app_id, params)
+
+    def _refreshed(self, app_id: str, params: Params) -> dict[str, JSONValue]:
+        """A new access token for the query's refresh_token of `app_id`."""
         refresh_token = params.get("refresh_token", "")
         if not refresh_token:
             raise GrantError(41003)

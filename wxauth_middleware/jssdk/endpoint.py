@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote_plus, urlsplit
 from ..errors import WeChatAuthError
 from ..messages import HTTPRequest, HTTPResponse
 from ..pages import error_json, json_response
-from ..urls import request_origin
+from ..urls import beside_authorize, request_origin
 from ..wechat.credentials import Credentials, signable_url
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ logger = logging.getLogger("wxauth_middleware")
 
 WECHAT_JSSDK_URL = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"
 _WECHAT_AUTHORIZE_HOST = "open.weixin.qq.com"
-_AUTHORIZE_PATH = "/connect/oauth2/authorize"
 # Where the emulator serves its stand-in of WeChat's script.
 _EMULATOR_JSSDK_PATH = "/open/js/jweixin-1.6.0.js"
 # The script's cache life: it changes only with the configuration.
@@ -48,13 +47,9 @@ def jssdk_script_url(config: Config) -> str:
     prefix or not)."""
     if config.jssdk_script_url is not None:
         return config.jssdk_script_url
-    parts = urlsplit(config.authorize_url)
-    if parts.hostname == _WECHAT_AUTHORIZE_HOST:
+    if urlsplit(config.authorize_url).hostname == _WECHAT_AUTHORIZE_HOST:
         return WECHAT_JSSDK_URL
-    prefix = (
-        parts.path.removesuffix(_AUTHORIZE_PATH) if parts.path.endswith(_AUTHORIZE_PATH) else ""
-    )
-    return f"{parts.scheme}://{parts.netloc}{prefix}{_EMULATOR_JSSDK_PATH}"
+    return beside_authorize(config.authorize_url, _EMULATOR_JSSDK_PATH)
 
 
 def jssdk_paths(config: Config, credentials: Credentials) -> dict[str, Endpoint]:

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -43,19 +41,19 @@ from ..scopes import QRCONNECT_SCOPE
 from ..storage.store import CODE_LIFE, SessionStore
 from ..urls import is_valid_state
 from ..user import User, WeChatUser
-from ..wechat.api import CallPolicy, fetch_user
+from ..wechat.api import CallPolicy, fetch_user, user_of_grant
 from .clean_pages import CleanPages
 from .in_progress import LoginState, LoginStateCodec, find_login, with_login, without_login
+from .spent_states import SpentStates
 from .start import LoginStarter
 
 if TYPE_CHECKING:
+    from ..platform.service import PlatformService
     from ..wecom.credentials import WeComCredentials
 
-__all__ = ["SPENT_MEMORY", "Callback", "SpentStates"]
+__all__ = ["Callback"]
 
 logger = logging.getLogger("wxauth_middleware")
-# How many spent states a process remembers without the store (a few MB at most).
-SPENT_MEMORY = 20_000
 
 
 class Callback:
@@ -70,10 +68,13 @@ class Callback:
         store: SessionStore | None,
         login: LoginStarter,
         wecom: WeComCredentials | None = None,
+        platform: PlatformService | None = None,
     ) -> None:
         self.config = config
         # A WeCom app's: its login asks WeCom, with the app's token.
         self._wecom = wecom
+        # The third-party platform that exchanges the account's codes on its behalf.
+        self._platform = platform
         self._cookies = cookies
         self._logins = logins
         self._sessions = sessions
@@ -178,6 +179,8 @@ class Callback:
             app_id, app_secret = config.wecom.key, ""  # the app's token is its credentials'
         elif login.scope == QRCONNECT_SCOPE:
             app_id, app_secret = config.website_app_id, config.website_app_secret
+        elif self._platform is not None:
+            app_id, app_secret = config.own_account_id, ""  # exchanged on its behalf
         else:
             app_id, app_secret = config.own_account
         claim: list[str] = []  # what this request claimed: its state (and store key)
@@ -301,9 +304,15 @@ class Callback:
             user = yield from self._wecom.login_user(code, login.scope, trusted, policy)
             grant = None
         else:
-            wechat, grant = yield from fetch_user(
-                config.api_base_url, app_id, app_secret, code, config.lang, policy
-            )
+            if self._platform is not None and not app_secret:
+                on_behalf = yield from self._platform.code_grant(app_id, code, policy)
+                wechat, grant = yield from user_of_grant(
+                    config.api_base_url, on_behalf, config.lang, policy
+                )
+            else:
+                wechat, grant = yield from fetch_user(
+                    config.api_base_url, app_id, app_secret, code, config.lang, policy
+                )
             user = wechat = replace(wechat, identity_key=config.identity, app_id=app_id)
             if config.identity == "unionid" and not wechat.unionid and not wechat.is_snapshot_user:
                 raise ConfigurationError(
@@ -414,36 +423,3 @@ def _log_failure(error: WeChatAuthError, started: float) -> None:
 
 class _StateSpent(Exception):
     """The callback's state was already exchanged (or is being exchanged) for a code."""
-
-
-class SpentStates:
-    """The states this process exchanged a code for, each remembered for login_max_age
-    (as long as its login could come back), at most SPENT_MEMORY of them, oldest out
-    first. Without the store, a state allows one exchange in each process."""
-
-    def __init__(self, life: int, clock: Callable[[], int]) -> None:
-        self._life = life
-        self._clock = clock
-        # Oldest first; an OrderedDict finds its oldest in O(1) (a dict skips every entry
-        # deleted before it).
-        self._until: OrderedDict[str, int] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def claim(self, state: str) -> bool:
-        """True if `state` was not exchanged yet (it is now claimed)."""
-        now = self._clock()
-        with self._lock:
-            until = self._until.get(state)
-            if until is not None and until > now:
-                return False
-            self._until.pop(state, None)
-            while self._until and (
-                len(self._until) >= SPENT_MEMORY or next(iter(self._until.values())) <= now
-            ):
-                self._until.popitem(last=False)
-            self._until[state] = now + self._life
-            return True
-
-    def release(self, state: str) -> None:
-        with self._lock:
-            self._until.pop(state, None)

@@ -16,6 +16,7 @@ from ..effects import Flow
 from ..errors import ConfigurationError, StoreUnavailable, TokenUnavailable, WeChatAPIError
 from ..messages import HTTPRequest, HTTPResponse
 from ..pages import error_response, logout_page, redirect
+from ..platform.service import PlatformService
 from ..storage.store import SessionStore
 from ..urls import request_origin, safe_return_path
 from ..wechat.api import CallPolicy, refresh_grant
@@ -31,9 +32,16 @@ class Account:
     """What the application (and the visitor, by logging out) does with sessions and tokens."""
 
     def __init__(
-        self, config: Config, cookies: CookieWriter, store: SessionStore | None, clock: Clock
+        self,
+        config: Config,
+        cookies: CookieWriter,
+        store: SessionStore | None,
+        clock: Clock,
+        platform: PlatformService | None = None,
     ) -> None:
         self.config, self._cookies, self._store, self._clock = config, cookies, store, clock
+        # A third-party platform's account: its users' tokens are renewed on its behalf.
+        self._platform = platform
 
     def logout(
         self, request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
@@ -96,9 +104,14 @@ class Account:
             return tokens.access_token
         policy = CallPolicy(timeout=self.config.http_timeout, retries=self.config.retries)
         try:
-            grant = yield from refresh_grant(
-                self.config.api_base_url, tokens.app_id, tokens.refresh_token, policy
-            )
+            if self._platform is not None and tokens.app_id == self.config.app_id:
+                grant = yield from self._platform.user_refresh(
+                    tokens.app_id, tokens.refresh_token, policy
+                )
+            else:
+                grant = yield from refresh_grant(
+                    self.config.api_base_url, tokens.app_id, tokens.refresh_token, policy
+                )
         except WeChatAPIError as exc:
             if exc.errcode not in (40030, 42002):
                 raise

@@ -42,8 +42,16 @@ logger = logging.getLogger("wxauth_middleware")
 class LoginStarter:
     """Sends visitors to WeChat to log in, with a signed login state of their own."""
 
-    def __init__(self, config: Config, cookies: CookieWriter, logins: LoginStateCodec) -> None:
+    def __init__(
+        self,
+        config: Config,
+        cookies: CookieWriter,
+        logins: LoginStateCodec,
+        component_appid: str | None = None,
+    ) -> None:
         self.config = config
+        # A third-party platform's, whose users log in on the account's behalf.
+        self._component_appid = component_appid
         self._cookies = cookies
         self._logins = logins
         self._warned: set[str] = set()  # the hosts a login started on, off public_url's
@@ -174,8 +182,14 @@ class LoginStarter:
                 config.qrconnect_url, config.website_app_id, redirect_uri, scope, state
             )
         else:
-            app_id = config.own_account[0]
-            url = authorize_url(config.authorize_url, app_id, redirect_uri, scope, state)
+            url = authorize_url(
+                config.authorize_url,
+                config.own_account_id,
+                redirect_uri,
+                scope,
+                state,
+                self._component_appid,
+            )
         logger.info("wxauth login start scope=%s attempt=%d page=%s", scope, attempt, navigation)
         if restart_page:
             return continue_page(url, (state_cookie,))

@@ -32,13 +32,17 @@ __all__ = [
     "CallPolicy",
     "Issued",
     "TokenGrant",
+    "api_call",
     "exchange_code",
     "fetch_user",
     "follow_status",
+    "grant_of",
+    "issued_of",
     "jsapi_ticket",
     "parse_body",
     "refresh_grant",
     "stable_token",
+    "user_of_grant",
 ]
 
 logger = logging.getLogger("wxauth_middleware")
@@ -88,6 +92,13 @@ def fetch_user(
     """Exchange `code` for the user (and the tokens that came with it): the token call, then
     userinfo when the scope allows."""
     grant = yield from exchange_code(api_base_url, app_id, app_secret, code, policy)
+    return (yield from user_of_grant(api_base_url, grant, lang, policy))
+
+
+def user_of_grant(
+    api_base_url: str, grant: TokenGrant, lang: str, policy: CallPolicy
+) -> Flow[tuple[WeChatUser, TokenGrant]]:
+    """The user of a code's grant: userinfo when its scope allows."""
     granted = PROFILE_SCOPES.intersection(grant.scope.split(","))
     if not granted:
         user = WeChatUser(
@@ -99,7 +110,7 @@ def fetch_user(
         return user, grant
     endpoint = "sns/userinfo"
     params = (("access_token", grant.access_token), ("openid", grant.openid), ("lang", lang))
-    body = yield from _call(api_base_url, endpoint, params, policy)
+    body = yield from api_call(api_base_url, endpoint, params, policy)
     openid = _str(body, "openid", endpoint)
     if openid != grant.openid:
         raise UpstreamResponseError(f"WeChat {endpoint} answered for another openid")
@@ -136,8 +147,8 @@ def exchange_code(
         ("code", code),
         ("grant_type", "authorization_code"),
     )
-    body = yield from _call(api_base_url, endpoint, params, policy)
-    return _grant(body, endpoint)
+    body = yield from api_call(api_base_url, endpoint, params, policy)
+    return grant_of(body, endpoint)
 
 
 def refresh_grant(
@@ -147,11 +158,11 @@ def refresh_grant(
     extend it)."""
     endpoint = "sns/oauth2/refresh_token"
     params = (("appid", app_id), ("grant_type", "refresh_token"), ("refresh_token", refresh_token))
-    body = yield from _call(api_base_url, endpoint, params, policy)
-    return _grant(body, endpoint)
+    body = yield from api_call(api_base_url, endpoint, params, policy)
+    return grant_of(body, endpoint)
 
 
-def _grant(body: dict[str, Any], endpoint: str) -> TokenGrant:
+def grant_of(body: dict[str, Any], endpoint: str) -> TokenGrant:
     expires_in = _opt_int(body, "expires_in", endpoint)
     return TokenGrant(
         openid=_str(body, "openid", endpoint),
@@ -183,7 +194,7 @@ def stable_token(
     the same token while it is valid, so instances calling it do not invalidate each other's;
     `force_refresh` issues a new one and invalidates the old (a last resort)."""
     endpoint = "cgi-bin/stable_token"
-    body = yield from _call(
+    body = yield from api_call(
         api_base_url,
         endpoint,
         (),
@@ -195,15 +206,15 @@ def stable_token(
             "force_refresh": force_refresh,
         },
     )
-    return _issued(body, "access_token", endpoint)
+    return issued_of(body, "access_token", endpoint)
 
 
 def jsapi_ticket(api_base_url: str, access_token: str, policy: CallPolicy) -> Flow[Issued]:
     """The account's jsapi_ticket, which signs the JS-SDK's `wx.config`."""
     endpoint = "cgi-bin/ticket/getticket"
     params = (("access_token", access_token), ("type", "jsapi"))
-    body = yield from _call(api_base_url, endpoint, params, policy)
-    return _issued(body, "ticket", endpoint)
+    body = yield from api_call(api_base_url, endpoint, params, policy)
+    return issued_of(body, "ticket", endpoint)
 
 
 def follow_status(
@@ -212,21 +223,21 @@ def follow_status(
     """Whether `openid` follows the account (/cgi-bin/user/info's `subscribe`)."""
     endpoint = "cgi-bin/user/info"
     params = (("access_token", access_token), ("openid", openid), ("lang", lang))
-    body = yield from _call(api_base_url, endpoint, params, policy)
+    body = yield from api_call(api_base_url, endpoint, params, policy)
     subscribe = _opt_int(body, "subscribe", endpoint)
     if subscribe not in (0, 1):
         raise UpstreamResponseError(f"WeChat {endpoint} answered without a valid 'subscribe'")
     return subscribe == 1
 
 
-def _issued(body: dict[str, Any], key: str, endpoint: str) -> Issued:
+def issued_of(body: dict[str, Any], key: str, endpoint: str) -> Issued:
     expires_in = _opt_int(body, "expires_in", endpoint)
     if expires_in is not None and expires_in <= 0:
         raise UpstreamResponseError(f"WeChat {endpoint} answered expires_in {expires_in}")
     return Issued(_str(body, key, endpoint), 7200 if expires_in is None else expires_in)
 
 
-def _call(
+def api_call(
     api_base_url: str,
     endpoint: str,
     params: tuple[tuple[str, str], ...],

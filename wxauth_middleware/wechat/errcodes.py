@@ -136,6 +136,14 @@ ERRCODES: dict[int, tuple[int, str]] = {
         "scope, which a verified Service Account has.",
     ),
     50001: (403, "The user has not authorized this API (errcode 50001)."),
+    # Third-party platforms (第三方平台).
+    61003: (403, "The account has not authorized the platform (errcode 61003)."),
+    61004: (
+        500,
+        "WeChat refused the server's IP address for the platform (errcode 61004): add the "
+        "servers' outbound addresses to the platform's IP allowlist (开发资料 > 白名单).",
+    ),
+    61023: (403, "The account's refresh token is invalid (61023): its admin must authorize again."),
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..effects import Flow
 from ..errors import UpstreamResponseError, WeChatAPIError
-from ..wechat.api import CallPolicy, Issued, _call, _issued, _opt_str
+from ..wechat.api import CallPolicy, Issued, _opt_str, api_call, issued_of
 from .app import WeComApp
 
 __all__ = [
@@ -124,7 +124,7 @@ def _wecom(
 ) -> Flow[dict[str, Any]]:
     """A call of WeCom's API, its errcodes as WeComAPIErrors."""
     try:
-        return (yield from _call(app.api_base_url, endpoint, params, policy, json_body))
+        return (yield from api_call(app.api_base_url, endpoint, params, policy, json_body))
     except WeComAPIError:
         raise
     except WeChatAPIError as exc:
@@ -135,7 +135,7 @@ def gettoken(app: WeComApp, policy: CallPolicy) -> Flow[Issued]:
     """The app's access_token (per corp AND agent: the secret is the app's)."""
     endpoint = "cgi-bin/gettoken"
     params = (("corpid", app.corp_id), ("corpsecret", app.secret))
-    return _issued((yield from _wecom(app, endpoint, params, policy)), "access_token", endpoint)
+    return issued_of((yield from _wecom(app, endpoint, params, policy)), "access_token", endpoint)
 
 
 def getuserinfo(app: WeComApp, token: str, code: str, policy: CallPolicy) -> Flow[dict[str, Any]]:
@@ -178,14 +178,14 @@ def corp_ticket(app: WeComApp, token: str, policy: CallPolicy) -> Flow[Issued]:
     """The corp's jsapi_ticket, which signs `wx.config`."""
     endpoint = "cgi-bin/get_jsapi_ticket"
     body = yield from _wecom(app, endpoint, (("access_token", token),), policy)
-    return _issued(body, "ticket", endpoint)
+    return issued_of(body, "ticket", endpoint)
 
 
 def agent_ticket(app: WeComApp, token: str, policy: CallPolicy) -> Flow[Issued]:
     """The app's own ticket, which signs `wx.agentConfig`."""
     endpoint = "cgi-bin/ticket/get"
     params = (("access_token", token), ("type", "agent_config"))
-    return _issued((yield from _wecom(app, endpoint, params, policy)), "ticket", endpoint)
+    return issued_of((yield from _wecom(app, endpoint, params, policy)), "ticket", endpoint)
 
 
 def _text(body: dict[str, Any], key: str, old_key: str, endpoint: str) -> str | None:
