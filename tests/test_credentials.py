@@ -16,7 +16,7 @@ import pytest
 from wxauth_middleware import WeChatAPIError
 from wxauth_middleware.config import Config
 from wxauth_middleware.drivers import drive_async, drive_sync
-from wxauth_middleware.wechat import credentials, kept
+from wxauth_middleware.wechat import kept
 from wxauth_middleware.wechat.credentials import Credentials, jssdk_signature, signable_url
 
 from .credentials_support import (

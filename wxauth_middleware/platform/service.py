@@ -70,11 +70,7 @@ class PlatformService:
 
     def _policy(self) -> CallPolicy:
         config = self._config
-        return CallPolicy(
-            timeout=config.http_timeout,
-            retries=config.retries,
-            deadline=time.monotonic() + config.login_timeout,
-        )
+        return CallPolicy.of(config.http_timeout, config.retries, config.login_timeout)
 
     # -- the component_access_token --------------------------------------------------------
 

@@ -63,6 +63,12 @@ class CallPolicy:
     backoff: float = 0.2
     deadline: float = math.inf
 
+    @classmethod
+    def of(cls, http_timeout: float, retries: int, login_timeout: float) -> CallPolicy:
+        """The options' policy for calls starting now: each within `http_timeout`, all of
+        them within `login_timeout`."""
+        return cls(http_timeout, retries, deadline=time.monotonic() + login_timeout)
+
 
 @dataclass(frozen=True, slots=True)
 class TokenGrant:

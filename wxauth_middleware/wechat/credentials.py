@@ -189,11 +189,7 @@ class Credentials:
 
     def _policy(self) -> CallPolicy:
         config = self._config
-        return CallPolicy(
-            timeout=config.http_timeout,
-            retries=config.retries,
-            deadline=time.monotonic() + config.login_timeout,
-        )
+        return CallPolicy.of(config.http_timeout, config.retries, config.login_timeout)
 
     def _issue_token(self, rejected: str | None) -> Flow[Issued]:
         config = self._config
