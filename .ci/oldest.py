@@ -29,4 +29,7 @@ def floors(pyproject: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    print("\n".join(floors(Path(__file__).resolve().parent.parent / "pyproject.toml")))
+    if sys.argv[1:] == ["--extras"]:
+        print(",".join(EXTRAS))  # what to install with these constraints
+    else:
+        print("\n".join(floors(Path(__file__).resolve().parent.parent / "pyproject.toml")))
