@@ -12,12 +12,15 @@ h11 itself costs ~5x more CPU per answer, ~8 % of a login (docs/performance.md).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Generic, NamedTuple, TypeVar
 from urllib.parse import urlencode, urlsplit
 from urllib.request import getproxies
 
-__all__ = ["Answer", "MalformedAnswer", "Origin", "Reader", "proxied"]
+__all__ = ["Answer", "MalformedAnswer", "Origin", "OtherOrigins", "Reader", "proxied"]
+
+P = TypeVar("P")
 
 # The most a response's head (and a chunk's size line) and body may hold.
 MAX_HEAD = 64 * 1024
@@ -104,6 +107,26 @@ _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[^\x00\r\n]*)?[ \t]*")
 
 # Where a Reader is in the answer.
 _HEAD, _LENGTH, _CHUNK_SIZE_LINE, _CHUNK, _CHUNK_END, _TRAILERS, _TO_EOF, _DONE = range(8)
+
+
+class OtherOrigins(Generic[P]):
+    """The pools of the origins a pool is asked for beyond its own (a WeCom app's API,
+    qyapi.weixin.qq.com, beside WeChat's api.weixin.qq.com), each made by `make` on first use."""
+
+    def __init__(self, own: Origin, make: Callable[[Origin], P]) -> None:
+        self._own = own.origin
+        self._make = make
+        self.pools: dict[str, P] = {}
+
+    def pool(self, url: str, own: P) -> P:
+        """The pool of `url`'s origin: `own` when it is the pool's own."""
+        if url.startswith(self._own) and url[len(self._own) :][:1] in ("/", ""):
+            return own
+        target = Origin.of(url)
+        pool = self.pools.get(target.origin)
+        if pool is None:
+            pool = self.pools.setdefault(target.origin, self._make(target))
+        return pool
 
 
 class Reader:

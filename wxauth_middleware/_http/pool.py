@@ -23,7 +23,7 @@ from typing import cast
 
 import httpx
 
-from .http11 import KEEPALIVE_EXPIRY, Answer, MalformedAnswer, Origin, Reader
+from .http11 import KEEPALIVE_EXPIRY, Answer, MalformedAnswer, Origin, OtherOrigins, Reader
 
 __all__ = ["Pool"]
 
@@ -130,21 +130,15 @@ class Pool:
         self._waiting: collections.deque[asyncio.Future[_Connection]] = collections.deque()
         self._closed = False
         # Pools of the other origins called (a WeCom app's API beside WeChat's), by origin.
-        self._others: dict[str, Pool] = {}
+        self._others: OtherOrigins[Pool] = OtherOrigins(
+            self.target,
+            lambda other: Pool(other.origin, size, timeout, self._tls if other.tls else None),
+        )
 
     def for_url(self, url: str) -> Pool:
         """The pool of `url`'s origin: this one, or one made alike on first use (a WeCom
         app's API, qyapi.weixin.qq.com, beside WeChat's api.weixin.qq.com)."""
-        if url.startswith(self.target.origin) and url[len(self.target.origin) :][:1] in ("/", ""):
-            return self
-        target = Origin.of(url)
-        pool = self._others.get(target.origin)
-        if pool is None:
-            tls = self._tls if target.tls else None
-            pool = self._others.setdefault(
-                target.origin, Pool(target.origin, self._size, self.timeout, tls)
-            )
-        return pool
+        return self._others.pool(url, self)
 
     async def request(self, request: bytes, timeout: float) -> Answer:
         """Send `request` (bytes from `Origin.request`) and read its answer within `timeout`
@@ -257,7 +251,7 @@ class Pool:
 
     async def aclose(self) -> None:
         """Close the idle connections; those in use close when their call ends."""
-        for other in self._others.values():
+        for other in self._others.pools.values():
             await other.aclose()
         self._closed = True
         idle, self._idle = self._idle, []

@@ -17,7 +17,7 @@ import time
 
 import httpx
 
-from .http11 import KEEPALIVE_EXPIRY, Answer, MalformedAnswer, Origin, Reader
+from .http11 import KEEPALIVE_EXPIRY, Answer, MalformedAnswer, Origin, OtherOrigins, Reader
 
 __all__ = ["SyncPool"]
 
@@ -49,27 +49,20 @@ class SyncPool:
         # The time a call may take when its caller gives none.
         self.timeout = timeout
         self._tls = (ssl_context or httpx.create_ssl_context()) if self.target.tls else None
-        self._size = size
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
         self._idle: list[_Connection] = []
         self._closed = False
         # Pools of the other origins called (a WeCom app's API beside WeChat's), by origin.
-        self._others: dict[str, SyncPool] = {}
+        self._others: OtherOrigins[SyncPool] = OtherOrigins(
+            self.target,
+            lambda other: SyncPool(other.origin, size, timeout, self._tls if other.tls else None),
+        )
 
     def for_url(self, url: str) -> SyncPool:
         """The pool of `url`'s origin: this one, or one made alike on first use (a WeCom
         app's API, qyapi.weixin.qq.com, beside WeChat's api.weixin.qq.com)."""
-        if url.startswith(self.target.origin) and url[len(self.target.origin) :][:1] in ("/", ""):
-            return self
-        target = Origin.of(url)
-        pool = self._others.get(target.origin)
-        if pool is None:
-            tls = self._tls if target.tls else None
-            pool = self._others.setdefault(
-                target.origin, SyncPool(target.origin, self._size, self.timeout, tls)
-            )
-        return pool
+        return self._others.pool(url, self)
 
     def request(self, request: bytes, timeout: float) -> Answer:
         """Send `request` (bytes from `Origin.request`) and read its answer within `timeout`
@@ -172,7 +165,7 @@ class SyncPool:
 
     def close(self) -> None:
         """Close the idle connections; those in use close when their call ends."""
-        for other in list(self._others.values()):
+        for other in list(self._others.pools.values()):
             other.close()
         self._closed = True
         with self._lock:
