@@ -15,12 +15,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 
@@ -312,3 +312,87 @@ def running_redis(program: str, directory: Path) -> Iterator[tuple[RedisServer, 
         yield server, version
     finally:
         stop_process(server.process)
+
+
+# -- in-process requests ----------------------------------------------------------------------
+
+
+def scope(
+    user_agent: str,
+    cookie: str = "",
+    path: str = "/page",
+    query: str = "",
+    accept: str = ACCEPT,
+    host: str = "127.0.0.1:8000",
+) -> MutableMapping[str, Any]:
+    """An ASGI scope of a browser's GET of `path` on `host`, as uvicorn makes it."""
+    headers = [
+        (b"host", host.encode()),
+        (b"connection", b"keep-alive"),
+        (b"user-agent", user_agent.encode()),
+        (b"accept", accept.encode()),
+        (b"accept-encoding", b"gzip, deflate"),
+        (b"accept-language", b"zh-CN,zh;q=0.9"),
+    ]
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "http",
+        "method": "GET",
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "headers": headers,
+    }
+
+
+def environ(http_scope: Mapping[str, Any]) -> dict[str, Any]:
+    """The WSGI environ for the same request."""
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": http_scope["path"],
+        "QUERY_STRING": http_scope["query_string"].decode(),
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": None,
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+    for name, value in http_scope["headers"]:
+        env["HTTP_" + name.decode().upper().replace("-", "_")] = value.decode()
+    return env
+
+
+async def asgi_call(
+    app: Any, http_scope: Mapping[str, Any]
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Calls the ASGI `app` with `http_scope`: its status, headers and last body."""
+    answer: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        answer.append(message)
+
+    await app(dict(http_scope), receive, send)
+    return answer[0]["status"], answer[0].get("headers", []), answer[-1].get("body", b"")
+
+
+def set_cookies(headers: list[tuple[bytes, bytes]]) -> str:
+    """The Cookie header a browser sends back after these response headers."""
+    pairs = [v.decode().split(";")[0] for k, v in headers if k == b"set-cookie"]
+    return "; ".join(p for p in pairs if not p.endswith("="))

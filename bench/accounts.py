@@ -35,15 +35,18 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from _common import (
-    ACCEPT,
     APP_ID,
     APP_SECRET,
     CHROME_UA,
     SECRET_KEY,
     WECHAT_UA,
+    asgi_call,
+    environ,
     machine_lines,
     median,
     print_table,
+    scope,
+    set_cookies,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -89,65 +92,6 @@ def bare_wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterab
     return [b"ok"]
 
 
-def scope(
-    on: str, user_agent: str, cookie: str = "", path: str = "/page", query: str = ""
-) -> Scope:
-    headers = [
-        (b"host", on.encode()),
-        (b"connection", b"keep-alive"),
-        (b"user-agent", user_agent.encode()),
-        (b"accept", ACCEPT.encode()),
-        (b"accept-language", b"zh-CN,zh;q=0.9"),
-    ]
-    if cookie:
-        headers.append((b"cookie", cookie.encode()))
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "scheme": "http",
-        "method": "GET",
-        "root_path": "",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "headers": headers,
-    }
-
-
-def environ(http_scope: Scope) -> dict[str, Any]:
-    env: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": http_scope["path"],
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "wsgi.url_scheme": "http",
-    }
-    for name, value in http_scope["headers"]:
-        env["HTTP_" + name.decode().upper().replace("-", "_")] = value.decode()
-    return env
-
-
-async def asgi_call(app: ASGIApp, http_scope: Scope) -> tuple[int, list[tuple[bytes, bytes]]]:
-    answer: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        answer.append(message)
-
-    await app(dict(http_scope), receive, send)
-    return answer[0]["status"], answer[0].get("headers", [])
-
-
-def set_cookies(headers: list[tuple[bytes, bytes]]) -> str:
-    pairs = [v.decode().split(";")[0] for k, v in headers if k == b"set-cookie"]
-    return "; ".join(p for p in pairs if not p.endswith("="))
-
-
 async def session_cookie(options: dict[str, Any], k: int) -> str:
     """The session cookie of a real login on account k's host (the emulator in process)."""
     emulator = WeChatEmulator(app_id=app_id(k) if "accounts" in options else APP_ID)
@@ -157,11 +101,11 @@ async def session_cookie(options: dict[str, Any], k: int) -> str:
         transport=httpx.ASGITransport(app=emulator),
         api_base_url="http://wechat",
     )
-    _, headers = await asgi_call(app, scope(host(k), WECHAT_UA))
+    _, headers, _ = await asgi_call(app, scope(WECHAT_UA, host=host(k)))
     state = parse_qs(urlsplit(dict(headers)[b"location"].decode()).query)["state"][0]
     query = f"code={emulator.issue_code()}&state={state}"
-    callback = scope(host(k), WECHAT_UA, set_cookies(headers), "/wxauth/callback", query)
-    status, headers = await asgi_call(app, callback)
+    callback = scope(WECHAT_UA, set_cookies(headers), "/wxauth/callback", query, host=host(k))
+    status, headers, _ = await asgi_call(app, callback)
     await app.aclose()
     if status != 302 or not set_cookies(headers):
         raise SystemExit(f"the login did not give a session cookie: {status} {headers}")
@@ -214,14 +158,14 @@ async def measure_requests(rounds: int) -> dict[tuple[str, str, str], float]:
     cases: list[tuple[tuple[str, str, str], Callable[[int], Any]]] = []
     for kind in ("ASGI", "WSGI"):
         bare = bare_asgi if kind == "ASGI" else bare_wsgi
-        request = scope(host(0), CHROME_UA)
+        request = scope(CHROME_UA, host=host(0))
         cases.append(((kind, "bare app", "-"), runner(kind, bare, request, 200, False)))
     for config, (options, k) in configurations().items():
         cookie = await session_cookie(options, k)
         paths = {
-            "pass-through": (scope(host(k), CHROME_UA), 200, False),
-            "logged-in": (scope(host(k), WECHAT_UA, cookie), 200, True),
-            "redirect": (scope(host(k), WECHAT_UA), 302, None),
+            "pass-through": (scope(CHROME_UA, host=host(k)), 200, False),
+            "logged-in": (scope(WECHAT_UA, cookie, host=host(k)), 200, True),
+            "redirect": (scope(WECHAT_UA, host=host(k)), 302, None),
         }
         for kind in ("ASGI", "WSGI"):
             if kind == "ASGI":
@@ -292,7 +236,7 @@ async def measure_memory() -> tuple[float, float, float]:
     configured = (tracemalloc.get_traced_memory()[0] - base - (with_one - base)) / (MANY - 1)
     before = tracemalloc.get_traced_memory()[0]
     for k in range(SERVED):
-        await asgi_call(many, scope(host(k), CHROME_UA))
+        await asgi_call(many, scope(CHROME_UA, host=host(k)))
     gc.collect()
     served = (tracemalloc.get_traced_memory()[0] - before) / SERVED
     tracemalloc.stop()

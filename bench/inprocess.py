@@ -45,16 +45,19 @@ from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
 import httpx
 from _common import (
-    ACCEPT,
     APP_ID,
     APP_SECRET,
     CHROME_UA,
     SECRET_KEY,
     WECHAT_UA,
+    asgi_call,
+    environ,
     machine_lines,
     median,
     print_table,
     rss_kib,
+    scope,
+    set_cookies,
 )
 from _stub import TICKET, openid_of, stub_wechat
 from starlette.middleware.sessions import SessionMiddleware
@@ -106,74 +109,6 @@ async def jssdk_floor(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def scope(
-    user_agent: str, cookie: str = "", path: str = "/page", query: str = "", accept: str = ACCEPT
-) -> Scope:
-    headers = [
-        (b"host", b"127.0.0.1:8000"),
-        (b"connection", b"keep-alive"),
-        (b"user-agent", user_agent.encode()),
-        (b"accept", accept.encode()),
-        (b"accept-encoding", b"gzip, deflate"),
-        (b"accept-language", b"zh-CN,zh;q=0.9"),
-    ]
-    if cookie:
-        headers.append((b"cookie", cookie.encode()))
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-        "scheme": "http",
-        "method": "GET",
-        "root_path": "",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "headers": headers,
-    }
-
-
-def environ(http_scope: Scope) -> dict[str, Any]:
-    """The WSGI environ for the same request."""
-    env: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": http_scope["path"],
-        "QUERY_STRING": http_scope["query_string"].decode(),
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": None,
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
-    }
-    for name, value in http_scope["headers"]:
-        env["HTTP_" + name.decode().upper().replace("-", "_")] = value.decode()
-    return env
-
-
-async def asgi_call(
-    app: ASGIApp, http_scope: Scope
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    answer: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        answer.append(message)
-
-    await app(dict(http_scope), receive, send)
-    return answer[0]["status"], answer[0].get("headers", []), answer[-1].get("body", b"")
-
-
 def wsgi_call(app: WSGIApplication, env: dict[str, Any]) -> tuple[int, bytes]:
     statuses: list[str] = []
 
@@ -194,11 +129,6 @@ def consume(body: Iterable[bytes]) -> None:
     close = getattr(body, "close", None)
     if close is not None:
         close()
-
-
-def set_cookies(headers: list[tuple[bytes, bytes]]) -> str:
-    pairs = [v.decode().split(";")[0] for k, v in headers if k == b"set-cookie"]
-    return "; ".join(p for p in pairs if not p.endswith("="))
 
 
 async def emulator_cookie() -> str:
