@@ -39,6 +39,10 @@ from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
         ("wxauth_session =spaced; wxauth_session=abc", ""),  # two values of the name: none
         ("wxauth_session =abc; wxauth_session=abc", "abc"),  # the same value twice
         (" \twxauth_session=abc;b", "abc"),
+        ("wxauth_session_login=x; wxauth_session=abc", "abc"),  # our other cookies
+        ("wxauth_session=abc; wxauth_session_login=x", "abc"),
+        ("wxauth_session_login=x; wxauth_session =y; wxauth_session=abc", ""),
+        ("wxauth_session_login=wxauth_session; wxauth_session=abc", "abc"),
     ],
 )
 def test_cookie_value_matches_whole_names(header: str, value: str) -> None:
@@ -60,7 +64,7 @@ def test_cookie_value_follows_the_rule_in_any_header() -> None:
                 values.append(value.strip())
         return values[0] if len(set(values)) == 1 else ""
 
-    pieces = ["wxauth_session", "=", ";", " ", "x", "wxauth_session=", "v1", "\t", "a=b"]
+    pieces = ["wxauth_session", "=", ";", " ", "x", "wxauth_session=", "v1", "\t", "a=b", "_", "; "]
     rng = random.Random(27)
     for _ in range(20_000):
         header = "".join(rng.choices(pieces, k=rng.randint(0, 8)))
