@@ -307,13 +307,19 @@ class Callback:
             if self._platform is not None and not app_secret:
                 on_behalf = yield from self._platform.code_grant(app_id, code, policy)
                 wechat, grant = yield from user_of_grant(
-                    config.api_base_url, on_behalf, config.lang, policy
+                    config.api_base_url, on_behalf, config.lang, policy, app_id, config.identity
                 )
             else:
                 wechat, grant = yield from fetch_user(
-                    config.api_base_url, app_id, app_secret, code, config.lang, policy
+                    config.api_base_url,
+                    app_id,
+                    app_secret,
+                    code,
+                    config.lang,
+                    policy,
+                    config.identity,
                 )
-            user = wechat = replace(wechat, identity_key=config.identity, app_id=app_id)
+            user = wechat
             if config.identity == "unionid" and not wechat.unionid and not wechat.is_snapshot_user:
                 raise ConfigurationError(
                     f"WeChat gave no unionid for openid {wechat.openid}",
