@@ -113,6 +113,33 @@ def test_login_states_round_trip_and_expire_one_by_one() -> None:
     assert codec.decode(value) == (new,)
 
 
+def test_a_login_state_entry_of_the_wrong_shape_is_no_login() -> None:
+    clock = Clock()
+    forger = Signer((NEW,), "wxauth_middleware.login-state", clock)
+    codec = LoginStateCodec((NEW,), 600, clock)
+    good: list[object] = ["abc", "/page", "snsapi_base", 0, False, "", False, int(clock.now)]
+    assert codec.decode(forger.sign([good])) == (
+        LoginState("abc", "/page", "snsapi_base", 0, False, "", False, int(clock.now)),
+    )
+    for index, wrong in [
+        (0, 1),
+        (1, None),
+        (2, ["x"]),
+        (3, True),
+        (3, 1.0),
+        (4, 0),
+        (5, None),
+        (6, "no"),
+        (7, False),
+        (7, "1"),
+    ]:
+        entry = [*good[:index], wrong, *good[index + 1 :]]
+        assert codec.decode(forger.sign([entry, good])) == codec.decode(forger.sign([good])), index
+    not_entries: list[object] = [good[:-1], [*good, 0], "x", None, {}]
+    for not_entry in not_entries:
+        assert codec.decode(forger.sign([not_entry])) == ()
+
+
 def test_a_browser_keeps_a_bounded_few_logins_newest_first() -> None:
     logins: tuple[LoginState, ...] = ()
     for n in range(MAX_LOGINS + 2):
