@@ -104,27 +104,29 @@ class VerifiedCache(Generic[T]):
 
     def verify(self, value: str) -> T | None:
         """What `value` stands for, or None if it does not verify or decode."""
-        cached = self._young.get(value)
-        if cached is None:
-            cached = self._old.get(value)
-            if cached is not None:
-                self._remember(value, cached)
-        if cached is not None and self._clock() < cached[1]:
-            return cached[0]
-        verified = self._signer.verify(value, self._max_age)
-        if verified is None:
-            return None
-        decoded = self._decode(verified[0])
-        if decoded is not None:
-            self._remember(value, (decoded, verified[1] + self._max_age))
-        return decoded
-
-    def _remember(self, value: str, entry: tuple[T, float]) -> None:
         young = self._young
-        young[value] = entry
+        cached = young.get(value)
+        # (The usual clock without wall_clock's call: time.time as it is when asked.)
+        now = time.time if self._clock is wall_clock else self._clock
+        if cached is not None:
+            return cached[0] if now() < cached[1] else None
+        cached = self._old.get(value)
+        if cached is None:
+            verified = self._signer.verify(value, self._max_age)
+            if verified is None:
+                return None
+            decoded = self._decode(verified[0])
+            if decoded is None:
+                return None
+            cached = (decoded, verified[1] + self._max_age)
+        elif now() >= cached[1]:
+            return None
+        # New, or a regular visitor's from the old generation.
+        young[value] = cached
         if len(young) >= _VERIFIED_CACHE_SIZE // 2:
             # (Another thread may do the same meanwhile: a few entries lost, none wrong.)
             self._old, self._young = young, {}
+        return cached[0]
 
 
 class Signer:
