@@ -31,7 +31,7 @@ from wxauth_middleware.pages import (
     page_language,
 )
 
-from .support import CHROME_UA, Stack
+from .support import CHROME_UA
 from .visitor_pages import demo_page_texts, middleware_pages, served_page_texts
 
 if TYPE_CHECKING:
@@ -187,17 +187,3 @@ def test_demo_and_emulator_pages_fit_a_phone_in_chromium(browser: object) -> Non
             _fits_a_phone(page, name)
     finally:
         context.close()
-
-
-@pytest.mark.anyio
-async def test_redirects_carry_no_body(stack: Stack) -> None:
-    # The browser follows the Location; a body would be a second write to the socket on most
-    # servers (their headers', then its own) for nothing. Both adapters, a login's 302.
-    stack.emulator()
-    async with stack.phone(stack.middleware()) as phone:
-        page = await phone.get("/page")
-        assert page.status_code == 302
-        assert page.headers["location"].startswith(stack.authorize_url)
-        assert page.content == b""
-        assert page.headers["content-length"] == "0"
-        assert page.headers["cache-control"] == "no-store"
