@@ -42,6 +42,7 @@ from .support import (
     approve_consent,
     inner_app,
     inner_wsgi_app,
+    lifespan,
     served,
 )
 
@@ -599,6 +600,27 @@ async def test_other_paths_of_the_relay_are_not_found_for_any_browser(world: Rel
     assert home.status_code == 200
     assert "微信登录中转" in home.text
     assert missing.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_the_relay_answers_its_domain_verification_file_and_a_lifespan(
+    redis_server: RedisServer, redis_prefix: str
+) -> None:
+    options = relay_options("https://api.weixin.qq.com", redis_server.url, redis_prefix)
+    relay = WeChatAuthRelay(
+        public_url="https://auth.example.com",
+        verify_files={"MP_verify_abc123.txt": "abc123"},
+        **options,
+    )
+    async with (
+        lifespan(relay),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=relay), base_url="https://auth.example.com"
+        ) as client,
+    ):
+        verify = await client.get("/MP_verify_abc123.txt")
+    assert verify.status_code == 200
+    assert verify.text == "abc123"
+    assert verify.headers["referrer-policy"] == "no-referrer"
 
 
 # -- configuration -----------------------------------------------------------------------------

@@ -204,6 +204,17 @@ _BYTES_HEADERS = [(name.encode(), value.encode()) for name, value in _HEADERS]
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":  # nothing of its own to start or stop
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":  # a websocket: refused
+        await send({"type": "websocket.close", "code": 1008})
+        return
     headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in _NOT_FOUND.headers]
     headers.append((b"content-length", str(len(_NOT_FOUND.body)).encode()))
     await send({"type": "http.response.start", "status": 404, "headers": headers})
