@@ -147,7 +147,8 @@ def relay_world(
     relay: dict[str, Any] | None = None,
     **site_options: Any,
 ) -> Iterator[Relayed]:
-    emulator = stack.emulator(domains=("localhost", "127.0.0.1"))
+    # Only the relay's domain is registered: the sites could not log anyone in alone.
+    emulator = stack.emulator(domains=("127.0.0.1",))
     door = _Door() if stack.kind == "wsgi" else _AsgiDoor()
     with served(door) if stack.kind == "wsgi" else _served_asgi(door) as relay_url:
         options = relay_options(stack.wechat_url, redis_server.url, prefix, **(relay or {}))

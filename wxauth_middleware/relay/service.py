@@ -182,11 +182,11 @@ class RelayService:
                 yield from records.keep_ticket(ticket, finished)
                 yield from records.finished(rid, identity, site.site_id, ticket)
                 self._audit("login", site.site_id, "ticket" if user else "declined")
-            if self._core.store is not None and session is not None:
-                yield from self._core.store.delete(session)
         except StoreUnavailable as exc:
             return error_response(None, exc, request)
-        # The relay keeps no session: the next login, for any site, asks WeChat again.
+        # The browser keeps no session of the relay: its next login, for any site, asks
+        # WeChat again. (A stored session is left to expire within minutes: a duplicate of
+        # this request, sent with the same cookie, finds it and gets the same ticket.)
         clear = self._core.cookies.clear_session(request)
         return redirect(f"{site.callback_url}?{urlencode({'ticket': ticket})}", (clear,))
 
