@@ -416,6 +416,22 @@ async def test_an_unsigned_start_and_an_unknown_site_are_refused(world: Relayed)
     assert world.keys("start") == []
 
 
+async def test_a_relayed_sites_callback_takes_no_code(
+    stack: Stack, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    """A site of a relay (here with an account of its own, for its JS-SDK) never exchanges a
+    code itself, even one that comes with the state of its browser's login."""
+    own: dict[str, Any] = {"app_id": DEFAULT_APP_ID, "app_secret": DEFAULT_APP_SECRET}
+    with relay_world(stack, redis_server, redis_prefix, **own) as world:
+        async with phone(world) as client:
+            page = await client.get(SHOP + "/page")
+            assert page.status_code == 302
+            nonce = site_nonce(world, client)
+            refused = await client.get(f"{SHOP}/wxauth/callback?code=CODE&state={nonce}")
+    assert refused.status_code == 400
+    assert world.emulator.calls == []  # WeChat was never asked
+
+
 async def test_an_old_start_link_is_refused(world: Relayed) -> None:
     old = int(time.time()) - 601
     link = StartLink("shop", "snsapi_base", binding_of("n" * 32), SHOP + "/wxauth/callback", old)
@@ -455,12 +471,16 @@ async def ticket_and_nonce(world: Relayed, client: httpx.AsyncClient) -> tuple[s
     """A login of the shop walked up to its callback: the ticket, and the browser's nonce."""
     stopped = await world.walk(client, SHOP + "/page", stop=SHOP + "/wxauth/callback")
     ticket = parse_qs(urlsplit(stopped.headers["location"]).query)["ticket"][0]
-    site = world.sites[SHOP]
+    return ticket, site_nonce(world, client)
+
+
+def site_nonce(world: Relayed, client: httpx.AsyncClient) -> str:
+    """The nonce of the shop's one login in progress in this browser (its login-state cookie)."""
     (value,) = [
         c.value for c in client.cookies.jar if c.name.endswith("_login") and "localhost" in c.domain
     ]
-    (login,) = site.core.callback._logins.decode(value)
-    return ticket, login.state
+    (login,) = world.sites[SHOP].core.callback._logins.decode(value)
+    return str(login.state)
 
 
 async def test_a_ticket_is_redeemed_once(world: Relayed) -> None:

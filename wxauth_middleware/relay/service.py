@@ -86,6 +86,8 @@ class RelayService:
         """`start?site=&scope=&binding=&return=&ts=&sig=`: a site's visitor, sent to log in.
         Checked before anything else happens: a link the site did not sign for its own
         callback, or too old, reaches neither WeChat nor any site."""
+        if request.method not in ("GET", "HEAD"):
+            return self._refuse(request, "start", "", 405, "method", "a start link is a GET")
         params = query_params(request)
         site = self._sites.get(params.get("site", ""))
         if site is None:
