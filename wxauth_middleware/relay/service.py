@@ -28,7 +28,6 @@ from ..errors import LoginDeclined, StoreUnavailable, WeChatAuthError
 from ..messages import HTTPRequest, HTTPResponse
 from ..pages import bilingual_page, error_json, error_response, json_response, redirect
 from ..scopes import PROFILE_SCOPES, SCOPES
-from ..user import WeChatUser
 from .errors import RelayRateLimited, RelayRefused
 from .links import (
     RELAY_PATHS,
@@ -151,7 +150,6 @@ class RelayService:
         """The ticket of login `rid` (the same for a duplicate of this request), with the
         session's user; without a session, the visitor refused the profile."""
         user = session.user if session is not None else None
-        assert user is None or isinstance(user, WeChatUser)  # an Official Account's
         identity = user.identity if user is not None else ""
         records = self._records
         try:
