@@ -25,6 +25,7 @@ from ..pages import (
     open_in_wechat_response,
     redirect,
 )
+from ..relay.client import relay_client
 from ..rules import OtherBrowsers
 from ..scopes import PROFILE_SCOPES, QRCONNECT_SCOPE, SCOPES, WECOM_SSO_SCOPE
 from ..startup.advice import is_upstream_host
@@ -61,7 +62,19 @@ class LoginStarter:
         # Called as each login starts (the adapters check there that the emulator answers).
         self.starting: Callable[[], None] = _nothing
         # Whose browser logs in here: WeCom's for a WeCom app, else WeChat's.
-        self.in_app = is_wechat_browser if config.wecom is None else is_wecom_browser
+        self.in_app: Callable[[str | None], bool] = (
+            is_wechat_browser if config.wecom is None else is_wecom_browser
+        )
+        # A site logging in through a relay (relay_url) sends its visitors there: those of
+        # the browsers its relay logs in.
+        self.relay = relay_client(config)
+        if self.relay is not None:
+            self.in_app = _RELAYED_BROWSERS[config.relay_browsers]
+        # Whose app other browsers are asked to open the site in: WeCom's, on a WeCom app's
+        # host or a site whose relay logs in WeCom's browser only.
+        self._wecom_site = config.wecom is not None or (
+            self.relay is not None and config.relay_browsers == "wecom"
+        )
 
     def require_login(self, request: HTTPRequest, scope: str) -> HTTPResponse:
         """A WeChat visitor without a session, on a page of `scope`; one who logged out is
@@ -81,7 +94,7 @@ class LoginStarter:
     def other_browser(self, request: HTTPRequest, policy: OtherBrowsers) -> Decision:
         """A browser that is not WeChat's (a desktop browser, WeCom, ...), without a session;
         on a WeCom app's host, one that is not WeCom's."""
-        if self.config.wecom is not None:
+        if self._wecom_site:
             if policy == "wecom_qr":
                 return self.require_login(request, WECOM_SSO_SCOPE)
             if policy == "refuse":
@@ -118,7 +131,7 @@ class LoginStarter:
             # Logging in again on purpose ends the logged-out mark.
             clear = self._cookies.logged_out(request, clear=True)
             return HTTPResponse(started.status, (*started.headers, clear), started.body)
-        if self.config.wecom is not None:
+        if self._wecom_site:
             if policy.other_browsers == "wecom_qr":
                 return self.start(request, next_page, WECOM_SSO_SCOPE, session)
             return open_in_wecom_response(request, (self.origin(request) or "") + next_page)
@@ -157,7 +170,14 @@ class LoginStarter:
             )
             return error_response(config.on_error, error, request)
         return_to = kept_return(safe_return_path(return_to) or "/")
-        state = self._restart_state() if restart_page else self._state(request)
+        if restart_page:
+            state = self._restart_state()
+        elif self.relay is not None:
+            # The login's nonce: kept in the login-state cookie, never in a URL (the relay's
+            # start link carries its hash).
+            state = secrets.token_hex(16)
+        else:
+            state = self._state(request)
         bound = session.user.identity if session is not None else ""
         login = LoginState(
             state, return_to, scope, attempt, False, bound, not navigation, self._logins.now()
@@ -175,9 +195,11 @@ class LoginStarter:
         )
         redirect_uri = origin + config.callback_path
         self.starting()
-        if config.public_url is None:
+        if config.public_url is None and self.relay is None:
             self._warn_upstream_host(request)
-        if config.wecom is not None:
+        if self.relay is not None:
+            url = self.relay.start_url(redirect_uri, scope, state, self._logins.now())
+        elif config.wecom is not None:
             url = wecom_login_url(config.wecom, redirect_uri, scope, state)
         elif scope == QRCONNECT_SCOPE:
             assert config.website_app_id is not None  # checked by Config
@@ -324,6 +346,18 @@ def _restart_tag(key: bytes, nonce: str) -> str:
 def _host_tag(key: bytes, nonce: str, host: str) -> str:
     message = f"wxauth_middleware.host {nonce} {host}".encode()
     return hmac.new(key, message, "sha256").hexdigest()[:16]
+
+
+def _wechat_or_wecom(user_agent: str | None) -> bool:
+    return is_wechat_browser(user_agent) or is_wecom_browser(user_agent)
+
+
+# Whose visitors a site of a relay sends there (`relay_browsers`).
+_RELAYED_BROWSERS: dict[str, Callable[[str | None], bool]] = {
+    "wechat": is_wechat_browser,
+    "wecom": is_wecom_browser,
+    "both": _wechat_or_wecom,
+}
 
 
 def _nothing() -> None:
