@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import time
@@ -9,7 +10,7 @@ from dataclasses import FrozenInstanceError, fields, replace
 import pytest
 
 from wxauth_middleware import WeChatUser
-from wxauth_middleware.cookies import CLOCK_SKEW, Session, SessionCodec, Signer
+from wxauth_middleware.cookies import CLOCK_SKEW, Session, SessionCodec, Signer, session_payload
 from wxauth_middleware.login.in_progress import (
     MAX_LOGINS,
     LoginState,
@@ -18,6 +19,8 @@ from wxauth_middleware.login.in_progress import (
     with_login,
 )
 from wxauth_middleware.storage.store import SessionStore
+
+from .support import SECRET_KEY, Stack
 
 OLD = b"old-signing-key-0123456789"
 NEW = b"new-signing-key-0123456789"
@@ -110,6 +113,33 @@ def test_login_states_round_trip_and_expire_one_by_one() -> None:
     assert codec.decode(value) == (new,)
 
 
+def test_a_login_state_entry_of_the_wrong_shape_is_no_login() -> None:
+    clock = Clock()
+    forger = Signer((NEW,), "wxauth_middleware.login-state", clock)
+    codec = LoginStateCodec((NEW,), 600, clock)
+    good: list[object] = ["abc", "/page", "snsapi_base", 0, False, "", False, int(clock.now)]
+    assert codec.decode(forger.sign([good])) == (
+        LoginState("abc", "/page", "snsapi_base", 0, False, "", False, int(clock.now)),
+    )
+    for index, wrong in [
+        (0, 1),
+        (1, None),
+        (2, ["x"]),
+        (3, True),
+        (3, 1.0),
+        (4, 0),
+        (5, None),
+        (6, "no"),
+        (7, False),
+        (7, "1"),
+    ]:
+        entry = [*good[:index], wrong, *good[index + 1 :]]
+        assert codec.decode(forger.sign([entry, good])) == codec.decode(forger.sign([good])), index
+    not_entries: list[object] = [good[:-1], [*good, 0], "x", None, {}]
+    for not_entry in not_entries:
+        assert codec.decode(forger.sign([not_entry])) == ()
+
+
 def test_a_browser_keeps_a_bounded_few_logins_newest_first() -> None:
     logins: tuple[LoginState, ...] = ()
     for n in range(MAX_LOGINS + 2):
@@ -154,6 +184,27 @@ def test_signed_payload_of_the_wrong_shape_is_no_session() -> None:
         (12, None),
     ]:
         assert codec.decode(forger.sign([*good[:index], wrong, *good[index + 1 :]])) is None
+    # The layout of now, as a list: the openid, the scope, two flags, the profile.
+    full: list[object] = ["o", "s", False, False, "u", "n", "h", 1, "p", "c", "c", ["p"]]
+    assert codec.decode(forger.sign(full)) is not None
+    for index, wrong in [
+        (0, ""),  # an openid is never empty
+        (0, None),
+        (1, None),  # scope: a string
+        (1, ""),
+        (2, 0),  # the flags: booleans
+        (3, None),
+        (4, 1),  # unionid ... country: a string or null
+        (5, ["x"]),
+        (7, True),  # sex: an int, not a bool
+        (7, "1"),
+        (10, False),
+        (11, ["p", None]),  # privilege: a list of strings
+        (11, "p"),
+    ]:
+        assert codec.decode(forger.sign([*full[:index], wrong, *full[index + 1 :]])) is None
+    for wrong_length in (full[:4], full[:-1], [*full, None]):
+        assert codec.decode(forger.sign(wrong_length)) is None
 
 
 def test_decoded_session_has_every_field_a_constructed_one_has() -> None:
@@ -179,27 +230,89 @@ def test_decoded_session_has_every_field_a_constructed_one_has() -> None:
 
 
 def test_signed_values_are_written_as_documented() -> None:
-    """`payload.time.signature`: compact JSON in unpadded base64url, the time, and HMAC-SHA256
-    over both with the purpose's key (HMAC of the secret key and "wxauth_middleware.key " +
-    purpose), unpadded base64url. Cookies signed before stay valid."""
+    """`2.time.payload.mac`: the time, compact JSON in unpadded base64url, and keyed BLAKE2b
+    (16 bytes, hex) over all before the MAC, keyed with the purpose's key (HMAC-SHA256 of the
+    secret key and "wxauth_middleware.key2 " + purpose)."""
+    clock = Clock()
+    key = hmac.digest(NEW, b"wxauth_middleware.key2 p", "sha256")
+    payload = ["小明", 1, None, [True]]
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    signed = f"2.{int(clock.now)}.{urlsafe_b64encode(text).decode().rstrip('=')}."
+    mac = hashlib.blake2b(signed.encode(), key=key, digest_size=16).hexdigest()
+    signer = Signer((NEW,), "p", clock)
+    assert signer.sign(payload) == signed + mac
+    assert signer.verify(signed + mac, 60) == (payload, int(clock.now))
+    # Signed with another key, or with this one in another way: never a payload, never an error.
+    other = hashlib.blake2b(signed.encode(), key=key[::-1], digest_size=16).hexdigest()
+    assert signer.verify(signed + other, 60) is None
+    hmac_sha256 = hmac.digest(key, signed.encode(), "sha256").hex()[:32]
+    assert signer.verify(signed + hmac_sha256, 60) is None
+
+
+def test_values_of_the_format_before_still_verify() -> None:
+    """`payload.time.signature` (releases up to 0.1.0): HMAC-SHA256 with the key of
+    "wxauth_middleware.key " + purpose, unpadded base64url. A session cookie written by them
+    stays valid until its max_age, a stored session's id and its stored payload too."""
     clock = Clock()
     key = hmac.digest(NEW, b"wxauth_middleware.key p", "sha256")
 
-    def signed(text: bytes, pad: bool = False) -> str:
+    def signed(text: bytes, pad: bool = False, purpose_key: bytes = key) -> str:
         data = urlsafe_b64encode(text)
         value = (data if pad else data.rstrip(b"=")) + b"." + str(int(clock.now)).encode()
-        mac = urlsafe_b64encode(hmac.digest(key, value, "sha256")).rstrip(b"=")
+        mac = urlsafe_b64encode(hmac.digest(purpose_key, value, "sha256")).rstrip(b"=")
         return (value + b"." + mac).decode()
 
     payload = ["小明", 1, None, [True]]
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    signer = Signer((NEW,), "p", clock)
-    assert signer.sign(payload) == signed(text)
+    signer = Signer((OLD, NEW), "p", clock)
     assert signer.verify(signed(text), 60) == (payload, int(clock.now))
     assert signer.verify(signed(b'["x"]', pad=True), 60) == (["x"], int(clock.now))
-    # Signed with the key, but not what `sign` writes: never a payload, never an error.
+    # Signed with the key, but not what `sign` wrote: never a payload, never an error.
     for text in (b'["x"] 1', b' ["x"]', b'["x"]x', b"\xff", b"", b"[1"):
         assert signer.verify(signed(text), 60) is None
+    # Another purpose's key, tampered, expired: no.
+    other = hmac.digest(NEW, b"wxauth_middleware.key q", "sha256")
+    assert signer.verify(signed(b"1", purpose_key=other), 60) is None
+    assert signer.verify(signed(b"1")[:-1], 60) is None
+    value = signed(b"1")
+    clock.now += 61
+    assert signer.verify(value, 60) is None
+
+    # A session cookie of the layout before (its version, the openid, the profile, the
+    # privileges, the scope, the two flags), as the release before wrote it.
+    clock.now -= 61
+    session_key = hmac.digest(NEW, b"wxauth_middleware.key wxauth_middleware.session", "sha256")
+    old_layout = [1, USER.openid, USER.unionid, USER.nickname, USER.headimgurl, USER.sex]
+    old_layout += [USER.province, USER.city, USER.country, ["chinaunicom"], USER.scope]
+    old_layout += [False, True]
+    text = json.dumps(old_layout, ensure_ascii=False, separators=(",", ":")).encode()
+    codec = SessionCodec((NEW,), 60, clock=clock)
+    value = signed(text, purpose_key=session_key)
+    assert codec.decode(value) == Session(USER, True)
+    clock.now += 61
+    assert codec.decode(value) is None
+
+
+def test_session_payloads_are_compact_and_every_field_kept() -> None:
+    # Without a profile: `openid~scope~flags`, signed as it is (no JSON, no base64).
+    plain = WeChatUser(openid="o1-_A")
+    assert session_payload(Session(plain)) == "o1-_A~snsapi_base~0"
+    assert session_payload(Session(plain, True)) == "o1-_A~snsapi_base~2"
+    snapshot = WeChatUser(openid="o2", is_snapshot_user=True, scope="snsapi_login")
+    assert session_payload(Session(snapshot, True)) == "o2~snsapi_login~3"
+    codec = SessionCodec((NEW,), 3600)
+    assert codec.encode(Session(plain)).split(".")[2] == "~o1-_A~snsapi_base~0"
+    # With a profile, or an openid of other characters: the list, the openid first.
+    with_unionid = WeChatUser(openid="o3", unionid="u3")
+    assert session_payload(Session(with_unionid))[:5] == ["o3", "snsapi_base", False, False, "u3"]
+    odd = WeChatUser(openid="o~4.é")
+    assert session_payload(Session(odd)) == ["o~4.é", "snsapi_base", False, False, *[None] * 7, []]
+    for user in (plain, snapshot, with_unionid, odd, USER, replace(USER, privilege=())):
+        for declined in (False, True):
+            assert codec.decode(codec.encode(Session(user, declined))) == Session(user, declined)
+    forger = Signer((NEW,), "wxauth_middleware.session", time.time)
+    for wrong in ("o~snsapi_base", "o~snsapi_base~4", "o~snsapi_base~0~0", "~snsapi_base~0"):
+        assert codec.decode(forger.sign(wrong)) is None, wrong
 
 
 def test_identity_key_is_applied_on_decode() -> None:
@@ -231,6 +344,23 @@ def test_remembered_sessions_are_bounded() -> None:
     assert codec.decode(values[0]) == Session(WeChatUser(openid="o0"))  # evicted: verified again
 
 
+def test_a_visitor_who_keeps_coming_stays_remembered() -> None:
+    # Two generations: a value asked for again from the older one moves to the younger, so
+    # a regular visitor is not forgotten however many others come and go.
+    codec = SessionCodec((NEW,), max_age=None)
+    regular = codec.encode(Session(WeChatUser(openid="regular")))
+    others = [codec.encode(Session(WeChatUser(openid=f"o{i}"))) for i in range(3000)]
+    assert codec.decode(regular) is not None
+    for i, value in enumerate(others):
+        assert codec.decode(value) is not None
+        if i % 300 == 0:
+            assert codec.decode(regular) is not None
+        assert regular in codec._verified._young or regular in codec._verified._old
+        assert len(codec._verified) <= 1024
+    assert others[0] not in codec._verified._young
+    assert others[0] not in codec._verified._old
+
+
 def test_stored_session_ids_are_remembered_verified_only_and_until_they_expire() -> None:
     clock = Clock()
     store = SessionStore("p:", (NEW,), max_age=60, identity_key="openid", clock=clock)
@@ -259,15 +389,22 @@ def test_signed_values_verify_only_whole_in_time_and_for_their_purpose() -> None
     assert Signer((OLD,), "p", clock).verify(value, 60) is None
     assert Signer((NEW, OLD), "p", clock).verify(Signer((OLD,), "p", clock).sign(1), 60)
     assert Signer((NEW,), "q", clock).verify(value, 60) is None  # another purpose's key
-    data, stamp, signature = value.split(".")
+    version, stamp, data, mac = value.split(".")
+    flip = {"0": "1"}.get(mac[-1], "0")
     for changed in (
-        f"{data}.{int(stamp) + 1}.{signature}",  # the time is signed too
-        f"{data[:-1]}A.{stamp}.{signature}" if not data.endswith("A") else f"B.{stamp}.{signature}",
-        f"{data}.{stamp}.{signature[:-1]}",
-        f"{data}.{stamp}",
+        f"{version}.{int(stamp) + 1}.{data}.{mac}",  # the time is signed too
+        f"{version}.{stamp}.{data[:-1]}{'A' if data[-1] != 'A' else 'B'}.{mac}",
+        f"{version}.{stamp}.{data}.{mac[:-1]}",
+        f"{version}.{stamp}.{data}.{mac[:-1]}{flip}",
+        f"{version}.{stamp}.{data}.{mac.upper()}",
+        f"{version}.{stamp}.{data}",
+        f"3.{stamp}.{data}.{mac}",  # the version is signed too
+        f"{stamp}.{data}.{mac}",
         value + ".",
         value + "é",
         value + "x" * 5000,
+        "2.",
+        "2." + "0" * 32,
         "",
         "...",
         # The format before this one (itsdangerous): no longer verifies.
@@ -298,3 +435,29 @@ def test_the_signing_purposes_are_part_of_the_cookie_format() -> None:
         "wxauth_middleware.session-id",
     )
     assert flow._CSRF_SALT == b"wxauth_middleware.scan-confirm\0"
+
+
+@pytest.mark.anyio
+async def test_a_session_cookie_of_the_release_before_still_logs_the_visitor_in(
+    stack: Stack,
+) -> None:
+    # What the release before set after a login (`payload.time.signature`, the 13-field
+    # layout), sent back to this one: the same user, through either adapter, without a login;
+    # the same cookie with one character changed is no session.
+    stack.emulator()
+    label = b"wxauth_middleware.key wxauth_middleware.session"
+    key = hmac.digest(SECRET_KEY.encode(), label, "sha256")
+    layout = [1, "oOld1", None, None, None, None, None, None, None, [], "snsapi_base", False, False]
+    data = urlsafe_b64encode(json.dumps(layout, separators=(",", ":")).encode()).rstrip(b"=")
+    signed = data + b"." + str(int(time.time()) - 3600).encode()
+    mac = urlsafe_b64encode(hmac.digest(key, signed, "sha256")).rstrip(b"=")
+    old = (signed + b"." + mac).decode()
+    forged = old[:-1] + ("A" if old[-1] != "A" else "B")
+    for value, openid in ((old, "oOld1"), (forged, None)):
+        async with stack.phone(stack.middleware()) as phone:
+            page = await phone.get("/whoami", headers={"cookie": f"wxauth_session={value}"})
+            if openid is None:
+                assert page.status_code == 302  # no session: a login starts
+            else:
+                assert page.status_code == 200
+                assert page.json()["user"]["openid"] == openid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -11,6 +12,7 @@ from wxauth_middleware.config import Config
 from wxauth_middleware.cookie_writer import cookie_value
 from wxauth_middleware.cookies import Session
 from wxauth_middleware.core import Forward, LoginCore
+from wxauth_middleware.decisions import query_params
 from wxauth_middleware.messages import HTTPRequest
 
 from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
@@ -39,6 +41,10 @@ from .support import CHROME_UA, SECRET_KEY, WECHAT_UA, WECOM_UA
         ("wxauth_session =spaced; wxauth_session=abc", ""),  # two values of the name: none
         ("wxauth_session =abc; wxauth_session=abc", "abc"),  # the same value twice
         (" \twxauth_session=abc;b", "abc"),
+        ("wxauth_session_login=x; wxauth_session=abc", "abc"),  # our other cookies
+        ("wxauth_session=abc; wxauth_session_login=x", "abc"),
+        ("wxauth_session_login=x; wxauth_session =y; wxauth_session=abc", ""),
+        ("wxauth_session_login=wxauth_session; wxauth_session=abc", "abc"),
     ],
 )
 def test_cookie_value_matches_whole_names(header: str, value: str) -> None:
@@ -60,11 +66,23 @@ def test_cookie_value_follows_the_rule_in_any_header() -> None:
                 values.append(value.strip())
         return values[0] if len(set(values)) == 1 else ""
 
-    pieces = ["wxauth_session", "=", ";", " ", "x", "wxauth_session=", "v1", "\t", "a=b"]
+    pieces = ["wxauth_session", "=", ";", " ", "x", "wxauth_session=", "v1", "\t", "a=b", "_", "; "]
     rng = random.Random(27)
     for _ in range(20_000):
         header = "".join(rng.choices(pieces, k=rng.randint(0, 8)))
         assert cookie_value(header, "wxauth_session") == rule(header), header
+
+
+def test_query_params_are_parse_qsl_s_first_values() -> None:
+    # Split by hand when there is nothing to unquote; the same answer as parse_qsl's always.
+    rng = random.Random(27)
+    for _ in range(20_000):
+        query = "".join(rng.choices(["a", "b", "=", "&", "%2F", "%", "+", ";", "é"], k=8))
+        request = HTTPRequest("GET", "http", "/", "/", query, {})
+        expected: dict[str, str] = {}
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            expected.setdefault(key, value)
+        assert query_params(request) == expected, query
 
 
 def _core(**options: object) -> LoginCore:

@@ -5,6 +5,7 @@ bytes it makes."""
 from __future__ import annotations
 
 import itertools
+from urllib.parse import urlencode
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from wxauth_middleware._http.http11 import (
     MalformedAnswer,
     Origin,
     Reader,
+    query,
 )
 
 from .h11_oracle import H11Reader
@@ -344,3 +346,13 @@ def test_well_formed_answers_read_the_same_with_both(data: bytes, cuts: list[int
 )
 def test_the_corpus_h11_refuses_or_reads_otherwise_is_refused(reply: bytes) -> None:
     assert outcome(Reader(), reply, [], eof=True) == "error"
+
+
+_QUERY_TEXT = st.text(alphabet="aZ09_.-~ +%&=/?#é中\x00;", max_size=8)
+
+
+@given(st.lists(st.tuples(_QUERY_TEXT, _QUERY_TEXT), max_size=4))
+@settings(max_examples=500, deadline=None)
+def test_a_query_is_what_urlencode_makes(params: list[tuple[str, str]]) -> None:
+    # The request line's query, quoted only where needed: the same string as urlencode's.
+    assert query(tuple(params)) == urlencode(params)

@@ -877,3 +877,16 @@ def test_spent_states_are_claimed_once_remembered_a_while_and_bounded() -> None:
     assert len(spent._until) <= SPENT_MEMORY
     assert spent.claim("s0")  # the oldest went first
     assert not spent.claim(f"s{SPENT_MEMORY + 9}")  # the newest is remembered
+
+
+async def test_redirects_carry_no_body(stack: Stack) -> None:
+    # The browser follows the Location; a body would be a second write to the socket on most
+    # servers (their headers', then its own) for nothing. Both adapters, a login's 302.
+    stack.emulator()
+    async with stack.phone(stack.middleware()) as phone:
+        page = await phone.get("/page")
+        assert page.status_code == 302
+        assert page.headers["location"].startswith(stack.authorize_url)
+        assert page.content == b""
+        assert page.headers["content-length"] == "0"
+        assert page.headers["cache-control"] == "no-store"

@@ -116,7 +116,7 @@ async def test_the_cookie_holds_an_opaque_id_and_the_session_lives_in_redis(
         ttl = db.ttl(sessions[0])
         assert 14 * 24 * 3600 - 60 < ttl <= 14 * 24 * 3600  # max_age's default
         payload = json.loads(db.get(sessions[0]) or b"null")
-        assert payload[1] == user["openid"]
+        assert payload[0] == user["openid"]  # the openid first
         # The identity's index names its session and the code's result (what revoke ends).
         (code,) = keys(db, redis_prefix + "code:*")
         assert db.smembers(f"{redis_prefix}identity:{tagged(user['openid'])}") == {

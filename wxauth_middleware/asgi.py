@@ -174,8 +174,12 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
         if cookie and not (isinstance(raw, list) and len(headers) == len(raw)):
             # A name may have come twice: HTTP/2 may split the Cookie header: join them all.
             cookie = b"; ".join(value for name, value in raw if name == b"cookie")
+        path: str = scope["path"]  # (_full_path, without its call)
+        root_path: str = scope.get("root_path", "")
+        if root_path and not path.startswith(root_path):
+            path = root_path + path
         return core.quick_user(
-            _full_path(scope),
+            path,
             headers.get(b"user-agent", b"").decode("latin-1"),
             cookie.decode("latin-1"),
             scope.get("scheme", "http"),

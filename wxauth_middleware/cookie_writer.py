@@ -61,6 +61,7 @@ class CookieWriter:
         self._login = f"{secure}{base}_login"
         self._binding_prefix = f"{secure}{base}_scan_"
         self.logged_out_name = f"{secure}{base}_out"
+        self._session_names = {s: self.session_name(s) for s in ("http", "https", "ws", "wss")}
         # Set-Cookie is written by hand (`_set`): what goes in unquoted is checked once, here
         # (Config checks the name and the domain; a path of a URL may hold a ';').
         for option, path in (("cookie_path", self._path), ("scan_path", self._binding_path)):
@@ -78,9 +79,14 @@ class CookieWriter:
         """The name of the session cookie, for a request of `scheme`."""
         return self._session_host if self.secure_scheme(scheme) else self._session
 
+    def session_name_of(self, scheme: str) -> str:
+        """`session_name(scheme)`, found in one look for the usual schemes (every request
+        with a cookie asks)."""
+        return self._session_names.get(scheme) or self.session_name(scheme)
+
     def session_value(self, cookie_header: str, scheme: str) -> str:
         """The session cookie's value in a Cookie header, "" if none (or several)."""
-        return cookie_value(cookie_header, self.session_name(scheme))
+        return cookie_value(cookie_header, self.session_name_of(scheme))
 
     def session(self, request: HTTPRequest, value: str) -> tuple[str, str]:
         name = self.session_name(request.scheme)
@@ -167,15 +173,18 @@ def cookie_value(header: str, name: str) -> str:
     cookie that matches, the longest path first, so one planted by a sibling subdomain
     (`Domain=` the parent, `Path=/pay`) would win otherwise. No session, not another's.
     """
-    start = header.find(name + "=")
+    key = name + "="
+    start = header.find(key)
     if start < 0:
         return ""
-    # Commonly the name is mentioned once, starting its pair: its value is up to the next ';'
-    # (found without splitting the header, which holds the site's other cookies too).
-    once = header.find(name) == start and header.find(name, start + 1) < 0
-    if once and not header[:start].rpartition(";")[2].strip():
+    # Commonly the name starts the header or follows "; " there, and is found nowhere else
+    # but in longer names (`name_login`, the login-state cookie's): the value is up to the
+    # next ';', found without splitting the header, which holds the site's other cookies too.
+    # Anything else is read pair by pair.
+    once = header.count(name) == header.count(name + "_") + 1
+    if once and (start == 0 or header[start - 2 : start] == "; "):
         end = header.find(";", start)
-        return header[start + len(name) + 1 : end if end >= 0 else None].strip()
+        return header[start + len(key) : end if end >= 0 else None].strip()
     found = ""
     for pair in header.split(";"):
         key, sep, value = pair.partition("=")

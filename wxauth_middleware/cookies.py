@@ -1,25 +1,28 @@
 """The signed values the middleware's cookies carry: the session (the logins in progress are
 `login/in_progress.py`'s; every cookie is written by `cookie_writer.py`).
 
-A signed value is `payload.time.signature`: the payload as compact JSON in unpadded base64url,
-the time it was signed (seconds since the epoch, decimal), and HMAC-SHA256 over both, in
-base64url (`Signer`). Each purpose (the session, the logins in progress, a stored session's id)
-signs with a key of its own derived from the configured `secret_key` (a list rotates keys: the
-newest, last, signs; every key verifies), so one kind of value can never be replayed as
-another. Anything that fails to verify or decode is treated as absent: a tampered, expired,
-truncated or foreign cookie never raises.
+A signed value is `2.time.payload.mac`: the format's version, the time it was signed (seconds
+since the epoch, decimal), the payload as compact JSON in unpadded base64url (or, a string of
+base64url characters and `~`, as it is after a `~`), and a MAC over all that (keyed BLAKE2b,
+16 bytes, in hex; `Signer`). Each purpose (the session, the logins in progress, a stored
+session's id, a callback's clean page) signs with a key of its own derived from the
+configured `secret_key` (a list rotates keys: the newest, last, signs; every key verifies),
+so one kind of value can never be replayed as another. Anything that fails to verify
+or decode is treated as absent: a tampered, expired, truncated or foreign cookie never raises.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import itertools
 import json
+import re
 import time
 from binascii import a2b_base64, b2a_base64
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from functools import partial
 from hmac import compare_digest
 from typing import Any, Generic, TypeVar
 
@@ -45,8 +48,6 @@ __all__ = [
 SESSION_SALT = "wxauth_middleware.session"
 LOGIN_STATE_SALT = "wxauth_middleware.login-state"
 
-# Version tag of the session payload layout, so a future layout can reject old cookies cleanly.
-_SESSION_V = 1
 # How long a session's signature is accepted with max_age=None (a cookie that lasts as long as
 # the browser runs, which some browsers restore for ever): a copied cookie must not work for
 # years.
@@ -74,8 +75,11 @@ class VerifiedCache(Generic[T]):
     they verified to, remembered until their signature's own expiry.
 
     Logged-in visitors send the same cookie on every request: remembering it spares checking
-    the HMAC (and parsing the payload) again. Bounded, oldest out first; only values that
-    verified and decoded are kept, so a flood of forged cookies cannot fill it.
+    the MAC (and parsing the payload) again. Bounded: two generations of at most half the
+    size each; when the young one is full it becomes the old one, and the old one is dropped
+    (a value asked for again from the old generation moves to the young one, so a visitor
+    who keeps coming stays). Only values that verified and decoded are kept, so a flood of
+    forged cookies cannot fill it.
     """
 
     def __init__(
@@ -89,81 +93,127 @@ class VerifiedCache(Generic[T]):
         self._max_age = max_age
         self._decode = decode
         self._clock = clock
-        # An OrderedDict drops its oldest entry in O(1); a dict's oldest is found by skipping
-        # the entries deleted before it, about a microsecond per eviction at this size.
-        self._entries: OrderedDict[str, tuple[T, float]] = OrderedDict()
+        # Two plain dicts: a miss costs two lookups and one insertion, and the oldest are
+        # dropped all at once, where a dict or an OrderedDict dropping its oldest entry on
+        # nearly every request of a busy site costs about a microsecond more.
+        self._young: dict[str, tuple[T, float]] = {}
+        self._old: dict[str, tuple[T, float]] = {}
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._young) + len(self._old)
 
     def verify(self, value: str) -> T | None:
         """What `value` stands for, or None if it does not verify or decode."""
-        cached = self._entries.get(value)
-        if cached is not None and self._clock() < cached[1]:
-            return cached[0]
-        verified = self._signer.verify(value, self._max_age)
-        if verified is None:
+        young = self._young
+        cached = young.get(value)
+        # (The usual clock without wall_clock's call: time.time as it is when asked.)
+        now = time.time if self._clock is wall_clock else self._clock
+        if cached is not None:
+            return cached[0] if now() < cached[1] else None
+        cached = self._old.get(value)
+        if cached is None:
+            verified = self._signer.verify(value, self._max_age)
+            if verified is None:
+                return None
+            decoded = self._decode(verified[0])
+            if decoded is None:
+                return None
+            cached = (decoded, verified[1] + self._max_age)
+        elif now() >= cached[1]:
             return None
-        payload, signed_at = verified
-        decoded = self._decode(payload)
-        if decoded is not None:
-            entries = self._entries
-            if len(entries) >= _VERIFIED_CACHE_SIZE:
-                # (Not contextlib.suppress: a context manager per eviction costs more.)
-                try:  # noqa: SIM105
-                    entries.popitem(last=False)
-                except KeyError:  # emptied by another thread meanwhile
-                    pass
-            entries[value] = (decoded, signed_at + self._max_age)
-        return decoded
+        # New, or a regular visitor's from the old generation.
+        young[value] = cached
+        if len(young) >= _VERIFIED_CACHE_SIZE // 2:
+            # (Another thread may do the same meanwhile: a few entries lost, none wrong.)
+            self._old, self._young = young, {}
+        return cached[0]
 
 
 class Signer:
-    """Signs JSON-able payloads for one purpose, and verifies them: `payload.time.signature`
-    (see the module's docstring), nothing but base64url, digits and dots, so a cookie value
-    needs no quoting.
+    """Signs JSON-able payloads for one purpose, and verifies them: `2.time.payload.mac`
+    (see the module's docstring), nothing but base64url, `~`, digits and dots, so a value
+    needs no quoting in a cookie or a URL.
 
-    The key for `purpose` is HMAC-SHA256(secret key, "wxauth_middleware.key " + purpose): one
-    per secret key, newest first; the newest signs, each verifies. The signature covers the
-    payload and the time, and is compared in constant time; a value is verified before its
-    payload is decoded.
+    The key for `purpose` is HMAC-SHA256(secret key, "wxauth_middleware.key2 " + purpose):
+    one per secret key, newest first; the newest signs, each verifies. The MAC, keyed
+    BLAKE2b of 16 bytes, covers all but itself (the version, the time, the payload), and is
+    compared in constant time; a value is verified before its payload is decoded.
+
+    Values of the format before (`payload.time.signature`, HMAC-SHA256 with the key of
+    "wxauth_middleware.key " + purpose; see `_verify_v1`) still verify.
     """
 
     def __init__(self, secret_keys: tuple[bytes, ...], purpose: str, clock: Clock) -> None:
-        label = b"wxauth_middleware.key " + purpose.encode()
-        keys = (hmac.digest(key, label, "sha256") for key in reversed(secret_keys))
-        # Each key's HMAC state, its key already absorbed: a copy per value costs a third
-        # less than hmac.digest, which sets the key up again every time. (hmac.HMAC wraps
-        # OpenSSL's HMAC object, `_hmac`, in a layer of Python per copy, update and digest:
-        # that object itself when there is one, the same methods.)
-        macs = (hmac.new(key, digestmod="sha256") for key in keys)
-        self._macs = tuple(getattr(mac, "_hmac", None) or mac for mac in macs)
+        newest_first = tuple(reversed(secret_keys))
+        label = b"wxauth_middleware.key2 " + purpose.encode()
+        keys = (hmac.digest(key, label, "sha256") for key in newest_first)
+        # Each key's BLAKE2b state, its key already absorbed: a copy per value.
+        self._macs = tuple(hashlib.blake2b(key=key, digest_size=_MAC_SIZE) for key in keys)
+        v1_label = b"wxauth_middleware.key " + purpose.encode()
+        v1_keys = (hmac.digest(key, v1_label, "sha256") for key in newest_first)
+        v1_macs = (hmac.new(key, digestmod="sha256") for key in v1_keys)
+        # OpenSSL's HMAC object itself where there is one (hmac.HMAC wraps it in Python).
+        self._v1_macs = tuple(getattr(mac, "_hmac", None) or mac for mac in v1_macs)
         self._clock = clock
 
     def sign(self, payload: object) -> str:
-        data = _JSON_OUT.encode(payload).encode()
-        signed = _b64(data) + b"." + str(int(self._clock())).encode()
+        if type(payload) is str and _AS_IS.fullmatch(payload):
+            data = _TEXT + payload  # needs no encoding: as it is
+        else:
+            data = _b64(_JSON_OUT.encode(payload).encode()).decode()
+        signed = f"{_V2}{int(self._clock())}.{data}."
         mac = self._macs[0].copy()
-        mac.update(signed)
-        return (signed + b"." + _b64(mac.digest())).decode()
+        mac.update(signed.encode())
+        return signed + mac.hexdigest()
 
     def verify(self, value: str, max_age: int) -> tuple[Any, int] | None:
         """The payload of `value` and when it was signed, if this signer signed it less than
         `max_age` seconds ago (and not more than CLOCK_SKEW seconds in the future); None for
         anything else."""
+        if not value.startswith(_V2):
+            return self._verify_v1(value, max_age)
+        if len(value) > MAX_SIGNED or not value.isascii():
+            return None
+        signed = value[:-_MAC_CHARS]
+        raw, expected = signed.encode(), value[-_MAC_CHARS:]
+        for state in self._macs:
+            mac = state.copy()
+            mac.update(raw)
+            if compare_digest(mac.hexdigest(), expected):
+                break
+        else:
+            return None
+        # Signed with this purpose's key of this format: written by `sign`, whole.
+        stamp, _, data = signed[_V2_LENGTH:-1].partition(".")
+        signed_at = int(stamp)
+        now = time.time() if self._clock is wall_clock else self._clock()
+        if not -CLOCK_SKEW <= now - signed_at <= max_age:
+            return None
+        if data[0] == _TEXT:
+            return data[1:], signed_at
+        try:
+            # (_unb64, without its call.)
+            text = a2b_base64(data.encode().translate(_FROM_URLSAFE) + b"==").decode()
+            return _JSON_IN.raw_decode(text)[0], signed_at
+        except ValueError:  # never for what `sign` wrote
+            return None
+
+    def _verify_v1(self, value: str, max_age: int) -> tuple[Any, int] | None:
+        # The format before `2.` (releases up to 0.1.0). Its longest-lived values are session
+        # cookies and stored sessions' ids (max_age; 30 days with max_age=None): this reader
+        # can go in a release made that long after the first one that writes `2.`, after
+        # which any value it would read has expired.
         if len(value) > MAX_SIGNED or not value.isascii():
             return None
         signed, _, signature = value.rpartition(".")
         raw, expected = signed.encode(), signature.encode()
-        for state in self._macs:
+        for state in self._v1_macs:
             mac = state.copy()
             mac.update(raw)
             if compare_digest(_b64(mac.digest()), expected):
                 break
         else:
             return None
-        # Signed by this purpose's key, so written by `sign`: the checks below are for a key
-        # shared with something else that signs differently.
         data, _, stamp = signed.partition(".")
         if not stamp.isdigit() or not -CLOCK_SKEW <= self._clock() - int(stamp) <= max_age:
             return None
@@ -175,6 +225,15 @@ class Signer:
         return (payload, int(stamp)) if end == len(text) else None
 
 
+# The version of the signed values' format written, and the MAC's size (bytes, hex digits).
+_V2 = "2."
+# A payload that is a string of these characters is signed as it is, after `_TEXT` (which
+# base64url never starts with); any other, as base64url of its JSON.
+_TEXT = "~"
+_AS_IS = re.compile(r"[A-Za-z0-9_~-]*")
+_V2_LENGTH = len(_V2)
+_MAC_SIZE = 16
+_MAC_CHARS = 2 * _MAC_SIZE
 # The longest signed value verified (browsers keep cookies of up to 4096 bytes).
 MAX_SIGNED = 4096
 # How far in the future a signature may be dated: the instances of a site sign and verify each
@@ -228,7 +287,8 @@ class SessionCodec:
         self._verified: VerifiedCache[Session] = VerifiedCache(
             self._signer,
             self._max_age,
-            lambda payload: session_from_payload(payload, identity_key, app_ids),
+            # (A partial, not a lambda: no frame of Python more per cookie verified.)
+            partial(_session, identity_key, app_ids),
             clock,
         )
         # The session `value` stands for, or None (a layer of call less than a method).
@@ -238,14 +298,16 @@ class SessionCodec:
         return self._signer.sign(session_payload(session))
 
 
-def session_payload(session: Session) -> list[Any]:
-    """A session as a JSON-able list: the session cookie's payload, or a stored session's."""
+def session_payload(session: Session) -> str | list[Any]:
+    """A session as a JSON-able value: the session cookie's payload, or a stored session's.
+
+    Without a profile (snsapi_base, the default scope), `openid~scope~flags` (the flags: 1 if
+    a snapshot user, + 2 if the profile was declined), signed as it is; otherwise the openid,
+    the scope, the two flags and the profile's fields, as a list."""
     user = session.user
     if isinstance(user, WeComUser):
         return wecom_payload(user, session.profile_declined)
-    return [
-        _SESSION_V,
-        user.openid,
+    profile = (
         user.unionid,
         user.nickname,
         user.headimgurl,
@@ -253,10 +315,18 @@ def session_payload(session: Session) -> list[Any]:
         user.province,
         user.city,
         user.country,
-        list(user.privilege),
+    )
+    plain = _PLAIN.fullmatch(user.openid) and _PLAIN.fullmatch(user.scope)
+    if plain and profile == _NO_PROFILE and not user.privilege:
+        flags = user.is_snapshot_user + 2 * session.profile_declined
+        return f"{user.openid}~{user.scope}~{flags}"
+    return [
+        user.openid,
         user.scope,
         user.is_snapshot_user,
         session.profile_declined,
+        *profile,
+        list(user.privilege),
     ]
 
 
@@ -268,49 +338,79 @@ def session_from_payload(
     the request, even though its signature or its store vouches for its origin). Its user's
     `app_id` is the account's (`app_ids`: the Official Account's, the website app's), whose
     keys alone sign its sessions."""
+    return _session(identity_key, app_ids, payload)
+
+
+def _session(identity_key: str, app_ids: AppIds, payload: Any) -> Session | None:
     # One look at every field's exact type (JSON makes no subclasses), then a few values.
-    if (
-        type(payload) is not list
-        or tuple(map(type, payload)) not in _SESSION_TYPES
-        or payload[0] != _SESSION_V
-        or not payload[1]
-    ):
+    if type(payload) is str:
+        parts = payload.split("~")
+        if len(parts) != 3 or parts[2] not in _FLAGS:
+            return None
+        openid, scope, (snapshot, declined) = parts[0], parts[1], _FLAGS[parts[2]]
+        profile: Sequence[Any] = _NO_PROFILE
+        privilege: tuple[str, ...] = ()
+    elif type(payload) is not list:
+        return None
+    elif tuple(map(type, payload)) in _PROFILE_TYPES:
+        openid, scope, snapshot, declined = payload[:4]
+        profile = payload[4:11]
+        privilege = tuple(payload[11])
+        if not all(type(value) is str for value in privilege):
+            return None
+    elif tuple(map(type, payload)) in _V1_TYPES and payload[0] == _V1:
+        # The layout before (releases up to 0.1.0): readable as long as what it wrote lives
+        # (see Signer._verify_v1).
+        return _session(identity_key, app_ids, _from_v1(payload))
+    else:
         wecom = wecom_user(payload)  # a WeCom user's session has a layout of its own
         return None if wecom is None else Session(*wecom)
-    privilege = payload[9]
-    if privilege and not all(type(value) is str for value in privilege):
+    if not openid or not scope:
         return None
-    scope = payload[10]
     # Built slot by slot (see _new): less than half the cost of the dataclasses' __init__.
     user = _new(WeChatUser)
-    _openid(user, payload[1])
-    _unionid(user, payload[2])
-    _nickname(user, payload[3])
-    _headimgurl(user, payload[4])
-    _sex(user, payload[5])
-    _province(user, payload[6])
-    _city(user, payload[7])
-    _country(user, payload[8])
-    _privilege(user, tuple(privilege) if privilege else ())
+    _openid(user, openid)
+    _unionid(user, profile[0])
+    _nickname(user, profile[1])
+    _headimgurl(user, profile[2])
+    _sex(user, profile[3])
+    _province(user, profile[4])
+    _city(user, profile[5])
+    _country(user, profile[6])
+    _privilege(user, privilege)
     _scope(user, scope)
-    _is_snapshot_user(user, payload[11])
+    _is_snapshot_user(user, snapshot)
     _app_id(user, (app_ids[1] or "") if scope == QRCONNECT_SCOPE else app_ids[0])
     _identity_key(user, identity_key)
     session = _new(Session)
     _session_user(session, user)
-    _session_declined(session, payload[12])
+    _session_declined(session, declined)
     _session_sid(session, None)
     return session
 
 
-# `tuple(map(type, payload))` of each valid session payload: the version, the openid, six
-# optional strings and the optional sex, the privileges, the scope, two flags.
+def _from_v1(payload: list[Any]) -> list[Any]:
+    # [1, openid, unionid, nickname, headimgurl, sex, province, city, country, privilege,
+    #  scope, is_snapshot_user, profile_declined]
+    return [payload[1], payload[10], payload[11], payload[12], *payload[2:10]]
+
+
+_V1 = 1
+_NO_PROFILE = (None,) * 7
+# A session without a profile, as it is: the openid and scope of these characters, the flags.
+_PLAIN = re.compile(r"[A-Za-z0-9_-]+")
+_FLAGS = {"0": (False, False), "1": (True, False), "2": (False, True), "3": (True, True)}
+# `tuple(map(type, payload))` of each valid session payload as a list: the openid, the scope,
+# two flags, six optional strings and the optional sex, and the privileges. The layout before:
+# its version, the openid, the profile, the privileges, the scope, the flags.
 _OPTIONAL_STR: tuple[type, type] = (str, type(None))
-_SESSION_TYPES = frozenset(
-    (int, str, *strings[:3], sex, *strings[3:], list, str, bool, bool)
+_PROFILES = [
+    (*strings[:3], sex, *strings[3:])
     for strings in itertools.product(_OPTIONAL_STR, repeat=6)
     for sex in (int, type(None))
-)
+]
+_PROFILE_TYPES = frozenset((str, str, bool, bool, *profile, list) for profile in _PROFILES)
+_V1_TYPES = frozenset((int, str, *profile, list, str, bool, bool) for profile in _PROFILES)
 # Sessions are built as their frozen dataclasses' __init__ would (past their __setattr__), but
 # by each slot's descriptor, without keywords: in the fields' order (a test checks).
 _new = object.__new__

@@ -87,6 +87,14 @@ def needs_profile(session: Session, scope: str) -> bool:
 def query_params(request: HTTPRequest) -> dict[str, str]:
     """The query's parameters, the first value of each."""
     params: dict[str, str] = {}
-    for key, value in parse_qsl(request.query_string, keep_blank_values=True):
-        params.setdefault(key, value)
+    query = request.query_string
+    if "%" in query or "+" in query:
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            params.setdefault(key, value)
+        return params
+    # Nothing to unquote (a callback's code and state): split as parse_qsl would.
+    for part in query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            params.setdefault(key, value)
     return params

@@ -58,12 +58,17 @@ def authorize_url(
     fragment, which a browser keeps across the 302. A login on an account's behalf (a
     third-party platform's) adds component_appid after state.
     """
-    platform = f"&component_appid={quote(component_appid, safe='')}" if component_appid else ""
+    platform = f"&component_appid={_quoted(component_appid)}" if component_appid else ""
     return (
-        f"{base}?appid={quote(app_id, safe='')}"
-        f"&redirect_uri={quote(redirect_uri, safe='')}"
+        f"{base}?appid={_quoted(app_id)}&redirect_uri={_quoted(redirect_uri)}"
         f"&response_type=code&scope={scope}&state={state}{platform}#wechat_redirect"
     )
+
+
+@lru_cache(maxsize=1024)
+def _quoted(value: str) -> str:
+    # Percent-encoded in full: an AppID and a site's redirect_uri, the same for every login.
+    return quote(value, safe="")
 
 
 def is_valid_state(state: str) -> bool:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlsplit
 from urllib.request import getproxies
 
 __all__ = ["Answer", "MalformedAnswer", "Origin", "OtherOrigins", "Reader", "proxied"]
@@ -82,7 +82,7 @@ class Origin:
         ] not in ("", "/"):
             raise ValueError("a call to WeChat outside api_base_url")
         path = url[len(self.origin) :] or "/"
-        target = f"{path}?{urlencode(params)}" if params else path
+        target = f"{path}?{query(params)}" if params else path
         if json_body is None:
             return b"GET " + target.encode("ascii") + self.head_tail + b"\r\n"
         return (
@@ -96,6 +96,18 @@ class Origin:
         )
 
 
+def query(params: tuple[tuple[str, str], ...]) -> str:
+    """`urlencode(params)`, the same string, made faster: the names and most values (an
+    AppID, a code, an access_token) need no quoting."""
+    return "&".join(f"{_plus(name)}={_plus(value)}" for name, value in params)
+
+
+def _plus(value: str) -> str:
+    return value if _UNQUOTED.fullmatch(value) else quote_plus(value)
+
+
+# What quote_plus leaves as it is.
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")
 # The grammar of RFC 9112 as h11 writes it (h11/_abnf.py), a little stricter: HTTP/1.0 and 1.1
 # only, no obsolete line folding, chunk sizes of at most 16 hex digits.
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ((?:[ \t]|[^\x00\s])*))?")

@@ -328,14 +328,19 @@ class Callback:
         else:
             if self._platform is not None and not app_secret:
                 on_behalf = yield from self._platform.code_grant(app_id, code, policy)
-                wechat, grant = yield from user_of_grant(
-                    config.api_base_url, on_behalf, config.lang, policy
+                user, grant = yield from user_of_grant(
+                    config.api_base_url, on_behalf, config.lang, policy, app_id, config.identity
                 )
             else:
-                wechat, grant = yield from fetch_user(
-                    config.api_base_url, app_id, app_secret, code, config.lang, policy
+                user, grant = yield from fetch_user(
+                    config.api_base_url,
+                    app_id,
+                    app_secret,
+                    code,
+                    config.lang,
+                    policy,
+                    config.identity,
                 )
-            user = replace(wechat, identity_key=config.identity, app_id=app_id)
         yield from self.accepted(user, request)
         keep = grant is not None and config.keep_tokens and not user.is_snapshot_user
         if keep and self._store is not None and grant is not None:

@@ -49,7 +49,6 @@ class LoginState:
 # 8 KB and more).
 MAX_LOGINS = 3
 MAX_KEPT_RETURN = 384
-_LOGIN_FIELDS = 8
 
 
 def kept_return(return_to: str) -> str:
@@ -111,17 +110,11 @@ class LoginStateCodec:
 
 
 def _login(entry: object) -> LoginState | None:
-    if not isinstance(entry, list) or len(entry) != _LOGIN_FIELDS:
+    # One look at every field's exact type (JSON makes no subclasses: no bool for an int).
+    if type(entry) is not list or tuple(map(type, entry)) != _LOGIN_TYPES:
         return None
-    state, return_to, scope, attempt, done, bound, api, issued = entry
-    if not all(isinstance(v, str) for v in (state, return_to, scope, bound)):
-        return None
-    if not all(_is_int(v) for v in (attempt, issued)) or not isinstance(done, bool):
-        return None
-    if not isinstance(api, bool):
-        return None
-    return LoginState(state, return_to, scope, attempt, done, bound, api, issued)
+    return LoginState(*entry)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+# The state, return_to and scope; attempt, done, bound, api and issued.
+_LOGIN_TYPES = (str, str, str, int, bool, str, bool, int)

@@ -56,6 +56,9 @@ class LoginStarter:
         self._cookies = cookies
         self._logins = logins
         self._warned: set[str] = set()  # the hosts a login started on, off public_url's
+        # Without public_url: the hosts logins started on, each judged once (a proxy's?).
+        self._judged: set[str] = set()
+        self._to_wechat = urlsplit(config.authorize_url).hostname == WECHAT_AUTHORIZE_HOST
         # Called as each login starts (the adapters check there that the emulator answers).
         self.starting: Callable[[], None] = _nothing
         # Whose browser logs in here: WeCom's for a WeCom app, else WeChat's.
@@ -283,14 +286,14 @@ class LoginStarter:
         """Without public_url, a Host that looks like a proxy's upstream address (an IP
         address, a name without a dot) makes a redirect_uri WeChat refuses (10003): said
         once per host, with WeChat's own authorize_url."""
-        host = self.host(request)
-        if host is None or not is_upstream_host(host) or host in self._warned:
-            return
-        if urlsplit(self.config.authorize_url).hostname != WECHAT_AUTHORIZE_HOST:
+        if not self._to_wechat:
             return  # the emulator on 127.0.0.1: local development, as it should be
-        if len(self._warned) >= _WARNED_HOSTS:
+        host = self.host(request)
+        if host is None or host in self._judged or len(self._judged) >= _JUDGED_HOSTS:
             return
-        self._warned.add(host)
+        self._judged.add(host)  # judged once per host (every login starts here)
+        if not is_upstream_host(host):
+            return
         logger.warning(
             "wxauth login started with redirect_uri %s%s, built from the request's Host "
             "header (public_url is not set): WeChat accepts only the account's registered "
@@ -330,8 +333,10 @@ class LoginStarter:
 _RESTART_NONCE = 25
 _HOST_AT = _RESTART_NONCE + 16
 _MAX_STATE = 128
-# How many hosts off public_url's the log names (the Host header is the client's to make up).
+# How many hosts off public_url's the log names (the Host header is the client's to make up),
+# and how many hosts without public_url are judged to be a proxy's or not.
 _WARNED_HOSTS = 64
+_JUDGED_HOSTS = 1024
 
 
 def _restart_tag(key: bytes, nonce: str) -> str:

@@ -15,8 +15,8 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from ..effects import Flow, Sleep, UpstreamRequest, UpstreamResponse
 from ..errors import (
@@ -94,17 +94,25 @@ def fetch_user(
     code: str,
     lang: str,
     policy: CallPolicy = CallPolicy(),
+    identity_key: str = "openid",
 ) -> Flow[tuple[WeChatUser, TokenGrant]]:
     """Exchange `code` for the user (and the tokens that came with it): the token call, then
-    userinfo when the scope allows."""
+    userinfo when the scope allows. The user's `app_id` is `app_id`; its `identity_key`,
+    `identity_key` (the identity option)."""
     grant = yield from exchange_code(api_base_url, app_id, app_secret, code, policy)
-    return (yield from user_of_grant(api_base_url, grant, lang, policy))
+    return (yield from user_of_grant(api_base_url, grant, lang, policy, app_id, identity_key))
 
 
 def user_of_grant(
-    api_base_url: str, grant: TokenGrant, lang: str, policy: CallPolicy
+    api_base_url: str,
+    grant: TokenGrant,
+    lang: str,
+    policy: CallPolicy,
+    app_id: str = "",
+    identity_key: str = "openid",
 ) -> Flow[tuple[WeChatUser, TokenGrant]]:
-    """The user of a code's grant: userinfo when its scope allows."""
+    """The user of a code's grant (of the account `app_id`): userinfo when its scope
+    allows."""
     granted = PROFILE_SCOPES.intersection(grant.scope.split(","))
     if not granted:
         user = WeChatUser(
@@ -112,6 +120,8 @@ def user_of_grant(
             unionid=grant.unionid,
             scope="snsapi_base",
             is_snapshot_user=grant.is_snapshot_user,
+            app_id=app_id,
+            identity_key=identity_key,
         )
         return user, grant
     endpoint = "sns/userinfo"
@@ -135,6 +145,8 @@ def user_of_grant(
         privilege=tuple(str(p) for p in privilege),
         scope=min(granted),
         is_snapshot_user=grant.is_snapshot_user,
+        app_id=app_id,
+        identity_key=identity_key,
     )
     return user, grant
 
@@ -252,21 +264,17 @@ def api_call(
 ) -> Flow[dict[str, Any]]:
     """A GET of WeChat's API at `endpoint` (a POST of `json_body`, if given), retried as
     `policy` allows; its answer's body."""
-    request = UpstreamRequest(
-        url=f"{api_base_url}/{endpoint}",
-        params=params,
-        endpoint=endpoint,
-        method="GET" if json_body is None else "POST",
-        json=json_body,
-    )
+    url = f"{api_base_url}/{endpoint}"
+    method: Literal["GET", "POST"] = "GET" if json_body is None else "POST"
     attempt = 0
     while True:
         remaining = policy.deadline - time.monotonic()
         if remaining <= 0:
-            raise UpstreamTimeout(f"the login's deadline passed before WeChat {request.endpoint}")
+            raise UpstreamTimeout(f"the login's deadline passed before WeChat {endpoint}")
         try:
-            response = yield replace(request, timeout=min(policy.timeout, remaining))
-            return parse_body(response, request.endpoint)
+            timeout = min(policy.timeout, remaining)
+            response = yield UpstreamRequest(url, params, endpoint, timeout, method, json_body)
+            return parse_body(response, endpoint)
         except (WeChatAPIError, UpstreamUnavailable) as exc:
             transient = exc.errcode == -1 if isinstance(exc, WeChatAPIError) else exc.transient
             if not transient or attempt >= policy.retries:
@@ -277,7 +285,7 @@ def api_call(
             attempt += 1
             logger.info(
                 "wxauth retrying WeChat %s in %.2fs (attempt %d): %s",
-                request.endpoint,
+                endpoint,
                 delay,
                 attempt + 1,
                 exc.code,
