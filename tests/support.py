@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket
 
 from wxauth_middleware import (
     WeChatAuthMiddleware,
+    WeChatAuthRelay,
     WeChatAuthWSGIMiddleware,
     WeComUser,
     get_wechat_user,
@@ -463,7 +464,7 @@ class _QuietHandler(WSGIRequestHandler):
 @contextmanager
 def served(app: Any) -> Iterator[str]:
     """`app` served over HTTP on 127.0.0.1 (uvicorn, or a threaded WSGI server); its URL."""
-    if isinstance(app, WeChatAuthMiddleware):
+    if isinstance(app, (WeChatAuthMiddleware, WeChatAuthRelay)):
         with serve(app) as url:
             yield url
         return

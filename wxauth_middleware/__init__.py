@@ -26,6 +26,8 @@ from .errors import (
 from .messages import HTTPRequest, HTTPResponse
 from .pages import default_error_response
 from .platform import Platform
+from .relay.app import WeChatAuthRelay, WeChatAuthRelayWSGI
+from .relay.sites import RelaySite
 from .rules import Rule
 from .user import WeChatUser, WeComUser, get_wechat_user
 from .useragent import ClientKind, classify_user_agent, is_wechat_browser
@@ -44,6 +46,7 @@ __all__ = [
     "LoginVetoed",
     "OfficialAccount",
     "Platform",
+    "RelaySite",
     "Rule",
     "StoreUnavailable",
     "TokenUnavailable",
@@ -54,6 +57,8 @@ __all__ = [
     "WeChatAPIError",
     "WeChatAuthError",
     "WeChatAuthMiddleware",
+    "WeChatAuthRelay",
+    "WeChatAuthRelayWSGI",
     "WeChatAuthWSGIMiddleware",
     "WeChatUser",
     "WeComApp",

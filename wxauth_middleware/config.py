@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 from .accounts import APP_ID, Accounts, check_app_id, check_credentials, checked_accounts
 from .errors import ConfigurationError
 from .keys import secret_keys
+from .relay.sites import check_site_relay
 from .rules import OTHER_BROWSER_POLICIES, OtherBrowsers, PagePolicy, Rule, RuleSet
 from .scopes import SCOPES, Scope
 from .storage.redis_client import check_redis_url
@@ -61,7 +62,7 @@ _REDIS_PREFIX = re.compile(r"^[!-z|~]{0,64}$")
 class Config:
     """Validated options shared by the ASGI and WSGI middleware.
 
-    Its fields up to `jssdk_script_url` are the options, written here once: the middleware's
+    Its fields up to `relay_secret` are the options, written here once: the middleware's
     signature, the `WXAUTH_*` environment variables and the table of docs/options.md are
     checked against them (tests/test_options.py). Raises `ConfigurationError` (a `ValueError`)
     saying what to fix.
@@ -112,6 +113,9 @@ class Config:
     jssdk_path: str | None = "/wxauth/jssdk"
     jssdk_script_url: str | None = None
     platform_events_path: str | None = "/wxauth/platform/events"
+    relay_url: str | None = None
+    relay_site_id: str | None = None
+    relay_secret: str | None = field(default=None, repr=False)
     # Not an option: an account of a third-party platform, which has no AppSecret (set by
     # routing.account_config).
     on_behalf: InitVar[bool] = False
@@ -124,8 +128,11 @@ class Config:
         one = self.app_id or self.app_secret
         if self.accounts is not None:
             object.__setattr__(self, "accounts", checked_accounts(self.accounts, one))
-        elif on_behalf:
-            check_app_id(self.app_id)
+        elif on_behalf or (self.app_secret is None and self._relayed):
+            # A site logging in through a relay needs no account of its own; its app_id, if
+            # given, is the relay's account's (see relay/client.py).
+            if self.app_id is not None or on_behalf:
+                check_app_id(self.app_id)
         else:
             check_credentials(self.app_id, self.app_secret)
         object.__setattr__(self, "secret_keys", secret_keys(self.secret_key))
@@ -223,6 +230,23 @@ class Config:
         # A copy: changing the caller's mapping later does not change the middleware.
         object.__setattr__(self, "verify_files", dict(verify_files))
         self._check_store()
+        policies = {self.other_browsers} | {
+            rule.other_browsers for rule in self.rule_set.rules if rule.other_browsers
+        }
+        relay_url = check_site_relay(
+            self.relay_url,
+            self.relay_site_id,
+            self.relay_secret,
+            has_accounts=self.accounts is not None,
+            other_browsers=set(policies),
+            keep_tokens=self.keep_tokens,
+        )
+        object.__setattr__(self, "relay_url", relay_url)
+
+    @property
+    def _relayed(self) -> bool:
+        """Whether any of the relay options is given (check_site_relay wants all three)."""
+        return any(v is not None for v in (self.relay_url, self.relay_site_id, self.relay_secret))
 
     @property
     def app_ids(self) -> tuple[str, str | None]:

@@ -15,7 +15,7 @@ paths (`jssdk/endpoint.py`). The ASGI and WSGI middleware are thin drivers aroun
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from starlette.requests import cookie_parser
@@ -141,6 +141,12 @@ class LoginCore:
         # The JS-SDK's paths: answered without a look at the session (whose store may be
         # down), for any browser.
         self._sessionless = jssdk_paths(config, self.credentials)
+
+    def serve(self, paths: Mapping[str, OwnPath], forms: Iterable[str] = ()) -> None:
+        """Answers `paths` too, as its own (a relay's, `relay/app.py`); a POST to one of
+        `forms` reaches it with its body."""
+        self._own_paths.update(paths)
+        self.form_paths = self.form_paths | frozenset(forms)
 
     def quick_user(
         self, path: str, user_agent: str, cookie_header: str, scheme: str

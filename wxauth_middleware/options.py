@@ -36,6 +36,8 @@ __all__ = ["MiddlewareOptions"]
 
 # The options of the one account, required unless `accounts` is given.
 _ONE_ACCOUNT = ("app_id", "app_secret")
+# The options of a site that logs in through a relay (Config says which are missing).
+_RELAY = ("relay_url", "relay_site_id", "relay_secret")
 
 AppT = TypeVar("AppT")
 _M = TypeVar("_M", bound="MiddlewareOptions[Any]")
@@ -129,6 +131,9 @@ class MiddlewareOptions(Generic[AppT]):
         jssdk_path: str | None = "/wxauth/jssdk",
         jssdk_script_url: str | None = None,
         platform_events_path: str | None = "/wxauth/platform/events",
+        relay_url: str | None = None,
+        relay_site_id: str | None = None,
+        relay_secret: str | None = None,
     ) -> None:
         # Every parameter but app is a field of Config, of the same name (a test holds them
         # equal): __new__ checked them into self.config.
@@ -187,7 +192,10 @@ def _config(options: Mapping[str, Any]) -> Config:
             close = get_close_matches(name, OPTIONS, n=1)
             hint = f": did you mean {close[0]!r}?" if close else " (see the options reference)."
             raise ConfigurationError(f"there is no option {name!r}{hint}")
-    required = REQUIRED if options.get("accounts") is not None else _ONE_ACCOUNT + REQUIRED
+    # A site logging in through a relay (relay_url) needs no account of its own.
+    relayed = any(options.get(name) is not None for name in _RELAY)
+    own = options.get("accounts") is not None or relayed
+    required = REQUIRED if own else _ONE_ACCOUNT + REQUIRED
     missing = [name for name in required if options.get(name) is None]
     if missing:
         raise ConfigurationError(

@@ -54,8 +54,8 @@ def jssdk_script_url(config: Config) -> str:
 
 def jssdk_paths(config: Config, credentials: Credentials) -> dict[str, Endpoint]:
     """The paths to answer (none when `jssdk_path` is None), each with its endpoint."""
-    if config.jssdk_path is None:
-        return {}
+    if config.jssdk_path is None or (config.relay_url is not None and config.app_secret is None):
+        return {}  # off, or a site logging in through a relay, without an account of its own
     return {
         config.jssdk_path: _SignEndpoint(config, credentials),
         config.jssdk_path + ".js": _script_endpoint(config),

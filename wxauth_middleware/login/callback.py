@@ -44,6 +44,8 @@ from ..user import User, WeChatUser
 from ..wechat.api import CallPolicy, fetch_user, user_of_grant
 from .clean_pages import CleanPages
 from .in_progress import LoginState, LoginStateCodec, find_login, with_login, without_login
+from .log_lines import log_failure, log_login
+from .relayed import RelayedCallback
 from .spent_states import SpentStates
 from .start import LoginStarter
 
@@ -85,6 +87,9 @@ class Callback:
         # and the state cannot be exchanged again while its login could come back.
         self._state_life = max(CODE_LIFE, config.login_max_age)
         self._pages = CleanPages(config, logins.now)
+        # A site logging in through a relay: its callbacks come with a ticket.
+        relay = login.relay
+        self._relayed = RelayedCallback(self, relay, logins) if relay is not None else None
 
     def __call__(
         self, request: HTTPRequest, cookies: Mapping[str, str], session: Session | None
@@ -92,9 +97,11 @@ class Callback:
         params = query_params(request)
         if "page" in params and "state" not in params and "code" not in params:
             return self._pages.show(request, params["page"])
+        if self._relayed is not None and "state" not in params and "ticket" in params:
+            return self._relayed(request, cookies, session, params["ticket"])
         state = params.get("state", "")
         if not is_valid_state(state):
-            return self._error(LoginStateError("unknown or expired login state"), request)
+            return self.error(LoginStateError("unknown or expired login state"), request)
         value = cookies.get(self._cookies.login_name(request))
         logins = self._logins.decode(value) if value is not None else ()
         login = find_login(logins, state)
@@ -110,28 +117,28 @@ class Callback:
                     started,
                 )
                 site = self.config.public_url or ""
-                return self._error(HostMismatch(started, here, site), request)
+                return self.error(HostMismatch(started, here, site), request)
             if value is None and params.get("code"):
                 return self._cookie_lost(request, state, session)
             # Unknown, forged, expired or another browser's state: never log anyone in, and
             # never restart the login from here (a browser refusing cookies would loop). No
             # cookie and no code (a refusal): nothing to resume, and asking again would show
             # the visitor the consent they just refused.
-            return self._error(LoginStateError("unknown or expired login state"), request)
+            return self.error(LoginStateError("unknown or expired login state"), request)
         if login.done:
             # A replay of a completed callback: back button, refresh, a double redirect.
             if session is not None:
                 return redirect(login.return_to)
-            return self._error(LoginStateError("login state already used"), request, login)
+            return self.error(LoginStateError("login state already used"), request, login)
         if session is not None and login.bound != session.user.identity:
             # A login this session did not start (one from before this browser logged in, or
             # one another site planted): it never switches the browser to another account.
             logger.warning("wxauth callback of a login this session did not start: ignored")
-            drop = self._logins_cookie(request, without_login(logins, state))
+            drop = self.logins_cookie(request, without_login(logins, state))
             return redirect(login.return_to, (drop,))
         code = params.get("code")
         if not code:
-            drop = self._logins_cookie(request, without_login(logins, state))
+            drop = self.logins_cookie(request, without_login(logins, state))
             # The user refused (older WeChat clients come back with state and no code).
             if session is not None:
                 # They refused to share the profile but are logged in: keep the session,
@@ -141,8 +148,8 @@ class Callback:
                 return self.with_session(request, login.return_to, declined, session, (drop,))
             logger.info("wxauth login declined scope=%s", login.scope)
             error = LoginDeclined("the callback carried no code")
-            return self._error(error, request, login, (drop,))
-        done = self._logins_cookie(request, with_login(logins, replace(login, done=True)))
+            return self.error(error, request, login, (drop,))
+        done = self.logins_cookie(request, with_login(logins, replace(login, done=True)))
         return self._exchange(request, login, code, session, done)
 
     def _cookie_lost(self, request: HTTPRequest, state: str, session: Session | None) -> Decision:
@@ -151,12 +158,15 @@ class Callback:
         that sets the cookie itself. The new state says it is that restart: a second loss
         ends on the error page, never in a loop, and the code that came is never used."""
         if self._login.is_restart(state) or not self._login.in_app(request.header("user-agent")):
-            return self._error(LoginStateError("unknown or expired login state"), request)
+            return self.error(LoginStateError("unknown or expired login state"), request)
         logger.warning("wxauth login state cookie missing at the callback: login restarted")
         scope = self.config.policy("/").scope
         return self._login.start(request, "/", scope, session, restart_page=True)
 
-    def _logins_cookie(
+    def login_cookie_name(self, request: HTTPRequest) -> str:
+        return self._cookies.login_name(request)
+
+    def logins_cookie(
         self, request: HTTPRequest, logins: tuple[LoginState, ...]
     ) -> tuple[str, str]:
         # Kept even when empty: a callback finding no cookie at all is a lost cookie
@@ -200,10 +210,10 @@ class Callback:
         except WeChatAPIError as exc:
             # A code WeChat refused keeps the state spent; anything else lets it be retried.
             yield from self._code_failed(claim, spent=exc.is_invalid_code)
-            _log_failure(exc, started)
+            log_failure(exc, started)
             if exc.is_invalid_code:
                 return self._code_spent(request, login, session, exc)
-            return self._error(exc, request, login)
+            return self.error(exc, request, login)
         except _StateSpent:
             logger.warning("wxauth callback of a state already exchanged: no call to WeChat")
             return self._code_spent(
@@ -211,31 +221,40 @@ class Callback:
             )
         except WeChatAuthError as exc:
             yield from self._code_failed(claim)
-            _log_failure(exc, started)
-            return self._error(exc, request, login)
+            log_failure(exc, started)
+            return self.error(exc, request, login)
         except Exception:
             # A bug (or a failing on_login hook) must not show the visitor a traceback; the
             # log keeps it.
             logger.exception("wxauth login failed with an unexpected error")
             yield from self._code_failed(claim)
-            return self._error(WeChatAuthError("unexpected error during login"), request, login)
+            return self.error(WeChatAuthError("unexpected error during login"), request, login)
         except BaseException:
             # Cancelled (the browser went away): the driver throws the cancellation in, so
             # that a retry of this callback does not wait for a claim nobody holds.
             yield from self._code_failed(claim)
             raise
-        _log_login(user, started)
-        if user.is_snapshot_user:
+        log_login(user, started)
+        return (yield from self.logged_in(request, login, Session(user), session, done))
+
+    def logged_in(
+        self,
+        request: HTTPRequest,
+        login: LoginState,
+        new: Session,
+        session: Session | None,
+        done: tuple[str, str],
+    ) -> Flow[HTTPResponse | Forward]:
+        """Back to the login's page with the session of its user (`new`)."""
+        if new.user.is_snapshot_user:
             # A snapshot identity is virtual: no session at all. The visitor sees the
             # interstitial (or the app its page, for this one request) until they tap
             # WeChat's "use full service", which opens the page for real.
-            if config.snapshot_users == "app":
-                return Forward(user, target=login.return_to)
+            if self.config.snapshot_users == "app":
+                return Forward(new.user, target=login.return_to)
             return self._pages.snapshot(request, login.return_to, (done,))
         # A fresh login replaces whatever session was there (another account included).
-        return (
-            yield from self.with_session(request, login.return_to, Session(user), session, (done,))
-        )
+        return (yield from self.with_session(request, login.return_to, new, session, (done,)))
 
     def _code_spent(
         self,
@@ -248,7 +267,7 @@ class Callback:
         exchanged): a replay or a slow phone, so the login starts over once. The attempt
         count rides in the new login's state, so this happens only once."""
         if login.attempt > 0:
-            return self._error(error, request, login)
+            return self.error(error, request, login)
         return self._login.start(
             request, login.return_to, login.scope, session, attempt=1, replaces=login.state
         )
@@ -313,23 +332,34 @@ class Callback:
                 wechat, grant = yield from fetch_user(
                     config.api_base_url, app_id, app_secret, code, config.lang, policy
                 )
-            user = wechat = replace(wechat, identity_key=config.identity, app_id=app_id)
-            if config.identity == "unionid" and not wechat.unionid and not wechat.is_snapshot_user:
-                raise ConfigurationError(
-                    f"WeChat gave no unionid for openid {wechat.openid}",
-                    hint="identity='unionid' needs the Official Account (and the website app) "
-                    "bound to one Open Platform account, and the snsapi_userinfo scope.",
-                )
+            user = replace(wechat, identity_key=config.identity, app_id=app_id)
+        yield from self.accepted(user, request)
+        keep = grant is not None and config.keep_tokens and not user.is_snapshot_user
+        if keep and self._store is not None and grant is not None:
+            yield from self._store.keep(user.identity, app_id, grant)
+        return user
+
+    def accepted(self, user: User, request: HTTPRequest) -> Flow[None]:
+        """Checks a user WeChat (or the relay) vouched for against the options, and lets
+        on_login veto them."""
+        config = self.config
+        if (
+            isinstance(user, WeChatUser)
+            and config.identity == "unionid"
+            and not user.unionid
+            and not user.is_snapshot_user
+        ):
+            raise ConfigurationError(
+                f"WeChat gave no unionid for openid {user.openid}",
+                hint="identity='unionid' needs the Official Account (and the website app) "
+                "bound to one Open Platform account, and the snsapi_userinfo scope.",
+            )
         # A snapshot identity is virtual (its unionid may be shared by many openids): never
         # handed to the hook that upserts users.
         if config.on_login is not None and not user.is_snapshot_user:
             verdict = yield HookCall(config.on_login, (user, request))
             if verdict is False:
                 raise LoginVetoed(f"on_login refused {user.identity}")
-        keep = grant is not None and config.keep_tokens and not user.is_snapshot_user
-        if keep and self._store is not None and grant is not None:
-            yield from self._store.keep(user.identity, app_id, grant)
-        return user
 
     def _code_failed(self, claim: list[str], spent: bool = False) -> Flow[None]:
         """A claimed exchange failed: unless WeChat refused the code (`spent`), the state may
@@ -364,7 +394,7 @@ class Callback:
             return self._pages.error(exc.leading_back_to(return_to), request)
         return redirect(return_to, (*cookies, self._cookies.session(request, value)))
 
-    def _error(
+    def error(
         self,
         error: WeChatAuthError,
         request: HTTPRequest,
@@ -374,51 +404,6 @@ class Callback:
         if login is not None:
             error = error.leading_back_to(login.return_to)
         return self._pages.error(error, request, cookies)
-
-
-def _log_login(user: User, started: float) -> None:
-    duration_ms = int((time.monotonic() - started) * 1000)
-    if isinstance(user, WeChatUser):
-        logger.info(
-            "wxauth login ok app_id=%s openid=%s unionid=%s scope=%s snapshot=%d duration_ms=%d",
-            user.app_id,
-            user.openid,
-            user.unionid,
-            user.scope,
-            user.is_snapshot_user,
-            duration_ms,
-        )
-    else:
-        logger.info(
-            "wxauth login ok wecom=%s/%d userid=%s openid=%s scope=%s duration_ms=%d",
-            user.corp_id,
-            user.agent_id,
-            user.userid,
-            user.openid,
-            user.scope,
-            duration_ms,
-        )
-
-
-def _log_failure(error: WeChatAuthError, started: float) -> None:
-    duration_ms = int((time.monotonic() - started) * 1000)
-    if isinstance(error, WeChatAPIError):
-        logger.warning(
-            "wxauth login failed error=%s endpoint=%s errcode=%d rid=%s duration_ms=%d: %s",
-            error.code,
-            error.endpoint,
-            error.errcode,
-            error.rid,
-            duration_ms,
-            error.hint,
-        )
-    else:
-        logger.warning(
-            "wxauth login failed error=%s reason=%s duration_ms=%d",
-            error.code,
-            error.message,
-            duration_ms,
-        )
 
 
 class _StateSpent(Exception):

@@ -25,6 +25,7 @@ from ..pages import (
     open_in_wechat_response,
     redirect,
 )
+from ..relay.client import relay_client
 from ..rules import OtherBrowsers
 from ..scopes import PROFILE_SCOPES, QRCONNECT_SCOPE, SCOPES, WECOM_SSO_SCOPE
 from ..startup.advice import is_upstream_host
@@ -59,6 +60,8 @@ class LoginStarter:
         self.starting: Callable[[], None] = _nothing
         # Whose browser logs in here: WeCom's for a WeCom app, else WeChat's.
         self.in_app = is_wechat_browser if config.wecom is None else is_wecom_browser
+        # A site logging in through a relay (relay_url) sends its visitors there.
+        self.relay = relay_client(config)
 
     def require_login(self, request: HTTPRequest, scope: str) -> HTTPResponse:
         """A WeChat visitor without a session, on a page of `scope`; one who logged out is
@@ -154,7 +157,14 @@ class LoginStarter:
             )
             return error_response(config.on_error, error, request)
         return_to = kept_return(safe_return_path(return_to) or "/")
-        state = self._restart_state() if restart_page else self._state(request)
+        if restart_page:
+            state = self._restart_state()
+        elif self.relay is not None:
+            # The login's nonce: kept in the login-state cookie, never in a URL (the relay's
+            # start link carries its hash).
+            state = secrets.token_hex(16)
+        else:
+            state = self._state(request)
         bound = session.user.identity if session is not None else ""
         login = LoginState(
             state, return_to, scope, attempt, False, bound, not navigation, self._logins.now()
@@ -172,9 +182,11 @@ class LoginStarter:
         )
         redirect_uri = origin + config.callback_path
         self.starting()
-        if config.public_url is None:
+        if config.public_url is None and self.relay is None:
             self._warn_upstream_host(request)
-        if config.wecom is not None:
+        if self.relay is not None:
+            url = self.relay.start_url(redirect_uri, scope, state, self._logins.now())
+        elif config.wecom is not None:
             url = wecom_login_url(config.wecom, redirect_uri, scope, state)
         elif scope == QRCONNECT_SCOPE:
             assert config.website_app_id is not None  # checked by Config

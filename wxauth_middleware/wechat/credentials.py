@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from ..config import Config
 from ..effects import Flow, StoreCommands
-from ..errors import StoreUnavailable, WeChatAPIError
+from ..errors import ConfigurationError, StoreUnavailable, WeChatAPIError
 from .api import CallPolicy, Issued, follow_status, jsapi_ticket, stable_token
 from .kept import Issue, Keeper, Slot
 
@@ -125,6 +125,9 @@ class Credentials:
         AppID (shared by every instance)."""
         if self._on_behalf:
             self._app_id, self._app_secret = config.own_account_id, ""
+        elif config.relay_url is not None and config.app_secret is None:
+            # A site logging in through a relay, without an account of its own.
+            self._app_id, self._app_secret = config.app_id or "", ""
         else:
             self._app_id, self._app_secret = config.own_account
         prefix = f"{config.redis_prefix}account:{{{self._app_id}}}:"
@@ -140,6 +143,11 @@ class Credentials:
     def access_token(self, rejected: str | None = None) -> Flow[str]:
         """The account's server access_token; `rejected`, a token WeChat just refused, is
         never the answer."""
+        if self._config.relay_url is not None and self._config.app_secret is None:
+            raise ConfigurationError(
+                "this site logs in through a relay and has no account of its own: give it "
+                "app_id and app_secret for access_token, the JS-SDK and follows."
+            )
         return (yield from self._get(self._token, self._issue, rejected))
 
     def jsapi_ticket(self) -> Flow[str]:
