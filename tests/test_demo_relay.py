@@ -96,6 +96,13 @@ def test_two_sites_log_in_through_the_relay_and_no_url_carries_an_identity(
         page.goto(f"{shop}/")
         expect(page.locator("#openid")).to_have_text(shop_openid)
 
+        # Logging out of the shop ends the shop's session only.
+        page.locator("#logout").click()
+        page.wait_for_url(f"{shop}/logged-out")
+        expect(page.locator("#logged-out")).to_be_visible()
+        page.goto(f"{news}/")
+        expect(page.locator("#openid")).to_have_text(news_openid)
+
     # One account, the relay's: the same openid on both sites, the persona's for that account.
     assert shop_openid == news_openid == LILY.openid_for(DEFAULT_APP_ID)
     urls = navigations.urls
