@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -21,6 +22,12 @@ from .support import Stack, Switchboard, serve
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
+
+
+# The startup reachability check logs from a background thread (startup/reachability.py),
+# sometimes after the test that built its middleware ended and pytest closed that test's
+# log capture: logging would print "--- Logging error ---" and a traceback for each.
+logging.raiseExceptions = False
 
 
 @pytest.fixture

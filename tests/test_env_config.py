@@ -66,6 +66,10 @@ EVERY_OPTION = {
     "WXAUTH_JSSDK_PATH": "/auth/jssdk",
     "WXAUTH_JSSDK_SCRIPT_URL": "http://127.0.0.1:8400/open/js/jweixin-1.6.0.js",
     "WXAUTH_PLATFORM_EVENTS_PATH": "/auth/platform",
+    "WXAUTH_RELAY_URL": "https://auth.example.com",
+    "WXAUTH_RELAY_SITE_ID": "shop",
+    "WXAUTH_RELAY_SECRET": "r" * 40,
+    "WXAUTH_RELAY_BROWSERS": "both",
 }
 # Options that are code (callables, objects, mappings): keyword arguments only.
 CODE_ONLY = {"app", "accounts", "on_error", "on_login", "transport", "rules", "verify_files"}
@@ -81,7 +85,9 @@ def from_env(kind: str, environ: dict[str, str] | None, **overrides: Any) -> Mid
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_plain_option_is_read_and_parsed(kind: str) -> None:
-    environ = {**EVERY_OPTION, "PATH": "/usr/bin", "HOME": "/root", "WXAUTHX_APP_ID": "ignored"}
+    # A site of a relay takes other options than these (its own test, below).
+    own = {k: v for k, v in EVERY_OPTION.items() if not k.startswith("WXAUTH_RELAY_")}
+    environ = {**own, "PATH": "/usr/bin", "HOME": "/root", "WXAUTHX_APP_ID": "ignored"}
     middleware = from_env(kind, environ)
     assert isinstance(
         middleware, WeChatAuthMiddleware if kind == "asgi" else WeChatAuthWSGIMiddleware
@@ -137,6 +143,17 @@ def test_every_plain_option_has_a_variable() -> None:
         )
 
 
+def test_a_site_of_a_relay_is_configured_from_the_environment() -> None:
+    relay = {k: v for k, v in EVERY_OPTION.items() if k.startswith("WXAUTH_RELAY_")}
+    environ = {"WXAUTH_SECRET_KEY": NEW_KEY, **relay}  # no account of its own
+    config = WeChatAuthMiddleware.from_env(inner_app(), environ=environ).config
+    assert config.relay_url == "https://auth.example.com"
+    assert config.relay_site_id == "shop"
+    assert config.relay_secret == "r" * 40
+    assert config.relay_browsers == "both"
+    assert config.app_id is None
+
+
 def _companions(variable: str) -> dict[str, Any]:
     """Options some variables need to make a valid configuration on their own."""
     if variable == "WXAUTH_IDENTITY":
@@ -145,6 +162,11 @@ def _companions(variable: str) -> dict[str, Any]:
         return {"website_app_id": DEFAULT_WEBSITE_APP_ID, "website_app_secret": "s3cret"}
     if variable == "WXAUTH_KEEP_TOKENS":
         return {"redis_url": "redis://127.0.0.1:6379/0"}
+    if variable.startswith("WXAUTH_RELAY_"):
+        # A site of a relay: the relay options come together.
+        relay = {"relay_url": "https://auth.example.com", "relay_site_id": "shop"}
+        relay["relay_secret"] = "r" * 40
+        return {k: v for k, v in relay.items() if k != variable.removeprefix("WXAUTH_").lower()}
     if variable == "WXAUTH_COOKIE_PATH":
         # The session must reach the middleware's own paths.
         return {"callback_path": "/auth/callback", "login_path": None, "logout_path": None}

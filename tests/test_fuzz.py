@@ -46,10 +46,12 @@ import io
 import json
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode, urlsplit
 from wsgiref.validate import validator
 
@@ -1125,12 +1127,16 @@ def test_asgi_and_wsgi_answer_alike(
     answers = []
     # The request may carry either adapter's sessions (both sign with the one key).
     sessions = {**asgi.sessions, **wsgi.sessions}
-    for fixture in (asgi, wsgi):
-        SCRIPT.token, SCRIPT.userinfo = token, userinfo
-        exchange = fixture.driver(req)
-        either = Fixture(fixture.driver, sessions, fixture.done, fixture.issued)
-        check_invariants(req, exchange, either, issued)
-        answers.append(_normalised(exchange))
+    # One second for both: what is signed or dated (cookies, their ages) must not differ by
+    # the second each adapter happened to answer in.
+    now = time.time()
+    with mock.patch("time.time", return_value=now):
+        for fixture in (asgi, wsgi):
+            SCRIPT.token, SCRIPT.userinfo = token, userinfo
+            exchange = fixture.driver(req)
+            either = Fixture(fixture.driver, sessions, fixture.done, fixture.issued)
+            check_invariants(req, exchange, either, issued)
+            answers.append(_normalised(exchange))
     assert answers[0] == answers[1]
 
 

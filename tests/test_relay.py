@@ -31,12 +31,14 @@ from wxauth_middleware import (
     WeChatAuthWSGIMiddleware,
 )
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET, WeChatEmulator
+from wxauth_middleware.emulator.wecom_state import WeComCorp
 from wxauth_middleware.relay.links import StartLink, binding_of, redemption, start_url
 
 from .redis_support import RedisServer
 from .support import (
     CHROME_UA,
     WECHAT_UA,
+    WECOM_UA,
     Stack,
     ThreadedWSGITransport,
     approve_consent,
@@ -45,6 +47,7 @@ from .support import (
     lifespan,
     served,
 )
+from .wecom_support import AGENT, CORP, SECRET, wecom_app
 
 pytestmark = pytest.mark.anyio
 
@@ -145,12 +148,21 @@ def relay_world(
     prefix: str,
     *,
     relay: dict[str, Any] | None = None,
+    wecom: bool = False,
     **site_options: Any,
 ) -> Iterator[Relayed]:
-    emulator = stack.emulator(domains=("localhost", "127.0.0.1"))
+    # Only the relay's domain is registered: the sites could not log anyone in alone.
+    emulator = stack.emulator(domains=("127.0.0.1",))
     door = _Door() if stack.kind == "wsgi" else _AsgiDoor()
     with served(door) if stack.kind == "wsgi" else _served_asgi(door) as relay_url:
         options = relay_options(stack.wechat_url, redis_server.url, prefix, **(relay or {}))
+        if wecom:
+            # The corp trusts the relay's host (WeCom: exactly, port included), the app
+            # logs its staff in there.
+            host = urlsplit(relay_url).netloc
+            corp = WeComCorp(CORP, {AGENT: SECRET}, time.time, trusted_domains=(host,))
+            emulator = stack.emulator(wecom=corp, domains=("127.0.0.1",), auto_approve=True)
+            options["wecom"] = wecom_app(stack, hosts=[])
         cls = WeChatAuthRelay if stack.kind == "asgi" else WeChatAuthRelayWSGI
         door.relay = cls(public_url=relay_url, **options)
         sites = {
@@ -306,6 +318,55 @@ async def test_a_refused_profile_is_remembered_by_the_site(
     assert str(declined.url).startswith(SHOP)
 
 
+async def test_wecom_staff_and_wechat_visitors_log_in_through_one_relay(
+    stack: Stack, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    """A relay with an Official Account and a WeCom app, sites sending it both browsers:
+    each browser logs in with its own kind of account, at the relay's one address."""
+    with relay_world(stack, redis_server, redis_prefix, wecom=True, relay_browsers="both") as world:
+        async with phone(world, WECOM_UA) as staff:
+            member = whoami(await world.walk(staff, SHOP + "/reports"))
+        async with phone(world) as visitor:
+            wechat = whoami(await world.walk(visitor, NEWS + "/article"))
+    assert member == {
+        "wecom": True,
+        "identity": "ZhangWei",
+        "userid": "ZhangWei",
+        "openid": None,
+        "mobile": None,
+        "scope": "snsapi_base",
+    }
+    assert wechat is not None
+    assert wechat["openid"]
+    assert "wecom" not in wechat
+    for url in world.redirects_from_us():
+        assert not set(parse_qs(urlsplit(url).query)) & SECRET_PARAMS, url
+
+
+async def test_a_site_of_a_wecom_relay_leaves_wechat_visitors_to_other_browsers(
+    stack: Stack, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    wecom_only = {"app_id": None, "app_secret": None}
+    with relay_world(
+        stack,
+        redis_server,
+        redis_prefix,
+        relay=wecom_only,
+        wecom=True,
+        relay_browsers="wecom",
+        other_browsers="refuse",
+    ) as world:
+        async with phone(world, WECOM_UA) as staff:
+            member = whoami(await world.walk(staff, SHOP + "/reports"))
+        async with phone(world) as visitor:
+            refused = await visitor.get(SHOP + "/reports")
+    assert member is not None
+    assert member["userid"] == "ZhangWei"
+    # Asked to open the page in WeCom, not sent to a relay that cannot log them in.
+    assert refused.status_code == 403, refused.text
+    assert "企业微信" in refused.text
+
+
 # -- the open-relay attack, and what it would take --------------------------------------------
 
 
@@ -415,6 +476,22 @@ async def test_an_unsigned_start_and_an_unknown_site_are_refused(world: Relayed)
     assert world.keys("start") == []
 
 
+async def test_a_relayed_sites_callback_takes_no_code(
+    stack: Stack, redis_server: RedisServer, redis_prefix: str
+) -> None:
+    """A site of a relay (here with an account of its own, for its JS-SDK) never exchanges a
+    code itself, even one that comes with the state of its browser's login."""
+    own: dict[str, Any] = {"app_id": DEFAULT_APP_ID, "app_secret": DEFAULT_APP_SECRET}
+    with relay_world(stack, redis_server, redis_prefix, **own) as world:
+        async with phone(world) as client:
+            page = await client.get(SHOP + "/page")
+            assert page.status_code == 302
+            nonce = site_nonce(world, client)
+            refused = await client.get(f"{SHOP}/wxauth/callback?code=CODE&state={nonce}")
+    assert refused.status_code == 400
+    assert world.emulator.calls == []  # WeChat was never asked
+
+
 async def test_an_old_start_link_is_refused(world: Relayed) -> None:
     old = int(time.time()) - 601
     link = StartLink("shop", "snsapi_base", binding_of("n" * 32), SHOP + "/wxauth/callback", old)
@@ -454,12 +531,16 @@ async def ticket_and_nonce(world: Relayed, client: httpx.AsyncClient) -> tuple[s
     """A login of the shop walked up to its callback: the ticket, and the browser's nonce."""
     stopped = await world.walk(client, SHOP + "/page", stop=SHOP + "/wxauth/callback")
     ticket = parse_qs(urlsplit(stopped.headers["location"]).query)["ticket"][0]
-    site = world.sites[SHOP]
+    return ticket, site_nonce(world, client)
+
+
+def site_nonce(world: Relayed, client: httpx.AsyncClient) -> str:
+    """The nonce of the shop's one login in progress in this browser (its login-state cookie)."""
     (value,) = [
         c.value for c in client.cookies.jar if c.name.endswith("_login") and "localhost" in c.domain
     ]
-    (login,) = site.core.callback._logins.decode(value)
-    return ticket, login.state
+    (login,) = world.sites[SHOP].core.callback._logins.decode(value)
+    return str(login.state)
 
 
 async def test_a_ticket_is_redeemed_once(world: Relayed) -> None:
@@ -496,7 +577,8 @@ async def test_a_late_ticket_gives_no_user(world: Relayed) -> None:
     async with phone(world) as client:
         ticket, nonce = await ticket_and_nonce(world, client)
     later = time.time() + 61
-    world.relay.service._clock = lambda: later  # the ticket's minute has passed
+    for service in world.relay.services:
+        service._clock = lambda: later  # the ticket's minute has passed
     late = await redeem(world, "shop", SHOP_SECRET, ticket, [nonce])
     assert late.status_code == 410
     assert "user" not in late.json()
@@ -669,6 +751,8 @@ def test_site_relay_options_are_checked(options: dict[str, Any], message: str) -
     ("change", "message"),
     [
         ({"redis_url": None}, "redis_url is required"),
+        ({"app_id": None, "app_secret": None}, "Official Account .* WeCom app"),
+        ({"wecom": "ww0123"}, "WeComApp"),
         ({"public_url": "http://auth.example.com"}, "https"),
         ({"sites": []}, "non-empty list"),
         (

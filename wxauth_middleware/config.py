@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal, get_args
 from .accounts import APP_ID, Accounts, check_app_id, check_credentials, checked_accounts
 from .errors import ConfigurationError
 from .keys import secret_keys
-from .relay.sites import check_site_relay
+from .relay.sites import RelayBrowsers, check_site_relay
 from .rules import OTHER_BROWSER_POLICIES, OtherBrowsers, PagePolicy, Rule, RuleSet
 from .scopes import SCOPES, Scope
 from .storage.redis_client import check_redis_url
@@ -62,7 +62,7 @@ _REDIS_PREFIX = re.compile(r"^[!-z|~]{0,64}$")
 class Config:
     """Validated options shared by the ASGI and WSGI middleware.
 
-    Its fields up to `relay_secret` are the options, written here once: the middleware's
+    Its fields up to `relay_browsers` are the options, written here once: the middleware's
     signature, the `WXAUTH_*` environment variables and the table of docs/options.md are
     checked against them (tests/test_options.py). Raises `ConfigurationError` (a `ValueError`)
     saying what to fix.
@@ -116,6 +116,7 @@ class Config:
     relay_url: str | None = None
     relay_site_id: str | None = None
     relay_secret: str | None = field(default=None, repr=False)
+    relay_browsers: RelayBrowsers = "wechat"
     # Not an option: an account of a third-party platform, which has no AppSecret (set by
     # routing.account_config).
     on_behalf: InitVar[bool] = False
@@ -240,6 +241,7 @@ class Config:
             has_accounts=self.accounts is not None,
             other_browsers=set(policies),
             keep_tokens=self.keep_tokens,
+            browsers=self.relay_browsers,
         )
         object.__setattr__(self, "relay_url", relay_url)
 

@@ -78,6 +78,7 @@ _BY_TYPE: dict[str, Callable[[str], Any]] = {
     "OtherBrowsers": _str,
     "SnapshotUsers": _str,
     "Identity": _str,
+    "RelayBrowsers": _str,
 }
 # Options that are code (hooks, a transport, rules, a mapping): keyword arguments only.
 CODE_OPTIONS = frozenset({"accounts", "on_error", "transport", "rules", "on_login", "verify_files"})

@@ -26,6 +26,7 @@ from .config import (
 from .core import LoginCore
 from .env import ENV_PREFIX, options_from_env
 from .errors import ConfigurationError
+from .relay.sites import RelayBrowsers
 from .routing import AccountRouter
 from .rules import OtherBrowsers, Rule
 from .scopes import Scope
@@ -134,6 +135,7 @@ class MiddlewareOptions(Generic[AppT]):
         relay_url: str | None = None,
         relay_site_id: str | None = None,
         relay_secret: str | None = None,
+        relay_browsers: RelayBrowsers = "wechat",
     ) -> None:
         # Every parameter but app is a field of Config, of the same name (a test holds them
         # equal): __new__ checked them into self.config.

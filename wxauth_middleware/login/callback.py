@@ -97,7 +97,10 @@ class Callback:
         params = query_params(request)
         if "page" in params and "state" not in params and "code" not in params:
             return self._pages.show(request, params["page"])
-        if self._relayed is not None and "state" not in params and "ticket" in params:
+        if self._relayed is not None:
+            # A site of a relay: its visitors come back with a ticket, never with a code.
+            if "ticket" not in params:
+                return self.error(LoginStateError("a callback without a ticket"), request)
             return self._relayed(request, cookies, session, params["ticket"])
         state = params.get("state", "")
         if not is_valid_state(state):

@@ -19,9 +19,10 @@ from ..errors import ConfigurationError, LoginDeclined, LoginStateError, WeChatA
 from ..messages import HTTPRequest, HTTPResponse
 from ..pages import redirect
 from ..relay.client import RelayClient
-from ..user import User
+from ..user import User, WeChatUser
 from ..wechat.api import CallPolicy
 from .in_progress import LoginState, LoginStateCodec, with_login
+from .log_lines import log_login
 
 __all__ = ["RelayedCallback"]
 
@@ -113,14 +114,9 @@ class RelayedCallback:
             user = redeemed.user
             if user is None:
                 return (yield from self._declined(request, logins, login, session))
-            if config.app_id is not None and user.app_id != config.app_id:
-                raise ConfigurationError(
-                    f"the relay logs visitors in with account {user.app_id}, not this site's "
-                    f"app_id {config.app_id}",
-                    hint="A relayed site's app_id is the relay's account's (openids are per "
-                    "AppID): give this site the relay's app_id, or none.",
-                )
-            user = replace(user, identity_key=config.identity)
+            if isinstance(user, WeChatUser):
+                _check_account(user, config.app_id)
+                user = replace(user, identity_key=config.identity)
             yield from callback.accepted(user, request)
         except WeChatAuthError as exc:
             logger.warning(
@@ -133,14 +129,7 @@ class RelayedCallback:
         except Exception:
             logger.exception("wxauth relayed login failed with an unexpected error")
             return callback.error(WeChatAuthError("unexpected error during login"), request, newest)
-        logger.info(
-            "wxauth login ok relay=%s app_id=%s openid=%s scope=%s duration_ms=%d",
-            config.relay_site_id,
-            user.app_id,
-            user.openid,
-            user.scope,
-            int((time.monotonic() - started) * 1000),
-        )
+        log_login(user, started)
         done = callback.logins_cookie(request, with_login(logins, replace(login, done=True)))
         if session is not None and login.bound != session.user.identity:
             logger.warning("wxauth callback of a login this session did not start: ignored")
@@ -171,3 +160,14 @@ class RelayedCallback:
         logger.info("wxauth login declined scope=%s", login.scope)
         error = LoginDeclined("the visitor refused at the relay")
         return callback.error(error, request, login, (done,))
+
+
+def _check_account(user: WeChatUser, app_id: str | None) -> None:
+    """A relayed site's app_id, if given, is the account the relay logs in with."""
+    if app_id is not None and user.app_id != app_id:
+        raise ConfigurationError(
+            f"the relay logs visitors in with account {user.app_id}, not this site's "
+            f"app_id {app_id}",
+            hint="A relayed site's app_id is the relay's account's (openids are per "
+            "AppID): give this site the relay's app_id, or none.",
+        )

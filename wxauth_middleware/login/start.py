@@ -59,9 +59,19 @@ class LoginStarter:
         # Called as each login starts (the adapters check there that the emulator answers).
         self.starting: Callable[[], None] = _nothing
         # Whose browser logs in here: WeCom's for a WeCom app, else WeChat's.
-        self.in_app = is_wechat_browser if config.wecom is None else is_wecom_browser
-        # A site logging in through a relay (relay_url) sends its visitors there.
+        self.in_app: Callable[[str | None], bool] = (
+            is_wechat_browser if config.wecom is None else is_wecom_browser
+        )
+        # A site logging in through a relay (relay_url) sends its visitors there: those of
+        # the browsers its relay logs in.
         self.relay = relay_client(config)
+        if self.relay is not None:
+            self.in_app = _RELAYED_BROWSERS[config.relay_browsers]
+        # Whose app other browsers are asked to open the site in: WeCom's, on a WeCom app's
+        # host or a site whose relay logs in WeCom's browser only.
+        self._wecom_site = config.wecom is not None or (
+            self.relay is not None and config.relay_browsers == "wecom"
+        )
 
     def require_login(self, request: HTTPRequest, scope: str) -> HTTPResponse:
         """A WeChat visitor without a session, on a page of `scope`; one who logged out is
@@ -81,7 +91,7 @@ class LoginStarter:
     def other_browser(self, request: HTTPRequest, policy: OtherBrowsers) -> Decision:
         """A browser that is not WeChat's (a desktop browser, WeCom, ...), without a session;
         on a WeCom app's host, one that is not WeCom's."""
-        if self.config.wecom is not None:
+        if self._wecom_site:
             if policy == "wecom_qr":
                 return self.require_login(request, WECOM_SSO_SCOPE)
             if policy == "refuse":
@@ -118,7 +128,7 @@ class LoginStarter:
             # Logging in again on purpose ends the logged-out mark.
             clear = self._cookies.logged_out(request, clear=True)
             return HTTPResponse(started.status, (*started.headers, clear), started.body)
-        if self.config.wecom is not None:
+        if self._wecom_site:
             if policy.other_browsers == "wecom_qr":
                 return self.start(request, next_page, WECOM_SSO_SCOPE, session)
             return open_in_wecom_response(request, (self.origin(request) or "") + next_page)
@@ -331,6 +341,18 @@ def _restart_tag(key: bytes, nonce: str) -> str:
 def _host_tag(key: bytes, nonce: str, host: str) -> str:
     message = f"wxauth_middleware.host {nonce} {host}".encode()
     return hmac.new(key, message, "sha256").hexdigest()[:16]
+
+
+def _wechat_or_wecom(user_agent: str | None) -> bool:
+    return is_wechat_browser(user_agent) or is_wecom_browser(user_agent)
+
+
+# Whose visitors a site of a relay sends there (`relay_browsers`).
+_RELAYED_BROWSERS: dict[str, Callable[[str | None], bool]] = {
+    "wechat": is_wechat_browser,
+    "wecom": is_wecom_browser,
+    "both": _wechat_or_wecom,
+}
 
 
 def _nothing() -> None:

@@ -9,6 +9,7 @@ with the relay's paths answered by its core (`relay/service.py`) and every respo
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..asgi import WeChatAuthMiddleware
@@ -19,6 +20,8 @@ from ..messages import HTTPResponse
 from ..pages import bilingual_page
 from ..rules import Rule
 from ..urls import check_origin
+from ..useragent import is_wecom_browser
+from ..wecom.app import WeComApp
 from ..wsgi import WeChatAuthWSGIMiddleware
 from .links import RELAY_PATHS
 from .records import RelayRecords
@@ -43,14 +46,15 @@ _SESSION_LIFE = 300
 
 
 def _options(
-    app_id: str,
-    app_secret: str,
+    account: Mapping[str, Any],
     secret_key: str | bytes | Sequence[str | bytes],
     redis_url: str | None,
     public_url: str,
+    session_cookie: str,
     more: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The middleware's options that make it a relay's."""
+    """The middleware's options that make it a relay's, for `account` (an Official
+    Account's app_id/app_secret, or a WeCom app's accounts=[...])."""
     if redis_url is None:
         raise ConfigurationError(
             "redis_url is required: the relay keeps its logins and tickets in Redis, shared "
@@ -59,14 +63,13 @@ def _options(
     origin = check_origin("public_url", public_url)
     check_relay_url("public_url", origin)
     return {
-        "app_id": app_id,
-        "app_secret": app_secret,
+        **account,
         "secret_key": secret_key,
         "redis_url": redis_url,
         "public_url": origin,
         **more,
         "callback_path": RELAY_PATHS["callback"],
-        "session_cookie": "wxauth_relay",
+        "session_cookie": session_cookie,
         "max_age": _SESSION_LIFE,
         "login_path": None,
         "logout_path": None,
@@ -79,10 +82,10 @@ def _options(
     }
 
 
-def _serve(core: LoginCore, sites: object) -> RelayService:
+def _serve(core: LoginCore, sites: Mapping[str, RelaySite]) -> RelayService:
     config = core.config
     records = RelayRecords(config.redis_prefix, config.login_max_age)
-    service = RelayService(core, checked_sites(sites), records, wall_clock)
+    service = RelayService(core, sites, records, wall_clock)
     core.serve(service.own_paths(), forms=(RELAY_PATHS["redeem"],))
     return service
 
@@ -103,15 +106,18 @@ _NOT_FOUND = _not_found_page()
 
 
 class _Relay:
-    """The options of both relays, written once; each builds its adapter's middleware."""
+    """The options of both relays, written once; each builds its adapter's middleware: one
+    for the Official Account, one for the WeCom app, or both (the browser chooses)."""
 
-    _middleware: Any
+    _official: Any = None
+    _wecom: Any = None
 
     def __init__(
         self,
         *,
-        app_id: str,
-        app_secret: str,
+        app_id: str | None = None,
+        app_secret: str | None = None,
+        wecom: WeComApp | None = None,
         secret_key: str | bytes | Sequence[str | bytes],
         redis_url: str,
         public_url: str,
@@ -141,9 +147,35 @@ class _Relay:
             "redis_prefix": redis_prefix,
             "verify_files": verify_files,
         }
-        options = _options(app_id, app_secret, secret_key, redis_url, public_url, more)
-        self._middleware = self._adapter(options)
-        self.service = _serve(self._middleware.core, sites)
+        if app_id is None and app_secret is None and wecom is None:
+            raise ConfigurationError(
+                "the relay logs visitors in with an Official Account (app_id, app_secret), a "
+                "WeCom app (wecom=WeComApp(...)), or both: give one."
+            )
+        by_id = checked_sites(sites)
+        common = (secret_key, redis_url, public_url)
+        if wecom is not None:
+            if not isinstance(wecom, WeComApp):
+                raise ConfigurationError(f"wecom must be a WeComApp(...), not {wecom!r}.")
+            # The app serves the relay's one host, at the relay's address.
+            app = replace(wecom, hosts=(), public_url=None)
+            options = _options({"accounts": [app]}, *common, "wxauth_relay_wecom", more)
+            self._wecom = self._adapter(options)
+        if app_id is not None or app_secret is not None:
+            account = {"app_id": app_id, "app_secret": app_secret}
+            self._official = self._adapter(_options(account, *common, "wxauth_relay", more))
+        self.services = [_serve(m.core, by_id) for m in self._middlewares]
+
+    @property
+    def _middlewares(self) -> list[Any]:
+        return [m for m in (self._official, self._wecom) if m is not None]
+
+    def _for(self, user_agent: str) -> Any:
+        """The middleware of the visitor's browser: WeCom's, or the Official Account's (which
+        also answers the sites' redemptions and other browsers)."""
+        if self._wecom is not None and (self._official is None or is_wecom_browser(user_agent)):
+            return self._wecom
+        return self._official
 
     def _adapter(self, options: dict[str, Any]) -> Any:
         raise NotImplementedError  # each relay's own
@@ -155,14 +187,17 @@ class WeChatAuthRelay(_Relay):
     records in Redis (`redis_url`). The other options are the middleware's of the same name
     (`transport` an asynchronous httpx one)."""
 
-    _middleware: WeChatAuthMiddleware
-
     def _adapter(self, options: dict[str, Any]) -> WeChatAuthMiddleware:
         return WeChatAuthMiddleware(_not_found, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        agent = next((v for n, v in scope["headers"] if n == b"user-agent"), b"")
+        middleware = self._for(agent.decode("latin-1"))
         if scope["type"] != "http":
-            await self._middleware(scope, receive, send)
+            await middleware(scope, receive, send)
             return
 
         async def marked(message: Message) -> None:
@@ -171,18 +206,27 @@ class WeChatAuthRelay(_Relay):
                 message = {**message, "headers": headers + _BYTES_HEADERS}
             await send(message)
 
-        await self._middleware(scope, receive, marked)
+        await middleware(scope, receive, marked)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def aclose(self) -> None:
-        """Close the outbound HTTP client and the Redis client (done at lifespan shutdown)."""
-        await self._middleware.aclose()
+        """Close the outbound HTTP clients and the Redis clients (done at lifespan shutdown)."""
+        for middleware in self._middlewares:
+            await middleware.aclose()
 
 
 class WeChatAuthRelayWSGI(_Relay):
     """The relay, a WSGI application: takes the same options as `WeChatAuthRelay`
     (`transport` a synchronous httpx one)."""
-
-    _middleware: WeChatAuthWSGIMiddleware
 
     def _adapter(self, options: dict[str, Any]) -> WeChatAuthWSGIMiddleware:
         return WeChatAuthWSGIMiddleware(_not_found_wsgi, **options)
@@ -192,11 +236,13 @@ class WeChatAuthRelayWSGI(_Relay):
             kept = [(n, v) for n, v in headers if n.lower() not in _REPLACED]
             return start_response(status, kept + list(_HEADERS), exc_info)
 
-        return self._middleware(environ, marked)
+        middleware = self._for(environ.get("HTTP_USER_AGENT", ""))
+        return middleware(environ, marked)  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        """Close the outbound HTTP client and the Redis client."""
-        self._middleware.close()
+        """Close the outbound HTTP clients and the Redis clients."""
+        for middleware in self._middlewares:
+            middleware.close()
 
 
 _BYTES = frozenset(name.encode() for name in _REPLACED)
@@ -204,14 +250,6 @@ _BYTES_HEADERS = [(name.encode(), value.encode()) for name, value in _HEADERS]
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] == "lifespan":  # nothing of its own to start or stop
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
     if scope["type"] != "http":  # a websocket: refused
         await send({"type": "websocket.close", "code": 1008})
         return

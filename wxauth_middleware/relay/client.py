@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..effects import Flow, UpstreamRequest, UpstreamResponse
 from ..errors import UpstreamError, UpstreamResponseError, UpstreamTimeout
-from ..user import WeChatUser
+from ..user import User
 from .errors import RelayConfigurationRefused, RelayRateLimited, RelayTicketRefused
 from .links import (
     RELAY_PATHS,
@@ -38,7 +38,7 @@ class Redeemed:
     session at the relay), the nonce of the login it finishes, and whether the visitor
     declined to share the profile."""
 
-    user: WeChatUser | None
+    user: User | None
     nonce: str
     profile_declined: bool
 

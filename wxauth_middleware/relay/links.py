@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from ..user import WeChatUser
+from ..user import User, WeChatUser, WeComUser
 
 __all__ = [
     "RELAY_PATHS",
@@ -106,9 +106,17 @@ def _sign(secret: bytes, kind: str, values: Sequence[str]) -> str:
 # -- the user, as the relay's answer carries it ------------------------------------------------
 
 
-def user_to_wire(user: WeChatUser) -> dict[str, object]:
-    """A user as JSON: its public fields (never a token)."""
+def user_to_wire(user: User) -> dict[str, object]:
+    """A user as JSON: its kind and its public fields (never a token)."""
+    if isinstance(user, WeComUser):
+        return {
+            "kind": "wecom",
+            "corp_id": user.corp_id,
+            "agent_id": user.agent_id,
+            **{name: getattr(user, name) for name in _WECOM_TEXT},
+        }
     return {
+        "kind": "wechat",
         "app_id": user.app_id,
         "openid": user.openid,
         **{name: getattr(user, name) for name in _TEXT},
@@ -118,9 +126,13 @@ def user_to_wire(user: WeChatUser) -> dict[str, object]:
     }
 
 
-def user_from_wire(data: object, identity_key: str) -> WeChatUser | None:
+def user_from_wire(data: object, identity_key: str) -> User | None:
     """The user a relay's answer carries, or None when it is not one (every field checked)."""
     if not isinstance(data, Mapping):
+        return None
+    if data.get("kind") == "wecom":
+        return _wecom_user(data)
+    if data.get("kind") != "wechat":
         return None
     openid, app_id, sex = data.get("openid"), data.get("app_id"), data.get("sex")
     privilege, snapshot = data.get("privilege"), data.get("is_snapshot_user")
@@ -147,4 +159,32 @@ def user_from_wire(data: object, identity_key: str) -> WeChatUser | None:
     )
 
 
+def _wecom_user(data: Mapping[str, object]) -> WeComUser | None:
+    corp_id, agent_id = data.get("corp_id"), data.get("agent_id")
+    texts = {name: data.get(name) for name in _WECOM_TEXT}
+    if not isinstance(corp_id, str) or not corp_id:
+        return None
+    if not isinstance(agent_id, int) or isinstance(agent_id, bool):
+        return None
+    if not all(value is None or isinstance(value, str) for value in texts.values()):
+        return None
+    if not isinstance(texts["scope"], str) or not (texts["userid"] or texts["openid"]):
+        return None
+    fields: dict[str, Any] = texts
+    return WeComUser(corp_id=corp_id, agent_id=agent_id, **fields)
+
+
 _TEXT = ("unionid", "nickname", "headimgurl", "province", "city", "country", "scope")
+_WECOM_TEXT = (
+    "userid",
+    "openid",
+    "external_userid",
+    "gender",
+    "avatar",
+    "qr_code",
+    "mobile",
+    "email",
+    "biz_mail",
+    "address",
+    "scope",
+)

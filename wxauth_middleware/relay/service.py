@@ -28,7 +28,6 @@ from ..errors import LoginDeclined, StoreUnavailable, WeChatAuthError
 from ..messages import HTTPRequest, HTTPResponse
 from ..pages import bilingual_page, error_json, error_response, json_response, redirect
 from ..scopes import PROFILE_SCOPES, SCOPES
-from ..user import WeChatUser
 from .errors import RelayRateLimited, RelayRefused
 from .links import (
     RELAY_PATHS,
@@ -86,6 +85,8 @@ class RelayService:
         """`start?site=&scope=&binding=&return=&ts=&sig=`: a site's visitor, sent to log in.
         Checked before anything else happens: a link the site did not sign for its own
         callback, or too old, reaches neither WeChat nor any site."""
+        if request.method not in ("GET", "HEAD"):
+            return self._refuse(request, "start", "", 405, "method", "a start link is a GET")
         params = query_params(request)
         site = self._sites.get(params.get("site", ""))
         if site is None:
@@ -149,7 +150,6 @@ class RelayService:
         """The ticket of login `rid` (the same for a duplicate of this request), with the
         session's user; without a session, the visitor refused the profile."""
         user = session.user if session is not None else None
-        assert user is None or isinstance(user, WeChatUser)  # an Official Account's
         identity = user.identity if user is not None else ""
         records = self._records
         try:
@@ -182,11 +182,11 @@ class RelayService:
                 yield from records.keep_ticket(ticket, finished)
                 yield from records.finished(rid, identity, site.site_id, ticket)
                 self._audit("login", site.site_id, "ticket" if user else "declined")
-            if self._core.store is not None and session is not None:
-                yield from self._core.store.delete(session)
         except StoreUnavailable as exc:
             return error_response(None, exc, request)
-        # The relay keeps no session: the next login, for any site, asks WeChat again.
+        # The browser keeps no session of the relay: its next login, for any site, asks
+        # WeChat again. (A stored session is left to expire within minutes: a duplicate of
+        # this request, sent with the same cookie, finds it and gets the same ticket.)
         clear = self._core.cookies.clear_session(request)
         return redirect(f"{site.callback_url}?{urlencode({'ticket': ticket})}", (clear,))
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 from ..errors import ConfigurationError
 from ..urls import check_origin, check_url
 
 __all__ = [
+    "RELAY_BROWSERS",
+    "RelayBrowsers",
     "RelaySite",
     "check_relay_url",
     "check_site_relay",
@@ -18,6 +21,10 @@ __all__ = [
     "relay_secret_bytes",
 ]
 
+# Whose in-app browsers a site sends to its relay: WeChat's, WeCom's, or both (the relay
+# logs them in with its Official Account and its WeCom app).
+RelayBrowsers = Literal["wechat", "wecom", "both"]
+RELAY_BROWSERS: tuple[RelayBrowsers, ...] = get_args(RelayBrowsers)
 _SITE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # A relay secret: long enough that nobody guesses it (it signs every start and redemption).
 MIN_SECRET = 32
@@ -119,12 +126,21 @@ def check_site_relay(
     has_accounts: bool,
     other_browsers: set[str],
     keep_tokens: bool,
+    browsers: object = "wechat",
 ) -> str | None:
     """A site's relay options: all three or none, and with options a relayed login can
     serve (`other_browsers`: the site's policies and its rules'). Returns relay_url as kept."""
     values = {"relay_url": relay_url, "relay_site_id": relay_site_id, "relay_secret": relay_secret}
     missing = [name for name, value in values.items() if value is None]
+    if browsers not in RELAY_BROWSERS:
+        raise ConfigurationError(
+            f"relay_browsers must be one of {', '.join(RELAY_BROWSERS)}, not {browsers!r}."
+        )
     if len(missing) == len(values):
+        if browsers != "wechat":
+            raise ConfigurationError(
+                "relay_browsers needs relay_url (and the other relay_ options)."
+            )
         return None
     if missing:
         raise ConfigurationError(
