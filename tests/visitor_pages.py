@@ -13,6 +13,7 @@ import httpx
 from wxauth_middleware import WeChatUser, errors
 from wxauth_middleware.demo import create_demo_app
 from wxauth_middleware.demo.pages import error_page, home_page, logged_out_page, profile_page
+from wxauth_middleware.demo.relay import RELAY_SITES, relay_index_page, relay_site_page
 from wxauth_middleware.drivers import drive_sync
 from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_PERSONAS, WeChatEmulator
 from wxauth_middleware.errors import (
@@ -161,6 +162,24 @@ def demo_page_texts() -> dict[str, str]:
     for error in every_error():
         pages[f"demo-error-{error_name(error)}"] = error_page(
             error.leading_back_to("/"), as_wechat=True
+        )
+    return {**pages, **_relay_demo_pages(user)}
+
+
+def _relay_demo_pages(user: WeChatUser) -> dict[str, str]:
+    """The relay demo's pages (`demo --relay`): its index, and a site's in each state."""
+    relay_url = "http://auth.localhost:8000"
+    site_urls = {site.site_id: f"http://{site.host}:8000" for site in RELAY_SITES}
+    shop, news = RELAY_SITES
+    others = [(news, site_urls[news.site_id] + "/")]
+    pages = {"demo-relay-index": relay_index_page(relay_url, site_urls)}
+    for name, who, as_wechat, in_wechat in (
+        ("anonymous", None, False, False),
+        ("as-wechat", user, True, False),
+        ("in-wechat", user, False, True),
+    ):
+        pages[f"demo-relay-site-{name}"] = relay_site_page(
+            shop, who, as_wechat=as_wechat, in_wechat=in_wechat, relay_url=relay_url, others=others
         )
     return pages
 

@@ -4,6 +4,8 @@
                                      [--public-url URL] [--allow-remote] [--redis-url URL]
                                      [--strict [--ip-allowlist ADDR] [--js-domain DOMAIN]]
                                      [--second-account [HOST]] [--wecom]
+    python -m wxauth_middleware.demo --relay [--redis-url URL] [--host H] [--port P]
+                                     [--auto-approve]
 
 Sessions are the middleware's signed cookie by default. ``--redis-url redis://HOST:PORT/DB``
 keeps them in that Redis instead (the middleware's ``redis_url`` option; keys under
@@ -12,6 +14,13 @@ signed id, the demo's "Log out" deletes the stored session, and a duplicate call
 answered from Redis. A URL that is not a Redis URL is a usage error (exit status 2); a Redis that
 does not answer at start is only a warning: the demo then answers 503 to requests that need the
 store until Redis is back, as the middleware does in production.
+
+``--relay`` serves another demo: a relay (`WeChatAuthRelay`) on auth.localhost and two sites
+on shop.localhost and news.localhost that log their WeChat visitors in through it, all on the
+one port (browsers resolve ``*.localhost`` to this machine and keep cookies per host name, so
+each is its own site; see demo/relay.py). The relay keeps its records in Redis: ``--redis-url``
+if given, else a private ``redis-server`` the demo starts on a free 127.0.0.1 port and stops
+at exit; without either, a usage error says how to install it.
 
 ``--strict`` makes the emulated Official Account as strict as a live one (docs/going-live.md
 walks through each error it then shows): the IP allow-list for token calls (empty unless
@@ -33,6 +42,8 @@ from ..effects import StoreCommands
 from ..emulator.__main__ import parse_server_args, serve, server_parser
 from ..storage.redis_client import check_redis_url, redacted_url, redis_client, run_sync
 from .app import EMULATOR_PREFIX, SECOND_APP_ID, SECOND_HOST, create_demo_app
+from .private_redis import REDIS_INSTALL_HINT, PrivateRedis, redis_server_program
+from .relay import RELAY_HOST, RELAY_SITES, create_relay_demo
 from .wecom import WECOM_HOST, WECOM_PATH
 
 # Addresses that bind every interface: the browser must use a real address to come back.
@@ -103,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the sessions in this Redis instead of the signed cookie, e.g. "
         "redis://127.0.0.1:6379/0 (keys under 'wxauth:'; needs redis-py: pip install "
         '"wxauth-middleware[redis]"); the cookie then holds a signed id and "Log out" ends '
-        "the stored session",
+        "the stored session; with --relay, the relay's records (logins in progress, tickets) "
+        "instead",
     )
     parser.add_argument(
         "--second-account",
@@ -120,6 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"also serve a WeCom app on {WECOM_HOST} (another name for this "
         'machine), the emulator playing its corp: the WeCom page with its "Browse as WeCom" '
         "switch, the JS-SDK with wx.agentConfig, and WeCom's desktop login",
+    )
+    parser.add_argument(
+        "--relay",
+        action="store_true",
+        help=f"serve the relay demo instead: a WeChatAuthRelay on {RELAY_HOST} (the one "
+        "domain the emulated account registers) and two sites that log in through it, "
+        + " and ".join(site.host for site in RELAY_SITES)
+        + ", each with its own relay_site_id, secret and session, all on this one port "
+        "(browsers resolve *.localhost to this machine and keep cookies per host name). The "
+        "relay needs Redis: --redis-url, or else a private redis-server started on a free "
+        "127.0.0.1 port and stopped at exit (redis-server must then be on PATH)",
     )
     return parser
 
@@ -211,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "in anyone who asks; add --allow-remote (and --public-url) if you really mean to serve "
         "other machines",
     )
+    if args.relay:
+        return _serve_relay(parser, args)
     if args.allow_remote and args.public_url is None:
         parser.error(
             "--allow-remote needs --public-url: the address other machines use to reach the "
@@ -256,6 +281,105 @@ def main(argv: Sequence[str] | None = None) -> int:
         return app
 
     return serve(parser, args, "demo", start)
+
+
+def relay_banner(
+    public_url: str, relay_url: str, site_urls: Sequence[str], *, auto_approve: bool, redis: str
+) -> str:
+    """What the relay demo serves where (ASCII only: the terminal's encoding is unknown)."""
+    mode = (
+        "auto-approve: logins succeed at once as the default persona (xiaoming)"
+        if auto_approve
+        else "consent page: choose a persona, then press Allow"
+    )
+    return "\n".join(
+        [
+            "wxauth-middleware relay demo: one relay, two sites, WeChat emulated inside",
+            *(f"  Site: {url}/" for url in site_urls),
+            '    open one and press "Browse as WeChat"; each site has its own session',
+            f"  Relay (the only registered domain): {relay_url}  (paths /wxauth/relay/...)",
+            f"  WeChat emulator (not the real WeChat): {public_url}{EMULATOR_PREFIX}/  [{mode}]",
+            f"  The relay's Redis: {redis}.",
+            '  The relay logs each step of each login below ("wxauth relay ...").',
+            "  Press Ctrl+C to stop.",
+        ]
+    )
+
+
+def _serve_relay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """`--relay`: the relay demo, with the Redis it needs (given, or a private one)."""
+    mixed = [
+        flag
+        for flag, given in (
+            ("--public-url", args.public_url is not None),
+            ("--allow-remote", args.allow_remote),
+            ("--strict", args.strict or bool(args.ip_allowlist or args.js_domain)),
+            ("--second-account", args.second_account is not None),
+            ("--wecom", args.wecom),
+        )
+        if given
+    ]
+    if mixed:
+        parser.error(
+            f"--relay does not combine with {', '.join(mixed)}: the relay demo runs on this "
+            "machine's *.localhost names only, with one account"
+        )
+    program = None
+    if args.redis_url is not None:
+        try:
+            check_redis_url(args.redis_url)  # what the relay checks, before any side effect
+        except ValueError as exc:
+            parser.error(_as_flag(str(exc)))
+    else:
+        program = redis_server_program()
+        if program is None:
+            parser.error(
+                "--relay needs Redis for the relay's records, and redis-server is not on "
+                f"PATH: {REDIS_INSTALL_HINT}"
+            )
+    private = PrivateRedis(program) if program is not None else None
+
+    def start() -> Starlette:
+        public_url = _origin(args.host, args.port)
+        _log_logins()
+        redis_url = args.redis_url
+        described = f"{redacted_url(redis_url)}" if redis_url else ""
+        if private is not None:
+            try:
+                redis_url = private.start()
+            except RuntimeError as exc:
+                parser.error(f"{exc}; or give --redis-url redis://HOST:PORT/DB")
+            described = f"a private redis-server at {redis_url}, stopped at exit"
+        try:
+            app = create_relay_demo(
+                public_url=public_url,
+                redis_url=redis_url,
+                auto_approve=args.auto_approve,
+                # At the server's shutdown: uvicorn then ends the process with the signal
+                # that stopped it, before any `finally` of ours runs.
+                at_shutdown=None if private is None else private.close,
+            )
+        except ValueError as exc:  # ConfigurationError included: a bad --redis-url
+            parser.error(_as_flag(str(exc)))
+        print(
+            relay_banner(
+                public_url,
+                app.state.relay_url,
+                list(app.state.site_urls.values()),
+                auto_approve=args.auto_approve,
+                redis=described,
+            ),
+            flush=True,
+        )
+        if args.redis_url is not None:
+            _check_redis(args.redis_url)
+        return app
+
+    try:
+        return serve(parser, args, "demo", start)
+    finally:  # the server did not start, or stopped without a signal
+        if private is not None:
+            private.close()
 
 
 if __name__ == "__main__":

@@ -92,10 +92,10 @@ _EMULATOR_API_BASE = "http://wechat-emulator"
 
 
 # The middleware's own logout path (its default), which the demo's log-out button goes through.
-_LOGOUT_PATH = "/wxauth/logout"
+LOGOUT_PATH = "/wxauth/logout"
 # Where the log-out button lands: outside the middleware, so that WeChat mode does not log the
 # visitor in again before they have seen that they were logged out.
-_LOGGED_OUT_PATH = "/logged-out"
+LOGGED_OUT_PATH = "/logged-out"
 #: Strict mode's quotas: calls of each WeChat API a day (Beijing time) and a minute.
 STRICT_DAILY_QUOTA = 2000
 STRICT_MINUTE_QUOTA = 100
@@ -219,11 +219,11 @@ def create_demo_app(
         authorize_url=f"{public_url}{EMULATOR_PREFIX}/connect/oauth2/authorize",
         api_base_url=_EMULATOR_API_BASE,
         session_cookie=SESSION_COOKIE,
-        on_error=_error_response,
+        on_error=demo_error_response,
         # httpx before 0.28 types its ASGI app with plain dicts, Starlette's apps (this one)
         # with MutableMapping: the same app at run time, so typed loosely here for both.
         transport=httpx.ASGITransport(app=cast("Any", emulator)),
-        logout_path=_LOGOUT_PATH,
+        logout_path=LOGOUT_PATH,
         redis_url=redis_url,
         redis_prefix=redis_prefix,
         rules=[DESKTOP_RULE, WECOM_DESKTOP_RULE] if wecom else [DESKTOP_RULE],
@@ -238,9 +238,9 @@ def create_demo_app(
     app = Starlette(
         routes=[
             Mount(EMULATOR_PREFIX, app=emulator),
-            Route("/logout", _logout, methods=["POST"]),
-            Route(_LOGGED_OUT_PATH, _logged_out, methods=["GET"]),
-            Route("/_demo/as-wechat", _as_wechat, methods=["POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route(LOGGED_OUT_PATH, logged_out, methods=["GET"]),
+            Route("/_demo/as-wechat", as_wechat_switch, methods=["POST"]),
             Route("/_demo/as-wecom", as_wecom, methods=["POST"]),
             Mount("", app=auth),
         ],
@@ -296,7 +296,7 @@ def _request_origin(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}"
 
 
-async def _logged_out(request: Request) -> StarletteResponse:
+async def logged_out(request: Request) -> StarletteResponse:
     page = logged_out_page(as_wechat=is_browsing_as_wechat(request.cookies))
     return HTMLResponse(page, headers={"cache-control": "no-store"})
 
@@ -331,7 +331,7 @@ async def _api_me(request: Request) -> StarletteResponse:
     )
 
 
-def _error_response(error: WeChatAuthError, request: HTTPRequest) -> HTTPResponse | None:
+def demo_error_response(error: WeChatAuthError, request: HTTPRequest) -> HTTPResponse | None:
     # The middleware's errors (a refused consent above all) as a demo page that offers a way
     # out of "Browse as WeChat"; JSON clients keep the middleware's default JSON.
     if wants_json(request):
@@ -372,16 +372,16 @@ def _forbidden() -> StarletteResponse:
     return PlainTextResponse("Forbidden: cross-site form post.", status_code=403)
 
 
-async def _logout(request: Request) -> StarletteResponse:
+async def logout(request: Request) -> StarletteResponse:
     # The middleware's own logout, so that a session kept in Redis ends too (not only the
     # cookie), with this post's headers: it logs out only a same-origin post. Answered as a
     # 303 to the "logged out" page, since this was a form post.
-    answer = await _call(request.app.state.auth, request.scope, _LOGOUT_PATH, "next=/")
+    answer = await _call(request.app.state.auth, request.scope, LOGOUT_PATH, "next=/")
     if answer.status_code != 302:
         # Another site's form (403, with the logout button), or the store did not answer
         # (503): not logged out, and the page says so.
         return answer
-    response = RedirectResponse(_LOGGED_OUT_PATH, status_code=303)
+    response = RedirectResponse(LOGGED_OUT_PATH, status_code=303)
     for name, value in answer.headers.items():
         if name == "set-cookie":
             response.headers.append(name, value)
@@ -420,7 +420,7 @@ async def _call(app: ASGIApp, scope: Scope, path: str, query: str) -> StarletteR
     return response
 
 
-async def _as_wechat(request: Request) -> StarletteResponse:
+async def as_wechat_switch(request: Request) -> StarletteResponse:
     if _cross_site(request):
         return _forbidden()
     form = await _form(request)

@@ -11,7 +11,14 @@ import html
 
 from wxauth_middleware import WeChatAPIError, WeChatAuthError, WeChatUser
 
-__all__ = ["as_wechat_form", "error_page", "home_page", "logged_out_page", "profile_page"]
+__all__ = [
+    "as_wechat_form",
+    "error_page",
+    "home_page",
+    "layout",
+    "logged_out_page",
+    "profile_page",
+]
 
 AS_WECHAT_BANNER = "正在以微信身份浏览 (仅限演示)· Browsing as WeChat (demo only)"
 IN_WECHAT_BANNER = "微信浏览器 · Opened in the WeChat browser"
@@ -70,7 +77,7 @@ def _text(value: str) -> str:
     return _e(_visible(value))
 
 
-def _layout(title: str, body: str, *, banner: str = "") -> str:
+def layout(title: str, body: str, *, banner: str = "") -> str:
     top = f'<div class="banner" id="banner" role="status">{_e(banner)}</div>' if banner else ""
     return (
         '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
@@ -220,7 +227,7 @@ def home_page(
         + '<li><a href="/_wechat/">/_wechat/</a>: the emulator, its endpoints and personas · '
         "微信模拟器</li></ul></div>"
     )
-    return _layout(
+    return layout(
         "微信登录演示 · wxauth-middleware demo",
         intro + status + links,
         banner=_banner(as_wechat=as_wechat, in_wechat=in_wechat),
@@ -267,7 +274,7 @@ def profile_page(user: WeChatUser | None, *, as_wechat: bool, in_wechat: bool) -
             '<div class="actions"><a class="button secondary" href="/">首页 · Home</a>'
             f"{_logout_form()}</div></div>"
         )
-    return _layout(
+    return layout(
         "用户资料 · Profile",
         body,
         banner=_banner(as_wechat=as_wechat, in_wechat=in_wechat),
@@ -291,7 +298,7 @@ def logged_out_page(*, as_wechat: bool) -> str:
         "with a button to log in again.</p>"
         f'<div class="actions">{actions}</div></div>'
     )
-    return _layout("已退出登录 · Logged out", body, banner=AS_WECHAT_BANNER if as_wechat else "")
+    return layout("已退出登录 · Logged out", body, banner=AS_WECHAT_BANNER if as_wechat else "")
 
 
 def error_page(error: WeChatAuthError, *, as_wechat: bool) -> str:
@@ -318,4 +325,4 @@ def error_page(error: WeChatAuthError, *, as_wechat: bool) -> str:
         f'<div class="actions">{actions}</div></div>'
     )
     title = f"{error.title_zh} · {error.title}"
-    return _layout(title, body, banner=AS_WECHAT_BANNER if as_wechat else "")
+    return layout(title, body, banner=AS_WECHAT_BANNER if as_wechat else "")
