@@ -143,6 +143,10 @@ def test_quick_user_takes_the_common_cases() -> None:
     assert core.quick_user("/", WECOM_UA, "a=1", "http") is None
     assert core.quick_user("/", WECHAT_UA, cookie, "http") == WeChatUser(openid="o1")
     assert core.quick_user("/", CHROME_UA, cookie, "http") == WeChatUser(openid="o1")
+    # An ASGI header's bytes, decoded only when there is no session: the same decisions.
+    assert core.quick_user("/", CHROME_UA.encode(), "", "http") is None
+    assert core.quick_user("/", WECHAT_UA.encode(), "", "http") is False
+    assert core.quick_user("/", WECHAT_UA.encode(), cookie, "http") == WeChatUser(openid="o1")
     # Left to handle(): WeChat without a session, own paths, a session that may be upgraded.
     assert core.quick_user("/", WECHAT_UA, "", "http") is False
     assert core.quick_user("/wxauth/callback", CHROME_UA, "", "http") is False

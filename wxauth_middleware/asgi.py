@@ -180,7 +180,7 @@ class WeChatAuthMiddleware(MiddlewareOptions[ASGIApp]):
             path = root_path + path
         return core.quick_user(
             path,
-            headers.get(b"user-agent", b"").decode("latin-1"),
+            headers.get(b"user-agent", b""),
             cookie.decode("latin-1"),
             scope.get("scheme", "http"),
         )

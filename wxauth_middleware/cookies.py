@@ -54,6 +54,7 @@ LOGIN_STATE_SALT = "wxauth_middleware.login-state"
 BROWSER_SESSION_LIFE = 30 * 24 * 3600
 # How many verified session cookies a codec remembers (a few hundred KB at most).
 _VERIFIED_CACHE_SIZE = 1024
+_GENERATION = _VERIFIED_CACHE_SIZE // 2
 
 
 T = TypeVar("T")
@@ -105,12 +106,7 @@ class VerifiedCache(Generic[T]):
     def verify(self, value: str) -> T | None:
         """What `value` stands for, or None if it does not verify or decode."""
         young = self._young
-        cached = young.get(value)
-        # (The usual clock without wall_clock's call: time.time as it is when asked.)
-        now = time.time if self._clock is wall_clock else self._clock
-        if cached is not None:
-            return cached[0] if now() < cached[1] else None
-        cached = self._old.get(value)
+        cached = young.get(value) or self._old.get(value)
         if cached is None:
             verified = self._signer.verify(value, self._max_age)
             if verified is None:
@@ -119,11 +115,14 @@ class VerifiedCache(Generic[T]):
             if decoded is None:
                 return None
             cached = (decoded, verified[1] + self._max_age)
-        elif now() >= cached[1]:
+        # (The usual clock without wall_clock's call: time.time as it is when asked.)
+        elif (time.time() if self._clock is wall_clock else self._clock()) >= cached[1]:
             return None
+        elif value in young:
+            return cached[0]
         # New, or a regular visitor's from the old generation.
         young[value] = cached
-        if len(young) >= _VERIFIED_CACHE_SIZE // 2:
+        if len(young) >= _GENERATION:
             # (Another thread may do the same meanwhile: a few entries lost, none wrong.)
             self._old, self._young = young, {}
         return cached[0]

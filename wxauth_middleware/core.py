@@ -149,12 +149,13 @@ class LoginCore:
         self.form_paths = self.form_paths | frozenset(forms)
 
     def quick_user(
-        self, path: str, user_agent: str, cookie_header: str, scheme: str
+        self, path: str, user_agent: str | bytes, cookie_header: str, scheme: str
     ) -> User | Literal[False] | None:
         """The two common cases, decided from four strings without building an HTTPRequest:
         a valid session whose page needs nothing more (its user), and another browser without
         a session where other browsers pass (None): the application is called with that
-        user. False means "ask `handle`", which decides the same way."""
+        user. False means "ask `handle`", which decides the same way. The User-Agent may be
+        an ASGI header's bytes: decoded (latin-1) only for a request without a session."""
         if path in self._own_paths or path in self._sessionless:
             return False
         if cookie_header and self.store is not None:
@@ -168,9 +169,11 @@ class LoginCore:
                 if self._upgrades and needs_profile(session, "snsapi_userinfo"):
                     return False
                 return session.user
-        if self._others_pass and not self._in_app(user_agent):
-            return None
-        return False
+        if not self._others_pass:
+            return False
+        if isinstance(user_agent, bytes):
+            user_agent = user_agent.decode("latin-1")
+        return False if self._in_app(user_agent) else None
 
     def handle(self, request: HTTPRequest) -> Decision:
         if request.method == "OPTIONS" and request.header("access-control-request-method"):
