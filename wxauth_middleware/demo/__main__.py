@@ -343,7 +343,7 @@ def _serve_relay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         public_url = _origin(args.host, args.port)
         _log_logins()
         redis_url = args.redis_url
-        described = f"{redacted_url(redis_url)}" if redis_url else ""
+        described = redacted_url(redis_url) if redis_url else ""
         if private is not None:
             try:
                 redis_url = private.start()

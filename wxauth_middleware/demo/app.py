@@ -88,7 +88,7 @@ EMULATOR_PREFIX = "/_wechat"
 #: The middleware's session cookie (its default name), deleted by the demo's log-out button.
 SESSION_COOKIE = "wxauth_session"
 # The host the middleware's API client uses for the in-process emulator; never resolved.
-_EMULATOR_API_BASE = "http://wechat-emulator"
+EMULATOR_API_BASE = "http://wechat-emulator"
 
 
 # The middleware's own logout path (its default), which the demo's log-out button goes through.
@@ -192,7 +192,7 @@ def create_demo_app(
                 OfficialAccount(SECOND_APP_ID, _SECOND_APP_SECRET, hosts=[second_account])
             )
         if wecom:
-            accounts.append(demo_wecom_app(f"{public_url}{EMULATOR_PREFIX}", _EMULATOR_API_BASE))
+            accounts.append(demo_wecom_app(f"{public_url}{EMULATOR_PREFIX}", EMULATOR_API_BASE))
     site = Router(
         routes=[
             Route("/", _home, methods=["GET"]),
@@ -217,7 +217,7 @@ def create_demo_app(
         # Loopback: redirect_uri from the request's Host, so localhost stays localhost.
         public_url=None if local else public_url,
         authorize_url=f"{public_url}{EMULATOR_PREFIX}/connect/oauth2/authorize",
-        api_base_url=_EMULATOR_API_BASE,
+        api_base_url=EMULATOR_API_BASE,
         session_cookie=SESSION_COOKIE,
         on_error=demo_error_response,
         # httpx before 0.28 types its ASGI app with plain dicts, Starlette's apps (this one)

@@ -27,7 +27,6 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from html import escape
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -51,6 +50,7 @@ from wxauth_middleware.emulator import DEFAULT_APP_ID, DEFAULT_APP_SECRET, WeCha
 from wxauth_middleware.emulator.app import is_loopback_host
 
 from .app import (
+    EMULATOR_API_BASE,
     EMULATOR_PREFIX,
     LOGGED_OUT_PATH,
     LOGOUT_PATH,
@@ -61,7 +61,7 @@ from .app import (
     logout,
 )
 from .as_wechat import BrowseAsWeChatMiddleware, is_browsing_as_wechat
-from .pages import AS_WECHAT_BANNER, IN_WECHAT_BANNER, as_wechat_form, layout
+from .pages import AS_WECHAT_BANNER, IN_WECHAT_BANNER, _e, as_wechat_form, layout
 
 __all__ = [
     "RELAY_HOST",
@@ -74,8 +74,6 @@ __all__ = [
 
 #: The relay's host: the one 网页授权域名 the emulated account registers.
 RELAY_HOST = "auth.localhost"
-# The host the relay's API client uses for the in-process emulator; never resolved.
-_EMULATOR_API_BASE = "http://wechat-emulator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +116,7 @@ def create_relay_demo(
     public_url = public_url.rstrip("/")
     port = f":{parts.port}" if parts.port else ""
     relay_url = f"http://{RELAY_HOST}{port}"
+    site_urls = {site.site_id: f"http://{site.host}{port}" for site in RELAY_SITES}
     emulator = WeChatEmulator(
         app_id=DEFAULT_APP_ID,
         app_secret=DEFAULT_APP_SECRET,
@@ -137,17 +136,17 @@ def create_relay_demo(
             RelaySite(
                 site_id=site.site_id,
                 secret=secret_of[site.site_id],
-                callback_url=f"http://{site.host}{port}/wxauth/callback",
+                callback_url=f"{site_urls[site.site_id]}/wxauth/callback",
             )
             for site in RELAY_SITES
         ],
         authorize_url=f"{public_url}{EMULATOR_PREFIX}/connect/oauth2/authorize",
-        api_base_url=_EMULATOR_API_BASE,
+        api_base_url=EMULATOR_API_BASE,
         # httpx before 0.28 types its ASGI app with plain dicts: typed loosely for both.
         transport=httpx.ASGITransport(app=cast("Any", emulator)),
     )
     sites = {
-        site.host: _site_app(site, port, relay_url, secret_of[site.site_id], relay)
+        site.host: _site_app(site, site_urls, relay_url, secret_of[site.site_id], relay)
         for site in RELAY_SITES
     }
 
@@ -176,16 +175,19 @@ def create_relay_demo(
     app.state.emulator = emulator
     app.state.relay = relay
     app.state.relay_url = relay_url
-    app.state.site_urls = {site.site_id: f"http://{site.host}{port}" for site in RELAY_SITES}
+    app.state.site_urls = site_urls
     return app
 
 
 def _site_app(
-    site: DemoSite, port: str, relay_url: str, secret: str, relay: WeChatAuthRelay
+    site: DemoSite,
+    site_urls: dict[str, str],
+    relay_url: str,
+    secret: str,
+    relay: WeChatAuthRelay,
 ) -> Starlette:
     """One site: its page behind the middleware configured for the relay, and the demo's
     controls (Browse as WeChat, log out) as in the main demo."""
-    others = [other for other in RELAY_SITES if other != site]
     auth = WeChatAuthMiddleware(
         Router(routes=[Route("/", _site_home, methods=["GET"])]),
         # Each site its own key: its session means nothing on the other site.
@@ -193,7 +195,7 @@ def _site_app(
         # Optional on a relayed site; given, it names the relay's account in WeChatUser.app_id
         # on every request (and is checked against the user the relay sends).
         app_id=DEFAULT_APP_ID,
-        public_url=f"http://{site.host}{port}",
+        public_url=site_urls[site.site_id],
         relay_url=relay_url,
         relay_site_id=site.site_id,
         relay_secret=secret,
@@ -215,7 +217,9 @@ def _site_app(
     )
     app.state.auth = auth
     app.state.site = site
-    app.state.others = [(other, f"http://{other.host}{port}/") for other in others]
+    app.state.others = [
+        (other, site_urls[other.site_id] + "/") for other in RELAY_SITES if other != site
+    ]
     app.state.relay_url = relay_url
     return app
 
@@ -237,10 +241,6 @@ async def _index(request: Request) -> StarletteResponse:
     state = request.app.state
     page = relay_index_page(state.relay_url, state.site_urls)
     return HTMLResponse(page, headers={"cache-control": "no-store"})
-
-
-def _e(text: str) -> str:
-    return escape(text, quote=True)
 
 
 def relay_site_page(
