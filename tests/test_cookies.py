@@ -113,7 +113,53 @@ def test_login_states_round_trip_and_expire_one_by_one() -> None:
     assert codec.decode(value) == (new,)
 
 
-def test_a_login_state_entry_of_the_wrong_shape_is_no_login() -> None:
+def test_login_states_are_text_and_keep_any_return_path_and_identity() -> None:
+    clock = Clock()
+    codec = LoginStateCodec((NEW,), 600, clock)
+    odd = LoginState(
+        "R" + "0" * 40,
+        '/文章?q=a~b c;d,"e"\\f&g=%7E',
+        "snsapi_userinfo",
+        attempt=1,
+        done=True,
+        bound="wecom:corp~1:张三",
+        api=True,
+        issued=int(clock.now),
+    )
+    plain = LoginState("ab12", "/page", "snsapi_base", issued=int(clock.now))
+    value = codec.encode((odd, plain))
+    # Signed as text (no JSON, no base64 of the whole): the state and scope as they are.
+    version, stamp, payload, mac = value.split(".")
+    assert (version, stamp) == ("2", str(int(clock.now)))
+    assert payload.startswith("~R" + "0" * 40 + "~") and "~ab12~" in payload
+    assert "~snsapi_userinfo~1~1~" in payload and "~snsapi_base~0~0~" in payload
+    assert len(mac) == 32
+    assert codec.decode(value) == (odd, plain)
+    assert codec.decode(codec.encode(())) == ()
+
+
+def test_a_login_state_text_of_the_wrong_shape_is_no_login() -> None:
+    clock = Clock()
+    forger = Signer((NEW,), "wxauth_middleware.login-state", clock)
+    codec = LoginStateCodec((NEW,), 600, clock)
+    good = f"abc~L3BhZ2U~snsapi_base~0~0~~0~{int(clock.now)}"
+    assert codec.decode(forger.sign(good)) == (
+        LoginState("abc", "/page", "snsapi_base", 0, False, "", False, int(clock.now)),
+    )
+    # A field too few or too many: nothing read.
+    for wrong in (good.rpartition("~")[0], good + "~0", good + "~" + good.rpartition("~")[0]):
+        assert codec.decode(forger.sign(wrong)) == (), wrong
+    # An entry that does not decode is dropped, the others kept.
+    for broken in (
+        good.replace("~L3BhZ2U~", "~_w~"),  # base64url of a byte that is not UTF-8
+        good.replace("~snsapi_base~0~", "~snsapi_base~x~"),
+        good.rpartition("~")[0] + "~soon",
+    ):
+        assert codec.decode(forger.sign(broken + "~" + good)) == codec.decode(forger.sign(good))
+
+
+def test_a_login_state_of_the_format_before_is_read_and_a_wrong_entry_is_no_login() -> None:
+    # The format before: a JSON list of lists (read while such a cookie lives, ten minutes).
     clock = Clock()
     forger = Signer((NEW,), "wxauth_middleware.login-state", clock)
     codec = LoginStateCodec((NEW,), 600, clock)

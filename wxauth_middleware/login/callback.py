@@ -43,7 +43,14 @@ from ..urls import is_valid_state
 from ..user import User, WeChatUser
 from ..wechat.api import CallPolicy, fetch_user, user_of_grant
 from .clean_pages import CleanPages
-from .in_progress import LoginState, LoginStateCodec, find_login, with_login, without_login
+from .in_progress import (
+    LoginState,
+    LoginStateCodec,
+    completed,
+    find_login,
+    with_login,
+    without_login,
+)
 from .log_lines import log_failure, log_login
 from .relayed import RelayedCallback
 from .spent_states import SpentStates
@@ -152,7 +159,7 @@ class Callback:
             logger.info("wxauth login declined scope=%s", login.scope)
             error = LoginDeclined("the callback carried no code")
             return self.error(error, request, login, (drop,))
-        done = self.logins_cookie(request, with_login(logins, replace(login, done=True)))
+        done = self.logins_cookie(request, with_login(logins, completed(login)))
         return self._exchange(request, login, code, session, done)
 
     def _cookie_lost(self, request: HTTPRequest, state: str, session: Session | None) -> Decision:

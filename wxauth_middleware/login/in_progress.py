@@ -1,17 +1,26 @@
 """The logins in progress in one browser: what each `state` stands for, kept in the signed
-login-state cookie (which `CookieWriter` writes), a bounded few at a time."""
+login-state cookie (which `CookieWriter` writes), a bounded few at a time.
+
+The cookie's payload is text, signed as it is (no JSON, no base64 of the whole): each login's
+eight fields joined by `~`, the logins one after another. The return path and the identity
+the login is bound to are in base64url (they may hold any character); the state and scope are
+as they are; the numbers in decimal, the flags `0` or `1`. Values of the format before (a JSON
+list of lists) are still read: they live `login_max_age` (ten minutes by default).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..cookies import LOGIN_STATE_SALT, Clock, Signer, wall_clock
+from ..cookies import LOGIN_STATE_SALT, Clock, Signer, _b64, _unb64, wall_clock
 
 __all__ = [
     "MAX_KEPT_RETURN",
     "MAX_LOGINS",
     "LoginState",
     "LoginStateCodec",
+    "completed",
     "find_login",
     "kept_return",
     "with_login",
@@ -69,6 +78,20 @@ def with_login(logins: tuple[LoginState, ...], login: LoginState) -> tuple[Login
     return (login, *others)[:MAX_LOGINS]
 
 
+def completed(login: LoginState) -> LoginState:
+    """`login`, marked done (its callback came and was used)."""
+    return LoginState(
+        login.state,
+        login.return_to,
+        login.scope,
+        login.attempt,
+        True,
+        login.bound,
+        login.api,
+        login.issued,
+    )
+
+
 def without_login(logins: tuple[LoginState, ...], state: str) -> tuple[LoginState, ...]:
     return tuple(kept for kept in logins if kept.state != state)
 
@@ -92,29 +115,52 @@ class LoginStateCodec:
 
     def encode(self, logins: tuple[LoginState, ...]) -> str:
         return self._signer.sign(
-            [
-                [x.state, x.return_to, x.scope, x.attempt, x.done, x.bound, x.api, x.issued]
+            "~".join(
+                f"{x.state}~{_b64(x.return_to.encode()).decode()}~{x.scope}~{x.attempt}~"
+                f"{x.done:d}~{_b64(x.bound.encode()).decode()}~{x.api:d}~{x.issued}"
                 for x in logins
-            ]
+            )
         )
 
     def decode(self, value: str) -> tuple[LoginState, ...]:
         """The unexpired logins a valid cookie value holds; none for anything else."""
         verified = self._signer.verify(value, self._max_age)
-        if verified is None or not isinstance(verified[0], list):
+        if verified is None:
             return ()
         payload = verified[0]
+        logins: Iterator[LoginState | None]
+        if type(payload) is str:
+            logins = _logins(payload.split("~"))
+        elif type(payload) is list:  # the format before
+            logins = (_login(entry) for entry in payload[:MAX_LOGINS])
+        else:
+            return ()
         oldest = self._clock() - self._max_age
-        logins = (_login(entry) for entry in payload[:MAX_LOGINS])
         return tuple(login for login in logins if login is not None and login.issued >= oldest)
 
 
+def _logins(fields: list[str]) -> Iterator[LoginState | None]:
+    if len(fields) % _FIELDS:
+        return  # not what `encode` wrote (an empty payload is no login)
+    for at in range(0, min(len(fields), MAX_LOGINS * _FIELDS), _FIELDS):
+        state, back, scope, attempt, done, bound, api, issued = fields[at : at + _FIELDS]
+        try:
+            return_to, bound = _unb64(back).decode(), _unb64(bound).decode()
+            yield LoginState(
+                state, return_to, scope, int(attempt), done == "1", bound, api == "1", int(issued)
+            )
+        except ValueError:  # never for what `encode` wrote
+            yield None
+
+
 def _login(entry: object) -> LoginState | None:
-    # One look at every field's exact type (JSON makes no subclasses: no bool for an int).
+    # The format before: a JSON list per login. One look at every field's exact type (JSON
+    # makes no subclasses: no bool for an int).
     if type(entry) is not list or tuple(map(type, entry)) != _LOGIN_TYPES:
         return None
     return LoginState(*entry)
 
 
-# The state, return_to and scope; attempt, done, bound, api and issued.
+# A login's fields: the state, return_to and scope; attempt, done, bound, api and issued.
+_FIELDS = 8
 _LOGIN_TYPES = (str, str, str, int, bool, str, bool, int)

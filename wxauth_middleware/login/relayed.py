@@ -21,7 +21,7 @@ from ..pages import redirect
 from ..relay.client import RelayClient
 from ..user import User, WeChatUser
 from ..wechat.api import CallPolicy
-from .in_progress import LoginState, LoginStateCodec, with_login
+from .in_progress import LoginState, LoginStateCodec, completed, with_login
 from .log_lines import log_login
 
 __all__ = ["RelayedCallback"]
@@ -130,7 +130,7 @@ class RelayedCallback:
             logger.exception("wxauth relayed login failed with an unexpected error")
             return callback.error(WeChatAuthError("unexpected error during login"), request, newest)
         log_login(user, started)
-        done = callback.logins_cookie(request, with_login(logins, replace(login, done=True)))
+        done = callback.logins_cookie(request, with_login(logins, completed(login)))
         if session is not None and login.bound != session.user.identity:
             logger.warning("wxauth callback of a login this session did not start: ignored")
             return redirect(login.return_to, (done,))
@@ -152,7 +152,7 @@ class RelayedCallback:
         """The visitor refused to share the profile: a session keeps the refusal (the page
         does not ask again); without one, the site says so, with the way back to the page."""
         callback = self._callback
-        done = callback.logins_cookie(request, with_login(logins, replace(login, done=True)))
+        done = callback.logins_cookie(request, with_login(logins, completed(login)))
         if session is not None:
             logger.info("wxauth profile declined openid=%s", session.user.openid)
             declined = replace(session, profile_declined=True)
