@@ -337,7 +337,11 @@ def _session_id(payload: Any) -> str | None:
 
 
 def _dumps(payload: Any) -> str:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return _JSON_OUT.encode(payload)
+
+
+# Compact JSON, made once (json.dumps given options makes an encoder per call).
+_JSON_OUT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _dumps_tokens(tokens: KeptTokens) -> str:

@@ -303,7 +303,7 @@ def parse_body(response: UpstreamResponse, endpoint: str) -> dict[str, Any]:
     if response.status != 200:
         raise UpstreamResponseError(f"WeChat {endpoint} answered HTTP {response.status}")
     try:
-        body = json.loads(response.body.decode("utf-8", "replace"), strict=False)
+        body = _JSON.decode(response.body.decode("utf-8", "replace"))
     except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         raise UpstreamResponseError(
             f"WeChat {endpoint} answered a body that is not JSON ({len(response.body)} bytes)"
@@ -317,6 +317,11 @@ def parse_body(response: UpstreamResponse, endpoint: str) -> dict[str, Any]:
         errmsg = body.get("errmsg")
         raise WeChatAPIError(errcode, errmsg if isinstance(errmsg, str) else "", endpoint=endpoint)
     return body
+
+
+# Raw control characters allowed in strings; made once (json.loads given an option makes a
+# decoder per call).
+_JSON = json.JSONDecoder(strict=False)
 
 
 def _str(body: dict[str, Any], key: str, endpoint: str) -> str:
