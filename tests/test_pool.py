@@ -260,15 +260,31 @@ async def test_the_middleware_pools_unless_a_transport_or_a_proxy_is_set(
 
 async def test_a_waiter_cancelled_in_the_tick_a_connection_is_freed_is_cancelled() -> None:
     pool = Pool("http://127.0.0.1:9", 1, 5.0)
-    held = await pool._acquire()
-    waiting = asyncio.ensure_future(pool._acquire())
+    deadline = asyncio.get_running_loop().time() + 5.0
+    held = await pool._acquire(deadline)
+    waiting = asyncio.ensure_future(pool._acquire(deadline))
     await asyncio.sleep(0)  # in line for the only connection
     waiting.cancel()
     pool._release(held)  # the same tick: the release skips the cancelled waiter
     with pytest.raises(asyncio.CancelledError):
         await waiting
     # Nothing leaked: the slot is free for the next call.
-    assert isinstance(await asyncio.wait_for(pool._acquire(), 1.0), type(held))
+    assert isinstance(await asyncio.wait_for(pool._acquire(deadline), 1.0), type(held))
+
+
+async def test_a_waiter_past_its_deadline_leaves_the_line() -> None:
+    pool = Pool("http://127.0.0.1:9", 1, 5.0)
+    loop = asyncio.get_running_loop()
+    held = await pool._acquire(loop.time() + 5.0)
+    with pytest.raises(TimeoutError):
+        await pool._acquire(loop.time() + 0.02)
+    assert not pool._waiting
+    # The slot goes to the next call in line, not to the one that gave up.
+    after = asyncio.ensure_future(pool._acquire(loop.time() + 5.0))
+    await asyncio.sleep(0)
+    pool._release(held)
+    assert isinstance(await asyncio.wait_for(after, 1.0), type(held))
+    assert pool._open == 1 and not pool._waiting
 
 
 async def echoing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -17,9 +17,8 @@ import asyncio
 import collections
 import contextlib
 import ssl
-import sys
 import time
-from typing import cast
+from typing import TypeVar, cast
 
 import httpx
 
@@ -108,6 +107,24 @@ class _Connection(asyncio.Protocol):
         return self.waiter
 
 
+T = TypeVar("T")
+
+
+async def _until(future: asyncio.Future[T], deadline: float) -> T:
+    """`future`'s result, or TimeoutError when the loop's clock reaches `deadline` first: one
+    timer, where `asyncio.timeout` adds a context manager and the task's cancellation."""
+    timer = future.get_loop().call_at(deadline, _expire, future)
+    try:
+        return await future
+    finally:
+        timer.cancel()
+
+
+def _expire(future: asyncio.Future[T]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
 class Pool:
     """Keep-alive connections to one origin (WeChat's API base URL), at most `size` open.
     TLS for an https URL (its scheme in any case), with `ssl_context` or httpx's default one:
@@ -149,10 +166,8 @@ class Pool:
         started = time.monotonic()
         phase: list[object] = ["pool", started]
         try:
-            if sys.version_info >= (3, 11):
-                async with asyncio.timeout(timeout):
-                    return await self._request(request, phase)
-            return await asyncio.wait_for(self._request(request, phase), timeout)
+            deadline = asyncio.get_running_loop().time() + timeout
+            return await self._request(request, phase, deadline)
         except TimeoutError:
             name, since = cast(str, phase[0]), cast(float, phase[1])
             if name == "connect" and time.monotonic() - since < since - started:
@@ -161,15 +176,15 @@ class Pool:
                 name = "pool"
             raise _TIMEOUTS[name](f"no answer within {timeout:g} s") from None
 
-    async def _request(self, request: bytes, phase: list[object]) -> Answer:
-        connection = await self._acquire()
+    async def _request(self, request: bytes, phase: list[object], deadline: float) -> Answer:
+        connection = await self._acquire(deadline)
         reused = connection.transport is not None
         try:
             if not reused:
                 phase[:] = ["connect", time.monotonic()]
-                await self._connect(connection)
+                await self._connect(connection, deadline)
             phase[0] = "read"
-            answer = await connection.send(request)
+            answer = await _until(connection.send(request), deadline)
         except BaseException as exc:
             connection.close()
             self._release(connection)
@@ -178,28 +193,31 @@ class Pool:
                 # A kept connection the server closed before our request reached it (its idle
                 # timeout): the request is made once more on a new connection, as httpx does.
                 phase[:] = ["pool", time.monotonic()]
-                return await self._request(request, phase)
+                return await self._request(request, phase, deadline)
             raise
         if not connection.reader.reusable:
             connection.close()
         self._release(connection)
         return answer
 
-    async def _connect(self, connection: _Connection) -> None:
+    async def _connect(self, connection: _Connection, deadline: float) -> None:
         loop = asyncio.get_running_loop()
         host = self.target.host
+        opening = loop.create_connection(
+            lambda: connection,
+            host,
+            self.target.port,
+            ssl=self._tls,
+            server_hostname=host if self._tls is not None else None,
+        )
         try:
-            await loop.create_connection(
-                lambda: connection,
-                host,
-                self.target.port,
-                ssl=self._tls,
-                server_hostname=host if self._tls is not None else None,
-            )
+            await asyncio.wait_for(opening, deadline - loop.time())
+        except asyncio.TimeoutError:  # (TimeoutError itself from Python 3.11 on)
+            raise TimeoutError from None
         except (OSError, ssl.SSLError) as exc:
             raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
 
-    async def _acquire(self) -> _Connection:
+    async def _acquire(self, deadline: float) -> _Connection:
         """An idle connection, or a new one (not yet connected) if fewer than `size` are
         open; otherwise wait in line for one another call releases."""
         now = time.monotonic()
@@ -215,14 +233,14 @@ class Pool:
         waiter: asyncio.Future[_Connection] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
         try:
-            return await waiter
+            return await _until(waiter, deadline)
         except BaseException:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 # Handed a connection in the tick it was cancelled: passed on, unused.
                 self._release(waiter.result())
             else:
-                # Cancelled while waiting. A release in the same tick may have dropped it
-                # from the line already (it skips the cancelled).
+                # Cancelled or timed out while waiting. A release in the same tick may have
+                # dropped it from the line already (it skips the done).
                 with contextlib.suppress(ValueError):
                     self._waiting.remove(waiter)
             raise
