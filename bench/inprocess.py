@@ -19,7 +19,9 @@ checked first (status, the user the app sees, the JSON).
 - Logins: a whole login per iteration, ASGI: the 302 to WeChat, then the callback with its
   login-state cookie, whose calls go through the middleware's own connection pool to a stub of
   WeChat's API on 127.0.0.1 in this process (`_stub.py`; its cost is in the figure):
-  snsapi_base makes one call (the code), snsapi_userinfo two (the code, the profile).
+  snsapi_base makes one call (the code), snsapi_userinfo two (the code, the profile). The
+  floor: the same login (snsapi_base) by the hand-written app of `logins.py` (`_apps.py`),
+  against the same stub, driven the same way.
 - The JS-SDK: `GET /wxauth/jssdk?url=...` (every page view of a WeChat page calls it), the
   ticket cached, against a raw ASGI app doing the same: the page URL from the query, checked
   to be on the site, a nonce, the SHA-1 of the same string with the same ticket, JSON.
@@ -44,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, quote, urlsplit
 
 import httpx
+from _apps import floor as floor_app
 from _common import (
     APP_ID,
     APP_SECRET,
@@ -143,9 +146,9 @@ async def emulator_cookie() -> str:
     return await log_in(ours, emulator.issue_code())
 
 
-async def log_in(app: ASGIApp, code: str) -> str:
+async def log_in(app: ASGIApp, code: str, session: str = "wxauth_session") -> str:
     """A whole login of a phone with `code` (the page's 302 to WeChat, then the callback): its
-    session cookie."""
+    session cookie (named `session`)."""
     _, headers, _ = await asgi_call(app, scope(WECHAT_UA))
     location = dict(headers)[b"location"].decode()
     state = parse_qs(urlsplit(location).query)["state"][0]
@@ -153,17 +156,17 @@ async def log_in(app: ASGIApp, code: str) -> str:
     callback = scope(WECHAT_UA, set_cookies(headers), "/wxauth/callback", query)
     status, headers, _ = await asgi_call(app, callback)
     cookie = set_cookies(headers)
-    if status != 302 or "wxauth_session=" not in cookie:
+    if status != 302 or f"{session}=" not in cookie:
         raise SystemExit(f"the login failed: {status} {headers}")
     return cookie
 
 
-def login_runner(app: ASGIApp, kind: str) -> Callable[[int], Any]:
+def login_runner(app: ASGIApp, kind: str, session: str = "wxauth_session") -> Callable[[int], Any]:
     """Whole logins of phones, each with a new code (`kind`: "base" or "info")."""
 
     async def run(n: int) -> None:
         for _ in range(n):
-            await log_in(app, f"{kind}{next(_CODES)}")
+            await log_in(app, f"{kind}{next(_CODES)}", session)
 
     return run
 
@@ -267,13 +270,15 @@ async def measure(args: argparse.Namespace, api_base_url: str) -> int:
             check_signature(name, json.loads(body))
         seen[0] = None
         runners.append((name, runner))
-    await login_runner(logging_in, "base")(2)
-    await login_runner(profiles, "info")(2)
+    floor_logins = login_runner(floor_app(api_base_url), "base", "s")
+    for logins in (login_runner(logging_in, "base"), login_runner(profiles, "info"), floor_logins):
+        await logins(2)
     # Per login, not per request; left out of the memory run (a login is remembered a while).
     timed_cases = [
         *runners[:5],
         ("ASGI ours: login, snsapi_base (1 call)", login_runner(logging_in, "base")),
         ("ASGI ours: login, snsapi_userinfo (2 calls)", login_runner(profiles, "info")),
+        ("ASGI floor: login, snsapi_base (1 call)", floor_logins),
         *runners[5:],
     ]
 
@@ -332,8 +337,13 @@ def print_ratios(
     def whole(name: str) -> str:
         return f"{median(per_request[name]):.2f}"
 
-    ours_jssdk, floor_jssdk = "ASGI ours: GET /wxauth/jssdk", "ASGI floor: the same signing"
-    jssdk_ratio = median(per_request[ours_jssdk]) / median(per_request[floor_jssdk])
+    def whole_ratio(ours: str, floor: str) -> list[str]:
+        return [
+            whole(ours),
+            whole(floor),
+            f"{median(per_request[ours]) / median(per_request[floor]):.2f}x",
+        ]
+
     rows = [
         [
             "logged-in, one visitor: overhead, ours / SessionMiddleware",
@@ -352,9 +362,13 @@ def print_ratios(
         ],
         [
             "GET /wxauth/jssdk: µs/request, ours / floor",
-            whole(ours_jssdk),
-            whole(floor_jssdk),
-            f"{jssdk_ratio:.2f}x",
+            *whole_ratio("ASGI ours: GET /wxauth/jssdk", "ASGI floor: the same signing"),
+        ],
+        [
+            "login, snsapi_base: µs/login, ours / floor (the same stub)",
+            *whole_ratio(
+                "ASGI ours: login, snsapi_base (1 call)", "ASGI floor: login, snsapi_base (1 call)"
+            ),
         ],
     ]
     print_table(["ASGI, same run", "ours µs", "floor µs", "ratio"], rows, "Ratios:")
