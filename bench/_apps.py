@@ -12,7 +12,8 @@ state against that cookie, makes one GET to /sns/oauth2/access_token over a pool
 connection (a minimal HTTP/1.1 client on asyncio streams), sets a signed session cookie
 (openid and time) and answers 302 back to the page; the page checks the session's signature.
 No user-agent rules, no error pages, no retries or timeouts: everything the middleware does
-beyond that is what its CPU per login above the floor pays for.
+beyond that is what its CPU per login above the floor pays for. `inprocess.py` logs in
+through `floor` too, in process.
 """
 
 from __future__ import annotations
