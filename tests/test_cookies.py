@@ -131,8 +131,10 @@ def test_login_states_are_text_and_keep_any_return_path_and_identity() -> None:
     # Signed as text (no JSON, no base64 of the whole): the state and scope as they are.
     version, stamp, payload, mac = value.split(".")
     assert (version, stamp) == ("2", str(int(clock.now)))
-    assert payload.startswith("~R" + "0" * 40 + "~") and "~ab12~" in payload
-    assert "~snsapi_userinfo~1~1~" in payload and "~snsapi_base~0~0~" in payload
+    assert payload.startswith("~R" + "0" * 40 + "~")
+    assert "~ab12~" in payload
+    assert "~snsapi_userinfo~1~1~" in payload
+    assert "~snsapi_base~0~0~" in payload
     assert len(mac) == 32
     assert codec.decode(value) == (odd, plain)
     assert codec.decode(codec.encode(())) == ()

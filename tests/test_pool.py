@@ -284,7 +284,8 @@ async def test_a_waiter_past_its_deadline_leaves_the_line() -> None:
     await asyncio.sleep(0)
     pool._release(held)
     assert isinstance(await asyncio.wait_for(after, 1.0), type(held))
-    assert pool._open == 1 and not pool._waiting
+    assert pool._open == 1
+    assert not pool._waiting
 
 
 async def echoing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
