@@ -331,43 +331,42 @@ def check_signature(name: str, config: dict[str, Any]) -> None:
 def print_ratios(
     overheads: dict[str, float], per_request: dict[str, list[float]], visitors: int
 ) -> None:
-    def ratio(ours: str, floor: str) -> str:
-        return f"{overheads[ours] / overheads[floor]:.2f}x"
-
-    def whole(name: str) -> str:
-        return f"{median(per_request[name]):.2f}"
-
-    def whole_ratio(ours: str, floor: str) -> list[str]:
+    def cells(figures: dict[str, float], ours: str, floor: str) -> list[str]:
+        """Ours, the floor's and their ratio."""
         return [
-            whole(ours),
-            whole(floor),
-            f"{median(per_request[ours]) / median(per_request[floor]):.2f}x",
+            f"{figures[ours]:.2f}",
+            f"{figures[floor]:.2f}",
+            f"{figures[ours] / figures[floor]:.2f}x",
         ]
 
+    medians = {name: median(values) for name, values in per_request.items()}
     rows = [
         [
             "logged-in, one visitor: overhead, ours / SessionMiddleware",
-            f"{overheads['ASGI ours: logged-in, one visitor']:.2f}",
-            f"{overheads['ASGI SessionMiddleware: logged-in, one']:.2f}",
-            ratio("ASGI ours: logged-in, one visitor", "ASGI SessionMiddleware: logged-in, one"),
+            *cells(
+                overheads,
+                "ASGI ours: logged-in, one visitor",
+                "ASGI SessionMiddleware: logged-in, one",
+            ),
         ],
         [
             f"logged-in, {visitors} visitors: overhead, ours / SessionMiddleware",
-            f"{overheads[f'ASGI ours: logged-in, {visitors} visitors']:.2f}",
-            f"{overheads[f'ASGI SessionMiddleware: logged-in, {visitors}']:.2f}",
-            ratio(
+            *cells(
+                overheads,
                 f"ASGI ours: logged-in, {visitors} visitors",
                 f"ASGI SessionMiddleware: logged-in, {visitors}",
             ),
         ],
         [
             "GET /wxauth/jssdk: µs/request, ours / floor",
-            *whole_ratio("ASGI ours: GET /wxauth/jssdk", "ASGI floor: the same signing"),
+            *cells(medians, "ASGI ours: GET /wxauth/jssdk", "ASGI floor: the same signing"),
         ],
         [
             "login, snsapi_base: µs/login, ours / floor (the same stub)",
-            *whole_ratio(
-                "ASGI ours: login, snsapi_base (1 call)", "ASGI floor: login, snsapi_base (1 call)"
+            *cells(
+                medians,
+                "ASGI ours: login, snsapi_base (1 call)",
+                "ASGI floor: login, snsapi_base (1 call)",
             ),
         ],
     ]
